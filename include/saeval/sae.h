@@ -1,0 +1,60 @@
+/* SAEs in the SAELens on-disk format: DIR/cfg.json + DIR/sae_weights.safetensors. */
+#ifndef SAEVAL_SAE_H
+#define SAEVAL_SAE_H
+#include <stdint.h>
+#include <stddef.h>
+#include "saeval/error.h"
+
+typedef enum { SV_ARCH_STANDARD = 0, SV_ARCH_TOPK, SV_ARCH_JUMPRELU, SV_ARCH_GATED } sv_arch;
+typedef enum {
+    SV_NORM_NONE = 0,
+    SV_NORM_LAYER_NORM,
+    SV_NORM_CONSTANT_NORM_RESCALE,
+    SV_NORM_EXPECTED_AVERAGE_ONLY_IN
+} sv_norm;
+
+typedef struct {
+    sv_arch arch;
+    int64_t d_in, d_sae;
+    int64_t k;                        /* topk only, else 0 */
+    int rescale_acts_by_decoder_norm; /* topk, default 0 */
+    int apply_b_dec_to_input;         /* default 1 */
+    sv_norm normalize;                /* default none */
+    char dtype[32];                   /* as written in cfg.json, default "float32" */
+} sv_sae_cfg;
+
+const char *sv_arch_name(sv_arch a);  /* "standard", "topk", "jumprelu", "gated" */
+const char *sv_norm_name(sv_norm n);  /* "none", "layer_norm", ... */
+
+/* Parse cfg.json text (length n). Unknown keys ignored; pre-6.0 flat configs
+ * accepted. `path` names the file in messages. */
+sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *path);
+
+typedef struct {
+    char *dir;
+    sv_sae_cfg cfg;
+    int precision;          /* 32: weights are float; 64: weights are double */
+    double scaling_factor;  /* expected_average_only_in factor s, else 1 */
+    /* Weights in the working precision (float* or double*), row-major. */
+    void *W_enc;            /* [d_in][d_sae] */
+    void *b_enc;            /* [d_sae]; NULL for gated */
+    void *W_dec;            /* [d_sae][d_in] */
+    void *b_dec;            /* [d_in] */
+    void *threshold;        /* jumprelu [d_sae] else NULL */
+    void *b_gate, *r_mag, *b_mag; /* gated [d_sae] else NULL */
+    /* Derived per-latent values in double, computed from the working-precision weights. */
+    double *dec_norm;       /* ||W_dec[j,:]|| */
+    double *enc_norm;       /* ||W_enc[:,j]|| */
+    double *enc_dec_cos;    /* cos(W_enc[:,j], W_dec[j,:]), 0 when a norm is 0 */
+    uint64_t weights_bytes; /* size of sae_weights.safetensors */
+} sv_sae;
+
+/* Load DIR. precision is 32 or 64. has_scale/scale: the config's per-SAE
+ * scaling_factor; without it expected_average_only_in reads
+ * DIR/activation_scaler.json {"scaling_factor": s}; neither -> SV_EINPUT. */
+sv_rc sv_sae_load(sv_sae *s, const char *dir, int precision, int has_scale, double scale);
+/* Cheap check without reading weights: parse cfg.json only. */
+sv_rc sv_sae_load_cfg(const char *dir, sv_sae_cfg *c);
+void sv_sae_free(sv_sae *s);
+
+#endif
