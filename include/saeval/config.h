@@ -1,0 +1,44 @@
+/* Run configuration (JSON). Relative paths are resolved against the config
+ * file's directory; unknown keys are errors. */
+#ifndef SAEVAL_CONFIG_H
+#define SAEVAL_CONFIG_H
+#include <stdint.h>
+#include "saeval/error.h"
+
+typedef struct {
+    char *path;             /* resolved directory */
+    int has_scale;
+    double scaling_factor;
+} sv_sae_spec;
+
+typedef enum { SV_ROLE_IN_SAMPLE = 0, SV_ROLE_OOS } sv_role;
+
+typedef struct {
+    char *name;
+    char *path;             /* resolved */
+    sv_role role;
+    char *shift;            /* NULL, "domain", "task" or "distribution" */
+} sv_dataset_spec;
+
+typedef struct {
+    char *config_path;
+    char *output_dir;       /* resolved */
+    sv_sae_spec *saes;
+    int n_saes;
+    sv_dataset_spec *datasets;
+    int n_datasets;
+    int64_t *exclude_ids;
+    int n_exclude;
+    int legacy_batch_sequences;
+    int precision;          /* 32 or 64 */
+    int64_t block_tokens;   /* rows per GEMM block (performance only, never changes results) */
+} sv_config;
+
+/* Parse text (length n) read from config_path. */
+sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *config_path);
+sv_rc sv_config_load(sv_config *c, const char *config_path);
+void sv_config_free(sv_config *c);
+/* Join dir and rel unless rel is absolute. Caller frees. */
+char *sv_path_join(const char *dir, const char *rel);
+
+#endif

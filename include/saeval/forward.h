@@ -1,0 +1,36 @@
+/* SAE forward pass over a block of tokens: normalize, dense GEMM encode,
+ * activation function, sparse decode (only active latents' decoder rows),
+ * de-normalize. Runs in the SAE's working precision (float or double). */
+#ifndef SAEVAL_FORWARD_H
+#define SAEVAL_FORWARD_H
+#include <stdint.h>
+#include "saeval/error.h"
+#include "saeval/sae.h"
+
+typedef struct {
+    const sv_sae *sae;
+    int64_t max_rows;
+    void *in;        /* [max_rows][d_in] working-precision encoder input */
+    void *h;         /* [max_rows][d_sae] pre-activations */
+    void *acc;       /* [d_in] decode accumulator */
+    void *exp_r_mag; /* gated: exp(r_mag) */
+    void *dec_scale; /* topk with rescale: ||W_dec[j]|| in working precision */
+    double *mu, *outscale, *inscale; /* per-row normalization */
+    int32_t *heap;   /* topk selection scratch [k] */
+    /* Outputs of the last sv_fwd_run: */
+    double *xhat;    /* [max_rows][d_in] final reconstruction (original space) */
+    int64_t *rowptr; /* [max_rows+1] CSR over active latents */
+    int32_t *idx;    /* active latent indices, ascending within a row */
+    double *val;     /* their activations f_j */
+    int64_t cap;     /* capacity of idx/val */
+} sv_fwd;
+
+sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows);
+/* x: [n][d_in] float32 activations as read from the store, n <= max_rows. */
+sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n);
+void sv_fwd_free(sv_fwd *w);
+/* Threads per rank for the encoder GEMM. Never changes results. */
+void sv_fwd_set_threads(int n);
+int sv_fwd_get_threads(void);
+
+#endif

@@ -1,0 +1,229 @@
+/* Run configuration reader. Every key is checked: a typo in a sweep config
+ * should stop the job before it burns a node, not be silently ignored. */
+#include "saeval/config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *sv_path_join(const char *dir, const char *rel)
+{
+    if (rel[0] == '/' || !dir || !dir[0]) return sv_strdup(rel);
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = sv_malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, rel);
+    return p;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return sv_strdup(".");
+    if (slash == path) return sv_strdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = sv_malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, path, n);
+    d[n] = '\0';
+    return d;
+}
+
+static int is_int(const cJSON *it)
+{
+    return cJSON_IsNumber(it) && isfinite(it->valuedouble) &&
+           it->valuedouble == floor(it->valuedouble) && fabs(it->valuedouble) < 9.007199254740992e15;
+}
+
+static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const char *cp)
+{
+    if (!cJSON_IsArray(arr)) return sv_fail(SV_EINPUT, "%s: saes: must be an array", cp);
+    int n = cJSON_GetArraySize(arr);
+    if (n == 0) return sv_fail(SV_EINPUT, "%s: saes: empty", cp);
+    c->saes = sv_calloc((size_t)n, sizeof *c->saes);
+    if (!c->saes) return SV_EINTERNAL;
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        sv_sae_spec *s = &c->saes[i];
+        c->n_saes = i + 1; /* counted before filling so sv_config_free sees it on error */
+        const char *p = NULL;
+        if (cJSON_IsString(it)) {
+            p = it->valuestring;
+        } else if (cJSON_IsObject(it)) {
+            const cJSON *kv;
+            cJSON_ArrayForEach(kv, it) {
+                if (strcmp(kv->string, "path") == 0) {
+                    if (!cJSON_IsString(kv)) return sv_fail(SV_EINPUT, "%s: saes[%d].path: must be a string", cp, i);
+                    p = kv->valuestring;
+                } else if (strcmp(kv->string, "scaling_factor") == 0) {
+                    if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0)
+                        return sv_fail(SV_EINPUT, "%s: saes[%d].scaling_factor: must be a positive number", cp, i);
+                    s->has_scale = 1;
+                    s->scaling_factor = kv->valuedouble;
+                } else {
+                    return sv_fail(SV_EINPUT, "%s: saes[%d]: unknown key \"%s\"", cp, i, kv->string);
+                }
+            }
+            if (!p) return sv_fail(SV_EINPUT, "%s: saes[%d]: missing \"path\"", cp, i);
+        } else {
+            return sv_fail(SV_EINPUT, "%s: saes[%d]: must be a path string or an object {\"path\", \"scaling_factor\"}", cp, i);
+        }
+        s->path = sv_path_join(dir, p);
+        if (!s->path) return SV_EINTERNAL;
+        /* Drop a trailing slash so the directory name is the SAE id. */
+        size_t L = strlen(s->path);
+        while (L > 1 && s->path[L - 1] == '/') s->path[--L] = '\0';
+        i++;
+    }
+    return SV_OK;
+}
+
+static sv_rc parse_datasets(sv_config *c, const cJSON *arr, const char *dir, const char *cp)
+{
+    if (!cJSON_IsArray(arr)) return sv_fail(SV_EINPUT, "%s: datasets: must be an array", cp);
+    int n = cJSON_GetArraySize(arr);
+    if (n == 0) return sv_fail(SV_EINPUT, "%s: datasets: empty", cp);
+    c->datasets = sv_calloc((size_t)n, sizeof *c->datasets);
+    if (!c->datasets) return SV_EINTERNAL;
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        sv_dataset_spec *d = &c->datasets[i];
+        c->n_datasets = i + 1;
+        if (!cJSON_IsObject(it)) return sv_fail(SV_EINPUT, "%s: datasets[%d]: must be an object", cp, i);
+        const char *name = NULL, *path = NULL, *role = NULL;
+        const cJSON *kv;
+        cJSON_ArrayForEach(kv, it) {
+            const char *k = kv->string;
+            if (strcmp(k, "name") == 0 || strcmp(k, "path") == 0 || strcmp(k, "role") == 0 ||
+                strcmp(k, "shift") == 0) {
+                if (!cJSON_IsString(kv)) return sv_fail(SV_EINPUT, "%s: datasets[%d].%s: must be a string", cp, i, k);
+                if (k[0] == 'n') name = kv->valuestring;
+                else if (k[0] == 'p') path = kv->valuestring;
+                else if (k[0] == 'r') role = kv->valuestring;
+                else {
+                    const char *v = kv->valuestring;
+                    if (strcmp(v, "domain") && strcmp(v, "task") && strcmp(v, "distribution"))
+                        return sv_fail(SV_EINPUT, "%s: datasets[%d].shift: \"%s\" is not one of domain, task, distribution", cp, i, v);
+                    free(d->shift);
+                    d->shift = sv_strdup(v);
+                }
+            } else {
+                return sv_fail(SV_EINPUT, "%s: datasets[%d]: unknown key \"%s\"", cp, i, k);
+            }
+        }
+        if (!name || !name[0]) return sv_fail(SV_EINPUT, "%s: datasets[%d].name: missing", cp, i);
+        if (!path) return sv_fail(SV_EINPUT, "%s: datasets[%d].path: missing", cp, i);
+        for (const char *q = name; *q; q++)
+            if (*q == '/' || *q == ',' || *q == '"' || *q == '\\' || (unsigned char)*q < 32)
+                return sv_fail(SV_EINPUT, "%s: datasets[%d].name: \"%s\" may not contain '/', ',', quotes or control characters", cp, i, name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->datasets[j].name, name) == 0)
+                return sv_fail(SV_EINPUT, "%s: datasets[%d].name: duplicate dataset name \"%s\"", cp, i, name);
+        if (!role || strcmp(role, "in_sample") == 0) d->role = SV_ROLE_IN_SAMPLE;
+        else if (strcmp(role, "oos") == 0) d->role = SV_ROLE_OOS;
+        else return sv_fail(SV_EINPUT, "%s: datasets[%d].role: \"%s\" is not in_sample or oos", cp, i, role);
+        d->name = sv_strdup(name);
+        d->path = sv_path_join(dir, path);
+        if (!d->name || !d->path) return SV_EINTERNAL;
+        i++;
+    }
+    return SV_OK;
+}
+
+sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
+{
+    memset(c, 0, sizeof *c);
+    c->legacy_batch_sequences = 16;
+    c->precision = 32;
+    c->block_tokens = 1024;
+    c->config_path = sv_strdup(cp);
+    char *dir = dir_of(cp);
+    if (!c->config_path || !dir) { free(dir); return SV_EINTERNAL; }
+
+    sv_rc rc = SV_OK;
+    const char *out = NULL;
+    const cJSON *saes = NULL, *datasets = NULL;
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    if (!root) { rc = sv_fail(SV_EINPUT, "%s: not valid JSON", cp); goto done; }
+    if (!cJSON_IsObject(root)) { rc = sv_fail(SV_EINPUT, "%s: top level must be a JSON object", cp); goto done; }
+
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, root) {
+        const char *k = kv->string;
+        if (strcmp(k, "output_dir") == 0) {
+            if (!cJSON_IsString(kv) || !kv->valuestring[0]) { rc = sv_fail(SV_EINPUT, "%s: output_dir: must be a non-empty string", cp); goto done; }
+            out = kv->valuestring;
+        } else if (strcmp(k, "saes") == 0) {
+            saes = kv;
+        } else if (strcmp(k, "datasets") == 0) {
+            datasets = kv;
+        } else if (strcmp(k, "exclude_token_ids") == 0) {
+            if (!cJSON_IsArray(kv)) { rc = sv_fail(SV_EINPUT, "%s: exclude_token_ids: must be an array of integers", cp); goto done; }
+            int m = cJSON_GetArraySize(kv);
+            c->exclude_ids = sv_calloc((size_t)m, sizeof(int64_t));
+            if (!c->exclude_ids) { rc = SV_EINTERNAL; goto done; }
+            const cJSON *e;
+            cJSON_ArrayForEach(e, kv) {
+                if (!is_int(e)) { rc = sv_fail(SV_EINPUT, "%s: exclude_token_ids[%d]: must be an integer", cp, c->n_exclude); goto done; }
+                c->exclude_ids[c->n_exclude++] = (int64_t)e->valuedouble;
+            }
+        } else if (strcmp(k, "legacy_batch_sequences") == 0) {
+            if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: legacy_batch_sequences: must be a positive integer", cp); goto done; }
+            c->legacy_batch_sequences = (int)kv->valuedouble;
+        } else if (strcmp(k, "precision") == 0) {
+            if (!cJSON_IsString(kv)) { rc = sv_fail(SV_EINPUT, "%s: precision: must be \"float32\" or \"float64\"", cp); goto done; }
+            if (strcmp(kv->valuestring, "float32") == 0) c->precision = 32;
+            else if (strcmp(kv->valuestring, "float64") == 0) c->precision = 64;
+            else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32 or float64", cp, kv->valuestring); goto done; }
+        } else if (strcmp(k, "block_tokens") == 0) {
+            if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a positive integer", cp); goto done; }
+            c->block_tokens = (int64_t)kv->valuedouble;
+        } else {
+            rc = sv_fail(SV_EINPUT, "%s: unknown key \"%s\"", cp, k);
+            goto done;
+        }
+    }
+    if (!out) { rc = sv_fail(SV_EINPUT, "%s: output_dir: missing", cp); goto done; }
+    if (!saes) { rc = sv_fail(SV_EINPUT, "%s: saes: missing", cp); goto done; }
+    if (!datasets) { rc = sv_fail(SV_EINPUT, "%s: datasets: missing", cp); goto done; }
+    c->output_dir = sv_path_join(dir, out);
+    if (!c->output_dir) { rc = SV_EINTERNAL; goto done; }
+    if ((rc = parse_saes(c, saes, dir, cp)) != SV_OK) goto done;
+    rc = parse_datasets(c, datasets, dir, cp);
+done:
+    cJSON_Delete(root);
+    free(dir);
+    return rc;
+}
+
+sv_rc sv_config_load(sv_config *c, const char *config_path)
+{
+    char *text = NULL;
+    size_t n = 0;
+    memset(c, 0, sizeof *c);
+    sv_rc rc = sv_read_file(config_path, &text, &n);
+    if (rc != SV_OK) return rc;
+    rc = sv_config_parse(c, text, n, config_path);
+    free(text);
+    return rc;
+}
+
+void sv_config_free(sv_config *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_saes; i++) free(c->saes[i].path);
+    for (int i = 0; i < c->n_datasets; i++) {
+        free(c->datasets[i].name);
+        free(c->datasets[i].path);
+        free(c->datasets[i].shift);
+    }
+    free(c->saes);
+    free(c->datasets);
+    free(c->exclude_ids);
+    free(c->output_dir);
+    free(c->config_path);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,95 @@
+/* SAE forward pass; the body lives in forward_impl.h, compiled for float
+ * (sgemm) and double (dgemm). */
+#include "saeval/forward.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Encoder GEMM panel width (columns of W_enc per call). Part of the
+ * numerical definition of a run: changing it may change float rounding. */
+#define SV_GEMM_PANEL 2048
+static int sv_fwd_threads = 1;
+
+void sv_fwd_set_threads(int n)
+{
+    sv_fwd_threads = n > 0 ? n : 1;
+    openblas_set_num_threads(1); /* parallelism is ours, over panels */
+}
+
+int sv_fwd_get_threads(void) { return sv_fwd_threads; }
+
+#define REAL float
+#define FN(name) name##_f32
+#define GEMM cblas_sgemm
+#include "forward_impl.h"
+#undef REAL
+#undef FN
+#undef GEMM
+
+#define REAL double
+#define FN(name) name##_f64
+#define GEMM cblas_dgemm
+#include "forward_impl.h"
+#undef REAL
+#undef FN
+#undef GEMM
+
+sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
+{
+    memset(w, 0, sizeof *w);
+    w->sae = s;
+    w->max_rows = max_rows;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
+    w->in = sv_malloc((size_t)(max_rows * d) * rs);
+    w->h = sv_malloc((size_t)(max_rows * m) * rs);
+    w->acc = sv_malloc((size_t)d * rs);
+    w->mu = sv_malloc((size_t)max_rows * sizeof(double));
+    w->inscale = sv_malloc((size_t)max_rows * sizeof(double));
+    w->outscale = sv_malloc((size_t)max_rows * sizeof(double));
+    w->xhat = sv_malloc((size_t)(max_rows * d) * sizeof(double));
+    w->rowptr = sv_malloc((size_t)(max_rows + 1) * sizeof(int64_t));
+    w->cap = max_rows * 16;
+    w->idx = sv_malloc((size_t)w->cap * sizeof(int32_t));
+    w->val = sv_malloc((size_t)w->cap * sizeof(double));
+    if (!w->in || !w->h || !w->acc || !w->mu || !w->inscale || !w->outscale || !w->xhat ||
+        !w->rowptr || !w->idx || !w->val)
+        return SV_EINTERNAL;
+    if (s->cfg.arch == SV_ARCH_TOPK) {
+        w->heap = sv_malloc((size_t)s->cfg.k * sizeof(int32_t));
+        if (!w->heap) return SV_EINTERNAL;
+    }
+    if (s->cfg.arch == SV_ARCH_GATED) {
+        w->exp_r_mag = sv_malloc((size_t)m * rs);
+        if (!w->exp_r_mag) return SV_EINTERNAL;
+        for (int64_t j = 0; j < m; j++) {
+            if (s->precision == 64) ((double *)w->exp_r_mag)[j] = exp(((const double *)s->r_mag)[j]);
+            else ((float *)w->exp_r_mag)[j] = expf(((const float *)s->r_mag)[j]);
+        }
+    }
+    if (s->cfg.arch == SV_ARCH_TOPK && s->cfg.rescale_acts_by_decoder_norm) {
+        w->dec_scale = sv_malloc((size_t)m * rs);
+        if (!w->dec_scale) return SV_EINTERNAL;
+        for (int64_t j = 0; j < m; j++) {
+            if (s->precision == 64) ((double *)w->dec_scale)[j] = s->dec_norm[j];
+            else ((float *)w->dec_scale)[j] = (float)s->dec_norm[j];
+        }
+    }
+    return SV_OK;
+}
+
+sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n)
+{
+    if (n > w->max_rows) return sv_fail(SV_EINTERNAL, "forward: block of %lld rows exceeds %lld", (long long)n, (long long)w->max_rows);
+    return w->sae->precision == 64 ? run_f64(w, x, n) : run_f32(w, x, n);
+}
+
+void sv_fwd_free(sv_fwd *w)
+{
+    free(w->in); free(w->h); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
+    free(w->mu); free(w->inscale); free(w->outscale); free(w->heap);
+    free(w->xhat); free(w->rowptr); free(w->idx); free(w->val);
+    memset(w, 0, sizeof *w);
+}

@@ -1,0 +1,201 @@
+/* Forward-pass body, instantiated twice by forward.c: REAL = float / double.
+ * Kept as one text so both precisions cannot drift apart. */
+
+static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
+{
+    const sv_sae *s = w->sae;
+    const int64_t d = s->cfg.d_in;
+    REAL *in = w->in;
+    const REAL *b_dec = s->b_dec;
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * d;
+        REAL *ir = in + r * d;
+        double mu = 0, a = 1, o = 1;
+        switch (s->cfg.normalize) {
+        case SV_NORM_LAYER_NORM: {
+            double sum = 0, ss = 0;
+            for (int64_t i = 0; i < d; i++) sum += xr[i];
+            mu = sum / (double)d;
+            for (int64_t i = 0; i < d; i++) ss += ((double)xr[i] - mu) * ((double)xr[i] - mu);
+            double sigma = d > 1 ? sqrt(ss / (double)(d - 1)) : 0.0;
+            for (int64_t i = 0; i < d; i++) ir[i] = (REAL)(((double)xr[i] - mu) / (sigma + 1e-5));
+            o = sigma;
+            break;
+        }
+        case SV_NORM_CONSTANT_NORM_RESCALE: {
+            double ss = 0;
+            for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+            /* A zero vector has no scale to undo; leave it as is. */
+            double c = ss > 0 ? sqrt((double)d) / sqrt(ss) : 1.0;
+            for (int64_t i = 0; i < d; i++) ir[i] = (REAL)(c * xr[i]);
+            a = c;
+            o = 1.0 / c;
+            break;
+        }
+        case SV_NORM_EXPECTED_AVERAGE_ONLY_IN:
+            a = s->scaling_factor;
+            o = 1.0 / a;
+            for (int64_t i = 0; i < d; i++) ir[i] = (REAL)(a * xr[i]);
+            break;
+        default:
+            for (int64_t i = 0; i < d; i++) ir[i] = (REAL)xr[i];
+        }
+        if (s->cfg.apply_b_dec_to_input)
+            for (int64_t i = 0; i < d; i++) ir[i] -= b_dec[i];
+        w->mu[r] = mu;
+        w->inscale[r] = a;
+        w->outscale[r] = o;
+    }
+}
+
+/* topk order: larger value first, ties broken by the lower index. */
+static int FN(better)(const REAL *v, int32_t a, int32_t b)
+{
+    return v[a] > v[b] || (v[a] == v[b] && a < b);
+}
+
+/* Min-heap on "better": the root is the worst of the kept candidates. */
+static void FN(sift_down)(const REAL *v, int32_t *heap, int64_t n, int64_t i)
+{
+    for (;;) {
+        int64_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && FN(better)(v, heap[m], heap[l])) m = l;
+        if (r < n && FN(better)(v, heap[m], heap[r])) m = r;
+        if (m == i) return;
+        int32_t t = heap[i]; heap[i] = heap[m]; heap[m] = t;
+        i = m;
+    }
+}
+
+static int FN(cmp_i32)(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Turn pre-activation row hr (already holding x'W_enc) into the sparse code.
+ * Appends (j, f_j) for f_j != 0 in ascending j. */
+static sv_rc FN(activate_row)(sv_fwd *w, REAL *hr, int64_t *nnz)
+{
+    const sv_sae *s = w->sae;
+    const int64_t m = s->cfg.d_sae;
+    const REAL *b_enc = s->b_enc;
+    int64_t base = *nnz;
+    if (w->cap - base < m) {
+        int64_t cap = w->cap * 2 > base + m ? w->cap * 2 : base + m;
+        int32_t *ni = realloc(w->idx, (size_t)cap * sizeof *ni);
+        if (!ni) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
+        w->idx = ni;
+        double *nv = realloc(w->val, (size_t)cap * sizeof *nv);
+        if (!nv) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
+        w->val = nv;
+        w->cap = cap;
+    }
+    int32_t *oi = w->idx + base;
+    double *ov = w->val + base;
+    int64_t c = 0;
+    switch (s->cfg.arch) {
+    case SV_ARCH_STANDARD:
+        for (int64_t j = 0; j < m; j++) {
+            REAL p = hr[j] + b_enc[j];
+            if (p > 0) { oi[c] = (int32_t)j; ov[c++] = p; }
+        }
+        break;
+    case SV_ARCH_JUMPRELU: {
+        const REAL *th = s->threshold;
+        for (int64_t j = 0; j < m; j++) {
+            REAL p = hr[j] + b_enc[j];
+            if (p > th[j] && p > 0) { oi[c] = (int32_t)j; ov[c++] = p; }
+        }
+        break;
+    }
+    case SV_ARCH_GATED: {
+        const REAL *bg = s->b_gate, *bm = s->b_mag, *er = w->exp_r_mag;
+        /* One GEMM serves both paths: r_mag scales whole latents, so
+         * x'(W_enc * exp(r_mag)) = (x'W_enc) * exp(r_mag). */
+        for (int64_t j = 0; j < m; j++) {
+            if (hr[j] + bg[j] > 0) {
+                REAL p = hr[j] * er[j] + bm[j];
+                if (p > 0) { oi[c] = (int32_t)j; ov[c++] = p; }
+            }
+        }
+        break;
+    }
+    case SV_ARCH_TOPK: {
+        const int64_t k = s->cfg.k;
+        const REAL *ds = w->dec_scale;
+        for (int64_t j = 0; j < m; j++) {
+            hr[j] += b_enc[j];
+            if (ds) hr[j] *= ds[j];
+        }
+        int32_t *heap = w->heap;
+        int64_t hn = 0;
+        for (int64_t j = 0; j < m; j++) {
+            if (hn < k) {
+                heap[hn++] = (int32_t)j;
+                if (hn == k) /* heapify once full */
+                    for (int64_t i = k / 2 - 1; i >= 0; i--) FN(sift_down)(hr, heap, k, i);
+            } else if (FN(better)(hr, (int32_t)j, heap[0])) {
+                heap[0] = (int32_t)j;
+                FN(sift_down)(hr, heap, k, 0);
+            }
+        }
+        qsort(heap, (size_t)hn, sizeof *heap, FN(cmp_i32));
+        for (int64_t q = 0; q < hn; q++) {
+            int32_t j = heap[q];
+            REAL p = hr[j];
+            if (p > 0) {
+                if (ds) p /= ds[j];
+                if (p != 0) { oi[c] = j; ov[c++] = p; }
+            }
+        }
+        break;
+    }
+    }
+    *nnz = base + c;
+    return SV_OK;
+}
+
+static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
+{
+    const sv_sae *s = w->sae;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    REAL *in = w->in, *h = w->h, *acc = w->acc;
+    const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
+    FN(normalize)(w, x, n);
+    if (n > 0) {
+        /* Fixed-width column panels, each a single-threaded GEMM: OpenBLAS
+         * output bits depend on its thread count and call shape, so the
+         * shape is fixed here and threads only choose who computes which
+         * panel. Results are then independent of threads and ranks. */
+        const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
+        const REAL *W_enc = s->W_enc;
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (np > 1)
+        for (int64_t p = 0; p < np; p++) {
+            int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)wdt, (int)d, 1, in, (int)d,
+                 W_enc + j0, (int)m, 0, h + j0, (int)m);
+        }
+    }
+    int64_t nnz = 0;
+    w->rowptr[0] = 0;
+    for (int64_t r = 0; r < n; r++) {
+        sv_rc rc = FN(activate_row)(w, h + r * m, &nnz);
+        if (rc != SV_OK) return rc;
+        w->rowptr[r + 1] = nnz;
+        /* Sparse decode: only the active latents' rows, in index order. */
+        for (int64_t i = 0; i < d; i++) acc[i] = 0;
+        for (int64_t q = w->rowptr[r]; q < nnz; q++) {
+            const REAL f = (REAL)w->val[q];
+            const REAL *row = W_dec + (int64_t)w->idx[q] * d;
+            for (int64_t i = 0; i < d; i++) acc[i] += f * row[i];
+        }
+        double *xr = w->xhat + r * d;
+        const double mu = w->mu[r], o = w->outscale[r];
+        if (s->cfg.normalize == SV_NORM_NONE)
+            for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]);
+        else
+            for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]) * o + mu;
+    }
+    return SV_OK;
+}

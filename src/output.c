@@ -1,0 +1,382 @@
+/* JSON emitter, atomic writes and result files. */
+#include "saeval/output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void sv_jw_init(sv_jw *w) { memset(w, 0, sizeof *w); }
+void sv_jw_free(sv_jw *w) { free(w->buf); memset(w, 0, sizeof *w); }
+
+static void put(sv_jw *w, const char *s, size_t n)
+{
+    if (w->oom) return;
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (w->len + n + 1 > cap) cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b) { w->oom = 1; return; }
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void putf(sv_jw *w, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) put(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static void put_string(sv_jw *w, const char *s)
+{
+    put(w, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') { put(w, "\\", 1); put(w, (const char *)p, 1); }
+        else if (*p == '\n') put(w, "\\n", 2);
+        else if (*p < 0x20) putf(w, "\\u%04x", *p);
+        else put(w, (const char *)p, 1);
+    }
+    put(w, "\"", 1);
+}
+
+/* Separator, newline/indent and key before an element. */
+static void element(sv_jw *w, const char *key)
+{
+    int d = w->depth;
+    if (d > 0) {
+        if (w->count[d]++ > 0) put(w, ",", 1);
+        if (w->inline_[d]) {
+            if (w->count[d] > 1) put(w, " ", 1);
+        } else {
+            put(w, "\n", 1);
+            for (int i = 0; i < d; i++) put(w, "  ", 2);
+        }
+    }
+    if (key) {
+        put_string(w, key);
+        put(w, ": ", 2);
+    }
+}
+
+static void open_(sv_jw *w, const char *key, const char *br, int inl)
+{
+    element(w, key);
+    put(w, br, 1);
+    if (w->depth < 63) w->depth++;
+    w->count[w->depth] = 0;
+    w->inline_[w->depth] = inl;
+}
+
+void sv_jw_obj(sv_jw *w, const char *key) { open_(w, key, "{", 0); }
+void sv_jw_arr(sv_jw *w, const char *key) { open_(w, key, "[", 1); }
+
+void sv_jw_end(sv_jw *w)
+{
+    int d = w->depth;
+    int inl = w->inline_[d], had = w->count[d] > 0;
+    if (w->depth > 0) w->depth--;
+    if (!inl && had) {
+        put(w, "\n", 1);
+        for (int i = 0; i < w->depth; i++) put(w, "  ", 2);
+    }
+    /* Arrays and objects are told apart by how they were opened. */
+    put(w, inl ? "]" : "}", 1);
+}
+
+void sv_jw_num(sv_jw *w, const char *key, double v)
+{
+    element(w, key);
+    if (isfinite(v)) putf(w, "%.17g", v);
+    else put(w, "null", 4);
+}
+
+void sv_jw_int(sv_jw *w, const char *key, int64_t v)
+{
+    element(w, key);
+    putf(w, "%lld", (long long)v);
+}
+
+void sv_jw_str(sv_jw *w, const char *key, const char *s)
+{
+    element(w, key);
+    put_string(w, s);
+}
+
+void sv_jw_bool(sv_jw *w, const char *key, int v)
+{
+    element(w, key);
+    put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void sv_jw_null(sv_jw *w, const char *key)
+{
+    element(w, key);
+    put(w, "null", 4);
+}
+
+sv_rc sv_mkdir_p(const char *path)
+{
+    char *p = sv_strdup(path);
+    if (!p) return SV_EINTERNAL;
+    for (char *q = p + 1; ; q++) {
+        if (*q == '/' || *q == '\0') {
+            char c = *q;
+            *q = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                sv_rc rc = sv_fail(SV_EINPUT, "%s: cannot create directory: %s", p, strerror(errno));
+                free(p);
+                return rc;
+            }
+            *q = c;
+            if (c == '\0') break;
+        }
+    }
+    free(p);
+    return SV_OK;
+}
+
+sv_rc sv_write_atomic(const char *path, const char *buf, size_t len)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = sv_malloc(n);
+    if (!tmp) return SV_EINTERNAL;
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        sv_rc rc = sv_fail(SV_EINPUT, "%s: cannot write: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = write(fd, buf + off, len - off);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            sv_rc rc = sv_fail(SV_EINTERNAL, "%s: write failed: %s", tmp, strerror(errno));
+            close(fd); unlink(tmp); free(tmp);
+            return rc;
+        }
+        off += (size_t)k;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot finish writing: %s", path, strerror(errno));
+        unlink(tmp); free(tmp);
+        return rc;
+    }
+    free(tmp);
+    return SV_OK;
+}
+
+char *sv_pair_path(const char *out_dir, const char *sae_id, const char *dataset)
+{
+    size_t n = strlen(out_dir) + strlen(sae_id) + strlen(dataset) + 16;
+    char *p = sv_malloc(n);
+    if (!p) return NULL;
+    int k = snprintf(p, n, "%s/", out_dir);
+    /* An id that is a path suffix ("a/sae") stays one file name ("a-sae"). */
+    for (const char *c = sae_id; *c; c++) p[k++] = *c == '/' ? '-' : *c;
+    snprintf(p + k, n - (size_t)k, "__%s.json", dataset);
+    return p;
+}
+
+static void write_cfg(sv_jw *w, const sv_sae *s)
+{
+    const sv_sae_cfg *c = &s->cfg;
+    sv_jw_obj(w, "sae_cfg");
+    sv_jw_str(w, "architecture", sv_arch_name(c->arch));
+    sv_jw_int(w, "d_in", c->d_in);
+    sv_jw_int(w, "d_sae", c->d_sae);
+    if (c->arch == SV_ARCH_TOPK) {
+        sv_jw_int(w, "k", c->k);
+        sv_jw_bool(w, "rescale_acts_by_decoder_norm", c->rescale_acts_by_decoder_norm);
+    }
+    sv_jw_bool(w, "apply_b_dec_to_input", c->apply_b_dec_to_input);
+    sv_jw_str(w, "normalize_activations", sv_norm_name(c->normalize));
+    if (c->normalize == SV_NORM_EXPECTED_AVERAGE_ONLY_IN) sv_jw_num(w, "scaling_factor", s->scaling_factor);
+    sv_jw_str(w, "dtype", c->dtype);
+    sv_jw_end(w);
+}
+
+sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_sae *s,
+                   const sv_config *c, const sv_pair_metrics *m)
+{
+    const int64_t d_sae = s->cfg.d_sae;
+    const double N = (double)m->tokens_evaluated;
+    sv_jw_obj(w, NULL);
+    sv_jw_str(w, "sae_id", sae_id);
+    sv_jw_str(w, "dataset", dataset);
+    write_cfg(w, s);
+    sv_jw_obj(w, "eval_cfg");
+    sv_jw_str(w, "precision", c->precision == 64 ? "float64" : "float32");
+    sv_jw_int(w, "legacy_batch_sequences", c->legacy_batch_sequences);
+    sv_jw_arr(w, "exclude_token_ids");
+    for (int i = 0; i < c->n_exclude; i++) sv_jw_int(w, NULL, c->exclude_ids[i]);
+    sv_jw_end(w);
+    sv_jw_end(w);
+
+    sv_jw_obj(w, "metrics");
+    sv_jw_obj(w, "reconstruction_quality");
+    sv_jw_num(w, "mse", m->mse);
+    sv_jw_num(w, "explained_variance", m->explained_variance);
+    sv_jw_num(w, "fvu", m->fvu);
+    sv_jw_num(w, "explained_variance_legacy", m->explained_variance_legacy);
+    sv_jw_num(w, "cossim", m->cossim);
+    sv_jw_end(w);
+    sv_jw_obj(w, "shrinkage");
+    sv_jw_num(w, "l2_norm_in", m->l2_norm_in);
+    sv_jw_num(w, "l2_norm_out", m->l2_norm_out);
+    sv_jw_num(w, "l2_ratio", m->l2_ratio);
+    sv_jw_num(w, "relative_reconstruction_bias", m->relative_reconstruction_bias);
+    sv_jw_end(w);
+    sv_jw_obj(w, "sparsity");
+    sv_jw_num(w, "l0", m->l0);
+    sv_jw_num(w, "l1", m->l1);
+    sv_jw_int(w, "dead_features", m->dead_features);
+    sv_jw_num(w, "dead_fraction", m->dead_fraction);
+    sv_jw_arr(w, "l0_histogram");
+    for (int64_t i = 0; i < m->hist_len; i++) sv_jw_int(w, NULL, m->l0_histogram[i]);
+    sv_jw_end(w);
+    sv_jw_end(w);
+    sv_jw_obj(w, "token_stats");
+    sv_jw_int(w, "tokens_evaluated", m->tokens_evaluated);
+    sv_jw_int(w, "tokens_masked", m->tokens_masked);
+    sv_jw_int(w, "sequences", m->sequences);
+    sv_jw_end(w);
+    sv_jw_end(w);
+
+    sv_jw_obj(w, "feature_metrics");
+    sv_jw_arr(w, "firing_counts");
+    for (int64_t j = 0; j < d_sae; j++) sv_jw_int(w, NULL, m->firing_counts[j]);
+    sv_jw_end(w);
+    sv_jw_arr(w, "feature_density");
+    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, N > 0 ? (double)m->firing_counts[j] / N : NAN);
+    sv_jw_end(w);
+    sv_jw_arr(w, "consistent_activation_heuristic");
+    for (int64_t j = 0; j < d_sae; j++)
+        sv_jw_num(w, NULL, m->fired_sequences[j] > 0
+                               ? (double)m->firing_counts[j] / (double)m->fired_sequences[j] : -1.0);
+    sv_jw_end(w);
+    sv_jw_arr(w, "encoder_norm");
+    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, s->enc_norm[j]);
+    sv_jw_end(w);
+    sv_jw_arr(w, "encoder_bias");
+    const void *bias = s->cfg.arch == SV_ARCH_GATED ? s->b_mag : s->b_enc;
+    for (int64_t j = 0; j < d_sae; j++)
+        sv_jw_num(w, NULL, s->precision == 64 ? ((const double *)bias)[j] : (double)((const float *)bias)[j]);
+    sv_jw_end(w);
+    sv_jw_arr(w, "encoder_decoder_cosine_sim");
+    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, s->enc_dec_cos[j]);
+    sv_jw_end(w);
+    sv_jw_end(w);
+    sv_jw_end(w);
+    return w->oom ? sv_fail(SV_EINTERNAL, "out of memory writing results") : SV_OK;
+}
+
+static const char *csv_cols[] = {
+    "sae_id", "dataset",
+    "metrics.reconstruction_quality.mse",
+    "metrics.reconstruction_quality.explained_variance",
+    "metrics.reconstruction_quality.fvu",
+    "metrics.reconstruction_quality.explained_variance_legacy",
+    "metrics.reconstruction_quality.cossim",
+    "metrics.shrinkage.l2_norm_in",
+    "metrics.shrinkage.l2_norm_out",
+    "metrics.shrinkage.l2_ratio",
+    "metrics.shrinkage.relative_reconstruction_bias",
+    "metrics.sparsity.l0",
+    "metrics.sparsity.l1",
+    "metrics.sparsity.dead_features",
+    "metrics.sparsity.dead_fraction",
+    "metrics.token_stats.tokens_evaluated",
+    "metrics.token_stats.tokens_masked",
+    "metrics.token_stats.sequences",
+};
+
+static void csv_num(sv_jw *b, double v)
+{
+    char tmp[40];
+    if (isfinite(v)) snprintf(tmp, sizeof tmp, ",%.17g", v);
+    else snprintf(tmp, sizeof tmp, ",");
+    put(b, tmp, strlen(tmp));
+}
+
+sv_rc sv_write_summaries(const char *out_dir, const sv_pair_row *rows, int n)
+{
+    sv_rc rc = SV_OK;
+    sv_jw js, csv;
+    sv_jw_init(&js);
+    sv_jw_init(&csv);
+    put(&js, "[", 1);
+    for (int i = 0; i < n; i++) {
+        char *p = sv_pair_path(out_dir, rows[i].sae_id, rows[i].dataset);
+        char *text = NULL;
+        size_t len = 0;
+        if (!p) { rc = SV_EINTERNAL; goto done; }
+        rc = sv_read_file(p, &text, &len);
+        free(p);
+        if (rc != SV_OK) goto done;
+        put(&js, i ? ",\n" : "\n", i ? 2 : 1);
+        put(&js, text, len);
+        free(text);
+    }
+    put(&js, "\n]\n", 3);
+
+    for (size_t c = 0; c < sizeof csv_cols / sizeof *csv_cols; c++) {
+        if (c) put(&csv, ",", 1);
+        put(&csv, csv_cols[c], strlen(csv_cols[c]));
+    }
+    put(&csv, "\n", 1);
+    for (int i = 0; i < n; i++) {
+        const sv_pair_metrics *m = &rows[i].m;
+        /* sae ids and dataset names cannot hold commas or quotes (checked
+         * when the config is read), so no CSV quoting is needed. */
+        put(&csv, rows[i].sae_id, strlen(rows[i].sae_id));
+        put(&csv, ",", 1);
+        put(&csv, rows[i].dataset, strlen(rows[i].dataset));
+        csv_num(&csv, m->mse);
+        csv_num(&csv, m->explained_variance);
+        csv_num(&csv, m->fvu);
+        csv_num(&csv, m->explained_variance_legacy);
+        csv_num(&csv, m->cossim);
+        csv_num(&csv, m->l2_norm_in);
+        csv_num(&csv, m->l2_norm_out);
+        csv_num(&csv, m->l2_ratio);
+        csv_num(&csv, m->relative_reconstruction_bias);
+        csv_num(&csv, m->l0);
+        csv_num(&csv, m->l1);
+        putf(&csv, ",%lld", (long long)m->dead_features);
+        csv_num(&csv, m->dead_fraction);
+        putf(&csv, ",%lld,%lld,%lld\n", (long long)m->tokens_evaluated, (long long)m->tokens_masked,
+             (long long)m->sequences);
+    }
+    if (js.oom || csv.oom) { rc = sv_fail(SV_EINTERNAL, "out of memory writing summaries"); goto done; }
+    {
+        char *pj = sv_path_join(out_dir, "all_eval_results.json");
+        char *pc = sv_path_join(out_dir, "all_eval_results.csv");
+        if (!pj || !pc) rc = SV_EINTERNAL;
+        if (rc == SV_OK) rc = sv_write_atomic(pj, js.buf, js.len);
+        if (rc == SV_OK) rc = sv_write_atomic(pc, csv.buf, csv.len);
+        free(pj);
+        free(pc);
+    }
+done:
+    sv_jw_free(&js);
+    sv_jw_free(&csv);
+    return rc;
+}
