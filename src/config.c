@@ -139,6 +139,7 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     c->legacy_batch_sequences = 16;
     c->precision = 32;
     c->block_tokens = 1024;
+    c->model_params = NAN;
     c->config_path = sv_strdup(cp);
     char *dir = dir_of(cp);
     if (!c->config_path || !dir) { free(dir); return SV_EINTERNAL; }
@@ -178,6 +179,9 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (strcmp(kv->valuestring, "float32") == 0) c->precision = 32;
             else if (strcmp(kv->valuestring, "float64") == 0) c->precision = 64;
             else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32 or float64", cp, kv->valuestring); goto done; }
+        } else if (strcmp(k, "model_params") == 0) {
+            if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0) { rc = sv_fail(SV_EINPUT, "%s: model_params: must be a positive number (parameters of the language model)", cp); goto done; }
+            c->model_params = kv->valuedouble;
         } else if (strcmp(k, "block_tokens") == 0) {
             if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a positive integer", cp); goto done; }
             c->block_tokens = (int64_t)kv->valuedouble;

@@ -1,5 +1,6 @@
 /* JSON emitter, atomic writes and result files. */
 #include "saeval/output.h"
+#include "saeval/health.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,8 +214,55 @@ static void write_cfg(sv_jw *w, const sv_sae *s)
     sv_jw_end(w);
 }
 
+/* SAEBench "misc" group, from the firing counts. */
+static void write_misc(sv_jw *w, const sv_pair_metrics *m, int64_t d_sae)
+{
+    const double N = (double)m->tokens_evaluated;
+    int64_t alive = 0, o1 = 0, o10 = 0;
+    double dens_all = 0, dens1 = 0, dens10 = 0;
+    for (int64_t j = 0; j < d_sae; j++) {
+        double dj = N > 0 ? (double)m->firing_counts[j] / N : 0.0;
+        dens_all += dj;
+        if (dj > 0) alive++;
+        if (dj > 0.01) { o1++; dens1 += dj; }
+        if (dj > 0.1) { o10++; dens10 += dj; }
+    }
+    sv_jw_obj(w, "misc");
+    sv_jw_num(w, "frac_alive", (double)alive / (double)d_sae);
+    sv_jw_num(w, "freq_over_1_percent", (double)o1 / (double)d_sae);
+    sv_jw_num(w, "freq_over_10_percent", (double)o10 / (double)d_sae);
+    sv_jw_num(w, "normalized_freq_over_1_percent", dens_all > 0 ? dens1 / dens_all : 0.0);
+    sv_jw_num(w, "normalized_freq_over_10_percent", dens_all > 0 ? dens10 / dens_all : 0.0);
+    sv_jw_end(w);
+}
+
+static void write_geometry(sv_jw *w, const sv_geometry *g)
+{
+    sv_jw_obj(w, "geometry");
+    sv_jw_num(w, "average_max_decoder_cosine_sim", g->average_max_decoder_cos);
+    sv_jw_num(w, "average_max_encoder_cosine_sim", g->average_max_encoder_cos);
+    sv_jw_num(w, "decoder_mean_abs_cos", g->decoder_mean_abs_cos);
+    sv_jw_num(w, "decoder_mean_cos", g->decoder_mean_cos);
+    sv_jw_arr(w, "decoder_cos_histogram");
+    for (int b = 0; b < SV_GEOM_BINS; b++) sv_jw_int(w, NULL, g->hist[b]);
+    sv_jw_end(w);
+    sv_jw_int(w, "decoder_pairs_over_0_9", g->pairs_over_0_9);
+    sv_jw_int(w, "decoder_pairs_over_0_99", g->pairs_over_0_99);
+    sv_jw_arr(w, "top_decoder_pairs");
+    for (int k = 0; k < g->n_top; k++) {
+        sv_jw_arr(w, NULL);
+        sv_jw_int(w, NULL, g->top[k].j);
+        sv_jw_int(w, NULL, g->top[k].l);
+        sv_jw_num(w, NULL, g->top[k].cos);
+        sv_jw_end(w);
+    }
+    sv_jw_end(w);
+    sv_jw_end(w);
+}
+
 sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_sae *s,
-                   const sv_config *c, const sv_pair_metrics *m)
+                   const sv_config *c, const sv_pair_metrics *m, const sv_geometry *g,
+                   double model_params)
 {
     const int64_t d_sae = s->cfg.d_sae;
     const double N = (double)m->tokens_evaluated;
@@ -258,6 +306,12 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_int(w, "tokens_masked", m->tokens_masked);
     sv_jw_int(w, "sequences", m->sequences);
     sv_jw_end(w);
+    write_misc(w, m, d_sae);
+    write_geometry(w, g);
+    sv_health_in hi = {m->explained_variance, m->mse / (double)s->cfg.d_in, m->cossim, m->l0,
+                       m->dead_fraction, g->decoder_mean_abs_cos, s->cfg.arch == SV_ARCH_TOPK,
+                       s->cfg.k, model_params};
+    sv_health_json(w, &hi);
     sv_jw_end(w);
 
     sv_jw_obj(w, "feature_metrics");
@@ -282,6 +336,12 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_end(w);
     sv_jw_arr(w, "encoder_decoder_cosine_sim");
     for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, s->enc_dec_cos[j]);
+    sv_jw_end(w);
+    sv_jw_arr(w, "max_decoder_cosine_sim");
+    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_decoder_cos[j]);
+    sv_jw_end(w);
+    sv_jw_arr(w, "max_encoder_cosine_sim");
+    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_encoder_cos[j]);
     sv_jw_end(w);
     sv_jw_end(w);
     sv_jw_end(w);

@@ -20,6 +20,7 @@
 
 #include "saeval/config.h"
 #include "saeval/forward.h"
+#include "saeval/geometry.h"
 #include "saeval/output.h"
 #include "saeval/reduce.h"
 #include "saeval/sae.h"
@@ -35,7 +36,7 @@ typedef struct {
     sv_fwd fwd;
     int64_t *ints;     /* [sum_l0, rrb_batches, firing[m], fired_seq[m], hist[m+1]] */
     int64_t *last_seq; /* per latent: last global sequence it fired in */
-    int d_in_ok;
+    sv_geometry geom;  /* weight geometry, complete on rank 0 */
 } sv_slot;
 
 static double now_s(void)
@@ -365,7 +366,8 @@ agree:
                 sv_jw jw;
                 finalize(&slots[k], tot, d, k, tot_ints, ds_tot, st->n_seq, &pm);
                 sv_jw_init(&jw);
-                rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm);
+                rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm, &slots[k].geom,
+                                  cfg->model_params);
                 if (rc == SV_OK) {
                     char *path = sv_pair_path(out_dir, slots[k].id, ds->name);
                     if (!path) rc = SV_EINTERNAL;
@@ -454,6 +456,15 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
         }
         rc = sv_agree(rc, comm);
     }
+    /* Weight geometry once per SAE, whatever the number of datasets. */
+    for (int i = 0; i < ns && rc == SV_OK; i++) {
+        double tg = now_s();
+        rc = sv_agree(sv_geometry_compute(&slots[i].sae, 0, comm, &slots[i].geom), comm);
+        if (rc == SV_OK && rank == 0 && !opts->quiet && now_s() - tg > 2.0) {
+            printf("[saeval] geometry of %s: %.1f s\n", slots[i].id, now_s() - tg);
+            fflush(stdout);
+        }
+    }
     for (int j = 0; j < nd && rc == SV_OK; j++) {
         rc = sv_store_open(&stores[j], cfg.datasets[j].path, comm);
         n_open = j + 1;
@@ -513,6 +524,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
     for (int j = 0; j < n_open; j++) sv_store_close(&stores[j]);
     for (int i = 0; i < ns; i++) {
         sv_fwd_free(&slots[i].fwd);
+        sv_geometry_free(&slots[i].geom);
         sv_sae_free(&slots[i].sae);
         free(slots[i].ints);
         free(slots[i].last_seq);

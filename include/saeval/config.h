@@ -31,7 +31,8 @@ typedef struct {
     int n_exclude;
     int legacy_batch_sequences;
     int precision;          /* 32 or 64 */
-    int64_t block_tokens;   /* rows per GEMM block (performance only, never changes results) */
+    int64_t block_tokens;   /* rows per GEMM block (part of the numerics: fixed per run, not per rank count) */
+    double model_params;    /* language-model size for health ratings; NaN = unknown */
 } sv_config;
 
 /* Parse text (length n) read from config_path. */

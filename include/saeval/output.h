@@ -8,6 +8,7 @@
 #include "saeval/error.h"
 #include "saeval/sae.h"
 #include "saeval/config.h"
+#include "saeval/geometry.h"
 
 typedef struct {
     char *buf;
@@ -46,9 +47,11 @@ typedef struct {
     const int64_t *fired_sequences;
 } sv_pair_metrics;
 
-/* The per-pair JSON object (no trailing newline). */
+/* The per-pair JSON object (no trailing newline). g: the SAE's weight
+ * geometry; model_params: NaN when unknown (health ratings). */
 sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_sae *s,
-                   const sv_config *c, const sv_pair_metrics *m);
+                   const sv_config *c, const sv_pair_metrics *m, const sv_geometry *g,
+                   double model_params);
 
 /* Scalar columns of one pair for all_eval_results.csv. */
 typedef struct {

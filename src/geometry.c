@@ -1,0 +1,207 @@
+/* Weight geometry from distributed Gram blocks; see geometry.h. */
+#include "saeval/geometry.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saeval/forward.h"
+
+#define SV_GEMM_PANEL 2048
+
+/* Per-thread accumulators: exact merges only (max, int counts, top list). */
+typedef struct {
+    double *rowmax, *colmax; /* [m] */
+    int64_t hist[SV_GEOM_BINS];
+    int64_t over9, over99;
+    sv_pair_cos top[SV_GEOM_TOP]; /* min-heap: top[0] is the worst kept */
+    int n_top;
+} sv_gacc;
+
+/* Total order for "more similar": higher cos, then lower (j, l). */
+static int pair_better(const sv_pair_cos *a, const sv_pair_cos *b)
+{
+    if (a->cos != b->cos) return a->cos > b->cos;
+    if (a->j != b->j) return a->j < b->j;
+    return a->l < b->l;
+}
+
+static void heap_down(sv_pair_cos *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && pair_better(&h[m], &h[l])) m = l;
+        if (r < n && pair_better(&h[m], &h[r])) m = r;
+        if (m == i) return;
+        sv_pair_cos t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+static void top_offer(sv_gacc *a, int64_t j, int64_t l, double v)
+{
+    sv_pair_cos p = {j, l, v};
+    if (a->n_top < SV_GEOM_TOP) {
+        a->top[a->n_top++] = p;
+        if (a->n_top == SV_GEOM_TOP)
+            for (int i = SV_GEOM_TOP / 2 - 1; i >= 0; i--) heap_down(a->top, SV_GEOM_TOP, i);
+    } else if (pair_better(&p, &a->top[0])) {
+        a->top[0] = p;
+        heap_down(a->top, SV_GEOM_TOP, 0);
+    }
+}
+
+#define REAL float
+#define FN(name) name##_f32
+#define GEMM cblas_sgemm
+#include "geometry_impl.h"
+#undef REAL
+#undef FN
+#undef GEMM
+#define REAL double
+#define FN(name) name##_f64
+#define GEMM cblas_dgemm
+#include "geometry_impl.h"
+#undef REAL
+#undef FN
+#undef GEMM
+
+/* Row blocks go to ranks in a zig-zag so that the long early blocks (they
+ * scan all later latents) are spread out. Only speed depends on it. */
+static int block_owner(int64_t b, int P)
+{
+    int64_t r = b % (2 * P);
+    return (int)(r < P ? r : 2 * P - 1 - r);
+}
+
+static int cmp_pair_desc(const void *x, const void *y)
+{
+    const sv_pair_cos *a = x, *b = y;
+    return pair_better(a, b) ? -1 : pair_better(b, a) ? 1 : 0;
+}
+
+/* One Gram pass over W (decoder rows or encoder columns). full: also the
+ * pair statistics (decoder only). */
+static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Comm comm, double *maxcos,
+                       sv_geometry *g)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    const int64_t m = s->cfg.d_sae, d = s->cfg.d_in, nb = (m + B - 1) / B;
+    const int f64 = s->precision == 64;
+    const size_t rs = f64 ? sizeof(double) : sizeof(float);
+    const int T = sv_fwd_get_threads();
+    sv_rc rc = SV_OK;
+    void *U = sv_malloc((size_t)(m * d) * rs);
+    void *C = sv_malloc((size_t)(B * m) * rs);
+    sv_gacc *acc = sv_calloc((size_t)T, sizeof *acc);
+    double *bsum = sv_calloc((size_t)nb * 2, sizeof(double));
+    double *rsa = sv_malloc((size_t)B * sizeof(double)), *rsum = sv_malloc((size_t)B * sizeof(double));
+    double *tot = rank == 0 ? sv_malloc((size_t)nb * 2 * sizeof(double)) : NULL;
+    sv_pair_cos *mine = NULL, *all = NULL;
+    if (!U || !C || !acc || !bsum || !rsa || !rsum || (rank == 0 && !tot)) { rc = SV_EINTERNAL; goto out; }
+    for (int t = 0; t < T; t++) {
+        acc[t].rowmax = sv_malloc((size_t)m * sizeof(double));
+        acc[t].colmax = sv_malloc((size_t)m * sizeof(double));
+        if (!acc[t].rowmax || !acc[t].colmax) { rc = SV_EINTERNAL; goto out; }
+        for (int64_t j = 0; j < m; j++) acc[t].rowmax[j] = acc[t].colmax[j] = -INFINITY;
+    }
+    if (f64) unit_rows_f64(encoder ? s->W_enc : s->W_dec, m, d, encoder, U);
+    else unit_rows_f32(encoder ? s->W_enc : s->W_dec, m, d, encoder, U);
+
+    for (int64_t b = 0; b < nb; b++) {
+        if (block_owner(b, P) != rank) continue;
+        int64_t r0 = b * B, r1 = r0 + B < m ? r0 + B : m;
+        if (f64) scan_block_f64(U, m, d, r0, r1, C, full, acc, T, rsa, rsum);
+        else scan_block_f32(U, m, d, r0, r1, C, full, acc, T, rsa, rsum);
+        /* Row sums in row order: independent of the thread schedule. */
+        for (int64_t i = 0; i < r1 - r0; i++) {
+            bsum[2 * b] += rsa[i];
+            bsum[2 * b + 1] += rsum[i];
+        }
+    }
+    /* Merge threads: max of maxima, sums of counts, union of top lists. */
+    for (int t = 1; t < T; t++) {
+        for (int64_t j = 0; j < m; j++) {
+            if (acc[t].rowmax[j] > acc[0].rowmax[j]) acc[0].rowmax[j] = acc[t].rowmax[j];
+            if (acc[t].colmax[j] > acc[0].colmax[j]) acc[0].colmax[j] = acc[t].colmax[j];
+        }
+        for (int k = 0; k < SV_GEOM_BINS; k++) acc[0].hist[k] += acc[t].hist[k];
+        acc[0].over9 += acc[t].over9;
+        acc[0].over99 += acc[t].over99;
+        for (int k = 0; k < acc[t].n_top; k++) top_offer(&acc[0], acc[t].top[k].j, acc[t].top[k].l, acc[t].top[k].cos);
+    }
+    for (int64_t j = 0; j < m; j++)
+        if (acc[0].colmax[j] > acc[0].rowmax[j]) acc[0].rowmax[j] = acc[0].colmax[j];
+    MPI_Reduce(acc[0].rowmax, maxcos, (int)m, MPI_DOUBLE, MPI_MAX, 0, comm);
+    if (rank == 0)
+        for (int64_t j = 0; j < m; j++)
+            if (isinf(maxcos[j])) maxcos[j] = -1.0; /* d_sae == 1: no other latent */
+    if (!full) goto out;
+
+    /* Each block's sums live on exactly one rank; adding zeros is exact, so
+     * this MPI_SUM returns every block's value unchanged. */
+    MPI_Reduce(bsum, tot, (int)(2 * nb), MPI_DOUBLE, MPI_SUM, 0, comm);
+    MPI_Reduce(acc[0].hist, g->hist, SV_GEOM_BINS, MPI_INT64_T, MPI_SUM, 0, comm);
+    MPI_Reduce(&acc[0].over9, &g->pairs_over_0_9, 1, MPI_INT64_T, MPI_SUM, 0, comm);
+    MPI_Reduce(&acc[0].over99, &g->pairs_over_0_99, 1, MPI_INT64_T, MPI_SUM, 0, comm);
+    mine = sv_calloc(SV_GEOM_TOP, sizeof *mine);
+    all = rank == 0 ? sv_calloc((size_t)P * SV_GEOM_TOP, sizeof *all) : NULL;
+    if (!mine || (rank == 0 && !all)) { rc = SV_EINTERNAL; goto out; }
+    for (int k = 0; k < SV_GEOM_TOP; k++) mine[k] = (sv_pair_cos){-1, -1, -INFINITY};
+    memcpy(mine, acc[0].top, (size_t)acc[0].n_top * sizeof *mine);
+    MPI_Gather(mine, (int)(SV_GEOM_TOP * sizeof *mine), MPI_BYTE, all, (int)(SV_GEOM_TOP * sizeof *mine),
+               MPI_BYTE, 0, comm);
+    if (rank == 0) {
+        double npairs = (double)m * (double)(m - 1) / 2.0, sa = 0, ss = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            sa += tot[2 * b];
+            ss += tot[2 * b + 1];
+        }
+        g->decoder_mean_abs_cos = npairs > 0 ? sa / npairs : NAN;
+        g->decoder_mean_cos = npairs > 0 ? ss / npairs : NAN;
+        qsort(all, (size_t)P * SV_GEOM_TOP, sizeof *all, cmp_pair_desc);
+        g->n_top = 0;
+        for (int k = 0; k < P * SV_GEOM_TOP && g->n_top < SV_GEOM_TOP; k++)
+            if (all[k].j >= 0) g->top[g->n_top++] = all[k];
+    }
+out:
+    if (acc)
+        for (int t = 0; t < T; t++) { free(acc[t].rowmax); free(acc[t].colmax); }
+    free(acc); free(U); free(C); free(bsum); free(rsa); free(rsum); free(tot); free(mine); free(all);
+    return rc;
+}
+
+sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv_geometry *g)
+{
+    const int64_t m = s->cfg.d_sae;
+    const int64_t B = block_rows > 0 ? block_rows : 1024;
+    memset(g, 0, sizeof *g);
+    g->max_decoder_cos = sv_malloc((size_t)m * sizeof(double));
+    g->max_encoder_cos = sv_malloc((size_t)m * sizeof(double));
+    sv_rc rc = (g->max_decoder_cos && g->max_encoder_cos) ? SV_OK : SV_EINTERNAL;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rc == SV_OK) rc = gram_pass(s, 0, 1, B, comm, g->max_decoder_cos, g);
+    if (rc == SV_OK) rc = gram_pass(s, 1, 0, B, comm, g->max_encoder_cos, g);
+    if (rc == SV_OK && rank == 0) {
+        double a = 0, b = 0;
+        for (int64_t j = 0; j < m; j++) {
+            a += g->max_decoder_cos[j];
+            b += g->max_encoder_cos[j];
+        }
+        g->average_max_decoder_cos = a / (double)m;
+        g->average_max_encoder_cos = b / (double)m;
+    }
+    return rc;
+}
+
+void sv_geometry_free(sv_geometry *g)
+{
+    free(g->max_decoder_cos);
+    free(g->max_encoder_cos);
+    memset(g, 0, sizeof *g);
+}
