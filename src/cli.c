@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "saeval/config.h"
 #include "saeval/error.h"
 #include "saeval/info.h"
+#include "saeval/merge.h"
+#include "saeval/plan.h"
 #include "saeval/run.h"
 #include "saeval/synth.h"
 
@@ -18,21 +21,37 @@ static const char *usage_main =
     "\n"
     "commands:\n"
     "  run CONFIG     evaluate every (SAE, dataset) pair of a config (use under mpirun)\n"
+    "  merge CONFIG   build all_eval_results.json/.csv and generalization.* from the\n"
+    "                 per-pair files (after a job array of shards); list missing pairs\n"
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
     "\n"
     "`saeval <command> --help` describes each command. Exit codes: 0 success,\n"
-    "1 internal error, 2 bad input (the message names the file and the field).\n";
+    "1 internal error, 2 bad input (the message names the file and the field),\n"
+    "3 stopped by a signal (rerun to resume), 4 merge found missing pairs.\n";
 
 static const char *usage_run =
-    "usage: mpirun -np N saeval run CONFIG [--output-dir DIR] [--quiet] [--no-table]\n"
+    "usage: mpirun -np N saeval run CONFIG [--shard I/N] [--force] [--output-dir DIR]\n"
+    "                                      [--quiet] [--no-table]\n"
     "\n"
     "Evaluates every SAE of CONFIG on every dataset over every token and writes\n"
-    "OUTPUT_DIR/<sae_id>__<dataset>.json, all_eval_results.json/.csv and run.log.\n"
-    "Results are byte-identical for any number of ranks.\n"
+    "OUTPUT_DIR/<sae_id>__<dataset>.json; a full run (no --shard) also writes\n"
+    "all_eval_results.json/.csv and generalization.json/.csv. Pairs whose result\n"
+    "file is complete and matches the inputs are skipped, so a killed run resumes.\n"
+    "Results are byte-identical for any number of ranks, shards or restarts.\n"
+    "  --shard I/N       evaluate shard I (0-based) of N, balanced by cost\n"
+    "  --force           recompute pairs that are already complete\n"
     "  --output-dir DIR  write results to DIR instead of the config's output_dir\n"
     "  --quiet           no progress lines\n"
-    "  --no-table        do not print the summary table\n";
+    "  --no-table        do not print the summary table\n"
+    "Environment: SAEVAL_THREADS (threads per rank; default: cores / ranks per node).\n";
+
+static const char *usage_merge =
+    "usage: saeval merge CONFIG [--output-dir DIR] [--no-table]\n"
+    "\n"
+    "Builds all_eval_results.json/.csv and generalization.json/.csv from the\n"
+    "per-pair result files, and lists pairs that are missing or failed (exit 4\n"
+    "when any is missing or failed).\n";
 
 static const char *usage_synth =
     "usage: saeval synth DIR [--seed N]\n"
@@ -64,9 +83,19 @@ static int usage_error(const char *usage, const char *what)
 static int cmd_run(int argc, char **argv)
 {
     const char *config = NULL;
-    sv_run_opts o = {NULL, 0, 1};
+    sv_run_opts o;
+    memset(&o, 0, sizeof o);
+    o.table = 1;
+    o.n_shards = 1;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--output-dir") == 0 && i + 1 < argc) o.output_dir = argv[++i];
+        else if (strcmp(argv[i], "--force") == 0) o.force = 1;
+        else if (strcmp(argv[i], "--shard") == 0 && i + 1 < argc) {
+            char extra;
+            if (sscanf(argv[++i], "%d/%d%c", &o.shard, &o.n_shards, &extra) != 2 || o.n_shards < 1 ||
+                o.shard < 0 || o.shard >= o.n_shards)
+                return usage_error(usage_run, "run: --shard takes I/N with 0 <= I < N");
+        }
         else if (strcmp(argv[i], "--quiet") == 0) o.quiet = 1;
         else if (strcmp(argv[i], "--no-table") == 0) o.table = 0;
         else if (argv[i][0] == '-') return usage_error(usage_run, "run: unknown option");
@@ -75,6 +104,42 @@ static int cmd_run(int argc, char **argv)
     }
     if (!config) return usage_error(usage_run, "run: missing CONFIG");
     return sv_run(config, &o, MPI_COMM_WORLD);
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    const char *config = NULL, *out = NULL;
+    int table = 1;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--output-dir") == 0 && i + 1 < argc) out = argv[++i];
+        else if (strcmp(argv[i], "--no-table") == 0) table = 0;
+        else if (argv[i][0] == '-') return usage_error(usage_merge, "merge: unknown option");
+        else if (!config) config = argv[i];
+        else return usage_error(usage_merge, "merge: more than one CONFIG");
+    }
+    if (!config) return usage_error(usage_merge, "merge: missing CONFIG");
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    sv_config c;
+    sv_plan pl;
+    sv_merge_counts mc = {0, 0, 0};
+    sv_rc rc = sv_agree(sv_config_load(&c, config), MPI_COMM_WORLD);
+    if (rc != SV_OK) { sv_config_free(&c); return rc; }
+    const char *dir = out ? out : c.output_dir;
+    rc = sv_agree(sv_plan_build(&pl, &c, dir, 0, 1, 0, MPI_COMM_WORLD), MPI_COMM_WORLD);
+    if (rc == SV_OK && rank == 0) {
+        rc = sv_merge(&c, &pl, dir, stderr, table ? stdout : NULL, &mc);
+        if (rc == SV_OK)
+            printf("[saeval] merged %d complete pairs; %d failed, %d missing; summaries in %s\n", mc.complete,
+                   mc.failed, mc.missing, dir);
+    }
+    rc = sv_agree(rc, MPI_COMM_WORLD);
+    int incomplete = rank == 0 ? mc.failed + mc.missing : 0;
+    MPI_Bcast(&incomplete, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    sv_plan_free(&pl);
+    sv_config_free(&c);
+    if (rc == SV_OK && incomplete) return 4;
+    return rc;
 }
 
 static int cmd_synth(int argc, char **argv, int rank)
@@ -124,6 +189,7 @@ int sv_cli_main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     const char *usage = strcmp(cmd, "run") == 0 ? usage_run
+                      : strcmp(cmd, "merge") == 0 ? usage_merge
                       : strcmp(cmd, "synth") == 0 ? usage_synth
                       : strcmp(cmd, "info") == 0 ? usage_info : NULL;
     if (!usage) {
@@ -139,6 +205,7 @@ int sv_cli_main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     int rc;
     if (usage == usage_run) rc = cmd_run(argc, argv);
+    else if (usage == usage_merge) rc = cmd_merge(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);
     MPI_Finalize();

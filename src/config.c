@@ -3,6 +3,8 @@
 #include "saeval/config.h"
 
 #include <cjson/cJSON.h>
+#include <glob.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,19 +38,70 @@ static int is_int(const cJSON *it)
            it->valuedouble == floor(it->valuedouble) && fabs(it->valuedouble) < 9.007199254740992e15;
 }
 
+static int has_glob(const char *p) { return strpbrk(p, "*?[") != NULL; }
+
+static int is_sae_dir(const char *dir)
+{
+    char *cfg = sv_path_join(dir, "cfg.json");
+    struct stat st;
+    int ok = cfg && stat(cfg, &st) == 0 && S_ISREG(st.st_mode);
+    free(cfg);
+    return ok;
+}
+
+static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, double scale)
+{
+    if (c->n_saes == *cap) {
+        int nc = *cap ? 2 * *cap : 16;
+        sv_sae_spec *ns = realloc(c->saes, (size_t)nc * sizeof *ns);
+        if (!ns) return sv_fail(SV_EINTERNAL, "out of memory reading the config");
+        c->saes = ns;
+        *cap = nc;
+    }
+    sv_sae_spec *s = &c->saes[c->n_saes];
+    memset(s, 0, sizeof *s);
+    s->path = sv_strdup(path);
+    if (!s->path) return SV_EINTERNAL;
+    c->n_saes++;
+    /* Drop a trailing slash so the directory name is the SAE id. */
+    size_t L = strlen(s->path);
+    while (L > 1 && s->path[L - 1] == '/') s->path[--L] = '\0';
+    s->has_scale = has_scale;
+    s->scaling_factor = scale;
+    return SV_OK;
+}
+
+/* A pattern expands (sorted, as glob(3) returns it) to the directories that
+ * hold a cfg.json; matching nothing is an error, not an empty sweep. */
+static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale, double scale,
+                         const char *cp, int i)
+{
+    if (!has_glob(full)) return add_sae(c, cap, full, has_scale, scale);
+    glob_t g;
+    int r = glob(full, 0, NULL, &g);
+    sv_rc rc = SV_OK;
+    int added = 0;
+    for (size_t k = 0; r == 0 && k < g.gl_pathc && rc == SV_OK; k++) {
+        if (!is_sae_dir(g.gl_pathv[k])) continue;
+        rc = add_sae(c, cap, g.gl_pathv[k], has_scale, scale);
+        added++;
+    }
+    if (r == 0) globfree(&g);
+    if (rc == SV_OK && added == 0)
+        rc = sv_fail(SV_EINPUT, "%s: saes[%d]: pattern \"%s\" matched no SAE directory (a directory holding cfg.json)", cp, i, full);
+    return rc;
+}
+
 static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const char *cp)
 {
     if (!cJSON_IsArray(arr)) return sv_fail(SV_EINPUT, "%s: saes: must be an array", cp);
-    int n = cJSON_GetArraySize(arr);
-    if (n == 0) return sv_fail(SV_EINPUT, "%s: saes: empty", cp);
-    c->saes = sv_calloc((size_t)n, sizeof *c->saes);
-    if (!c->saes) return SV_EINTERNAL;
-    int i = 0;
+    if (cJSON_GetArraySize(arr) == 0) return sv_fail(SV_EINPUT, "%s: saes: empty", cp);
+    int i = 0, cap = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
-        sv_sae_spec *s = &c->saes[i];
-        c->n_saes = i + 1; /* counted before filling so sv_config_free sees it on error */
         const char *p = NULL;
+        int has_scale = 0;
+        double scale = 0;
         if (cJSON_IsString(it)) {
             p = it->valuestring;
         } else if (cJSON_IsObject(it)) {
@@ -60,8 +113,8 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
                 } else if (strcmp(kv->string, "scaling_factor") == 0) {
                     if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0)
                         return sv_fail(SV_EINPUT, "%s: saes[%d].scaling_factor: must be a positive number", cp, i);
-                    s->has_scale = 1;
-                    s->scaling_factor = kv->valuedouble;
+                    has_scale = 1;
+                    scale = kv->valuedouble;
                 } else {
                     return sv_fail(SV_EINPUT, "%s: saes[%d]: unknown key \"%s\"", cp, i, kv->string);
                 }
@@ -70,11 +123,11 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
         } else {
             return sv_fail(SV_EINPUT, "%s: saes[%d]: must be a path string or an object {\"path\", \"scaling_factor\"}", cp, i);
         }
-        s->path = sv_path_join(dir, p);
-        if (!s->path) return SV_EINTERNAL;
-        /* Drop a trailing slash so the directory name is the SAE id. */
-        size_t L = strlen(s->path);
-        while (L > 1 && s->path[L - 1] == '/') s->path[--L] = '\0';
+        char *full = sv_path_join(dir, p);
+        if (!full) return SV_EINTERNAL;
+        sv_rc rc = add_pattern(c, &cap, full, has_scale, scale, cp, i);
+        free(full);
+        if (rc != SV_OK) return rc;
         i++;
     }
     return SV_OK;
@@ -179,11 +232,14 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (strcmp(kv->valuestring, "float32") == 0) c->precision = 32;
             else if (strcmp(kv->valuestring, "float64") == 0) c->precision = 64;
             else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32 or float64", cp, kv->valuestring); goto done; }
+        } else if (strcmp(k, "memory_budget_mb") == 0) {
+            if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: memory_budget_mb: must be a positive integer (MiB per rank)", cp); goto done; }
+            c->memory_budget_mb = (int64_t)kv->valuedouble;
         } else if (strcmp(k, "model_params") == 0) {
             if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0) { rc = sv_fail(SV_EINPUT, "%s: model_params: must be a positive number (parameters of the language model)", cp); goto done; }
             c->model_params = kv->valuedouble;
         } else if (strcmp(k, "block_tokens") == 0) {
-            if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a positive integer", cp); goto done; }
+            if (!is_int(kv) || kv->valuedouble < 256 || fmod(kv->valuedouble, 256) != 0) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a positive multiple of 256", cp); goto done; }
             c->block_tokens = (int64_t)kv->valuedouble;
         } else {
             rc = sv_fail(SV_EINPUT, "%s: unknown key \"%s\"", cp, k);

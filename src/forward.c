@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Encoder GEMM panel width (columns of W_enc per call). Part of the
- * numerical definition of a run: changing it may change float rounding. */
+/* Encoder GEMM tile (rows x columns of W_enc per call): part of the
+ * numerical definition of saeval; changing it may change float rounding. */
 #define SV_GEMM_PANEL 2048
 static int sv_fwd_threads = 1;
 
@@ -38,6 +38,8 @@ int sv_fwd_get_threads(void) { return sv_fwd_threads; }
 
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
 {
+    if (max_rows % SV_GEMM_ROWS != 0)
+        return sv_fail(SV_EINTERNAL, "forward: block of %lld rows is not a multiple of %d", (long long)max_rows, SV_GEMM_ROWS);
     memset(w, 0, sizeof *w);
     w->sae = s;
     w->max_rows = max_rows;

@@ -164,17 +164,23 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
     const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
     FN(normalize)(w, x, n);
     if (n > 0) {
-        /* Fixed-width column panels, each a single-threaded GEMM: OpenBLAS
-         * output bits depend on its thread count and call shape, so the
-         * shape is fixed here and threads only choose who computes which
-         * panel. Results are then independent of threads and ranks. */
+        /* The encoder GEMM is cut into fixed tiles of SV_GEMM_ROWS rows x
+         * SV_GEMM_PANEL columns, each a single-threaded call. OpenBLAS output
+         * bits depend on its thread count and on the call's shape, so the
+         * shape is fixed here (rows counted from the unit start, since
+         * blocks are multiples of SV_GEMM_ROWS) and threads only choose who
+         * computes which tile: results do not depend on threads, ranks,
+         * block size or memory budget. */
         const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
+        const int64_t nr = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
         const REAL *W_enc = s->W_enc;
-#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (np > 1)
-        for (int64_t p = 0; p < np; p++) {
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (np * nr > 1)
+        for (int64_t t = 0; t < np * nr; t++) {
+            int64_t p = t % np, r0 = (t / np) * SV_GEMM_ROWS;
             int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)wdt, (int)d, 1, in, (int)d,
-                 W_enc + j0, (int)m, 0, h + j0, (int)m);
+            int64_t rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, in + r0 * d,
+                 (int)d, W_enc + j0, (int)m, 0, h + r0 * m + j0, (int)m);
         }
     }
     int64_t nnz = 0;

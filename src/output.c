@@ -15,7 +15,7 @@
 void sv_jw_init(sv_jw *w) { memset(w, 0, sizeof *w); }
 void sv_jw_free(sv_jw *w) { free(w->buf); memset(w, 0, sizeof *w); }
 
-static void put(sv_jw *w, const char *s, size_t n)
+void sv_jw_raw(sv_jw *w, const char *s, size_t n)
 {
     if (w->oom) return;
     if (w->len + n + 1 > w->cap) {
@@ -41,19 +41,19 @@ static void putf(sv_jw *w, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0) put(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n > 0) sv_jw_raw(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 static void put_string(sv_jw *w, const char *s)
 {
-    put(w, "\"", 1);
+    sv_jw_raw(w, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') { put(w, "\\", 1); put(w, (const char *)p, 1); }
-        else if (*p == '\n') put(w, "\\n", 2);
+        if (*p == '"' || *p == '\\') { sv_jw_raw(w, "\\", 1); sv_jw_raw(w, (const char *)p, 1); }
+        else if (*p == '\n') sv_jw_raw(w, "\\n", 2);
         else if (*p < 0x20) putf(w, "\\u%04x", *p);
-        else put(w, (const char *)p, 1);
+        else sv_jw_raw(w, (const char *)p, 1);
     }
-    put(w, "\"", 1);
+    sv_jw_raw(w, "\"", 1);
 }
 
 /* Separator, newline/indent and key before an element. */
@@ -61,24 +61,24 @@ static void element(sv_jw *w, const char *key)
 {
     int d = w->depth;
     if (d > 0) {
-        if (w->count[d]++ > 0) put(w, ",", 1);
+        if (w->count[d]++ > 0) sv_jw_raw(w, ",", 1);
         if (w->inline_[d]) {
-            if (w->count[d] > 1) put(w, " ", 1);
+            if (w->count[d] > 1) sv_jw_raw(w, " ", 1);
         } else {
-            put(w, "\n", 1);
-            for (int i = 0; i < d; i++) put(w, "  ", 2);
+            sv_jw_raw(w, "\n", 1);
+            for (int i = 0; i < d; i++) sv_jw_raw(w, "  ", 2);
         }
     }
     if (key) {
         put_string(w, key);
-        put(w, ": ", 2);
+        sv_jw_raw(w, ": ", 2);
     }
 }
 
 static void open_(sv_jw *w, const char *key, const char *br, int inl)
 {
     element(w, key);
-    put(w, br, 1);
+    sv_jw_raw(w, br, 1);
     if (w->depth < 63) w->depth++;
     w->count[w->depth] = 0;
     w->inline_[w->depth] = inl;
@@ -93,18 +93,18 @@ void sv_jw_end(sv_jw *w)
     int inl = w->inline_[d], had = w->count[d] > 0;
     if (w->depth > 0) w->depth--;
     if (!inl && had) {
-        put(w, "\n", 1);
-        for (int i = 0; i < w->depth; i++) put(w, "  ", 2);
+        sv_jw_raw(w, "\n", 1);
+        for (int i = 0; i < w->depth; i++) sv_jw_raw(w, "  ", 2);
     }
     /* Arrays and objects are told apart by how they were opened. */
-    put(w, inl ? "]" : "}", 1);
+    sv_jw_raw(w, inl ? "]" : "}", 1);
 }
 
 void sv_jw_num(sv_jw *w, const char *key, double v)
 {
     element(w, key);
     if (isfinite(v)) putf(w, "%.17g", v);
-    else put(w, "null", 4);
+    else sv_jw_raw(w, "null", 4);
 }
 
 void sv_jw_int(sv_jw *w, const char *key, int64_t v)
@@ -122,13 +122,13 @@ void sv_jw_str(sv_jw *w, const char *key, const char *s)
 void sv_jw_bool(sv_jw *w, const char *key, int v)
 {
     element(w, key);
-    put(w, v ? "true" : "false", v ? 4 : 5);
+    sv_jw_raw(w, v ? "true" : "false", v ? 4 : 5);
 }
 
 void sv_jw_null(sv_jw *w, const char *key)
 {
     element(w, key);
-    put(w, "null", 4);
+    sv_jw_raw(w, "null", 4);
 }
 
 sv_rc sv_mkdir_p(const char *path)
@@ -262,13 +262,19 @@ static void write_geometry(sv_jw *w, const sv_geometry *g)
 
 sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_sae *s,
                    const sv_config *c, const sv_pair_metrics *m, const sv_geometry *g,
-                   double model_params)
+                   double model_params, uint64_t input_hash)
 {
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)input_hash);
     const int64_t d_sae = s->cfg.d_sae;
     const double N = (double)m->tokens_evaluated;
     sv_jw_obj(w, NULL);
     sv_jw_str(w, "sae_id", sae_id);
     sv_jw_str(w, "dataset", dataset);
+    sv_jw_str(w, "status", "ok");
+    /* Identity of the inputs and options: a rerun skips this pair when it
+     * matches (see plan.c). */
+    sv_jw_str(w, "input_hash", hex);
     write_cfg(w, s);
     sv_jw_obj(w, "eval_cfg");
     sv_jw_str(w, "precision", c->precision == 64 ? "float64" : "float32");
@@ -346,97 +352,4 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_end(w);
     sv_jw_end(w);
     return w->oom ? sv_fail(SV_EINTERNAL, "out of memory writing results") : SV_OK;
-}
-
-static const char *csv_cols[] = {
-    "sae_id", "dataset",
-    "metrics.reconstruction_quality.mse",
-    "metrics.reconstruction_quality.explained_variance",
-    "metrics.reconstruction_quality.fvu",
-    "metrics.reconstruction_quality.explained_variance_legacy",
-    "metrics.reconstruction_quality.cossim",
-    "metrics.shrinkage.l2_norm_in",
-    "metrics.shrinkage.l2_norm_out",
-    "metrics.shrinkage.l2_ratio",
-    "metrics.shrinkage.relative_reconstruction_bias",
-    "metrics.sparsity.l0",
-    "metrics.sparsity.l1",
-    "metrics.sparsity.dead_features",
-    "metrics.sparsity.dead_fraction",
-    "metrics.token_stats.tokens_evaluated",
-    "metrics.token_stats.tokens_masked",
-    "metrics.token_stats.sequences",
-};
-
-static void csv_num(sv_jw *b, double v)
-{
-    char tmp[40];
-    if (isfinite(v)) snprintf(tmp, sizeof tmp, ",%.17g", v);
-    else snprintf(tmp, sizeof tmp, ",");
-    put(b, tmp, strlen(tmp));
-}
-
-sv_rc sv_write_summaries(const char *out_dir, const sv_pair_row *rows, int n)
-{
-    sv_rc rc = SV_OK;
-    sv_jw js, csv;
-    sv_jw_init(&js);
-    sv_jw_init(&csv);
-    put(&js, "[", 1);
-    for (int i = 0; i < n; i++) {
-        char *p = sv_pair_path(out_dir, rows[i].sae_id, rows[i].dataset);
-        char *text = NULL;
-        size_t len = 0;
-        if (!p) { rc = SV_EINTERNAL; goto done; }
-        rc = sv_read_file(p, &text, &len);
-        free(p);
-        if (rc != SV_OK) goto done;
-        put(&js, i ? ",\n" : "\n", i ? 2 : 1);
-        put(&js, text, len);
-        free(text);
-    }
-    put(&js, "\n]\n", 3);
-
-    for (size_t c = 0; c < sizeof csv_cols / sizeof *csv_cols; c++) {
-        if (c) put(&csv, ",", 1);
-        put(&csv, csv_cols[c], strlen(csv_cols[c]));
-    }
-    put(&csv, "\n", 1);
-    for (int i = 0; i < n; i++) {
-        const sv_pair_metrics *m = &rows[i].m;
-        /* sae ids and dataset names cannot hold commas or quotes (checked
-         * when the config is read), so no CSV quoting is needed. */
-        put(&csv, rows[i].sae_id, strlen(rows[i].sae_id));
-        put(&csv, ",", 1);
-        put(&csv, rows[i].dataset, strlen(rows[i].dataset));
-        csv_num(&csv, m->mse);
-        csv_num(&csv, m->explained_variance);
-        csv_num(&csv, m->fvu);
-        csv_num(&csv, m->explained_variance_legacy);
-        csv_num(&csv, m->cossim);
-        csv_num(&csv, m->l2_norm_in);
-        csv_num(&csv, m->l2_norm_out);
-        csv_num(&csv, m->l2_ratio);
-        csv_num(&csv, m->relative_reconstruction_bias);
-        csv_num(&csv, m->l0);
-        csv_num(&csv, m->l1);
-        putf(&csv, ",%lld", (long long)m->dead_features);
-        csv_num(&csv, m->dead_fraction);
-        putf(&csv, ",%lld,%lld,%lld\n", (long long)m->tokens_evaluated, (long long)m->tokens_masked,
-             (long long)m->sequences);
-    }
-    if (js.oom || csv.oom) { rc = sv_fail(SV_EINTERNAL, "out of memory writing summaries"); goto done; }
-    {
-        char *pj = sv_path_join(out_dir, "all_eval_results.json");
-        char *pc = sv_path_join(out_dir, "all_eval_results.csv");
-        if (!pj || !pc) rc = SV_EINTERNAL;
-        if (rc == SV_OK) rc = sv_write_atomic(pj, js.buf, js.len);
-        if (rc == SV_OK) rc = sv_write_atomic(pc, csv.buf, csv.len);
-        free(pj);
-        free(pc);
-    }
-done:
-    sv_jw_free(&js);
-    sv_jw_free(&csv);
-    return rc;
 }

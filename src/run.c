@@ -12,6 +12,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include "saeval/config.h"
 #include "saeval/forward.h"
 #include "saeval/geometry.h"
+#include "saeval/merge.h"
+#include "saeval/plan.h"
 #include "saeval/output.h"
 #include "saeval/reduce.h"
 #include "saeval/sae.h"
@@ -32,11 +35,11 @@ enum { P_SSE, P_COS, P_NORM_IN, P_NORM_OUT, P_RATIO, P_L1, P_LEGACY, P_RRB, P_CO
 
 typedef struct {
     sv_sae sae;
-    char *id;
+    const char *id;
     sv_fwd fwd;
     int64_t *ints;     /* [sum_l0, rrb_batches, firing[m], fired_seq[m], hist[m+1]] */
     int64_t *last_seq; /* per latent: last global sequence it fired in */
-    sv_geometry geom;  /* weight geometry, complete on rank 0 */
+    const sv_geometry *geom; /* weight geometry, complete on rank 0 */
 } sv_slot;
 
 static double now_s(void)
@@ -259,140 +262,6 @@ static void finalize(const sv_slot *sl, const double *tot, int64_t d, int k, con
         if (m->l0_histogram[v]) m->hist_len = v + 1;
 }
 
-static void print_table(const sv_pair_row *rows, int n)
-{
-    printf("\n%-24s %-14s %9s %11s %8s %8s %7s %8s\n", "sae_id", "dataset", "expl_var", "mse", "cossim",
-           "l0", "dead%", "l2_ratio");
-    for (int i = 0; i < n; i++) {
-        const sv_pair_metrics *m = &rows[i].m;
-        printf("%-24s %-14s %9.4f %11.5g %8.4f %8.2f %7.2f %8.4f\n", rows[i].sae_id, rows[i].dataset,
-               m->explained_variance, m->mse, m->cossim, m->l0, 100.0 * m->dead_fraction, m->l2_ratio);
-    }
-    fflush(stdout);
-}
-
-/* Evaluate every SAE on one dataset and write its pair files (rank 0). */
-static sv_rc run_dataset(const sv_config *cfg, const sv_dataset_spec *ds, sv_store *st, sv_slot *slots,
-                         int n_slots, sv_pair_row *rows, const sv_run_opts *opts, const char *out_dir,
-                         MPI_Comm comm, FILE *log)
-{
-    int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
-    const int64_t d = st->d_in, B = cfg->legacy_batch_sequences;
-    const int64_t n_units = (st->n_seq + B - 1) / B;
-    sv_rc rc = SV_OK;
-    sv_pass ps;
-    memset(&ps, 0, sizeof ps);
-    ps.cfg = cfg;
-    ps.st = st;
-    ps.slots = slots;
-    ps.n_slots = n_slots;
-
-    int64_t *w = sv_malloc((size_t)n_units * sizeof(int64_t));
-    int64_t *first = sv_malloc((size_t)P * sizeof(int64_t)), *last = sv_malloc((size_t)P * sizeof(int64_t));
-    ps.mask_ids = sv_malloc((size_t)(st->n_special + cfg->n_exclude + 1) * sizeof(int64_t));
-    if (!w || !first || !last || !ps.mask_ids) { rc = SV_EINTERNAL; goto agree; }
-    for (int i = 0; i < st->n_special; i++) ps.mask_ids[ps.n_mask++] = st->special_ids[i];
-    for (int i = 0; i < cfg->n_exclude; i++) ps.mask_ids[ps.n_mask++] = cfg->exclude_ids[i];
-    qsort(ps.mask_ids, (size_t)ps.n_mask, sizeof(int64_t), cmp_i64);
-
-    int64_t max_unit = 0;
-    for (int64_t u = 0; u < n_units; u++) {
-        int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
-        w[u] = st->seq_offsets[s1] - st->seq_offsets[u * B];
-        if (w[u] > max_unit) max_unit = w[u];
-    }
-    sv_split_units(w, n_units, P, first, last);
-    ps.x = sv_malloc((size_t)(max_unit * d) * sizeof(float));
-    ps.xe = sv_malloc((size_t)(max_unit * d) * sizeof(float));
-    ps.tok = sv_malloc((size_t)max_unit * sizeof(int64_t));
-    ps.seq_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
-    if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of) { rc = SV_EINTERNAL; goto agree; }
-    for (int k = 0; k < n_slots; k++) {
-        int64_t m = slots[k].sae.cfg.d_sae;
-        memset(slots[k].ints, 0, (size_t)(3 * m + 3) * sizeof(int64_t));
-        for (int64_t j = 0; j < m; j++) slots[k].last_seq[j] = -1;
-    }
-
-agree:
-    rc = sv_agree(rc, comm);
-    if (rc != SV_OK) goto out;
-
-    {
-        const size_t len = (size_t)d + 1 + (size_t)n_slots * P_COUNT;
-        sv_tree *tree = sv_tree_new(n_units, first[rank], last[rank], len);
-        if (!tree) rc = SV_EINTERNAL;
-        double t_start = now_s(), t_last = t_start;
-        int64_t my_tokens = 0, done_tokens = 0;
-        for (int64_t u = first[rank]; u < last[rank]; u++) my_tokens += w[u];
-        for (int64_t u = first[rank]; rc == SV_OK && u < last[rank]; u++) {
-            int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
-            double *leaf = sv_tree_leaf(tree);
-            rc = eval_unit(&ps, u * B, s1, leaf);
-            if (rc == SV_OK) rc = sv_tree_push(tree);
-            done_tokens += w[u];
-            double t = now_s();
-            /* Rank 0 speaks for all: ranks get equal shares of tokens. */
-            if (rank == 0 && !opts->quiet && (t - t_last > 2.0 || u + 1 == last[rank])) {
-                double rate = done_tokens / (t - t_start + 1e-9);
-                printf("[saeval] %s: %lld/%lld tokens on rank 0 (%.1f%%), %.0f tok/s per rank, ETA %.0f s\n",
-                       ds->name, (long long)done_tokens, (long long)my_tokens,
-                       my_tokens ? 100.0 * done_tokens / my_tokens : 100.0, rate,
-                       rate > 0 ? (my_tokens - done_tokens) / rate : 0.0);
-                fflush(stdout);
-                t_last = t;
-            }
-        }
-        rc = sv_agree(rc, comm);
-        double *tot = NULL;
-        if (rc == SV_OK && rank == 0 && !(tot = sv_malloc(len * sizeof(double)))) rc = SV_EINTERNAL;
-        if (rc == SV_OK) rc = sv_tree_reduce(tree, comm, tot);
-        sv_tree_free(tree);
-        rc = sv_agree(rc, comm);
-        if (rc != SV_OK) { free(tot); goto out; }
-
-        /* Integer counts are exact, so a plain sum is order-invariant. */
-        int64_t ds_tot[2];
-        uint64_t bytes_tot = 0;
-        MPI_Reduce(ps.ds_ints, ds_tot, 2, MPI_INT64_T, MPI_SUM, 0, comm);
-        MPI_Reduce(&ps.bytes_read, &bytes_tot, 1, MPI_UINT64_T, MPI_SUM, 0, comm);
-        for (int k = 0; k < n_slots && rc == SV_OK; k++) {
-            int64_t m = slots[k].sae.cfg.d_sae, cnt = 3 * m + 3;
-            int64_t *tot_ints = rank == 0 ? sv_malloc((size_t)cnt * sizeof(int64_t)) : NULL;
-            MPI_Reduce(slots[k].ints, tot_ints, (int)cnt, MPI_INT64_T, MPI_SUM, 0, comm);
-            if (rank == 0) {
-                sv_pair_metrics pm;
-                sv_jw jw;
-                finalize(&slots[k], tot, d, k, tot_ints, ds_tot, st->n_seq, &pm);
-                sv_jw_init(&jw);
-                rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm, &slots[k].geom,
-                                  cfg->model_params);
-                if (rc == SV_OK) {
-                    char *path = sv_pair_path(out_dir, slots[k].id, ds->name);
-                    if (!path) rc = SV_EINTERNAL;
-                    else rc = sv_write_atomic(path, jw.buf, jw.len);
-                    free(path);
-                }
-                sv_jw_free(&jw);
-                rows[k].m = pm;
-                rows[k].m.l0_histogram = rows[k].m.firing_counts = rows[k].m.fired_sequences = NULL;
-            }
-            free(tot_ints);
-        }
-        if (rank == 0 && log)
-            fprintf(log, "dataset %s: %s, %lld tokens, %lld units, %d ranks, 1 pass, %llu bytes read, %.3f s\n",
-                    ds->name, st->path, (long long)st->n_tokens, (long long)n_units, P,
-                    (unsigned long long)bytes_tot, now_s() - t_start);
-        free(tot);
-        rc = sv_agree(rc, comm);
-    }
-out:
-    free(w); free(first); free(last); free(ps.mask_ids);
-    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of);
-    return rc;
-}
-
 /* Encoder threads per rank: the node's cores shared by its ranks, unless
  * SAEVAL_THREADS says otherwise. Only speed depends on it. */
 static void choose_threads(MPI_Comm comm)
@@ -409,129 +278,378 @@ static void choose_threads(MPI_Comm comm)
     sv_fwd_set_threads(th > 0 ? th : 1);
 }
 
+/* Stop requests (SLURM preemption, scancel, Ctrl-C): finish the current
+ * work unit, write nothing partial, exit non-zero; a rerun resumes. */
+static volatile sig_atomic_t sv_stop;
+static void on_signal(int sig) { sv_stop = sig; }
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+typedef struct {
+    double t0, t_last;
+    double cost_total, cost_done; /* tokens x d_sae of the pairs to compute */
+    int pairs_total, pairs_done;
+} sv_progress;
+
+static void progress_line(sv_progress *pg, const char *ds, int pass, int n_pass, double frac_pass,
+                          double pass_cost, double tok_rate, int force)
+{
+    double t = now_s();
+    if (!force && t - pg->t_last < 2.0) return;
+    pg->t_last = t;
+    double done = pg->cost_done + frac_pass * pass_cost;
+    double el = t - pg->t0, eta = done > 0 ? el * (pg->cost_total - done) / done : 0;
+    printf("[saeval] pairs %d/%d | %s pass %d/%d %5.1f%% | %.3g tok/s | elapsed %.0f s | ETA %.0f s\n",
+           pg->pairs_done, pg->pairs_total, ds, pass, n_pass, 100.0 * frac_pass, tok_rate, el, eta);
+    fflush(stdout);
+}
+
+/* One pass over a store for a group of loaded SAEs; writes their pair files
+ * on rank 0. */
+static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *slots, int n_slots,
+                      const int *sae_of, const char *out_dir, MPI_Comm comm, FILE *log, sv_progress *pg,
+                      int pass, int n_pass, const sv_run_opts *opts)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    sv_store *st = &pl->stores[j];
+    const sv_dataset_spec *ds = &cfg->datasets[j];
+    const int64_t d = st->d_in, B = cfg->legacy_batch_sequences;
+    const int64_t n_units = (st->n_seq + B - 1) / B;
+    sv_rc rc = SV_OK;
+    sv_pass ps;
+    memset(&ps, 0, sizeof ps);
+    ps.cfg = cfg;
+    ps.st = st;
+    ps.slots = slots;
+    ps.n_slots = n_slots;
+    double pass_cost = 0;
+    for (int k = 0; k < n_slots; k++) pass_cost += (double)st->n_tokens * (double)slots[k].sae.cfg.d_sae;
+
+    int64_t *w = sv_malloc((size_t)(n_units ? n_units : 1) * sizeof(int64_t));
+    int64_t *first = sv_malloc((size_t)P * sizeof(int64_t)), *last = sv_malloc((size_t)P * sizeof(int64_t));
+    ps.mask_ids = sv_malloc((size_t)(st->n_special + cfg->n_exclude + 1) * sizeof(int64_t));
+    if (!w || !first || !last || !ps.mask_ids) { rc = SV_EINTERNAL; goto agree; }
+    for (int i = 0; i < st->n_special; i++) ps.mask_ids[ps.n_mask++] = st->special_ids[i];
+    for (int i = 0; i < cfg->n_exclude; i++) ps.mask_ids[ps.n_mask++] = cfg->exclude_ids[i];
+    qsort(ps.mask_ids, (size_t)ps.n_mask, sizeof(int64_t), cmp_i64);
+
+    int64_t max_unit = 1;
+    for (int64_t u = 0; u < n_units; u++) {
+        int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
+        w[u] = st->seq_offsets[s1] - st->seq_offsets[u * B];
+        if (w[u] > max_unit) max_unit = w[u];
+    }
+    sv_split_units(w, n_units, P, first, last);
+    ps.x = sv_malloc((size_t)(max_unit * d) * sizeof(float));
+    ps.xe = sv_malloc((size_t)(max_unit * d) * sizeof(float));
+    ps.tok = sv_malloc((size_t)max_unit * sizeof(int64_t));
+    ps.seq_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
+    if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of) { rc = SV_EINTERNAL; goto agree; }
+    for (int k = 0; k < n_slots; k++) {
+        int64_t m = slots[k].sae.cfg.d_sae;
+        memset(slots[k].ints, 0, (size_t)(3 * m + 3) * sizeof(int64_t));
+        for (int64_t q = 0; q < m; q++) slots[k].last_seq[q] = -1;
+    }
+agree:
+    rc = sv_agree(rc, comm);
+    if (rc != SV_OK) goto out;
+    {
+        const size_t len = (size_t)d + 1 + (size_t)n_slots * P_COUNT;
+        sv_tree *tree = sv_tree_new(n_units, first[rank], last[rank], len);
+        if (!tree) rc = SV_EINTERNAL;
+        double t_start = now_s();
+        int64_t my_tokens = 0, done_tokens = 0;
+        for (int64_t u = first[rank]; u < last[rank]; u++) my_tokens += w[u];
+        if (rank == 0 && !opts->quiet) progress_line(pg, ds->name, pass, n_pass, 0.0, pass_cost, 0.0, 1);
+        for (int64_t u = first[rank]; rc == SV_OK && u < last[rank]; u++) {
+            if (sv_stop) {
+                rc = sv_fail(SV_EINTERRUPTED, "stopped by signal %d; complete result files are kept, rerun to resume", (int)sv_stop);
+                break;
+            }
+            int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
+            rc = eval_unit(&ps, u * B, s1, sv_tree_leaf(tree));
+            if (rc == SV_OK) rc = sv_tree_push(tree);
+            done_tokens += w[u];
+            /* Rank 0 speaks for all: ranks hold equal shares of tokens. */
+            if (rank == 0 && !opts->quiet)
+                progress_line(pg, ds->name, pass, n_pass, my_tokens ? (double)done_tokens / my_tokens : 1.0,
+                              pass_cost, P * done_tokens / (now_s() - t_start + 1e-9), 0);
+        }
+        if (rc == SV_OK && sv_stop) rc = sv_fail(SV_EINTERRUPTED, "stopped by signal %d; complete result files are kept, rerun to resume", (int)sv_stop);
+        rc = sv_agree(rc, comm);
+        double *tot = NULL;
+        if (rc == SV_OK && rank == 0 && !(tot = sv_malloc(len * sizeof(double)))) rc = SV_EINTERNAL;
+        if (rc == SV_OK) rc = sv_tree_reduce(tree, comm, tot);
+        sv_tree_free(tree);
+        rc = sv_agree(rc, comm);
+        if (rc != SV_OK) { free(tot); goto out; }
+
+        /* Integer counts are exact, so a plain sum is order-invariant. */
+        int64_t ds_tot[2];
+        uint64_t bytes_tot = 0;
+        MPI_Reduce(ps.ds_ints, ds_tot, 2, MPI_INT64_T, MPI_SUM, 0, comm);
+        MPI_Reduce(&ps.bytes_read, &bytes_tot, 1, MPI_UINT64_T, MPI_SUM, 0, comm);
+        for (int k = 0; k < n_slots; k++) {
+            int64_t m = slots[k].sae.cfg.d_sae, cnt = 3 * m + 3;
+            int64_t *tot_ints = rank == 0 ? sv_malloc((size_t)cnt * sizeof(int64_t)) : NULL;
+            MPI_Reduce(slots[k].ints, tot_ints, (int)cnt, MPI_INT64_T, MPI_SUM, 0, comm);
+            if (rank == 0 && rc == SV_OK) {
+                const int p = sae_of[k] * pl->n_ds + j;
+                sv_pair_metrics pm;
+                sv_jw jw;
+                finalize(&slots[k], tot, d, k, tot_ints, ds_tot, st->n_seq, &pm);
+                sv_jw_init(&jw);
+                rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm, slots[k].geom,
+                                  cfg->model_params, pl->pair_hash[p]);
+                sv_jw_raw(&jw, "\n", 1);
+                char *path = sv_pair_path(out_dir, slots[k].id, ds->name);
+                char *note = sv_error_note_path(out_dir, slots[k].id, ds->name);
+                if (rc == SV_OK && (!path || !note)) rc = SV_EINTERNAL;
+                if (rc == SV_OK) rc = sv_write_atomic(path, jw.buf, jw.len);
+                if (rc == SV_OK) unlink(note); /* an old failure is history now */
+                free(path);
+                free(note);
+                sv_jw_free(&jw);
+                pg->pairs_done++;
+            }
+            free(tot_ints);
+        }
+        pg->cost_done += pass_cost;
+        if (rank == 0 && log)
+            fprintf(log, "dataset %s pass %d/%d: %d SAEs, %s, %lld tokens, %lld units, %d ranks, %llu bytes read, %.3f s\n",
+                    ds->name, pass, n_pass, n_slots, st->path, (long long)st->n_tokens, (long long)n_units, P,
+                    (unsigned long long)bytes_tot, now_s() - t_start);
+        free(tot);
+        rc = sv_agree(rc, comm);
+    }
+out:
+    free(w); free(first); free(last); free(ps.mask_ids);
+    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of);
+    return rc;
+}
+
+/* Record a pair's failure: stderr line already printed by sv_agree; the
+ * note lets `merge` say why the pair has no result. */
+static void note_failure(const char *out_dir, const char *id, const char *ds, const char *msg)
+{
+    char *note = sv_error_note_path(out_dir, id, ds);
+    if (note) {
+        char line[2100];
+        int n = snprintf(line, sizeof line, "%s\n", msg);
+        sv_write_atomic(note, line, (size_t)n);
+    }
+    free(note);
+}
+
+static uint64_t default_budget(MPI_Comm comm)
+{
+    MPI_Comm node;
+    int local = 1;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    /* Half of the node's memory, shared by its ranks. */
+    uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    return phys / 2 / (uint64_t)local;
+}
+
 sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
 {
     int rank, P;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
+    const char *sn = getenv("SLURM_NTASKS");
+    if (sn && atoi(sn) > 1 && P == 1) {
+        /* Every copy prints: they are all rank 0 of their own world. */
+        fprintf(stderr, "saeval: error: SLURM_NTASKS=%s but MPI sees 1 rank: the launcher started independent copies "
+                        "(srun without working PMI?). Use `srun --mpi=pmix` or mpirun inside the allocation.\n", sn);
+        return SV_EINPUT;
+    }
+    install_signals();
     sv_config cfg;
+    sv_plan pl;
+    memset(&pl, 0, sizeof pl);
     sv_slot *slots = NULL;
-    sv_store *stores = NULL;
-    sv_pair_row *rows = NULL;
-    char **paths = NULL, **ids = NULL;
+    sv_geometry **geom = NULL;
+    int *sae_of = NULL, *failed_sae = NULL;
     FILE *log = NULL;
     char *out_dir = NULL;
-    int n_open = 0;
     double t0 = now_s();
+    int any_failed = 0;
 
     sv_rc rc = sv_agree(sv_config_load(&cfg, config_path), comm);
     if (rc != SV_OK) { sv_config_free(&cfg); return rc; }
     choose_threads(comm);
-    out_dir = sv_strdup(opts->output_dir ? opts->output_dir : cfg.output_dir);
     const int ns = cfg.n_saes, nd = cfg.n_datasets;
-    slots = sv_calloc((size_t)ns, sizeof *slots);
-    stores = sv_calloc((size_t)nd, sizeof *stores);
-    rows = sv_calloc((size_t)ns * nd, sizeof *rows);
-    paths = sv_calloc((size_t)ns, sizeof *paths);
-    ids = sv_calloc((size_t)ns, sizeof *ids);
-    if (!out_dir || !slots || !stores || !rows || !paths || !ids) rc = SV_EINTERNAL;
-    if (rc == SV_OK) {
-        for (int i = 0; i < ns; i++) paths[i] = cfg.saes[i].path;
-        rc = sv_sae_ids(paths, ns, ids);
-    }
-    rc = sv_agree(rc, comm);
+    out_dir = sv_strdup(opts->output_dir ? opts->output_dir : cfg.output_dir);
+    if (!out_dir) rc = SV_EINTERNAL;
+    if (rc == SV_OK && rank == 0) rc = sv_mkdir_p(out_dir);
+    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
+    rc = sv_plan_build(&pl, &cfg, out_dir, opts->shard, opts->n_shards > 0 ? opts->n_shards : 1, opts->force, comm);
+    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
 
-    /* Everything is loaded and checked before any output is written. */
-    for (int i = 0; i < ns && rc == SV_OK; i++) {
-        slots[i].id = ids[i];
-        ids[i] = NULL;
-        rc = sv_sae_load(&slots[i].sae, cfg.saes[i].path, cfg.precision, cfg.saes[i].has_scale,
-                         cfg.saes[i].scaling_factor);
-        if (rc == SV_OK) rc = sv_fwd_init(&slots[i].fwd, &slots[i].sae, cfg.block_tokens);
-        if (rc == SV_OK) {
-            int64_t m = slots[i].sae.cfg.d_sae;
-            slots[i].ints = sv_malloc((size_t)(3 * m + 3) * sizeof(int64_t));
-            slots[i].last_seq = sv_malloc((size_t)m * sizeof(int64_t));
-            if (!slots[i].ints || !slots[i].last_seq) rc = SV_EINTERNAL;
+    slots = sv_calloc((size_t)ns, sizeof *slots);
+    geom = sv_calloc((size_t)ns, sizeof *geom);
+    sae_of = sv_calloc((size_t)ns, sizeof *sae_of);
+    failed_sae = sv_calloc((size_t)ns, sizeof *failed_sae);
+    if (!slots || !geom || !sae_of || !failed_sae) rc = SV_EINTERNAL;
+    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
+
+    /* Block rows: the config's, lowered (in GEMM tiles) until the largest
+     * SAE fits the memory budget. Tiles keep results independent of it. */
+    uint64_t budget = cfg.memory_budget_mb > 0 ? (uint64_t)cfg.memory_budget_mb << 20 : default_budget(comm);
+    int64_t block = cfg.block_tokens;
+    for (int i = 0; i < ns; i++)
+        while (!pl.sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block) > budget)
+            block -= SV_GEMM_ROWS;
+
+    sv_progress pg;
+    memset(&pg, 0, sizeof pg);
+    pg.t0 = pg.t_last = now_s();
+    for (int p = 0; p < ns * nd; p++) {
+        if (pl.in_shard[p] && pl.pair_err[p]) {
+            any_failed = 1;
+            if (rank == 0) note_failure(out_dir, pl.ids[p / nd], cfg.datasets[p % nd].name, pl.pair_err[p]);
         }
-        rc = sv_agree(rc, comm);
+        if (!pl.todo[p]) continue;
+        pg.pairs_total++;
+        pg.cost_total += (double)pl.stores[p % nd].n_tokens * (double)pl.cfg[p / nd].d_sae;
     }
-    /* Weight geometry once per SAE, whatever the number of datasets. */
-    for (int i = 0; i < ns && rc == SV_OK; i++) {
-        double tg = now_s();
-        rc = sv_agree(sv_geometry_compute(&slots[i].sae, 0, comm, &slots[i].geom), comm);
-        if (rc == SV_OK && rank == 0 && !opts->quiet && now_s() - tg > 2.0) {
-            printf("[saeval] geometry of %s: %.1f s\n", slots[i].id, now_s() - tg);
-            fflush(stdout);
-        }
-    }
-    for (int j = 0; j < nd && rc == SV_OK; j++) {
-        rc = sv_store_open(&stores[j], cfg.datasets[j].path, comm);
-        n_open = j + 1;
-        for (int i = 0; i < ns && rc == SV_OK; i++)
-            if (slots[i].sae.cfg.d_in != stores[j].d_in)
-                rc = sv_fail(SV_EINPUT, "%s/cfg.json: d_in: %lld does not match %s: /activations has d_in %lld",
-                             cfg.saes[i].path, (long long)slots[i].sae.cfg.d_in, cfg.datasets[j].path,
-                             (long long)stores[j].d_in);
-        rc = sv_agree(rc, comm);
-    }
-    if (rc == SV_OK) {
-        if (rank == 0) rc = sv_mkdir_p(out_dir);
-        rc = sv_agree(rc, comm);
-    }
-    if (rc == SV_OK && rank == 0) {
+    if (rank == 0) {
         char *lp = sv_path_join(out_dir, "run.log");
-        log = lp ? fopen(lp, "w") : NULL;
+        log = lp ? fopen(lp, "a") : NULL;
         free(lp);
+        int skipped = 0, in_shard = 0;
+        for (int p = 0; p < ns * nd; p++) {
+            in_shard += pl.in_shard[p];
+            skipped += pl.in_shard[p] && !pl.todo[p] && !pl.pair_err[p];
+        }
         if (log) {
             char host[256] = "?";
             gethostname(host, sizeof host);
-            fprintf(log, "saeval run %s\nranks %d, host of rank 0 %s, threads per rank %d, OpenBLAS %s (core %s)\n",
-                    config_path, P, host, sv_fwd_get_threads(), openblas_get_config(), openblas_get_corename());
+            fprintf(log, "saeval run %s shard %d/%d\nranks %d, host of rank 0 %s, threads per rank %d, OpenBLAS %s (core %s)\n"
+                         "block rows %lld, memory budget %llu MB per rank\n",
+                    config_path, opts->shard, pl.n_shards, P, host, sv_fwd_get_threads(), openblas_get_config(),
+                    openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20));
         }
         if (!opts->quiet) {
-            printf("[saeval] %d SAEs x %d datasets on %d ranks, output %s\n", ns, nd, P, out_dir);
+            printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
+                   "%d already complete, output %s\n",
+                   ns, nd, P, sv_fwd_get_threads(), opts->shard, pl.n_shards, in_shard, pg.pairs_total, skipped, out_dir);
             fflush(stdout);
         }
     }
+
     for (int j = 0; j < nd && rc == SV_OK; j++) {
-        sv_pair_row *r = rows + (size_t)j * ns;
-        for (int i = 0; i < ns; i++) {
-            r[i].sae_id = slots[i].id;
-            r[i].dataset = cfg.datasets[j].name;
+        /* SAEs that still need this dataset, packed into passes. */
+        int n_need = 0, n_pass = 0;
+        for (int i = 0; i < ns; i++) if (pl.todo[i * nd + j] && !failed_sae[i]) n_need++;
+        if (n_need == 0) continue;
+        {
+            uint64_t used = 0;
+            int in = 0;
+            for (int i = 0; i < ns; i++) {
+                if (!pl.todo[i * nd + j] || failed_sae[i]) continue;
+                uint64_t b = sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block);
+                if (in > 0 && used + b > budget) { n_pass++; used = 0; in = 0; }
+                used += b;
+                in++;
+            }
+            if (in) n_pass++;
         }
-        rc = run_dataset(&cfg, &cfg.datasets[j], &stores[j], slots, ns, r, opts, out_dir, comm, log);
+        int i_next = 0;
+        for (int pass = 1; pass <= n_pass && rc == SV_OK; pass++) {
+            uint64_t used = 0;
+            int n = 0;
+            for (; i_next < ns && rc == SV_OK; i_next++) {
+                int i = i_next;
+                if (!pl.todo[i * nd + j] || failed_sae[i]) continue;
+                uint64_t b = sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block);
+                if (n > 0 && used + b > budget) break;
+                sv_slot *sl = &slots[n];
+                memset(sl, 0, sizeof *sl);
+                sv_rc r = sv_sae_load(&sl->sae, cfg.saes[i].path, cfg.precision, cfg.saes[i].has_scale,
+                                      cfg.saes[i].scaling_factor);
+                r = sv_agree(r, comm);
+                if (r == SV_EINPUT) {
+                    /* A bad SAE fails its own pairs only. */
+                    sv_sae_free(&sl->sae);
+                    failed_sae[i] = 1;
+                    any_failed = 1;
+                    for (int jj = 0; jj < nd; jj++)
+                        if (pl.todo[i * nd + jj] && rank == 0) note_failure(out_dir, pl.ids[i], cfg.datasets[jj].name, sv_errmsg());
+                    continue;
+                }
+                if ((rc = r) != SV_OK) break;
+                if (!geom[i]) { /* once per SAE, whatever the number of datasets */
+                    geom[i] = sv_calloc(1, sizeof **geom);
+                    rc = geom[i] ? sv_geometry_compute(&sl->sae, 0, comm, geom[i]) : SV_EINTERNAL;
+                    if ((rc = sv_agree(rc, comm)) != SV_OK) break;
+                }
+                sl->geom = geom[i];
+                sl->id = pl.ids[i];
+                rc = sv_fwd_init(&sl->fwd, &sl->sae, block);
+                if (rc == SV_OK) {
+                    int64_t m = sl->sae.cfg.d_sae;
+                    sl->ints = sv_malloc((size_t)(3 * m + 3) * sizeof(int64_t));
+                    sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
+                    if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
+                }
+                if ((rc = sv_agree(rc, comm)) != SV_OK) { n++; break; }
+                sae_of[n++] = i;
+                used += b;
+            }
+            if (rc == SV_OK && n > 0)
+                rc = run_pass(&cfg, &pl, j, slots, n, sae_of, out_dir, comm, log, &pg, pass, n_pass, opts);
+            for (int k = 0; k < n; k++) {
+                sv_fwd_free(&slots[k].fwd);
+                sv_sae_free(&slots[k].sae);
+                free(slots[k].ints);
+                free(slots[k].last_seq);
+                memset(&slots[k], 0, sizeof slots[k]);
+            }
+        }
     }
-    /* Rows are stored dataset-major; summaries list them SAE-major. */
-    if (rc == SV_OK && rank == 0) {
-        sv_pair_row *sorted = sv_malloc((size_t)ns * nd * sizeof *sorted);
-        if (!sorted) rc = SV_EINTERNAL;
-        for (int i = 0; rc == SV_OK && i < ns; i++)
-            for (int j = 0; j < nd; j++) sorted[(size_t)i * nd + j] = rows[(size_t)j * ns + i];
-        if (rc == SV_OK) rc = sv_write_summaries(out_dir, sorted, ns * nd);
-        if (rc == SV_OK && opts->table) print_table(sorted, ns * nd);
-        free(sorted);
+    if (rc == SV_OK && rank == 0 && !opts->quiet)
+        progress_line(&pg, "all", 1, 1, 1.0, 0.0, 0.0, 1);
+
+    /* A full run (not one shard of many) ends with the summaries. */
+    if (rc == SV_OK && rank == 0 && pl.n_shards == 1) {
+        sv_merge_counts mc;
+        rc = sv_merge(&cfg, &pl, out_dir, stderr, opts->table ? stdout : NULL, &mc);
+        if (rc == SV_OK && mc.failed + mc.missing > 0) any_failed = 1;
     }
     rc = sv_agree(rc, comm);
+    if (rc == SV_OK && any_failed) {
+        rc = SV_EINPUT;
+        if (rank == 0) fprintf(stderr, "saeval: some pairs failed (see the messages above and all_eval_results.json)\n");
+    }
+out:
     if (log) {
         fprintf(log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", now_s() - t0);
         fclose(log);
     }
     if (rc == SV_OK && rank == 0 && !opts->quiet) {
-        printf("[saeval] wrote %d result files to %s (%.2f s)\n", ns * nd, out_dir, now_s() - t0);
+        printf("[saeval] done in %.2f s, results in %s\n", now_s() - t0, out_dir);
         fflush(stdout);
     }
-    for (int j = 0; j < n_open; j++) sv_store_close(&stores[j]);
-    for (int i = 0; i < ns; i++) {
-        sv_fwd_free(&slots[i].fwd);
-        sv_geometry_free(&slots[i].geom);
-        sv_sae_free(&slots[i].sae);
-        free(slots[i].ints);
-        free(slots[i].last_seq);
-        free(slots[i].id);
-        if (ids) free(ids[i]);
+    for (int i = 0; geom && i < ns; i++) {
+        if (geom[i]) sv_geometry_free(geom[i]);
+        free(geom[i]);
     }
-    free(slots); free(stores); free(rows); free(paths); free(ids); free(out_dir);
+    free(geom); free(slots); free(sae_of); free(failed_sae); free(out_dir);
+    sv_plan_free(&pl);
     sv_config_free(&cfg);
     return rc;
 }

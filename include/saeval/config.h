@@ -32,6 +32,7 @@ typedef struct {
     int legacy_batch_sequences;
     int precision;          /* 32 or 64 */
     int64_t block_tokens;   /* rows per GEMM block (part of the numerics: fixed per run, not per rank count) */
+    int64_t memory_budget_mb; /* per rank; 0 = half the node's memory / ranks per node */
     double model_params;    /* language-model size for health ratings; NaN = unknown */
 } sv_config;
 

@@ -6,7 +6,8 @@
 typedef enum {
     SV_OK = 0,
     SV_EINTERNAL = 1, /* bug, allocation failure, I/O error on a good file */
-    SV_EINPUT = 2     /* bad input: malformed file, bad config, mismatch */
+    SV_EINPUT = 2,    /* bad input: malformed file, bad config, mismatch */
+    SV_EINTERRUPTED = 3 /* stopped by SIGTERM/SIGINT/SIGUSR1; rerun to resume */
 } sv_rc;
 
 /* Format the message and return code (so callers can `return sv_fail(...)`). */

@@ -7,6 +7,9 @@
 #include "saeval/error.h"
 #include "saeval/sae.h"
 
+/* Rows per encoder GEMM call; blocks (max_rows) are multiples of it. */
+#define SV_GEMM_ROWS 256
+
 typedef struct {
     const sv_sae *sae;
     int64_t max_rows;

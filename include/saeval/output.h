@@ -29,6 +29,8 @@ void sv_jw_int(sv_jw *w, const char *key, int64_t v);
 void sv_jw_str(sv_jw *w, const char *key, const char *s);
 void sv_jw_bool(sv_jw *w, const char *key, int v);
 void sv_jw_null(sv_jw *w, const char *key);
+/* Append bytes verbatim (pre-formatted JSON or CSV text). */
+void sv_jw_raw(sv_jw *w, const char *s, size_t n);
 
 /* Write buf to path via a temporary file in the same directory + rename, so
  * readers only ever see the old or the new complete file. */
@@ -51,17 +53,8 @@ typedef struct {
  * geometry; model_params: NaN when unknown (health ratings). */
 sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_sae *s,
                    const sv_config *c, const sv_pair_metrics *m, const sv_geometry *g,
-                   double model_params);
+                   double model_params, uint64_t input_hash);
 
-/* Scalar columns of one pair for all_eval_results.csv. */
-typedef struct {
-    char *sae_id, *dataset;
-    sv_pair_metrics m; /* array pointers not used */
-} sv_pair_row;
-
-/* all_eval_results.json: concatenates the per-pair files (in row order);
- * all_eval_results.csv: one row per pair. */
-sv_rc sv_write_summaries(const char *out_dir, const sv_pair_row *rows, int n);
 /* Path of a pair's result file. Caller frees. */
 char *sv_pair_path(const char *out_dir, const char *sae_id, const char *dataset);
 

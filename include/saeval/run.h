@@ -8,6 +8,8 @@ typedef struct {
     const char *output_dir; /* overrides the config's output_dir when set */
     int quiet;              /* no progress lines */
     int table;              /* print the summary table on rank 0 */
+    int shard, n_shards;    /* evaluate shard `shard` of n_shards (0 of 1: everything) */
+    int force;              /* recompute pairs whose result files are complete */
 } sv_run_opts;
 
 /* Collective. Returns SV_OK or the error code; the message has already been

@@ -1,0 +1,26 @@
+/* Summaries built from the per-pair result files, so that one job, a job
+ * array of shards, or a resumed run all end in the same files:
+ *   all_eval_results.json  every pair's object, plus {status: error|missing}
+ *                          records for pairs without a valid result
+ *   all_eval_results.csv   one row per pair, scalar metrics
+ *   generalization.json/.csv  OOS vs in-sample metrics per SAE */
+#ifndef SAEVAL_MERGE_H
+#define SAEVAL_MERGE_H
+#include <stdio.h>
+#include "saeval/config.h"
+#include "saeval/plan.h"
+
+typedef struct {
+    int complete, failed, missing;
+} sv_merge_counts;
+
+/* Rank 0 only. Lists failed and missing pairs on `report`. */
+/* Rank 0 only. Lists failed and missing pairs on `report`; prints a table
+ * of the main metrics on `table` when not NULL. */
+sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE *report, FILE *table,
+               sv_merge_counts *counts);
+
+/* Path of a pair's error note (why it failed). Caller frees. */
+char *sv_error_note_path(const char *out_dir, const char *sae_id, const char *dataset);
+
+#endif

@@ -1,0 +1,47 @@
+/* Sweep planning: which (SAE, dataset) pairs exist, which can run, which
+ * belong to this shard, which are already complete on disk, and how SAEs
+ * are grouped into passes over a store under a memory budget. Every rank
+ * builds the same plan. */
+#ifndef SAEVAL_PLAN_H
+#define SAEVAL_PLAN_H
+#include <stdint.h>
+#include <mpi.h>
+#include "saeval/config.h"
+#include "saeval/error.h"
+#include "saeval/sae.h"
+#include "saeval/store.h"
+
+typedef struct {
+    int n_saes, n_ds;
+    char **ids;            /* SAE ids (directory names, or path suffixes) */
+    sv_sae_cfg *cfg;       /* valid where sae_err[i] is NULL */
+    char **sae_err;        /* why an SAE cannot be evaluated, or NULL */
+    uint64_t *sae_hash;
+    sv_store *stores;      /* open (collectively) where ds_err[j] is NULL */
+    char **ds_err;
+    uint64_t *ds_hash;
+    /* Pairs, SAE-major: p = i * n_ds + j. */
+    char **pair_err;       /* NULL: can run */
+    uint64_t *pair_hash;   /* identity of everything that determines the result */
+    int *in_shard;
+    int *todo;             /* in shard, can run, and not complete on disk (or --force) */
+    int shard, n_shards;
+} sv_plan;
+
+/* Collective. Fatal errors (bad config, out of memory) return an error;
+ * a bad SAE or store only marks its pairs failed. */
+sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int shard, int n_shards,
+                    int force, MPI_Comm comm);
+void sv_plan_free(sv_plan *pl);
+
+/* Bytes an SAE needs while it is evaluated with blocks of `block` rows:
+ * weights, encoder workspace, accumulators. */
+uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
+
+/* Hex form of a hash (17 bytes with the NUL). */
+void sv_hash_hex(uint64_t h, char out[17]);
+/* "input_hash" recorded in a complete result file at path, 0 if absent,
+ * unreadable or incomplete. */
+uint64_t sv_result_hash(const char *path);
+
+#endif

@@ -1,0 +1,328 @@
+/* Summaries and the generalization table from per-pair result files. */
+#include "saeval/merge.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saeval/output.h"
+
+char *sv_error_note_path(const char *out_dir, const char *sae_id, const char *dataset)
+{
+    char *p = sv_pair_path(out_dir, sae_id, dataset); /* .../id__ds.json */
+    if (!p) return NULL;
+    size_t n = strlen(p) + 16;
+    char *q = sv_malloc(n);
+    if (q) {
+        p[strlen(p) - 5] = '\0';
+        snprintf(q, n, "%s.error.txt", p);
+    }
+    free(p);
+    return q;
+}
+
+static const char *csv_cols[] = {
+    "metrics.reconstruction_quality.mse",
+    "metrics.reconstruction_quality.explained_variance",
+    "metrics.reconstruction_quality.fvu",
+    "metrics.reconstruction_quality.explained_variance_legacy",
+    "metrics.reconstruction_quality.cossim",
+    "metrics.shrinkage.l2_norm_in",
+    "metrics.shrinkage.l2_norm_out",
+    "metrics.shrinkage.l2_ratio",
+    "metrics.shrinkage.relative_reconstruction_bias",
+    "metrics.sparsity.l0",
+    "metrics.sparsity.l1",
+    "metrics.sparsity.dead_features",
+    "metrics.sparsity.dead_fraction",
+    "metrics.token_stats.tokens_evaluated",
+    "metrics.token_stats.tokens_masked",
+    "metrics.token_stats.sequences",
+    "metrics.misc.frac_alive",
+    "metrics.misc.freq_over_1_percent",
+    "metrics.misc.freq_over_10_percent",
+    "metrics.misc.normalized_freq_over_1_percent",
+    "metrics.misc.normalized_freq_over_10_percent",
+    "metrics.geometry.average_max_decoder_cosine_sim",
+    "metrics.geometry.average_max_encoder_cosine_sim",
+    "metrics.geometry.decoder_mean_abs_cos",
+    "metrics.geometry.decoder_mean_cos",
+    "metrics.geometry.decoder_pairs_over_0_9",
+    "metrics.geometry.decoder_pairs_over_0_99",
+    "metrics.health.quality_score.score_out_of_4",
+};
+
+/* Number at a dotted path, NaN when absent or null. */
+static double get_num(const cJSON *root, const char *dotted)
+{
+    char key[128];
+    const cJSON *node = root;
+    const char *p = dotted;
+    while (node && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof key) return NAN;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        node = cJSON_GetObjectItemCaseSensitive(node, key);
+        p = dot ? dot + 1 : p + n;
+    }
+    return cJSON_IsNumber(node) ? node->valuedouble : NAN;
+}
+
+static void put_num(sv_jw *b, double v)
+{
+    /* CSV cell: %.17g round-trips the JSON value exactly; empty for null. */
+    char tmp[40];
+    if (isfinite(v)) {
+        int n = snprintf(tmp, sizeof tmp, "%.17g", v);
+        sv_jw_raw(b, tmp, (size_t)n);
+    }
+}
+
+static const char *gen_keys[] = {"explained_variance", "mse", "cossim", "l0", "dead_fraction"};
+static const char *gen_paths[] = {
+    "metrics.reconstruction_quality.explained_variance", "metrics.reconstruction_quality.mse",
+    "metrics.reconstruction_quality.cossim", "metrics.sparsity.l0", "metrics.sparsity.dead_fraction"};
+#define N_GEN 5
+
+/* Expected explained-variance drop (%) for a declared kind of shift. */
+static int shift_band(const char *shift, double *lo, double *hi)
+{
+    if (!shift) return 0;
+    if (strcmp(shift, "domain") == 0) { *lo = 20; *hi = 40; return 1; }
+    if (strcmp(shift, "task") == 0) { *lo = 0; *hi = 60; return 1; }
+    if (strcmp(shift, "distribution") == 0) { *lo = 10; *hi = 30; return 1; }
+    return 0;
+}
+
+static double drop_percent(double in, double oos)
+{
+    return (isfinite(in) && isfinite(oos) && in != 0) ? 100.0 * (in - oos) / fabs(in) : NAN;
+}
+
+static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const char *out_dir, cJSON **objs)
+{
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    int ref = -1, n_in = 0;
+    for (int j = 0; j < nd; j++)
+        if (c->datasets[j].role == SV_ROLE_IN_SAMPLE) { if (ref < 0) ref = j; n_in++; }
+    sv_jw js, csv;
+    sv_jw_init(&js);
+    sv_jw_init(&csv);
+    sv_jw_obj(&js, NULL);
+    if (ref >= 0) sv_jw_str(&js, "reference_in_sample", c->datasets[ref].name);
+    else sv_jw_null(&js, "reference_in_sample");
+    sv_jw_arr(&js, "in_sample_datasets");
+    for (int j = 0; j < nd; j++)
+        if (c->datasets[j].role == SV_ROLE_IN_SAMPLE) sv_jw_str(&js, NULL, c->datasets[j].name);
+    sv_jw_end(&js);
+    sv_jw_str(&js, "note", n_in > 1 ? "several in-sample datasets: drops are relative to reference_in_sample (the first one in the config)"
+                                    : "drop_percent = 100 * (in_sample - oos) / |in_sample|; for mse a negative drop means the error grew");
+    sv_jw_obj(&js, "expected_explained_variance_drop_percent");
+    const char *kinds[] = {"domain", "task", "distribution"};
+    for (int k = 0; k < 3; k++) {
+        double lo, hi;
+        shift_band(kinds[k], &lo, &hi);
+        sv_jw_arr(&js, kinds[k]);
+        sv_jw_num(&js, NULL, lo);
+        sv_jw_num(&js, NULL, hi);
+        sv_jw_end(&js);
+    }
+    sv_jw_end(&js);
+    sv_jw_arr(&js, "rows");
+    js.inline_[js.depth] = 0; /* one object per line block, not an inline array */
+
+    const char *head = "sae_id,dataset,shift,reference_in_sample";
+    sv_jw_raw(&csv, head, strlen(head));
+    for (int k = 0; k < N_GEN; k++) {
+        char col[160];
+        int n = snprintf(col, sizeof col, ",%s_in_sample,%s_oos,%s_drop_percent", gen_keys[k], gen_keys[k], gen_keys[k]);
+        sv_jw_raw(&csv, col, (size_t)n);
+    }
+    const char *tail = ",expected_ev_drop_low,expected_ev_drop_high,ev_drop_vs_expected\n";
+    sv_jw_raw(&csv, tail, strlen(tail));
+
+    for (int i = 0; ref >= 0 && i < ns; i++) {
+        const cJSON *in = objs[i * nd + ref];
+        for (int j = 0; j < nd; j++) {
+            if (c->datasets[j].role != SV_ROLE_OOS) continue;
+            const cJSON *oo = objs[i * nd + j];
+            const char *shift = c->datasets[j].shift;
+            sv_jw_obj(&js, NULL);
+            sv_jw_str(&js, "sae_id", pl->ids[i]);
+            sv_jw_str(&js, "dataset", c->datasets[j].name);
+            if (shift) sv_jw_str(&js, "shift", shift);
+            else sv_jw_null(&js, "shift");
+            sv_jw_str(&js, "status", in && oo ? "ok" : "incomplete");
+            sv_jw_raw(&csv, pl->ids[i], strlen(pl->ids[i]));
+            sv_jw_raw(&csv, ",", 1);
+            sv_jw_raw(&csv, c->datasets[j].name, strlen(c->datasets[j].name));
+            sv_jw_raw(&csv, ",", 1);
+            if (shift) sv_jw_raw(&csv, shift, strlen(shift));
+            sv_jw_raw(&csv, ",", 1);
+            sv_jw_raw(&csv, c->datasets[ref].name, strlen(c->datasets[ref].name));
+            sv_jw_obj(&js, "metrics");
+            double ev_drop = NAN;
+            for (int k = 0; k < N_GEN; k++) {
+                double a = in ? get_num(in, gen_paths[k]) : NAN, b = oo ? get_num(oo, gen_paths[k]) : NAN;
+                double dp = drop_percent(a, b);
+                if (k == 0) ev_drop = dp;
+                sv_jw_obj(&js, gen_keys[k]);
+                sv_jw_num(&js, "in_sample", a);
+                sv_jw_num(&js, "oos", b);
+                sv_jw_num(&js, "drop_percent", dp);
+                sv_jw_end(&js);
+                sv_jw_raw(&csv, ",", 1); put_num(&csv, a);
+                sv_jw_raw(&csv, ",", 1); put_num(&csv, b);
+                sv_jw_raw(&csv, ",", 1); put_num(&csv, dp);
+            }
+            sv_jw_end(&js);
+            double lo, hi;
+            const char *flag;
+            if (!shift_band(shift, &lo, &hi)) {
+                flag = "no_shift_declared";
+                sv_jw_null(&js, "expected_ev_drop_percent");
+                sv_jw_raw(&csv, ",,", 2);
+            } else {
+                flag = isnan(ev_drop) ? "unknown" : ev_drop > hi ? "above" : ev_drop < lo ? "below" : "inside";
+                sv_jw_arr(&js, "expected_ev_drop_percent");
+                sv_jw_num(&js, NULL, lo);
+                sv_jw_num(&js, NULL, hi);
+                sv_jw_end(&js);
+                sv_jw_raw(&csv, ",", 1); put_num(&csv, lo);
+                sv_jw_raw(&csv, ",", 1); put_num(&csv, hi);
+            }
+            sv_jw_str(&js, "ev_drop_vs_expected", flag);
+            sv_jw_str(&js, "meaning", strcmp(flag, "above") == 0 ? "generalizes worse than expected for this shift"
+                                     : strcmp(flag, "below") == 0 ? "generalizes better than expected for this shift"
+                                     : strcmp(flag, "inside") == 0 ? "drop within the expected band" : "no band to compare with");
+            sv_jw_raw(&csv, ",", 1);
+            sv_jw_raw(&csv, flag, strlen(flag));
+            sv_jw_raw(&csv, "\n", 1);
+            sv_jw_end(&js);
+        }
+    }
+    sv_jw_end(&js);
+    sv_jw_end(&js);
+    sv_jw_raw(&js, "\n", 1);
+    sv_rc rc = (js.oom || csv.oom) ? sv_fail(SV_EINTERNAL, "out of memory writing the generalization table") : SV_OK;
+    char *pj = sv_path_join(out_dir, "generalization.json"), *pc = sv_path_join(out_dir, "generalization.csv");
+    if (rc == SV_OK && (!pj || !pc)) rc = SV_EINTERNAL;
+    if (rc == SV_OK) rc = sv_write_atomic(pj, js.buf, js.len);
+    if (rc == SV_OK) rc = sv_write_atomic(pc, csv.buf, csv.len);
+    free(pj); free(pc);
+    sv_jw_free(&js);
+    sv_jw_free(&csv);
+    return rc;
+}
+
+static void print_table(FILE *out, const sv_config *c, const sv_plan *pl, cJSON **objs)
+{
+    const int nd = pl->n_ds;
+    fprintf(out, "\n%-22s %-12s %8s %10s %7s %7s %6s %7s %6s  %s\n", "sae_id", "dataset", "expl_var", "mse", "cossim",
+            "l0", "dead%", "l2_rat", "absorp", "quality");
+    for (int p = 0; p < pl->n_saes * nd; p++) {
+        const cJSON *o = objs[p];
+        fprintf(out, "%-22s %-12s ", pl->ids[p / nd], c->datasets[p % nd].name);
+        if (!o) { fprintf(out, "(no result)\n"); continue; }
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "metrics");
+        q = cJSON_GetObjectItemCaseSensitive(q, "health");
+        q = cJSON_GetObjectItemCaseSensitive(q, "quality_score");
+        const cJSON *rating = cJSON_GetObjectItemCaseSensitive(q, "rating");
+        fprintf(out, "%8.4f %10.4g %7.4f %7.2f %6.2f %7.4f %6.3f  %.2f/4 %s\n",
+                get_num(o, "metrics.reconstruction_quality.explained_variance"),
+                get_num(o, "metrics.reconstruction_quality.mse"), get_num(o, "metrics.reconstruction_quality.cossim"),
+                get_num(o, "metrics.sparsity.l0"), 100.0 * get_num(o, "metrics.sparsity.dead_fraction"),
+                get_num(o, "metrics.shrinkage.l2_ratio"), get_num(o, "metrics.geometry.decoder_mean_abs_cos"),
+                get_num(o, "metrics.health.quality_score.score_out_of_4"),
+                cJSON_IsString(rating) ? rating->valuestring : "?");
+    }
+    fflush(out);
+}
+
+sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE *report, FILE *table,
+               sv_merge_counts *counts)
+{
+    const int ns = pl->n_saes, nd = pl->n_ds, np = ns * nd;
+    sv_rc rc = SV_OK;
+    cJSON **objs = sv_calloc((size_t)np, sizeof *objs);
+    sv_jw js, csv;
+    sv_jw_init(&js);
+    sv_jw_init(&csv);
+    memset(counts, 0, sizeof *counts);
+    if (!objs) return SV_EINTERNAL;
+    const char *head = "sae_id,dataset,status";
+    sv_jw_raw(&csv, head, strlen(head));
+    for (size_t k = 0; k < sizeof csv_cols / sizeof *csv_cols; k++) {
+        sv_jw_raw(&csv, ",", 1);
+        sv_jw_raw(&csv, csv_cols[k], strlen(csv_cols[k]));
+    }
+    sv_jw_raw(&csv, "\n", 1);
+    sv_jw_raw(&js, "[", 1);
+    for (int p = 0; p < np && rc == SV_OK; p++) {
+        const char *id = pl->ids[p / nd], *ds = c->datasets[p % nd].name;
+        char *path = sv_pair_path(out_dir, id, ds), *note = sv_error_note_path(out_dir, id, ds);
+        char *text = NULL, *msg = NULL;
+        size_t len = 0;
+        if (!path || !note) { free(path); free(note); rc = SV_EINTERNAL; break; }
+        const char *status = "missing";
+        if (!pl->pair_err[p] && sv_result_hash(path) == pl->pair_hash[p] &&
+            sv_read_file(path, &text, &len) == SV_OK && (objs[p] = cJSON_ParseWithLength(text, len))) {
+            status = "ok";
+            counts->complete++;
+        } else {
+            size_t ml;
+            if (pl->pair_err[p]) msg = sv_strdup(pl->pair_err[p]);
+            else if (sv_read_file(note, &msg, &ml) == SV_OK) { while (ml && msg[ml - 1] == '\n') msg[--ml] = '\0'; }
+            else msg = NULL;
+            status = msg ? "error" : "missing";
+            if (msg) counts->failed++;
+            else counts->missing++;
+            if (report) fprintf(report, "[saeval] %s: %s / %s%s%s\n", status, id, ds, msg ? ": " : "", msg ? msg : "");
+        }
+        sv_jw_raw(&js, p ? ",\n" : "\n", p ? 2 : 1);
+        if (objs[p]) {
+            sv_jw_raw(&js, text, len);
+        } else {
+            sv_jw rec;
+            sv_jw_init(&rec);
+            sv_jw_obj(&rec, NULL);
+            sv_jw_str(&rec, "sae_id", id);
+            sv_jw_str(&rec, "dataset", ds);
+            sv_jw_str(&rec, "status", status);
+            if (msg) sv_jw_str(&rec, "message", msg);
+            sv_jw_end(&rec);
+            sv_jw_raw(&js, rec.buf, rec.len);
+            sv_jw_free(&rec);
+        }
+        sv_jw_raw(&csv, id, strlen(id));
+        sv_jw_raw(&csv, ",", 1);
+        sv_jw_raw(&csv, ds, strlen(ds));
+        sv_jw_raw(&csv, ",", 1);
+        sv_jw_raw(&csv, status, strlen(status));
+        for (size_t k = 0; k < sizeof csv_cols / sizeof *csv_cols; k++) {
+            sv_jw_raw(&csv, ",", 1);
+            if (objs[p]) put_num(&csv, get_num(objs[p], csv_cols[k]));
+        }
+        sv_jw_raw(&csv, "\n", 1);
+        free(text); free(msg); free(path); free(note);
+    }
+    sv_jw_raw(&js, "\n]\n", 3);
+    if (rc == SV_OK && (js.oom || csv.oom)) rc = sv_fail(SV_EINTERNAL, "out of memory writing summaries");
+    if (rc == SV_OK) {
+        char *pj = sv_path_join(out_dir, "all_eval_results.json"), *pc = sv_path_join(out_dir, "all_eval_results.csv");
+        if (!pj || !pc) rc = SV_EINTERNAL;
+        if (rc == SV_OK) rc = sv_write_atomic(pj, js.buf, js.len);
+        if (rc == SV_OK) rc = sv_write_atomic(pc, csv.buf, csv.len);
+        free(pj); free(pc);
+    }
+    if (rc == SV_OK) rc = write_generalization(c, pl, out_dir, objs);
+    if (rc == SV_OK && table) print_table(table, c, pl, objs);
+    for (int p = 0; p < np; p++) cJSON_Delete(objs[p]);
+    free(objs);
+    sv_jw_free(&js);
+    sv_jw_free(&csv);
+    return rc;
+}

@@ -1,0 +1,242 @@
+/* Sweep planning; see plan.h. */
+#include "saeval/plan.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "saeval/output.h"
+#include "saeval/run.h"
+
+/* FNV-1a, 64 bits: identifies inputs, not a defence against tampering. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+#define FNV0 0xcbf29ce484222325ull
+static uint64_t fnv_u64(uint64_t h, uint64_t v) { return fnv(h, &v, sizeof v); }
+static uint64_t fnv_str(uint64_t h, const char *s) { return fnv(h, s, strlen(s) + 1); }
+
+void sv_hash_hex(uint64_t h, char out[17]) { snprintf(out, 17, "%016" PRIx64, h); }
+
+/* Hash of a small file's bytes, or of "absent". */
+static uint64_t hash_file(uint64_t h, const char *path)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return fnv_str(h, "<absent>");
+    fclose(fp);
+    if (sv_read_file(path, &text, &n) != SV_OK) return fnv_str(h, "<unreadable>");
+    h = fnv(h, text, n);
+    free(text);
+    return h;
+}
+
+/* Identity of a big file without reading it: size and modification time. */
+static uint64_t hash_stat(uint64_t h, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return fnv_str(h, "<absent>");
+    h = fnv_u64(h, (uint64_t)st.st_size);
+    h = fnv_u64(h, (uint64_t)st.st_mtim.tv_sec);
+    return fnv_u64(h, (uint64_t)st.st_mtim.tv_nsec);
+}
+
+uint64_t sv_result_hash(const char *path)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    fclose(fp);
+    if (sv_read_file(path, &text, &n) != SV_OK) return 0;
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
+    uint64_t h = 0;
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(root, "input_hash");
+    if (cJSON_IsString(hs) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics")) &&
+        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "feature_metrics")))
+        h = strtoull(hs->valuestring, NULL, 16);
+    cJSON_Delete(root);
+    return h;
+}
+
+uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
+{
+    const uint64_t rs = precision == 64 ? 8 : 4, d = (uint64_t)c->d_in, m = (uint64_t)c->d_sae;
+    uint64_t weights = rs * (2 * d * m + 6 * m + d);
+    uint64_t work = rs * (uint64_t)block * (m + d) + 8 * (uint64_t)block * (2 * d + 4) + 12 * (uint64_t)block * 16;
+    uint64_t acc = 8 * (5 * m + 3) + 3 * 8 * m; /* counters, stamps, derived norms */
+    return weights + work + acc;
+}
+
+static sv_rc set_err(char **slot, const char *msg)
+{
+    free(*slot);
+    *slot = sv_strdup(msg);
+    return *slot ? SV_OK : SV_EINTERNAL;
+}
+
+/* Same verdict on every rank for a per-item check; the message of the
+ * lowest failing rank is kept (and printed once by rank 0). */
+static sv_rc item_verdict(sv_rc rc, MPI_Comm comm, char **err)
+{
+    sv_rc all = sv_agree(rc, comm);
+    if (all == SV_OK) return SV_OK;
+    if (all == SV_EINTERNAL && rc != SV_EINPUT) return all; /* not a bad input: fatal */
+    return set_err(err, sv_errmsg()) == SV_OK ? SV_EINPUT : SV_EINTERNAL;
+}
+
+sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int shard, int n_shards,
+                    int force, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    memset(pl, 0, sizeof *pl);
+    const int ns = c->n_saes, nd = c->n_datasets, np = ns * nd;
+    pl->n_saes = ns;
+    pl->n_ds = nd;
+    pl->shard = shard;
+    pl->n_shards = n_shards;
+    pl->ids = sv_calloc((size_t)ns, sizeof *pl->ids);
+    pl->cfg = sv_calloc((size_t)ns, sizeof *pl->cfg);
+    pl->sae_err = sv_calloc((size_t)ns, sizeof *pl->sae_err);
+    pl->sae_hash = sv_calloc((size_t)ns, sizeof *pl->sae_hash);
+    pl->stores = sv_calloc((size_t)nd, sizeof *pl->stores);
+    pl->ds_err = sv_calloc((size_t)nd, sizeof *pl->ds_err);
+    pl->ds_hash = sv_calloc((size_t)nd, sizeof *pl->ds_hash);
+    pl->pair_err = sv_calloc((size_t)np, sizeof *pl->pair_err);
+    pl->pair_hash = sv_calloc((size_t)np, sizeof *pl->pair_hash);
+    pl->in_shard = sv_calloc((size_t)np, sizeof *pl->in_shard);
+    pl->todo = sv_calloc((size_t)np, sizeof *pl->todo);
+    char **paths = sv_calloc((size_t)ns, sizeof *paths);
+    double *cost = sv_calloc((size_t)np, sizeof *cost), *load = sv_calloc((size_t)n_shards, sizeof *load);
+    int *order = sv_calloc((size_t)np, sizeof *order);
+    sv_rc rc = SV_OK;
+    if (!pl->ids || !pl->cfg || !pl->sae_err || !pl->sae_hash || !pl->stores || !pl->ds_err || !pl->ds_hash ||
+        !pl->pair_err || !pl->pair_hash || !pl->in_shard || !pl->todo || !paths || !cost || !load || !order)
+        rc = SV_EINTERNAL;
+    if (rc == SV_OK) {
+        for (int i = 0; i < ns; i++) paths[i] = c->saes[i].path;
+        rc = sv_sae_ids(paths, ns, pl->ids);
+    }
+    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
+
+    /* Options that change numbers: part of every pair's identity. */
+    uint64_t opt = fnv_str(FNV0, "saeval-result-v1");
+    opt = fnv_u64(opt, (uint64_t)c->precision);
+    opt = fnv_u64(opt, (uint64_t)c->legacy_batch_sequences);
+    for (int k = 0; k < c->n_exclude; k++) opt = fnv_u64(opt, (uint64_t)c->exclude_ids[k]);
+    opt = fnv(opt, &c->model_params, sizeof c->model_params);
+
+    for (int i = 0; i < ns && rc == SV_OK; i++) {
+        sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
+        rc = item_verdict(r, comm, &pl->sae_err[i]);
+        if (rc == SV_EINPUT) rc = SV_OK;
+        char *p = sv_path_join(c->saes[i].path, "cfg.json");
+        char *q = sv_path_join(c->saes[i].path, "sae_weights.safetensors");
+        char *a = sv_path_join(c->saes[i].path, "activation_scaler.json");
+        if (!p || !q || !a) rc = SV_EINTERNAL;
+        else {
+            uint64_t h = hash_file(FNV0, p);
+            h = hash_stat(h, q);
+            h = hash_file(h, a);
+            h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
+            pl->sae_hash[i] = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
+        }
+        free(p); free(q); free(a);
+    }
+    for (int j = 0; j < nd && rc == SV_OK; j++) {
+        sv_rc r = sv_store_open(&pl->stores[j], c->datasets[j].path, comm);
+        rc = item_verdict(r, comm, &pl->ds_err[j]);
+        if (rc == SV_EINPUT) { sv_store_close(&pl->stores[j]); rc = SV_OK; continue; }
+        const sv_store *st = &pl->stores[j];
+        uint64_t h = fnv_u64(FNV0, st->file_size);
+        h = fnv_u64(h, (uint64_t)st->mtime_ns);
+        h = fnv_u64(h, (uint64_t)st->n_tokens);
+        pl->ds_hash[j] = fnv_u64(h, (uint64_t)st->d_in);
+    }
+    if (rc != SV_OK) goto out;
+
+    for (int i = 0; i < ns && rc == SV_OK; i++) {
+        for (int j = 0; j < nd && rc == SV_OK; j++) {
+            int p = i * nd + j;
+            uint64_t h = fnv_u64(opt, pl->sae_hash[i]);
+            h = fnv_u64(h, pl->ds_hash[j]);
+            pl->pair_hash[p] = fnv_str(h, c->datasets[j].name);
+            if (pl->sae_err[i]) rc = set_err(&pl->pair_err[p], pl->sae_err[i]);
+            else if (pl->ds_err[j]) rc = set_err(&pl->pair_err[p], pl->ds_err[j]);
+            else if (pl->cfg[i].d_in != pl->stores[j].d_in) {
+                char msg[2048];
+                snprintf(msg, sizeof msg, "%s/cfg.json: d_in: %lld does not match %s: /activations has d_in %lld",
+                         c->saes[i].path, (long long)pl->cfg[i].d_in, c->datasets[j].path,
+                         (long long)pl->stores[j].d_in);
+                rc = set_err(&pl->pair_err[p], msg);
+                if (rank == 0) fprintf(stderr, "saeval: error: %s\n", msg);
+            } else {
+                cost[p] = (double)pl->stores[j].n_tokens * (double)pl->cfg[i].d_in * (double)pl->cfg[i].d_sae;
+            }
+        }
+    }
+    if (rc != SV_OK) goto out;
+
+    /* Shards: longest pair first onto the least loaded shard. Depends on
+     * nothing but the config and the inputs' sizes, so every task of a job
+     * array (and every rerun) agrees on its share. */
+    for (int p = 0; p < np; p++) order[p] = p;
+    for (int a = 1; a < np; a++) { /* insertion sort: cost desc, index asc */
+        int v = order[a], b = a - 1;
+        while (b >= 0 && cost[order[b]] < cost[v]) { order[b + 1] = order[b]; b--; }
+        order[b + 1] = v;
+    }
+    for (int q = 0; q < np; q++) {
+        int best = 0;
+        for (int s = 1; s < n_shards; s++)
+            if (load[s] < load[best]) best = s;
+        load[best] += cost[order[q]] > 0 ? cost[order[q]] : 1;
+        pl->in_shard[order[q]] = best == shard;
+    }
+
+    /* Resume: rank 0 looks at the result files once and tells everyone. */
+    if (rank == 0) {
+        for (int p = 0; p < np; p++) {
+            if (!pl->in_shard[p] || pl->pair_err[p]) continue;
+            pl->todo[p] = 1;
+            if (force) continue;
+            char *path = sv_pair_path(out_dir, pl->ids[p / nd], c->datasets[p % nd].name);
+            if (path && sv_result_hash(path) == pl->pair_hash[p]) pl->todo[p] = 0;
+            free(path);
+        }
+    }
+    MPI_Bcast(pl->todo, np, MPI_INT, 0, comm);
+out:
+    free(paths); free(cost); free(load); free(order);
+    return rc;
+}
+
+void sv_plan_free(sv_plan *pl)
+{
+    for (int i = 0; i < pl->n_saes; i++) {
+        if (pl->ids) free(pl->ids[i]);
+        if (pl->sae_err) free(pl->sae_err[i]);
+    }
+    for (int j = 0; j < pl->n_ds; j++) {
+        if (pl->stores && !(pl->ds_err && pl->ds_err[j])) sv_store_close(&pl->stores[j]);
+        if (pl->ds_err) free(pl->ds_err[j]);
+    }
+    for (int p = 0; pl->pair_err && p < pl->n_saes * pl->n_ds; p++) free(pl->pair_err[p]);
+    free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
+    free(pl->ds_err); free(pl->ds_hash); free(pl->pair_err); free(pl->pair_hash);
+    free(pl->in_shard); free(pl->todo);
+    memset(pl, 0, sizeof *pl);
+}
