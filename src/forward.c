@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +48,10 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
     w->in = sv_malloc((size_t)(max_rows * d) * rs);
     w->h = sv_malloc((size_t)(max_rows * m) * rs);
-    w->acc = sv_malloc((size_t)d * rs);
+    const int T = sv_fwd_threads;
+    w->threads = T;
+    w->acc = sv_malloc((size_t)(T * d) * rs);
+    w->rowcnt = sv_malloc((size_t)max_rows * sizeof(int64_t));
     w->mu = sv_malloc((size_t)max_rows * sizeof(double));
     w->inscale = sv_malloc((size_t)max_rows * sizeof(double));
     w->outscale = sv_malloc((size_t)max_rows * sizeof(double));
@@ -56,12 +60,14 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     w->cap = max_rows * 16;
     w->idx = sv_malloc((size_t)w->cap * sizeof(int32_t));
     w->val = sv_malloc((size_t)w->cap * sizeof(double));
-    if (!w->in || !w->h || !w->acc || !w->mu || !w->inscale || !w->outscale || !w->xhat ||
+    if (!w->in || !w->h || !w->acc || !w->rowcnt || !w->mu || !w->inscale || !w->outscale || !w->xhat ||
         !w->rowptr || !w->idx || !w->val)
         return SV_EINTERNAL;
     if (s->cfg.arch == SV_ARCH_TOPK) {
-        w->heap = sv_malloc((size_t)s->cfg.k * sizeof(int32_t));
-        if (!w->heap) return SV_EINTERNAL;
+        w->heap = sv_malloc((size_t)(T * s->cfg.k) * sizeof(int32_t));
+        w->idx_tmp = sv_malloc((size_t)(max_rows * s->cfg.k) * sizeof(int32_t));
+        w->val_tmp = sv_malloc((size_t)(max_rows * s->cfg.k) * sizeof(double));
+        if (!w->heap || !w->idx_tmp || !w->val_tmp) return SV_EINTERNAL;
     }
     if (s->cfg.arch == SV_ARCH_GATED) {
         w->exp_r_mag = sv_malloc((size_t)m * rs);
@@ -84,6 +90,7 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
 
 sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n)
 {
+    if (w->threads != sv_fwd_threads) return sv_fail(SV_EINTERNAL, "forward: thread count changed after init");
     if (n > w->max_rows) return sv_fail(SV_EINTERNAL, "forward: block of %lld rows exceeds %lld", (long long)n, (long long)w->max_rows);
     return w->sae->precision == 64 ? run_f64(w, x, n) : run_f32(w, x, n);
 }
@@ -93,5 +100,6 @@ void sv_fwd_free(sv_fwd *w)
     free(w->in); free(w->h); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
     free(w->mu); free(w->inscale); free(w->outscale); free(w->heap);
     free(w->xhat); free(w->rowptr); free(w->idx); free(w->val);
+    free(w->idx_tmp); free(w->val_tmp); free(w->rowcnt);
     memset(w, 0, sizeof *w);
 }

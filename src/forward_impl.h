@@ -7,6 +7,7 @@ static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
     const int64_t d = s->cfg.d_in;
     REAL *in = w->in;
     const REAL *b_dec = s->b_dec;
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(static)
     for (int64_t r = 0; r < n; r++) {
         const float *xr = x + r * d;
         REAL *ir = in + r * d;
@@ -73,39 +74,28 @@ static int FN(cmp_i32)(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Turn pre-activation row hr (already holding x'W_enc) into the sparse code.
- * Appends (j, f_j) for f_j != 0 in ascending j. */
-static sv_rc FN(activate_row)(sv_fwd *w, REAL *hr, int64_t *nnz)
+/* Turn pre-activation row hr (holding x'W_enc) into the sparse code, in
+ * ascending latent order. With oi == NULL only counts (non-topk archs).
+ * heap: topk scratch of k entries owned by the calling thread. */
+static int64_t FN(activate_row)(const sv_fwd *w, REAL *hr, int32_t *oi, double *ov, int32_t *heap)
 {
     const sv_sae *s = w->sae;
     const int64_t m = s->cfg.d_sae;
     const REAL *b_enc = s->b_enc;
-    int64_t base = *nnz;
-    if (w->cap - base < m) {
-        int64_t cap = w->cap * 2 > base + m ? w->cap * 2 : base + m;
-        int32_t *ni = realloc(w->idx, (size_t)cap * sizeof *ni);
-        if (!ni) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
-        w->idx = ni;
-        double *nv = realloc(w->val, (size_t)cap * sizeof *nv);
-        if (!nv) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
-        w->val = nv;
-        w->cap = cap;
-    }
-    int32_t *oi = w->idx + base;
-    double *ov = w->val + base;
     int64_t c = 0;
+#define SV_EMIT(j, v) do { if (oi) { oi[c] = (int32_t)(j); ov[c] = (v); } c++; } while (0)
     switch (s->cfg.arch) {
     case SV_ARCH_STANDARD:
         for (int64_t j = 0; j < m; j++) {
             REAL p = hr[j] + b_enc[j];
-            if (p > 0) { oi[c] = (int32_t)j; ov[c++] = p; }
+            if (p > 0) SV_EMIT(j, p);
         }
         break;
     case SV_ARCH_JUMPRELU: {
         const REAL *th = s->threshold;
         for (int64_t j = 0; j < m; j++) {
             REAL p = hr[j] + b_enc[j];
-            if (p > th[j] && p > 0) { oi[c] = (int32_t)j; ov[c++] = p; }
+            if (p > th[j] && p > 0) SV_EMIT(j, p);
         }
         break;
     }
@@ -116,7 +106,7 @@ static sv_rc FN(activate_row)(sv_fwd *w, REAL *hr, int64_t *nnz)
         for (int64_t j = 0; j < m; j++) {
             if (hr[j] + bg[j] > 0) {
                 REAL p = hr[j] * er[j] + bm[j];
-                if (p > 0) { oi[c] = (int32_t)j; ov[c++] = p; }
+                if (p > 0) SV_EMIT(j, p);
             }
         }
         break;
@@ -128,7 +118,6 @@ static sv_rc FN(activate_row)(sv_fwd *w, REAL *hr, int64_t *nnz)
             hr[j] += b_enc[j];
             if (ds) hr[j] *= ds[j];
         }
-        int32_t *heap = w->heap;
         int64_t hn = 0;
         for (int64_t j = 0; j < m; j++) {
             if (hn < k) {
@@ -146,21 +135,21 @@ static sv_rc FN(activate_row)(sv_fwd *w, REAL *hr, int64_t *nnz)
             REAL p = hr[j];
             if (p > 0) {
                 if (ds) p /= ds[j];
-                if (p != 0) { oi[c] = j; ov[c++] = p; }
+                if (p != 0) SV_EMIT(j, p);
             }
         }
         break;
     }
     }
-    *nnz = base + c;
-    return SV_OK;
+#undef SV_EMIT
+    return c;
 }
 
 static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
 {
     const sv_sae *s = w->sae;
     const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
-    REAL *in = w->in, *h = w->h, *acc = w->acc;
+    REAL *in = w->in, *h = w->h;
     const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
     FN(normalize)(w, x, n);
     if (n > 0) {
@@ -183,17 +172,48 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
                  (int)d, W_enc + j0, (int)m, 0, h + r0 * m + j0, (int)m);
         }
     }
-    int64_t nnz = 0;
+    /* Sparse codes: rows are independent, so threads split them freely;
+     * the CSR layout is fixed by the per-row counts alone. */
+    const int T = sv_fwd_threads;
+    const int topk = s->cfg.arch == SV_ARCH_TOPK;
+    const int64_t k = s->cfg.k;
+    if (topk) { /* at most k per row: fill fixed slots, then compact */
+#pragma omp parallel for num_threads(T) schedule(static)
+        for (int64_t r = 0; r < n; r++)
+            w->rowcnt[r] = FN(activate_row)(w, h + r * m, w->idx_tmp + r * k, w->val_tmp + r * k,
+                                            w->heap + (int64_t)omp_get_thread_num() * k);
+    } else {
+#pragma omp parallel for num_threads(T) schedule(static)
+        for (int64_t r = 0; r < n; r++) w->rowcnt[r] = FN(activate_row)(w, h + r * m, NULL, NULL, NULL);
+    }
     w->rowptr[0] = 0;
+    for (int64_t r = 0; r < n; r++) w->rowptr[r + 1] = w->rowptr[r] + w->rowcnt[r];
+    const int64_t nnz = w->rowptr[n];
+    if (nnz > w->cap) {
+        int64_t cap = nnz + nnz / 4;
+        free(w->idx);
+        free(w->val);
+        w->idx = malloc((size_t)cap * sizeof *w->idx);
+        w->val = malloc((size_t)cap * sizeof *w->val);
+        if (!w->idx || !w->val) { w->cap = 0; return sv_fail(SV_EINTERNAL, "out of memory in forward pass"); }
+        w->cap = cap;
+    }
+#pragma omp parallel for num_threads(T) schedule(static)
     for (int64_t r = 0; r < n; r++) {
-        sv_rc rc = FN(activate_row)(w, h + r * m, &nnz);
-        if (rc != SV_OK) return rc;
-        w->rowptr[r + 1] = nnz;
+        REAL *acc = (REAL *)w->acc + (int64_t)omp_get_thread_num() * d;
+        int32_t *oi = w->idx + w->rowptr[r];
+        double *ov = w->val + w->rowptr[r];
+        if (topk) {
+            memcpy(oi, w->idx_tmp + r * k, (size_t)w->rowcnt[r] * sizeof *oi);
+            memcpy(ov, w->val_tmp + r * k, (size_t)w->rowcnt[r] * sizeof *ov);
+        } else {
+            FN(activate_row)(w, h + r * m, oi, ov, NULL);
+        }
         /* Sparse decode: only the active latents' rows, in index order. */
         for (int64_t i = 0; i < d; i++) acc[i] = 0;
-        for (int64_t q = w->rowptr[r]; q < nnz; q++) {
-            const REAL f = (REAL)w->val[q];
-            const REAL *row = W_dec + (int64_t)w->idx[q] * d;
+        for (int64_t q = 0; q < w->rowcnt[r]; q++) {
+            const REAL f = (REAL)ov[q];
+            const REAL *row = W_dec + (int64_t)oi[q] * d;
             for (int64_t i = 0; i < d; i++) acc[i] += f * row[i];
         }
         double *xr = w->xhat + r * d;

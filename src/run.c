@@ -32,6 +32,8 @@
 /* Double partial sums per (SAE, unit), in the tree vector after the
  * dataset's own [sum_x (d_in), sum ||x||^2]. */
 enum { P_SSE, P_COS, P_NORM_IN, P_NORM_OUT, P_RATIO, P_L1, P_LEGACY, P_RRB, P_COUNT };
+/* Per-row quantities computed in parallel before the ordered sums. */
+enum { RQ_E, RQ_NX2, RQ_NH2, RQ_DOT, RQ_DM, RQ_L1, RQ_N };
 
 typedef struct {
     sv_sae sae;
@@ -120,6 +122,7 @@ typedef struct {
     /* per-rank buffers */
     float *x, *xe;
     int64_t *tok, *seq_of;
+    double *rowq; /* [block rows][RQ_N] */
     int64_t ds_ints[2]; /* evaluated, masked */
     uint64_t bytes_read;
 } sv_pass;
@@ -162,7 +165,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     if (!mu_b) return sv_fail(SV_EINTERNAL, "out of memory");
     for (int64_t i = 0; i < d; i++) mu_b[i] = sum_x[i] / (double)ne;
 
-    const int64_t R = ps->cfg->block_tokens;
+    const int64_t R = ps->slots[0].fwd.max_rows; /* block rows (may be lowered by the memory budget) */
     for (int k = 0; k < ps->n_slots; k++) {
         sv_slot *sl = &ps->slots[k];
         const int64_t m = sl->sae.cfg.d_sae;
@@ -173,10 +176,13 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
             int64_t nb = ne - r0 < R ? ne - r0 : R;
             if ((rc = sv_fwd_run(&sl->fwd, ps->xe + r0 * d, nb)) != SV_OK) break;
             const sv_fwd *f = &sl->fwd;
+            double *rq = ps->rowq; /* [nb][RQ_N] per-row quantities */
+            /* Rows are independent: threads compute them in any order... */
+#pragma omp parallel for num_threads(sv_fwd_get_threads()) schedule(static)
             for (int64_t r = 0; r < nb; r++) {
                 const float *xr = ps->xe + (r0 + r) * d;
                 const double *hr = f->xhat + r * d;
-                double e = 0, nx2 = 0, nh2 = 0, dot = 0, dm = 0;
+                double e = 0, nx2 = 0, nh2 = 0, dot = 0, dm = 0, l1 = 0;
                 for (int64_t i = 0; i < d; i++) {
                     double xv = xr[i], hv = hr[i], df = xv - hv, dmv = xv - mu_b[i];
                     e += df * df;
@@ -185,6 +191,14 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                     dot += xv * hv;
                     dm += dmv * dmv;
                 }
+                for (int64_t q = f->rowptr[r]; q < f->rowptr[r + 1]; q++) l1 += fabs(f->val[q]);
+                double *o = rq + r * RQ_N;
+                o[RQ_E] = e; o[RQ_NX2] = nx2; o[RQ_NH2] = nh2; o[RQ_DOT] = dot; o[RQ_DM] = dm; o[RQ_L1] = l1;
+            }
+            /* ...and the sums take them in token order, whatever the threads. */
+            for (int64_t r = 0; r < nb; r++) {
+                const double *o = rq + r * RQ_N;
+                double e = o[RQ_E], nx2 = o[RQ_NX2], nh2 = o[RQ_NH2], dot = o[RQ_DOT], dm = o[RQ_DM];
                 double nx = sqrt(nx2), nh = sqrt(nh2);
                 p[P_SSE] += e;
                 p[P_COS] += (nx == 0 || nh == 0) ? 0.0 : dot / (nx * nh);
@@ -196,16 +210,15 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 sdot += dot;
                 const int64_t q0 = f->rowptr[r], q1 = f->rowptr[r + 1];
                 const int64_t seq = ps->seq_of[r0 + r];
-                double l1 = 0;
                 for (int64_t q = q0; q < q1; q++) {
                     int32_t j = f->idx[q];
-                    l1 += fabs(f->val[q]);
                     firing[j]++;
                     if (sl->last_seq[j] != seq) {
                         sl->last_seq[j] = seq;
                         fired_seq[j]++;
                     }
                 }
+                double l1 = o[RQ_L1];
                 p[P_L1] += l1;
                 sl->ints[0] += q1 - q0;
                 hist[q1 - q0]++;
@@ -355,7 +368,8 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     ps.xe = sv_malloc((size_t)(max_unit * d) * sizeof(float));
     ps.tok = sv_malloc((size_t)max_unit * sizeof(int64_t));
     ps.seq_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
-    if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of) { rc = SV_EINTERNAL; goto agree; }
+    ps.rowq = sv_malloc((size_t)slots[0].fwd.max_rows * RQ_N * sizeof(double));
+    if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
     for (int k = 0; k < n_slots; k++) {
         int64_t m = slots[k].sae.cfg.d_sae;
         memset(slots[k].ints, 0, (size_t)(3 * m + 3) * sizeof(int64_t));
@@ -435,7 +449,7 @@ agree:
     }
 out:
     free(w); free(first); free(last); free(ps.mask_ids);
-    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of);
+    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of); free(ps.rowq);
     return rc;
 }
 

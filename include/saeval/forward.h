@@ -15,17 +15,20 @@ typedef struct {
     int64_t max_rows;
     void *in;        /* [max_rows][d_in] working-precision encoder input */
     void *h;         /* [max_rows][d_sae] pre-activations */
-    void *acc;       /* [d_in] decode accumulator */
+    void *acc;       /* [threads][d_in] decode accumulators */
     void *exp_r_mag; /* gated: exp(r_mag) */
     void *dec_scale; /* topk with rescale: ||W_dec[j]|| in working precision */
     double *mu, *outscale, *inscale; /* per-row normalization */
-    int32_t *heap;   /* topk selection scratch [k] */
+    int32_t *heap;   /* topk selection scratch [threads][k] */
+    int32_t *idx_tmp; double *val_tmp; /* topk: [max_rows][k] before compaction */
+    int64_t *rowcnt; /* [max_rows] active latents per row */
     /* Outputs of the last sv_fwd_run: */
     double *xhat;    /* [max_rows][d_in] final reconstruction (original space) */
     int64_t *rowptr; /* [max_rows+1] CSR over active latents */
     int32_t *idx;    /* active latent indices, ascending within a row */
     double *val;     /* their activations f_j */
     int64_t cap;     /* capacity of idx/val */
+    int threads;     /* sv_fwd_threads at init: sizes the per-thread scratch */
 } sv_fwd;
 
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows);
