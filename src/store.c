@@ -587,7 +587,11 @@ static herr_t write_i64_dset(hid_t file, const char *name, const int64_t *v, hsi
 {
     hid_t sp = H5Screate_simple(1, &n, NULL);
     if (sp < 0) return -1;
-    hid_t d = H5Dcreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    /* No object timestamps: the same data gives the same bytes (synth). */
+    hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
+    if (pl < 0 || H5Pset_obj_track_times(pl, 0) < 0) { close_id(pl, H5Pclose); H5Sclose(sp); return -1; }
+    hid_t d = H5Dcreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    close_id(pl, H5Pclose);
     herr_t e = d < 0 ? -1 : (n ? H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) : 0);
     close_id(d, H5Dclose);
     H5Sclose(sp);
@@ -630,7 +634,7 @@ static herr_t write_activations(hid_t file, const float *x, int64_t n_tokens, in
     }
     sp = H5Screate_simple(2, dims, maxdims);
     pl = H5Pcreate(H5P_DATASET_CREATE);
-    if (sp < 0 || pl < 0) goto done;
+    if (sp < 0 || pl < 0 || H5Pset_obj_track_times(pl, 0) < 0) goto done;
     if (o->chunked) {
         hsize_t c[2] = {(hsize_t)clamp64(o->chunk_rows, n_tokens), (hsize_t)clamp64(o->chunk_cols, d_in)};
         if (H5Pset_chunk(pl, 2, c) < 0) goto done;

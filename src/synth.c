@@ -1,491 +1,963 @@
-/* Synthetic sweep for the demo and the tests.
+/* Synthetic sweep: activation stores that look like residual streams, and
+ * SAEs of the four architectures whose decoders are least-squares fitted on
+ * the in-sample store, plus a run config over all of it.
  *
- * Activations imitate a residual stream: a mean offset, a sparse mix of
- * ground-truth (GT) directions with Zipf-like frequencies, small noise, two
- * "massive activation" dimensions, and a BOS token of huge norm at the start
- * of every sequence (masked through special_token_ids). The OOS stores shift
- * these statistics. SAE encoders are noisy copies of GT directions with
- * biases set from pre-activation quantiles to hit an L0 target; decoders are
- * least-squares fitted on in-sample tokens, so reconstruction is genuinely
- * learned rather than planted. Everything follows from the seed. */
+ * Generative model of one (non-BOS) token:
+ *   x = mean + massive(17, 93) + sum_{f in S} m_f g_f + noise
+ * where g_f are ground-truth (GT) unit directions, S holds 20-40 features
+ * drawn from a Zipf law over a per-store frequency ranking, and m_f > 0 is
+ * log-normal. BOS tokens (one per sequence, token id 1) have a huge norm.
+ *
+ * Everything is computed with our own loops in double (no BLAS, no libc
+ * rand) so the bytes written depend on the seed only. */
 #include "saeval/synth.h"
 
-#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
-#include "saeval/output.h"
+#include "saeval/error.h"
 #include "saeval/safetensors.h"
 #include "saeval/store.h"
 
 #define D_IN 128
-#define N_GT 1024
-#define N_GT_IN 896 /* GT features used in-sample; the rest appear only OOS */
+#define N_GT 1024     /* GT features used in-sample */
+#define N_NOVEL 128   /* extra GT directions that only oos_domain uses */
+#define DIM_A 17      /* massive-activation dimensions */
+#define DIM_B 93
 #define BOS_ID 1
-#define MASSIVE_A 17
-#define MASSIVE_B 93
-#define N_TRAIN 6000
+#define VOCAB 50000
+#define MODEL_NAME "synthetic-lm"
+#define HOOK_NAME "blocks.6.hook_resid_post"
 
-/* xoshiro256** seeded by splitmix64. */
-typedef struct { uint64_t s[4]; } sv_rng;
+/* ---------------------------------------------------------------- PRNG */
 
-static uint64_t splitmix(uint64_t *x)
+/* xoshiro256** seeded through splitmix64; one independent stream per
+ * component so that changing one part of the generator leaves the others. */
+typedef struct { uint64_t s[4]; } rng;
+
+static uint64_t splitmix64(uint64_t *x)
 {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-static void rng_seed(sv_rng *r, uint64_t seed)
+static void rng_init(rng *r, uint64_t seed, uint64_t stream)
 {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix(&seed);
+    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL);
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
 }
 
-static uint64_t rng_next(sv_rng *r)
+static uint64_t rotl(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
+
+static uint64_t rng_next(rng *r)
 {
     uint64_t *s = r->s;
-    uint64_t x = s[1] * 5, res = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t;
-    s[3] = (s[3] << 45) | (s[3] >> 19);
-    return res;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t; s[3] = rotl(s[3], 45);
+    return out;
 }
 
-static double rng_unif(sv_rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
-static int64_t rng_int(sv_rng *r, int64_t lo, int64_t hi) { return lo + (int64_t)(rng_unif(r) * (double)(hi - lo)); }
+/* Uniform in the open interval (0, 1). */
+static double rng_unif(rng *r) { return ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53; }
 
-static double rng_normal(sv_rng *r)
+/* Uniform integer in [0, n); the bias of the multiply-shift is < 2^-40 here. */
+static int64_t rng_below(rng *r, int64_t n) { return (int64_t)(rng_unif(r) * (double)n); }
+
+/* Standard normal by Box-Muller (one value per pair: simpler, no state). */
+static double rng_normal(rng *r)
 {
     double u = rng_unif(r), v = rng_unif(r);
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-static void unit_random(sv_rng *r, double *v, int d)
+static void normalize(double *v, int n)
 {
-    double n = 0;
-    for (int i = 0; i < d; i++) { v[i] = rng_normal(r); n += v[i] * v[i]; }
-    n = sqrt(n);
-    for (int i = 0; i < d; i++) v[i] /= n;
+    double s = 0;
+    for (int i = 0; i < n; i++) s += v[i] * v[i];
+    s = 1.0 / sqrt(s);
+    for (int i = 0; i < n; i++) v[i] *= s;
 }
 
-static void shuffle(sv_rng *r, int *p, int n)
+static void random_unit(rng *r, double *v, int n)
+{
+    for (int i = 0; i < n; i++) v[i] = rng_normal(r);
+    normalize(v, n);
+}
+
+static void shuffle_int(rng *r, int *a, int n)
 {
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_int(r, 0, i + 1), t = p[i];
-        p[i] = p[j];
-        p[j] = t;
+        int j = (int)rng_below(r, i + 1), t = a[i];
+        a[i] = a[j]; a[j] = t;
     }
 }
 
-/* How one store's tokens are drawn. */
+/* ---------------------------------------------------------- the world */
+
 typedef struct {
-    const char *name, *file;
+    double dirs[(N_GT + N_NOVEL) * D_IN]; /* unit rows */
+    double feat_scale[N_GT + N_NOVEL];    /* per-feature typical magnitude */
+    int rank_in[N_GT];                    /* rank of feature f in-sample (0 = most frequent) */
+    double mean[D_IN];                    /* in-sample mean offset (massive dims included) */
+    double bos[D_IN];                     /* BOS offset */
+} world;
+
+/* One store's generative statistics. */
+typedef struct {
+    const char *name, *dataset_name;
     sv_store_dtype dtype;
-    int chunked, use_context;
-    int64_t target_tokens, context;
-    int64_t min_len, max_len;
-    double mag_sigma, mag_scale, noise, mean_shift;
-    double frac_novel;      /* share of active features drawn from the OOS-only GT set */
-    double reshuffle;       /* fraction of the frequency ranking permuted */
-    int n_active_lo, n_active_hi;
-} sv_store_plan;
+    int chunked;
+    int64_t n_target;      /* about this many tokens */
+    int64_t context_size;  /* > 0: fixed-length sequences, else variable 40-160 */
+    double rank_jitter;    /* log-normal jitter of the in-sample frequency ranking */
+    double novel_frac;     /* fraction of drawn features from the novel directions */
+    double mag_mu, mag_sigma;
+    double noise;
+    double mean_shift;     /* norm of a constant shift added to the mean */
+    uint64_t stream;
+} store_spec;
+
+static const store_spec STORES[3] = {
+    {"in_sample", "synthetic-web-text", SV_STORE_F32, 0, 16000, 0,
+     0.0, 0.0, 0.0, 0.45, 0.06, 0.0, 101},
+    {"oos_domain", "synthetic-code", SV_STORE_BF16, 1, 8192, 128,
+     1.2, 0.20, 0.0, 0.45, 0.06, 1.5, 102},
+    {"oos_task", "synthetic-chat", SV_STORE_F16, 1, 8192, 0,
+     0.0, 0.0, -0.3, 0.45, 0.24, 0.0, 103},
+};
 
 typedef struct {
-    double *gt;             /* [N_GT][D_IN] unit rows */
-    double *mean;           /* [D_IN] */
-    double *bos;            /* [D_IN] direction of the BOS outlier */
-    int rank_to_gt[N_GT_IN];
-    double zipf_cdf[N_GT_IN];
-} sv_world;
+    int64_t n, n_seq;
+    float *x;            /* [n][D_IN] */
+    int64_t *offsets;    /* [n_seq+1] */
+    int64_t *tok;        /* [n] */
+    unsigned char *bos;  /* [n] 1 at sequence starts */
+} store_data;
 
-static int zipf_draw(const sv_world *w, sv_rng *r)
+static void store_data_free(store_data *s)
 {
-    double u = rng_unif(r);
-    int lo = 0, hi = N_GT_IN - 1;
+    free(s->x); free(s->offsets); free(s->tok); free(s->bos);
+    memset(s, 0, sizeof *s);
+}
+
+static void make_world(world *w, uint64_t seed)
+{
+    rng r;
+    rng_init(&r, seed, 1);
+    for (int f = 0; f < N_GT + N_NOVEL; f++) {
+        random_unit(&r, &w->dirs[(size_t)f * D_IN], D_IN);
+        w->feat_scale[f] = exp(0.3 * rng_normal(&r));
+    }
+    int perm[N_GT];
+    for (int f = 0; f < N_GT; f++) perm[f] = f;
+    shuffle_int(&r, perm, N_GT);
+    for (int k = 0; k < N_GT; k++) w->rank_in[perm[k]] = k;
+
+    /* Mean: a modest random offset plus the two massive dimensions, about
+     * 10-15x a typical coordinate (which is ~0.6). */
+    random_unit(&r, w->mean, D_IN);
+    for (int i = 0; i < D_IN; i++) w->mean[i] *= 3.0;
+    w->mean[DIM_A] = 9.0;
+    w->mean[DIM_B] = -7.5;
+    /* BOS: mostly along the massive dimensions, norm ~ 60x a typical token. */
+    random_unit(&r, w->bos, D_IN);
+    for (int i = 0; i < D_IN; i++) w->bos[i] *= 150.0;
+    w->bos[DIM_A] += 600.0;
+    w->bos[DIM_B] -= 450.0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const double *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* order[k] = feature at frequency rank k: the in-sample ranking, optionally
+ * re-ranked by multiplying each rank by a log-normal factor. */
+static sv_rc store_ranking(const world *w, rng *r, double jitter, int *order)
+{
+    double (*key)[2] = sv_malloc(sizeof(double[2]) * N_GT);
+    if (!key) return SV_EINTERNAL;
+    for (int f = 0; f < N_GT; f++) {
+        key[f][0] = (w->rank_in[f] + 1.0) * exp(jitter * rng_normal(r));
+        key[f][1] = f;
+    }
+    qsort(key, N_GT, sizeof *key, cmp_key);
+    for (int k = 0; k < N_GT; k++) order[k] = (int)key[k][1];
+    free(key);
+    return SV_OK;
+}
+
+/* Zipf-like law over ranks: p(k) ~ (k + 8)^-1.1. cdf has n entries. */
+static void zipf_cdf(double *cdf, int n)
+{
+    double s = 0;
+    for (int k = 0; k < n; k++) cdf[k] = (s += pow(k + 8.0, -1.1));
+    for (int k = 0; k < n; k++) cdf[k] /= s;
+    cdf[n - 1] = 1.0;
+}
+
+static int sample_cdf(const double *cdf, int n, double u)
+{
+    int lo = 0, hi = n - 1;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (w->zipf_cdf[mid] < u) lo = mid + 1;
-        else hi = mid;
+        if (cdf[mid] < u) lo = mid + 1; else hi = mid;
     }
     return lo;
 }
 
-/* Fill x [n][D_IN] (float) for plan p; returns offsets and ids. */
-static sv_rc gen_tokens(const sv_world *w, const sv_store_plan *p, sv_rng *r, float **xo, int64_t **offo,
-                        int64_t *n_seq_o, int64_t **ido, int64_t *n_tok_o)
+static sv_rc gen_store(const world *w, const store_spec *sp, uint64_t seed, store_data *out)
 {
-    int64_t cap_seq = p->target_tokens / (p->use_context ? p->context : p->min_len) + 2;
-    int64_t *off = sv_malloc((size_t)(cap_seq + 1) * sizeof *off);
-    if (!off) return SV_EINTERNAL;
-    int64_t ns = 0, nt = 0;
-    off[0] = 0;
-    while (nt < p->target_tokens && ns < cap_seq) {
-        int64_t len = p->use_context ? p->context : rng_int(r, p->min_len, p->max_len + 1);
-        nt += len;
-        off[++ns] = nt;
-    }
-    float *x = sv_malloc((size_t)(nt * D_IN) * sizeof *x);
-    int64_t *ids = sv_malloc((size_t)nt * sizeof *ids);
-    if (!x || !ids) { free(off); free(x); free(ids); return SV_EINTERNAL; }
+    memset(out, 0, sizeof *out);
+    rng r;
+    rng_init(&r, seed, sp->stream);
 
-    int perm[N_GT_IN];
-    for (int i = 0; i < N_GT_IN; i++) perm[i] = w->rank_to_gt[i];
-    /* A different frequency ranking: permute a fraction of the ranks. */
-    int nshuf = (int)(p->reshuffle * N_GT_IN);
-    for (int i = 0; i < nshuf; i++) {
-        int a = (int)rng_int(r, 0, N_GT_IN), b = (int)rng_int(r, 0, N_GT_IN), t = perm[a];
-        perm[a] = perm[b];
-        perm[b] = t;
-    }
-    double mean[D_IN], shift[D_IN];
-    unit_random(r, shift, D_IN);
-    for (int i = 0; i < D_IN; i++) mean[i] = w->mean[i] + p->mean_shift * shift[i];
-
-    double v[D_IN];
-    for (int64_t s = 0; s < ns; s++) {
-        for (int64_t t = off[s]; t < off[s + 1]; t++) {
-            for (int i = 0; i < D_IN; i++) v[i] = mean[i] + p->noise * rng_normal(r);
-            if (t == off[s]) {
-                /* BOS: a huge, nearly fixed vector, as in real models. */
-                for (int i = 0; i < D_IN; i++) v[i] += 300.0 * w->bos[i];
-                ids[t] = BOS_ID;
-            } else {
-                int na = (int)rng_int(r, p->n_active_lo, p->n_active_hi + 1);
-                for (int a = 0; a < na; a++) {
-                    int g = rng_unif(r) < p->frac_novel ? N_GT_IN + (int)rng_int(r, 0, N_GT - N_GT_IN)
-                                                        : perm[zipf_draw(w, r)];
-                    double mag = p->mag_scale * exp(p->mag_sigma * rng_normal(r));
-                    const double *gv = w->gt + (size_t)g * D_IN;
-                    for (int i = 0; i < D_IN; i++) v[i] += mag * gv[i];
-                }
-                ids[t] = rng_int(r, 2, 50000);
-            }
-            /* Massive activations: large on every token, nearly constant. */
-            v[MASSIVE_A] += 12.0 + 0.5 * rng_normal(r);
-            v[MASSIVE_B] -= 9.0 + 0.5 * rng_normal(r);
-            for (int i = 0; i < D_IN; i++) x[t * D_IN + i] = (float)v[i];
+    /* Sequence layout first, so the token count is known. */
+    int64_t cap = sp->n_target / 40 + 2;
+    out->offsets = sv_malloc(sizeof(int64_t) * (size_t)(cap + 1));
+    if (!out->offsets) return SV_EINTERNAL;
+    int64_t n = 0, ns = 0;
+    out->offsets[0] = 0;
+    if (sp->context_size > 0) {
+        for (; n + sp->context_size <= sp->n_target; n += sp->context_size) out->offsets[++ns] = n + sp->context_size;
+    } else {
+        for (;;) {
+            int64_t len = 40 + rng_below(&r, 121);
+            if (n + len > sp->n_target) break;
+            n += len;
+            out->offsets[++ns] = n;
         }
     }
-    *xo = x;
-    *offo = off;
-    *n_seq_o = ns;
-    *ido = ids;
-    *n_tok_o = nt;
+    out->n = n;
+    out->n_seq = ns;
+    out->x = sv_malloc(sizeof(float) * (size_t)n * D_IN);
+    out->tok = sv_malloc(sizeof(int64_t) * (size_t)n);
+    out->bos = sv_calloc((size_t)n, 1);
+    int order[N_GT];
+    double cdf[N_GT], cdf_novel[N_NOVEL], shift[D_IN], x[D_IN];
+    int stamp[N_GT + N_NOVEL];
+    if (!out->x || !out->tok || !out->bos) { store_data_free(out); return SV_EINTERNAL; }
+    for (int64_t s = 0; s < ns; s++) out->bos[out->offsets[s]] = 1;
+
+    if (store_ranking(w, &r, sp->rank_jitter, order) != SV_OK) { store_data_free(out); return SV_EINTERNAL; }
+    zipf_cdf(cdf, N_GT);
+    zipf_cdf(cdf_novel, N_NOVEL);
+    random_unit(&r, shift, D_IN);
+    for (int i = 0; i < D_IN; i++) shift[i] = w->mean[i] + sp->mean_shift * shift[i];
+    for (int f = 0; f < N_GT + N_NOVEL; f++) stamp[f] = -1;
+
+    for (int64_t t = 0; t < n; t++) {
+        for (int i = 0; i < D_IN; i++) x[i] = shift[i] + sp->noise * rng_normal(&r);
+        if (out->bos[t]) {
+            out->tok[t] = BOS_ID;
+            for (int i = 0; i < D_IN; i++) x[i] += w->bos[i] * (1.0 + 0.02 * rng_normal(&r));
+        } else {
+            out->tok[t] = 2 + rng_below(&r, VOCAB - 2);
+            /* The massive dimensions jitter a little around their mean. */
+            x[DIM_A] += 0.4 * rng_normal(&r);
+            x[DIM_B] += 0.4 * rng_normal(&r);
+            int k = 20 + (int)rng_below(&r, 21);
+            for (int a = 0; a < k; a++) {
+                int f;
+                do {
+                    if (sp->novel_frac > 0 && rng_unif(&r) < sp->novel_frac)
+                        f = N_GT + sample_cdf(cdf_novel, N_NOVEL, rng_unif(&r));
+                    else
+                        f = order[sample_cdf(cdf, N_GT, rng_unif(&r))];
+                } while (stamp[f] == (int)t); /* without replacement */
+                stamp[f] = (int)t;
+                double m = w->feat_scale[f] * exp(sp->mag_mu + sp->mag_sigma * rng_normal(&r));
+                const double *g = &w->dirs[(size_t)f * D_IN];
+                for (int i = 0; i < D_IN; i++) x[i] += m * g[i];
+            }
+        }
+        for (int i = 0; i < D_IN; i++) out->x[t * D_IN + i] = (float)x[i];
+    }
     return SV_OK;
 }
 
-/* SAE recipe. */
+/* ------------------------------------------------------------- the SAEs */
+
+typedef enum { A_STANDARD, A_TOPK, A_JUMPRELU, A_GATED } arch;
+static const char *const ARCH_NAME[] = {"standard", "topk", "jumprelu", "gated"};
+
 typedef struct {
     const char *name;
-    sv_arch arch;
+    arch a;
     int d_sae, k;
-    double l0_target;
-    int expected_avg;       /* normalize_activations = expected_average_only_in */
-} sv_sae_plan;
+    int target_l0;   /* calibration target (not for topk) */
+    int scaled;      /* normalize_activations = expected_average_only_in */
+    uint64_t stream;
+} sae_spec;
 
-static int cmp_dbl(const void *a, const void *b)
+static const sae_spec SAES[] = {
+    {"std_w512", A_STANDARD, 512, 0, 45, 0, 201},
+    {"std_w1024", A_STANDARD, 1024, 0, 70, 0, 202},
+    {"topk_k32_w512", A_TOPK, 512, 32, 0, 0, 203},
+    {"topk_k64_w1024", A_TOPK, 1024, 64, 0, 1, 204},
+    {"jumprelu_w512", A_JUMPRELU, 512, 0, 40, 0, 205},
+    {"gated_w512", A_GATED, 512, 0, 40, 0, 206},
+};
+#define N_SAES ((int)(sizeof SAES / sizeof *SAES))
+
+typedef struct {
+    const sae_spec *sp;
+    int m;                /* d_sae */
+    double *W_enc;        /* [D_IN][m] */
+    double *Wp;           /* W_enc packed for pre_act */
+    double *b_enc;        /* [m] (gated: unused) */
+    double *W_dec;        /* [m][D_IN] */
+    double b_dec[D_IN];
+    double *threshold, *b_gate, *r_mag, *b_mag; /* [m] */
+    double *jit;          /* per-latent calibration factor (enc norm x jitter) */
+    unsigned char *dead;
+} sae;
+
+static void sae_free(sae *s)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    free(s->W_enc); free(s->Wp); free(s->b_enc); free(s->W_dec); free(s->threshold);
+    free(s->b_gate); free(s->r_mag); free(s->b_mag); free(s->jit); free(s->dead);
+    memset(s, 0, sizeof *s);
 }
 
-/* Cholesky solve of A X = B in place; A [m][m] SPD, B [m][n]. */
-static sv_rc chol_solve(double *A, double *B, int m, int n)
+/* h0 = (x - b_dec) . W_enc without bias for nb <= TB centred tokens xc
+ * [TB][D_IN] (rows past nb zero), into h0 [nb][m]. A 4 tokens x 4 latents
+ * register block over the packed encoder Wp (see pack_enc); every h0
+ * element is still summed over i in order, so the result does not depend on
+ * the blocking or on vectorization. */
+#define TB 8
+static void pre_act(const sae *s, const double *xc, int nb, double *h0)
 {
-    for (int j = 0; j < m; j++) {
-        double s = A[(size_t)j * m + j];
-        for (int k = 0; k < j; k++) s -= A[(size_t)j * m + k] * A[(size_t)j * m + k];
-        if (s <= 0) return sv_fail(SV_EINTERNAL, "synth: decoder fit is not positive definite");
-        double L = sqrt(s);
-        A[(size_t)j * m + j] = L;
-        for (int i = j + 1; i < m; i++) {
-            double t = A[(size_t)i * m + j];
-            for (int k = 0; k < j; k++) t -= A[(size_t)i * m + k] * A[(size_t)j * m + k];
-            A[(size_t)i * m + j] = t / L;
+    int m = s->m; /* a multiple of 4 */
+    for (int b0 = 0; b0 < nb; b0 += 4) {
+        const double *x = &xc[(size_t)b0 * D_IN];
+        int nr = nb - b0 < 4 ? nb - b0 : 4;
+        for (int jb = 0; jb < m; jb += 4) {
+            const double *w = &s->Wp[(size_t)jb * D_IN];
+            double acc[4][4] = {{0}};
+            for (int i = 0; i < D_IN; i++, w += 4)
+                for (int b = 0; b < 4; b++) {
+                    double xi = x[b * D_IN + i];
+                    for (int q = 0; q < 4; q++) acc[b][q] += xi * w[q];
+                }
+            for (int b = 0; b < nr; b++) memcpy(&h0[(size_t)(b0 + b) * m + jb], acc[b], sizeof acc[b]);
         }
     }
-    for (int c = 0; c < n; c++) {
-        for (int i = 0; i < m; i++) { /* L y = b */
-            double t = B[(size_t)i * n + c];
-            for (int k = 0; k < i; k++) t -= A[(size_t)i * m + k] * B[(size_t)k * n + c];
-            B[(size_t)i * n + c] = t / A[(size_t)i * m + i];
+}
+
+/* Wp[jb*D_IN + 4i + q] = W_enc[i][jb + q] for latent blocks jb of 4. */
+static void pack_enc(sae *s)
+{
+    int m = s->m;
+    for (int jb = 0; jb < m; jb += 4)
+        for (int i = 0; i < D_IN; i++)
+            for (int q = 0; q < 4; q++) s->Wp[(size_t)jb * D_IN + 4 * i + q] = s->W_enc[(size_t)i * m + jb + q];
+}
+
+/* Codes from h0 under the architecture; writes the active (index, value)
+ * pairs in increasing index order and returns their count. top is scratch. */
+static int codes(const sae *s, const double *h0, int *idx, double *val, int *top)
+{
+    int m = s->m, n = 0;
+    switch (s->sp->a) {
+    case A_STANDARD:
+        for (int j = 0; j < m; j++) {
+            double h = h0[j] + s->b_enc[j];
+            if (h > 0) { idx[n] = j; val[n++] = h; }
         }
-        for (int i = m - 1; i >= 0; i--) { /* L^T x = y */
-            double t = B[(size_t)i * n + c];
-            for (int k = i + 1; k < m; k++) t -= A[(size_t)k * m + i] * B[(size_t)k * n + c];
-            B[(size_t)i * n + c] = t / A[(size_t)i * m + i];
+        break;
+    case A_JUMPRELU:
+        for (int j = 0; j < m; j++) {
+            double h = h0[j] + s->b_enc[j];
+            if (h > s->threshold[j]) { idx[n] = j; val[n++] = h; }
+        }
+        break;
+    case A_GATED:
+        for (int j = 0; j < m; j++) {
+            if (h0[j] + s->b_gate[j] > 0) {
+                double mag = h0[j] * exp(s->r_mag[j]) + s->b_mag[j];
+                if (mag > 0) { idx[n] = j; val[n++] = mag; }
+            }
+        }
+        break;
+    case A_TOPK: {
+        /* top[] holds the current best k, sorted by value descending; a new
+         * index only displaces strictly smaller values, so ties keep the
+         * lower index. */
+        int k = s->sp->k, c = 0;
+        for (int j = 0; j < m; j++) {
+            double h = h0[j] + s->b_enc[j];
+            if (c == k && !(h > h0[top[k - 1]] + s->b_enc[top[k - 1]])) continue;
+            int p = c < k ? c++ : k - 1;
+            while (p > 0 && h > h0[top[p - 1]] + s->b_enc[top[p - 1]]) { top[p] = top[p - 1]; p--; }
+            top[p] = j;
+        }
+        /* Emit in index order (ReLU after the selection). */
+        for (int a = 1; a < c; a++) {
+            int v = top[a], p = a;
+            for (; p > 0 && top[p - 1] > v; p--) top[p] = top[p - 1];
+            top[p] = v;
+        }
+        for (int a = 0; a < c; a++) {
+            double h = h0[top[a]] + s->b_enc[top[a]];
+            if (h > 0) { idx[n] = top[a]; val[n++] = h; }
+        }
+        break;
+    }
+    }
+    return n;
+}
+
+/* Sets the calibrated parameters from the scale t. */
+static void set_scale(sae *s, double t)
+{
+    for (int j = 0; j < s->m; j++) {
+        if (s->dead[j]) continue;
+        double c = t * s->jit[j];
+        switch (s->sp->a) {
+        case A_STANDARD: s->b_enc[j] = -c; break;
+        case A_JUMPRELU: s->threshold[j] = c; break;
+        case A_GATED: s->b_gate[j] = -c; s->b_mag[j] = -0.25 * c; break;
+        case A_TOPK: break;
+        }
+    }
+}
+
+/* Dot product of n doubles with 8 fixed partial sums (a fixed order, so
+ * deterministic; the fixed-length inner loop vectorizes at -O2). */
+static double dot8(const double *a, const double *b, int n)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int q = 0; q < 8; q++) acc[q] += a[k + q] * b[k + q];
+    double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+/* In-place Cholesky A = L L^T of an n x n SPD matrix (lower triangle used,
+ * row by row so both rows of each dot product are contiguous), then solves
+ * L L^T Y = B in place for the n x D_IN right-hand sides B. */
+static sv_rc chol_solve(double *A, int n, double *B)
+{
+    enum { c = D_IN }; /* constant trip count: the row updates vectorize */
+    for (int i = 0; i < n; i++) {
+        double *ri = &A[(size_t)i * n];
+        for (int j = 0; j < i; j++) {
+            const double *rj = &A[(size_t)j * n];
+            ri[j] = (ri[j] - dot8(ri, rj, j)) / rj[j];
+        }
+        double d = ri[i] - dot8(ri, ri, i);
+        if (!(d > 0)) return sv_fail(SV_EINTERNAL, "synth: decoder normal equations not positive definite");
+        ri[i] = sqrt(d);
+    }
+    for (int i = 0; i < n; i++) { /* forward: L Y = B */
+        double *bi = &B[(size_t)i * c];
+        for (int k = 0; k < i; k++) {
+            double l = A[(size_t)i * n + k];
+            if (l == 0) continue;
+            const double *bk = &B[(size_t)k * c];
+            for (int j = 0; j < c; j++) bi[j] -= l * bk[j];
+        }
+        double d = A[(size_t)i * n + i];
+        for (int j = 0; j < c; j++) bi[j] /= d;
+    }
+    for (int i = n - 1; i >= 0; i--) { /* backward: L^T Y = B */
+        double *bi = &B[(size_t)i * c];
+        double d = A[(size_t)i * n + i];
+        for (int j = 0; j < c; j++) bi[j] /= d;
+        for (int k = 0; k < i; k++) {
+            double l = A[(size_t)i * n + k];
+            if (l == 0) continue;
+            double *bk = &B[(size_t)k * c];
+            for (int j = 0; j < c; j++) bk[j] -= l * bi[j];
         }
     }
     return SV_OK;
 }
 
-static sv_rc write_text(const char *path, const char *text)
+/* Builds one SAE against the in-sample store. xs: the in-sample tokens as
+ * double, already multiplied by the SAE's input scale; train: indices of
+ * the non-BOS training tokens; mean: the non-BOS mean of xs. */
+static sv_rc build_sae(sae *s, const sae_spec *sp, const world *w, uint64_t seed,
+                       const double *xs, int64_t n_all, const int64_t *train, int64_t n_train,
+                       const double *mean)
 {
-    return sv_write_atomic(path, text, strlen(text));
-}
+    memset(s, 0, sizeof *s);
+    s->sp = sp;
+    int m = s->m = sp->d_sae;
+    rng r;
+    rng_init(&r, seed, sp->stream);
+    s->W_enc = sv_calloc((size_t)D_IN * m, sizeof(double));
+    s->Wp = sv_calloc((size_t)D_IN * m, sizeof(double));
+    s->b_enc = sv_calloc((size_t)m, sizeof(double));
+    s->W_dec = sv_calloc((size_t)m * D_IN, sizeof(double));
+    s->threshold = sv_calloc((size_t)m, sizeof(double));
+    s->b_gate = sv_calloc((size_t)m, sizeof(double));
+    s->r_mag = sv_calloc((size_t)m, sizeof(double));
+    s->b_mag = sv_calloc((size_t)m, sizeof(double));
+    s->jit = sv_calloc((size_t)m, sizeof(double));
+    s->dead = sv_calloc((size_t)m, 1);
+    int *role = sv_malloc(sizeof(int) * (size_t)m);
+    double *dir = sv_malloc(sizeof(double) * (size_t)m * D_IN); /* encoder directions, rows */
+    double *h0 = sv_malloc(sizeof(double) * (size_t)n_train * m);
+    double *G = NULL, *B = NULL, *val = NULL;
+    int *idx = NULL, *top = NULL;
+    int64_t *start = NULL;
+    int *aidx = NULL;
+    double *aval = NULL;
+    sv_rc rc = SV_EINTERNAL;
+    if (!s->W_enc || !s->Wp || !s->b_enc || !s->W_dec || !s->threshold || !s->b_gate || !s->r_mag ||
+        !s->b_mag || !s->jit || !s->dead || !role || !dir || !h0)
+        goto done;
+    memcpy(s->b_dec, mean, sizeof s->b_dec);
 
-/* Build, fit and write one SAE. X: [n][D_IN] training tokens (no BOS). */
-static sv_rc make_sae(const char *dir, const sv_sae_plan *sp, const sv_world *w, const double *X, int n,
-                      double mean_norm, sv_rng *r)
-{
-    const int m = sp->d_sae, d = D_IN;
-    sv_rc rc = SV_OK;
-    double s = sp->expected_avg ? sqrt((double)d) / mean_norm : 1.0;
-    double *Xs = sv_malloc((size_t)n * d * sizeof(double));
-    double *We = sv_malloc((size_t)d * m * sizeof(double));
-    double *be = sv_calloc((size_t)m, sizeof(double));
-    double *Wd = sv_malloc((size_t)m * d * sizeof(double));
-    double *bd = sv_calloc((size_t)d, sizeof(double));
-    double *H = sv_malloc((size_t)n * m * sizeof(double));
-    double *F = sv_calloc((size_t)n * m, sizeof(double));
-    double *th = sv_calloc((size_t)m, sizeof(double));
-    double *rmag = sv_calloc((size_t)m, sizeof(double));
-    double *bmag = sv_calloc((size_t)m, sizeof(double));
-    double *G = sv_malloc((size_t)m * m * sizeof(double));
-    double *hs = sv_malloc((size_t)n * m * sizeof(double));
-    int *dead = sv_calloc((size_t)m, sizeof(int));
-    char path[4096];
-    if (!Xs || !We || !be || !Wd || !bd || !H || !F || !th || !rmag || !bmag || !G || !hs || !dead) {
-        rc = SV_EINTERNAL;
-        goto out;
+    /* Latent roles: GT features covered roughly in order of in-sample
+     * frequency (with jitter), a few duplicates of frequent features, a few
+     * random directions, and ~2% dead. Then shuffled. */
+    int n_dead = (m * 2 + 50) / 100, n_dup = m * 4 / 100, n_rand = m * 5 / 100;
+    int n_cov = m - n_dead - n_dup - n_rand;
+    {
+        int order[N_GT];
+        if (store_ranking(w, &r, 0.7, order) != SV_OK) goto done;
+        int p = 0;
+        for (int a = 0; a < n_cov; a++) role[p++] = order[a];
+        for (int a = 0; a < n_dup; a++) role[p++] = order[rng_below(&r, 100)];
+        for (int a = 0; a < n_rand; a++) role[p++] = -1;
+        for (int a = 0; a < n_dead; a++) role[p++] = -2;
+        shuffle_int(&r, role, m);
     }
-    /* Work in the SAE's input space (scaled when expected_average_only_in). */
-    for (size_t i = 0; i < (size_t)n * d; i++) Xs[i] = s * X[i];
-    for (int i = 0; i < d; i++) {
-        double acc = 0;
-        for (int t = 0; t < n; t++) acc += Xs[(size_t)t * d + i];
-        bd[i] = acc / n;
-    }
-    for (size_t t = 0; t < (size_t)n; t++)
-        for (int i = 0; i < d; i++) Xs[t * d + i] -= bd[i];
-
-    /* Encoder columns: the most frequent GT features first, a few
-     * duplicates (absorption-like pairs), ~2% dead latents. */
-    double col[D_IN];
     for (int j = 0; j < m; j++) {
-        int g;
-        if (j % 50 == 49) g = w->rank_to_gt[(int)rng_int(r, 0, 20)];      /* duplicate of a top feature */
-        else g = w->rank_to_gt[j < N_GT_IN ? j : (int)rng_int(r, 0, N_GT_IN)];
-        dead[j] = (j % 47 == 46);
-        if (dead[j]) unit_random(r, col, d);
-        else {
-            double nn = 0;
-            for (int i = 0; i < d; i++) {
-                col[i] = w->gt[(size_t)g * d + i] + 0.15 * rng_normal(r) / sqrt((double)d);
-                nn += col[i] * col[i];
-            }
-            for (int i = 0; i < d; i++) col[i] /= sqrt(nn);
-        }
-        for (int i = 0; i < d; i++) We[(size_t)i * m + j] = col[i];
-    }
-    /* Pre-activations without bias; one quantile sets every latent's bias
-     * so the mean L0 hits the target. */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, d, 1.0, Xs, d, We, m, 0.0, H, m);
-    memcpy(hs, H, (size_t)n * m * sizeof(double));
-    qsort(hs, (size_t)n * m, sizeof(double), cmp_dbl);
-    double frac = sp->l0_target / (double)m;
-    double q = hs[(size_t)((1.0 - frac) * ((double)n * m - 1))];
-    if (q < 1e-3) q = 1e-3;
-    for (int j = 0; j < m; j++) {
-        switch (sp->arch) {
-        case SV_ARCH_STANDARD: be[j] = dead[j] ? -1e3 : -q; break;
-        case SV_ARCH_JUMPRELU: be[j] = dead[j] ? -1e3 : 0.0; th[j] = q * (0.9 + 0.2 * rng_unif(r)); break;
-        case SV_ARCH_TOPK: be[j] = dead[j] ? -1e3 : 0.0; break;
-        case SV_ARCH_GATED:
-            be[j] = dead[j] ? -1e3 : -q; /* becomes b_gate */
-            rmag[j] = 0.1 * rng_normal(r);
-            bmag[j] = 0.2 * q;
-            break;
-        }
-    }
-    /* Codes on the training tokens, with the forward semantics. */
-    for (int t = 0; t < n; t++) {
-        const double *h = H + (size_t)t * m;
-        double *f = F + (size_t)t * m;
-        if (sp->arch == SV_ARCH_TOPK) {
-            for (int c = 0; c < sp->k; c++) { /* k passes: small k, small m */
-                int best = -1;
-                for (int j = 0; j < m; j++)
-                    if (f[j] == 0 && h[j] + be[j] > 0 && (best < 0 || h[j] + be[j] > h[best] + be[best])) best = j;
-                if (best < 0) break;
-                f[best] = h[best] + be[best];
-            }
+        double *v = &dir[(size_t)j * D_IN];
+        if (role[j] >= 0) {
+            /* Noisy copy of the GT direction (cos ~0.95). */
+            double eps = 0.3 * exp(0.3 * rng_normal(&r)) / sqrt((double)D_IN);
+            const double *g = &w->dirs[(size_t)role[j] * D_IN];
+            for (int i = 0; i < D_IN; i++) v[i] = g[i] + eps * rng_normal(&r);
+            normalize(v, D_IN);
         } else {
-            for (int j = 0; j < m; j++) {
-                double p = h[j] + be[j];
-                if (sp->arch == SV_ARCH_STANDARD) f[j] = p > 0 ? p : 0;
-                else if (sp->arch == SV_ARCH_JUMPRELU) f[j] = p > th[j] ? p : 0;
-                else if (p > 0) { double mg = h[j] * exp(rmag[j]) + bmag[j]; f[j] = mg > 0 ? mg : 0; }
-            }
+            random_unit(&r, v, D_IN);
+        }
+        s->dead[j] = role[j] == -2;
+        double norm = exp(0.15 * rng_normal(&r)); /* encoder norms vary */
+        s->jit[j] = norm * exp(0.1 * rng_normal(&r));
+        for (int i = 0; i < D_IN; i++) s->W_enc[(size_t)i * m + j] = norm * v[i];
+        if (sp->a == A_GATED) s->r_mag[j] = 0.1 * rng_normal(&r);
+    }
+
+    /* Pre-activations on the training tokens. */
+    pack_enc(s);
+    for (int64_t a0 = 0; a0 < n_train; a0 += TB) {
+        int nb = n_train - a0 < TB ? (int)(n_train - a0) : TB;
+        double xc[TB * D_IN] = {0};
+        for (int b = 0; b < nb; b++) {
+            const double *x = &xs[train[a0 + b] * D_IN];
+            for (int i = 0; i < D_IN; i++) xc[b * D_IN + i] = x[i] - s->b_dec[i];
+        }
+        pre_act(s, xc, nb, &h0[a0 * m]);
+    }
+    /* Small random encoder biases for the architectures where the bias is
+     * not the sparsity knob; scaled to the typical pre-activation. */
+    double hs = 0;
+    for (int64_t a = 0; a < n_train * m; a++) hs += h0[a] * h0[a];
+    hs = sqrt(hs / (double)(n_train * m));
+    if (sp->a == A_TOPK || sp->a == A_JUMPRELU)
+        for (int j = 0; j < m; j++) s->b_enc[j] = 0.05 * hs * rng_normal(&r);
+
+    /* Dead latents: a bias more negative than any projection of any
+     * in-sample token (BOS included) so they can never fire. */
+    for (int j = 0; j < m; j++) {
+        if (!s->dead[j]) continue;
+        double mx = 0, wj[D_IN];
+        for (int i = 0; i < D_IN; i++) wj[i] = s->W_enc[(size_t)i * m + j];
+        for (int64_t t = 0; t < n_all; t++) {
+            double h = 0;
+            const double *x = &xs[t * D_IN];
+            for (int i = 0; i < D_IN; i++) h += (x[i] - s->b_dec[i]) * wj[i];
+            if (fabs(h) > mx) mx = fabs(h);
+        }
+        double b = -(2.0 * mx + 10.0 * hs);
+        s->b_enc[j] = b;
+        s->b_gate[j] = b;
+        s->b_mag[j] = b;
+        s->threshold[j] = hs;
+    }
+
+    idx = sv_malloc(sizeof(int) * (size_t)m);
+    val = sv_malloc(sizeof(double) * (size_t)m);
+    top = sv_malloc(sizeof(int) * (size_t)m);
+    if (!idx || !val || !top) goto done;
+
+    /* Calibrate the sparsity scale by bisection on the mean L0 of every
+     * 4th training token (L0 is monotone in the scale). */
+    if (sp->a != A_TOPK) {
+        double lo = 0, hi = 20.0 * hs;
+        for (int it = 0; it < 30; it++) {
+            double t = 0.5 * (lo + hi);
+            set_scale(s, t);
+            int64_t tot = 0, nc = 0;
+            for (int64_t a = 0; a < n_train; a += 4, nc++) tot += codes(s, &h0[a * m], idx, val, top);
+            if ((double)tot / (double)nc > sp->target_l0) lo = t; else hi = t;
+        }
+        set_scale(s, hi);
+    }
+
+    /* Codes of the training tokens, kept sparse. */
+    start = sv_malloc(sizeof(int64_t) * (size_t)(n_train + 1));
+    if (!start) goto done;
+    int64_t tot = 0, capn = n_train * 64;
+    aidx = sv_malloc(sizeof(int) * (size_t)capn);
+    aval = sv_malloc(sizeof(double) * (size_t)capn);
+    if (!aidx || !aval) goto done;
+    for (int64_t a = 0; a < n_train; a++) {
+        start[a] = tot;
+        int c = codes(s, &h0[a * m], idx, val, top);
+        if (tot + c > capn) {
+            capn = 2 * capn + c;
+            int *ni = realloc(aidx, sizeof(int) * (size_t)capn);
+            if (ni) aidx = ni;
+            double *nv = realloc(aval, sizeof(double) * (size_t)capn);
+            if (nv) aval = nv;
+            if (!ni || !nv) { rc = sv_fail(SV_EINTERNAL, "synth: out of memory"); goto done; }
+        }
+        memcpy(&aidx[tot], idx, sizeof(int) * (size_t)c);
+        memcpy(&aval[tot], val, sizeof(double) * (size_t)c);
+        tot += c;
+    }
+    start[n_train] = tot;
+    free(h0); h0 = NULL;
+
+    /* Normal equations (F^T F + lam I) W = F^T (X - b_dec) + lam W0, where
+     * the prior W0 is the unit encoder direction: a latent that (almost)
+     * never fires keeps it, and dead latents keep exactly a random unit row. */
+    G = sv_calloc((size_t)m * m, sizeof(double));
+    B = sv_calloc((size_t)m * D_IN, sizeof(double));
+    if (!G || !B) goto done;
+    for (int64_t a = 0; a < n_train; a++) {
+        const double *x = &xs[train[a] * D_IN];
+        double xc[D_IN];
+        for (int i = 0; i < D_IN; i++) xc[i] = x[i] - s->b_dec[i];
+        for (int64_t p = start[a]; p < start[a + 1]; p++) {
+            int ja = aidx[p];
+            double fa = aval[p];
+            double *grow = &G[(size_t)ja * m];
+            for (int64_t q = start[a]; q <= p; q++) grow[aidx[q]] += fa * aval[q];
+            double *brow = &B[(size_t)ja * D_IN];
+            for (int i = 0; i < D_IN; i++) brow[i] += fa * xc[i];
         }
     }
-    /* Ridge least squares: (F'F + lambda I) W_dec = F'(X - b_dec). */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, m, n, 1.0, F, m, F, m, 0.0, G, m);
     double tr = 0;
     for (int j = 0; j < m; j++) tr += G[(size_t)j * m + j];
-    for (int j = 0; j < m; j++) G[(size_t)j * m + j] += 1e-3 * tr / m + 1e-9;
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, n, 1.0, F, m, Xs, d, 0.0, Wd, d);
-    if ((rc = chol_solve(G, Wd, m, d)) != SV_OK) goto out;
-    for (int j = 0; j < m; j++) { /* a latent that never fired keeps a random unit row */
-        double nn = 0;
-        for (int i = 0; i < d; i++) nn += Wd[(size_t)j * d + i] * Wd[(size_t)j * d + i];
-        if (nn < 1e-12) unit_random(r, Wd + (size_t)j * d, d);
+    double lam = 1e-3 * tr / m;
+    if (!(lam > 0)) lam = 1e-3;
+    for (int j = 0; j < m; j++) {
+        G[(size_t)j * m + j] += lam;
+        for (int i = 0; i < D_IN; i++) B[(size_t)j * D_IN + i] += lam * dir[(size_t)j * D_IN + i];
     }
-
-    snprintf(path, sizeof path, "%s/saes/%s", dir, sp->name);
-    if ((rc = sv_mkdir_p(path)) != SV_OK) goto out;
-    {
-        sv_st_wtensor ts[8];
-        int nt = 0;
-        ts[nt++] = (sv_st_wtensor){"W_enc", SV_DT_F32, 2, {d, m}, We};
-        if (sp->arch == SV_ARCH_GATED) {
-            ts[nt++] = (sv_st_wtensor){"b_gate", SV_DT_F32, 1, {m}, be};
-            ts[nt++] = (sv_st_wtensor){"r_mag", SV_DT_F32, 1, {m}, rmag};
-            ts[nt++] = (sv_st_wtensor){"b_mag", SV_DT_F32, 1, {m}, bmag};
-        } else {
-            ts[nt++] = (sv_st_wtensor){"b_enc", SV_DT_F32, 1, {m}, be};
-        }
-        ts[nt++] = (sv_st_wtensor){"W_dec", SV_DT_F32, 2, {m, d}, Wd};
-        ts[nt++] = (sv_st_wtensor){"b_dec", SV_DT_F32, 1, {d}, bd};
-        if (sp->arch == SV_ARCH_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", SV_DT_F32, 1, {m}, th};
-        snprintf(path, sizeof path, "%s/saes/%s/sae_weights.safetensors", dir, sp->name);
-        if ((rc = sv_st_write(path, ts, nt)) != SV_OK) goto out;
+    if ((rc = chol_solve(G, m, B)) != SV_OK) goto done;
+    for (int j = 0; j < m; j++) {
+        const double *src = s->dead[j] ? &dir[(size_t)j * D_IN] : &B[(size_t)j * D_IN];
+        memcpy(&s->W_dec[(size_t)j * D_IN], src, sizeof(double) * D_IN);
     }
-    {
-        char cfg[1024], kline[64] = "";
-        if (sp->arch == SV_ARCH_TOPK) snprintf(kline, sizeof kline, "  \"k\": %d,\n", sp->k);
-        snprintf(cfg, sizeof cfg,
-                 "{\n  \"architecture\": \"%s\",\n  \"d_in\": %d,\n  \"d_sae\": %d,\n%s"
-                 "  \"apply_b_dec_to_input\": true,\n  \"normalize_activations\": \"%s\",\n"
-                 "  \"dtype\": \"float32\",\n  \"model_name\": \"synthetic-lm\",\n"
-                 "  \"hook_name\": \"blocks.6.hook_resid_post\",\n  \"context_size\": 128\n}\n",
-                 sv_arch_name(sp->arch), d, m, kline,
-                 sp->expected_avg ? "expected_average_only_in" : "none");
-        snprintf(path, sizeof path, "%s/saes/%s/cfg.json", dir, sp->name);
-        if ((rc = write_text(path, cfg)) != SV_OK) goto out;
-    }
-    if (sp->expected_avg) {
-        char js[128];
-        snprintf(js, sizeof js, "{\"scaling_factor\": %.17g}\n", s);
-        snprintf(path, sizeof path, "%s/saes/%s/activation_scaler.json", dir, sp->name);
-        rc = write_text(path, js);
-    }
-out:
-    free(Xs); free(We); free(be); free(Wd); free(bd); free(H); free(F); free(th);
-    free(rmag); free(bmag); free(G); free(hs); free(dead);
+    rc = SV_OK;
+done:
+    free(role); free(dir); free(h0); free(G); free(B); free(idx); free(val); free(top);
+    free(start); free(aidx); free(aval);
     return rc;
 }
 
-static const sv_store_plan store_plans[] = {
-    /* name, file, dtype, chunked, use_context, tokens, context, min/max len,
-     * mag sigma/scale, noise, mean shift, novel, reshuffle, active lo/hi */
-    {"in_sample", "in_sample.h5", SV_STORE_F32, 0, 0, 16000, 0, 40, 160, 0.5, 1.0, 0.12, 0.0, 0.0, 0.0, 20, 40},
-    {"oos_domain", "oos_domain.h5", SV_STORE_BF16, 1, 1, 8192, 128, 0, 0, 0.5, 1.0, 0.12, 1.5, 0.2, 0.5, 20, 40},
-    {"oos_task", "oos_task.h5", SV_STORE_F16, 1, 0, 8192, 0, 48, 144, 0.8, 1.2, 0.3, 0.5, 0.05, 0.1, 20, 40},
-};
+/* ------------------------------------------------------------- output */
 
-static const sv_sae_plan sae_plans[] = {
-    {"std_w512", SV_ARCH_STANDARD, 512, 0, 60, 0},
-    {"std_w1024", SV_ARCH_STANDARD, 1024, 0, 90, 0},
-    {"topk_k32_w512", SV_ARCH_TOPK, 512, 32, 0, 0},
-    {"topk_k64_w1024", SV_ARCH_TOPK, 1024, 64, 0, 1},
-    {"jumprelu_w512", SV_ARCH_JUMPRELU, 512, 0, 40, 0},
-    {"gated_w512", SV_ARCH_GATED, 512, 0, 50, 0},
-};
+static sv_rc mkdir_p(const char *path)
+{
+    char *p = sv_strdup(path);
+    if (!p) return SV_EINTERNAL;
+    for (char *q = p + 1;; q++) {
+        if (*q == '/' || *q == '\0') {
+            char c = *q;
+            *q = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot create directory: %s", p, strerror(errno));
+                free(p);
+                return rc;
+            }
+            *q = c;
+            if (!c) break;
+        }
+    }
+    free(p);
+    return SV_OK;
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = sv_malloc(n);
+    if (s) snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+/* Writes a cJSON tree (and deletes it). */
+static sv_rc write_json(const char *path, cJSON *root)
+{
+    char *text = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return sv_fail(SV_EINTERNAL, "%s: cannot format JSON", path);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(text);
+        return sv_fail(SV_EINTERNAL, "%s: cannot open for writing: %s", path, strerror(errno));
+    }
+    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    ok = (fclose(f) == 0) && ok;
+    free(text);
+    return ok ? SV_OK : sv_fail(SV_EINTERNAL, "%s: write failed", path);
+}
+
+static sv_rc write_store(const char *dir, const store_spec *sp, const store_data *d)
+{
+    char name[64];
+    snprintf(name, sizeof name, "stores/%s.h5", sp->name);
+    char *path = join(dir, name);
+    if (!path) return SV_EINTERNAL;
+    const int64_t special[1] = {BOS_ID};
+    sv_store_wopts o;
+    memset(&o, 0, sizeof o);
+    o.dtype = sp->dtype;
+    o.chunked = sp->chunked;
+    o.chunk_rows = 256;
+    o.chunk_cols = 64;
+    if (sp->context_size > 0) o.context_size = sp->context_size;
+    else { o.seq_offsets = d->offsets; o.n_seq = d->n_seq; }
+    o.token_ids = d->tok;
+    o.special_ids = special;
+    o.n_special = 1;
+    o.model_name = MODEL_NAME;
+    o.hook_name = HOOK_NAME;
+    o.dataset_name = sp->dataset_name;
+    sv_rc rc = sv_store_write(path, d->x, d->n, D_IN, &o);
+    free(path);
+    return rc;
+}
+
+static sv_rc write_sae(const char *dir, const sae *s, double scale)
+{
+    const sae_spec *sp = s->sp;
+    char rel[128];
+    snprintf(rel, sizeof rel, "saes/%s", sp->name);
+    char *sdir = join(dir, rel);
+    char *cfgp = sdir ? join(sdir, "cfg.json") : NULL;
+    char *wp = sdir ? join(sdir, "sae_weights.safetensors") : NULL;
+    char *scp = sdir ? join(sdir, "activation_scaler.json") : NULL;
+    sv_rc rc = SV_EINTERNAL;
+    if (!sdir || !cfgp || !wp || !scp) goto done;
+    if ((rc = mkdir_p(sdir)) != SV_OK) goto done;
+
+    /* SAELens 6 layout: architecture fields at the top, provenance under
+     * "metadata". */
+    cJSON *c = cJSON_CreateObject(), *md = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "architecture", ARCH_NAME[sp->a]);
+    cJSON_AddNumberToObject(c, "d_in", D_IN);
+    cJSON_AddNumberToObject(c, "d_sae", s->m);
+    cJSON_AddStringToObject(c, "dtype", "float32");
+    cJSON_AddStringToObject(c, "device", "cpu");
+    cJSON_AddBoolToObject(c, "apply_b_dec_to_input", 1);
+    cJSON_AddStringToObject(c, "normalize_activations", sp->scaled ? "expected_average_only_in" : "none");
+    cJSON_AddStringToObject(c, "reshape_activations", "none");
+    if (sp->a == A_TOPK) {
+        cJSON_AddNumberToObject(c, "k", sp->k);
+        cJSON_AddBoolToObject(c, "rescale_acts_by_decoder_norm", 0);
+    }
+    cJSON_AddStringToObject(md, "model_name", MODEL_NAME);
+    cJSON_AddStringToObject(md, "hook_name", HOOK_NAME);
+    cJSON_AddNullToObject(md, "hook_head_index");
+    cJSON_AddBoolToObject(md, "prepend_bos", 1);
+    cJSON_AddStringToObject(md, "dataset_path", "synthetic-web-text");
+    cJSON_AddNumberToObject(md, "context_size", 128);
+    cJSON_AddItemToObject(c, "metadata", md);
+    if ((rc = write_json(cfgp, c)) != SV_OK) goto done;
+
+    if (sp->scaled) {
+        cJSON *sc = cJSON_CreateObject();
+        cJSON_AddNumberToObject(sc, "scaling_factor", scale);
+        if ((rc = write_json(scp, sc)) != SV_OK) goto done;
+    }
+
+    int64_t m = s->m;
+    sv_st_wtensor t[8];
+    int n = 0;
+    memset(t, 0, sizeof t);
+#define TENSOR(nm, ptr, d0, d1) do { \
+        t[n].name = nm; t[n].dtype = SV_DT_F32; t[n].data = ptr; \
+        t[n].ndim = (d1) ? 2 : 1; t[n].shape[0] = d0; t[n].shape[1] = d1; n++; } while (0)
+    TENSOR("W_enc", s->W_enc, D_IN, m);
+    if (sp->a != A_GATED) TENSOR("b_enc", s->b_enc, m, 0);
+    TENSOR("W_dec", s->W_dec, m, D_IN);
+    TENSOR("b_dec", s->b_dec, D_IN, 0);
+    if (sp->a == A_JUMPRELU) TENSOR("threshold", s->threshold, m, 0);
+    if (sp->a == A_GATED) {
+        TENSOR("b_gate", s->b_gate, m, 0);
+        TENSOR("r_mag", s->r_mag, m, 0);
+        TENSOR("b_mag", s->b_mag, m, 0);
+    }
+#undef TENSOR
+    rc = sv_st_write(wp, t, n);
+done:
+    free(sdir); free(cfgp); free(wp); free(scp);
+    return rc;
+}
+
+static sv_rc write_config(const char *dir)
+{
+    char *path = join(dir, "config.json");
+    if (!path) return SV_EINTERNAL;
+    cJSON *c = cJSON_CreateObject(), *saes = cJSON_CreateArray(), *ds = cJSON_CreateArray();
+    cJSON_AddStringToObject(c, "output_dir", "results");
+    char rel[128];
+    for (int i = 0; i < N_SAES; i++) {
+        snprintf(rel, sizeof rel, "saes/%s", SAES[i].name);
+        cJSON_AddItemToArray(saes, cJSON_CreateString(rel));
+    }
+    cJSON_AddItemToObject(c, "saes", saes);
+    static const char *const shift[3] = {NULL, "domain", "task"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "name", STORES[i].name);
+        snprintf(rel, sizeof rel, "stores/%s.h5", STORES[i].name);
+        cJSON_AddStringToObject(d, "path", rel);
+        cJSON_AddStringToObject(d, "role", i == 0 ? "in_sample" : "oos");
+        if (shift[i]) cJSON_AddStringToObject(d, "shift", shift[i]);
+        cJSON_AddItemToArray(ds, d);
+    }
+    cJSON_AddItemToObject(c, "datasets", ds);
+    cJSON_AddItemToObject(c, "exclude_token_ids", cJSON_CreateArray());
+    cJSON_AddNumberToObject(c, "legacy_batch_sequences", 16);
+    cJSON_AddStringToObject(c, "precision", "float32");
+    sv_rc rc = write_json(path, c);
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------ debug statistics */
+
+#ifdef SV_SYNTH_STATS
+/* Compile with -DSV_SYNTH_STATS to print EV and L0 of every SAE on every
+ * store to stderr, computed here in double on the values as stored
+ * (float32 input; the 16-bit stores are checked before rounding). */
+static void print_stats(const sae *s, const store_data *d, const char *name, double scale)
+{
+    int m = s->m;
+    double *h0 = malloc(sizeof(double) * m), *val = malloc(sizeof(double) * m), mu[D_IN] = {0};
+    int *idx = malloc(sizeof(int) * m), *top = malloc(sizeof(int) * m);
+    unsigned char *fired = calloc(m, 1);
+    int64_t cnt = 0, l0 = 0;
+    for (int64_t t = 0; t < d->n; t++) {
+        if (d->bos[t]) continue;
+        for (int i = 0; i < D_IN; i++) mu[i] += d->x[t * D_IN + i];
+        cnt++;
+    }
+    for (int i = 0; i < D_IN; i++) mu[i] /= (double)cnt;
+    double sse = 0, sst = 0;
+    for (int64_t t = 0; t < d->n; t++) {
+        if (d->bos[t]) continue;
+        double xc[TB * D_IN] = {0}, y[D_IN];
+        for (int i = 0; i < D_IN; i++) xc[i] = scale * d->x[t * D_IN + i] - s->b_dec[i];
+        pre_act(s, xc, 1, h0);
+        int c = codes(s, h0, idx, val, top);
+        l0 += c;
+        for (int i = 0; i < D_IN; i++) y[i] = s->b_dec[i];
+        for (int a = 0; a < c; a++) {
+            fired[idx[a]] = 1;
+            for (int i = 0; i < D_IN; i++) y[i] += val[a] * s->W_dec[(size_t)idx[a] * D_IN + i];
+        }
+        for (int i = 0; i < D_IN; i++) {
+            double x = d->x[t * D_IN + i], e = x - y[i] / scale;
+            sse += e * e;
+            sst += (x - mu[i]) * (x - mu[i]);
+        }
+    }
+    int nf = 0, nd = 0;
+    for (int j = 0; j < m; j++) { nf += !fired[j]; nd += s->dead[j]; }
+    fprintf(stderr, "[synth] %-15s %-10s EV %.4f  L0 %6.1f  never fired %d (dead by construction %d)\n",
+            s->sp->name, name, 1.0 - sse / sst, (double)l0 / (double)cnt, nf, nd);
+    free(h0); free(val); free(idx); free(top); free(fired);
+}
+#endif
+
+/* --------------------------------------------------------------- driver */
 
 sv_rc sv_synth(const char *dir, uint64_t seed)
 {
-    sv_rng r;
-    sv_world w;
     sv_rc rc = SV_OK;
-    char path[4096];
-    double *train = NULL;
-    int n_train = 0;
-    double norm_sum = 0;
-    memset(&w, 0, sizeof w);
-    rng_seed(&r, seed);
-    w.gt = sv_malloc((size_t)N_GT * D_IN * sizeof(double));
-    w.mean = sv_malloc(D_IN * sizeof(double));
-    w.bos = sv_malloc(D_IN * sizeof(double));
-    train = sv_malloc((size_t)N_TRAIN * D_IN * sizeof(double));
-    if (!w.gt || !w.mean || !w.bos || !train) { rc = SV_EINTERNAL; goto out; }
-    for (int g = 0; g < N_GT; g++) unit_random(&r, w.gt + (size_t)g * D_IN, D_IN);
-    unit_random(&r, w.mean, D_IN);
-    for (int i = 0; i < D_IN; i++) w.mean[i] *= 3.0;
-    unit_random(&r, w.bos, D_IN);
-    for (int i = 0; i < N_GT_IN; i++) w.rank_to_gt[i] = i;
-    shuffle(&r, w.rank_to_gt, N_GT_IN);
-    {
-        double z = 0;
-        for (int i = 0; i < N_GT_IN; i++) z += pow(i + 10.0, -1.1);
-        double c = 0;
-        for (int i = 0; i < N_GT_IN; i++) {
-            c += pow(i + 10.0, -1.1) / z;
-            w.zipf_cdf[i] = c;
-        }
-        w.zipf_cdf[N_GT_IN - 1] = 1.0;
-    }
-    snprintf(path, sizeof path, "%s/stores", dir);
-    if ((rc = sv_mkdir_p(path)) != SV_OK) goto out;
+    world *w = sv_malloc(sizeof *w);
+    store_data st[3];
+    memset(st, 0, sizeof st);
+    double *xs = NULL;
+    int64_t *train = NULL;
+    char *sdir = NULL;
+    if (!w) return SV_EINTERNAL;
+    make_world(w, seed);
 
-    for (size_t sidx = 0; sidx < sizeof store_plans / sizeof *store_plans; sidx++) {
-        const sv_store_plan *p = &store_plans[sidx];
-        float *x = NULL;
-        int64_t *off = NULL, *ids = NULL, ns = 0, nt = 0;
-        if ((rc = gen_tokens(&w, p, &r, &x, &off, &ns, &ids, &nt)) != SV_OK) goto out;
-        if (sidx == 0) { /* in-sample training tokens for the decoder fits */
-            for (int64_t t = 0; t < nt && n_train < N_TRAIN; t++) {
-                if (ids[t] == BOS_ID) continue;
-                double nn = 0;
-                for (int i = 0; i < D_IN; i++) {
-                    train[(size_t)n_train * D_IN + i] = x[t * D_IN + i];
-                    nn += (double)x[t * D_IN + i] * x[t * D_IN + i];
-                }
-                norm_sum += sqrt(nn);
-                n_train++;
-            }
-        }
-        int64_t special[1] = {BOS_ID};
-        sv_store_wopts o;
-        memset(&o, 0, sizeof o);
-        o.dtype = p->dtype;
-        o.chunked = p->chunked;
-        o.chunk_rows = 256;
-        o.chunk_cols = 64;
-        if (p->use_context) o.context_size = p->context;
-        else { o.seq_offsets = off; o.n_seq = ns; }
-        o.token_ids = ids;
-        o.special_ids = special;
-        o.n_special = 1;
-        o.model_name = "synthetic-lm";
-        o.hook_name = "blocks.6.hook_resid_post";
-        o.dataset_name = p->name;
-        snprintf(path, sizeof path, "%s/stores/%s", dir, p->file);
-        rc = sv_store_write(path, x, nt, D_IN, &o);
-        free(x); free(off); free(ids);
-        if (rc != SV_OK) goto out;
+    if ((rc = mkdir_p(dir)) != SV_OK) goto done;
+    if (!(sdir = join(dir, "stores"))) { rc = SV_EINTERNAL; goto done; }
+    if ((rc = mkdir_p(sdir)) != SV_OK) goto done;
+    for (int i = 0; i < 3; i++) {
+        if ((rc = gen_store(w, &STORES[i], seed, &st[i])) != SV_OK) goto done;
+        if ((rc = write_store(dir, &STORES[i], &st[i])) != SV_OK) goto done;
     }
-    for (size_t k = 0; k < sizeof sae_plans / sizeof *sae_plans; k++)
-        if ((rc = make_sae(dir, &sae_plans[k], &w, train, n_train, norm_sum / n_train, &r)) != SV_OK) goto out;
 
-    {
-        char cfg[2048];
-        int n = snprintf(cfg, sizeof cfg, "{\n  \"output_dir\": \"results\",\n  \"saes\": [");
-        for (size_t k = 0; k < sizeof sae_plans / sizeof *sae_plans; k++)
-            n += snprintf(cfg + n, sizeof cfg - (size_t)n, "%s\n    \"saes/%s\"", k ? "," : "", sae_plans[k].name);
-        snprintf(cfg + n, sizeof cfg - (size_t)n,
-                 "\n  ],\n  \"datasets\": [\n"
-                 "    {\"name\": \"in_sample\", \"path\": \"stores/in_sample.h5\", \"role\": \"in_sample\"},\n"
-                 "    {\"name\": \"oos_domain\", \"path\": \"stores/oos_domain.h5\", \"role\": \"oos\", \"shift\": \"domain\"},\n"
-                 "    {\"name\": \"oos_task\", \"path\": \"stores/oos_task.h5\", \"role\": \"oos\", \"shift\": \"task\"}\n"
-                 "  ],\n  \"exclude_token_ids\": [],\n  \"legacy_batch_sequences\": 16,\n"
-                 "  \"precision\": \"float32\"\n}\n");
-        snprintf(path, sizeof path, "%s/config.json", dir);
-        rc = write_text(path, cfg);
+    /* In-sample statistics: non-BOS mean, mean norm (for the scaler), and
+     * the training subset (every other non-BOS token). */
+    const store_data *in = &st[0];
+    double mean[D_IN] = {0}, norm_sum = 0;
+    int64_t cnt = 0, n_train = 0;
+    train = sv_malloc(sizeof(int64_t) * (size_t)(in->n / 2 + 1));
+    xs = sv_malloc(sizeof(double) * (size_t)in->n * D_IN);
+    if (!train || !xs) { rc = SV_EINTERNAL; goto done; }
+    for (int64_t t = 0; t < in->n; t++) {
+        if (in->bos[t]) continue;
+        double q = 0;
+        for (int i = 0; i < D_IN; i++) {
+            double v = in->x[t * D_IN + i];
+            mean[i] += v;
+            q += v * v;
+        }
+        norm_sum += sqrt(q);
+        if (cnt++ % 2 == 0) train[n_train++] = t;
     }
-out:
-    free(w.gt); free(w.mean); free(w.bos); free(train);
+    for (int i = 0; i < D_IN; i++) mean[i] /= (double)cnt;
+    double scaler = sqrt((double)D_IN) / (norm_sum / (double)cnt);
+
+    for (int k = 0; k < N_SAES; k++) {
+        const sae_spec *sp = &SAES[k];
+        double scale = sp->scaled ? scaler : 1.0, smean[D_IN];
+        for (int64_t t = 0; t < in->n * D_IN; t++) xs[t] = scale * (double)in->x[t];
+        for (int i = 0; i < D_IN; i++) smean[i] = scale * mean[i];
+        sae s;
+        rc = build_sae(&s, sp, w, seed, xs, in->n, train, n_train, smean);
+        if (rc == SV_OK) rc = write_sae(dir, &s, scale);
+#ifdef SV_SYNTH_STATS
+        if (rc == SV_OK)
+            for (int i = 0; i < 3; i++) print_stats(&s, &st[i], STORES[i].name, scale);
+#endif
+        sae_free(&s);
+        if (rc != SV_OK) goto done;
+    }
+    rc = write_config(dir);
+done:
+    for (int i = 0; i < 3; i++) store_data_free(&st[i]);
+    free(w); free(xs); free(train); free(sdir);
     return rc;
 }

@@ -5,7 +5,7 @@
 #include "saeval/error.h"
 
 /* Writes, deterministically from seed:
- *   DIR/stores/in_sample.h5, DIR/stores/oos_shift_a.h5, DIR/stores/oos_shift_b.h5
+ *   DIR/stores/in_sample.h5, DIR/stores/oos_domain.h5, DIR/stores/oos_task.h5
  *   DIR/saes/<name>/{cfg.json,sae_weights.safetensors}   (all four architectures)
  *   DIR/config.json   (a saeval run config over all of the above, output_dir "results")
  * Serial: call on one process only. */
