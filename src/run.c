@@ -553,9 +553,11 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
             char host[256] = "?";
             gethostname(host, sizeof host);
             fprintf(log, "saeval run %s shard %d/%d\nranks %d, host of rank 0 %s, threads per rank %d, OpenBLAS %s (core %s)\n"
-                         "block rows %lld, memory budget %llu MB per rank\n",
+                         "block rows %lld, memory budget %llu MB per rank, OPENBLAS_CORETYPE=%s GOMP_SPINCOUNT=%s\n",
                     config_path, opts->shard, pl.n_shards, P, host, sv_fwd_get_threads(), openblas_get_config(),
-                    openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20));
+                    openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20),
+                    getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
+                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)");
         }
         if (!opts->quiet) {
             printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
