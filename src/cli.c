@@ -7,8 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "saeval/bench.h"
 #include "saeval/config.h"
 #include "saeval/error.h"
+#include "saeval/forward.h"
 #include "saeval/info.h"
 #include "saeval/merge.h"
 #include "saeval/plan.h"
@@ -26,6 +28,7 @@ static const char *usage_main =
     "                 per-pair files (after a job array of shards); list missing pairs\n"
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
+    "  bench          measure speed against this machine's limits (use under mpirun)\n"
     "\n"
     "`saeval <command> --help` describes each command. Exit codes: 0 success,\n"
     "1 internal error, 2 bad input (the message names the file and the field),\n"
@@ -61,6 +64,19 @@ static const char *usage_synth =
     "two OOS stores with shifted statistics (DIR/stores), SAEs of all four\n"
     "architectures with least-squares fitted decoders (DIR/saes), and\n"
     "DIR/config.json. Then: mpirun -np 2 saeval run DIR/config.json\n";
+
+static const char *usage_bench =
+    "usage: mpirun -np N saeval bench [--repeat R] [--quick] [--dir TMP] [--keep]\n"
+    "\n"
+    "Generates stores and SAEs in a temporary directory and reports the evaluator's\n"
+    "speed as ratios to limits measured in the same run: the encoder GEMMs alone\n"
+    "(Gemma-2-2B shapes: d_in 2304, d_sae 16384, topk k=64 and jumprelu, float32\n"
+    "and bfloat16 stores), plain reads of the same slices (1.1 GiB store, d_sae 512),\n"
+    "8 SAEs sharing one read of a store, and a d_sae 131072 SAE under a memory\n"
+    "budget smaller than one block of pre-activations. Medians over R runs (3).\n"
+    "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
+    "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
+    "  --keep    keep the generated data\n";
 
 static const char *usage_info =
     "usage: saeval info PATH\n"
@@ -178,6 +194,23 @@ static int cmd_merge(int argc, char **argv)
     return rc;
 }
 
+static int cmd_bench(int argc, char **argv)
+{
+    sv_bench_opts o;
+    memset(&o, 0, sizeof o);
+    o.repeat = 3;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) o.repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quick") == 0) o.quick = 1;
+        else if (strcmp(argv[i], "--keep") == 0) o.keep = 1;
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) o.dir = argv[++i];
+        else return usage_error(usage_bench, "bench: unknown option");
+    }
+    if (o.repeat < 1 || o.repeat > 15) return usage_error(usage_bench, "bench: --repeat takes 1..15");
+    sv_fwd_set_threads_default(MPI_COMM_WORLD);
+    return sv_bench(&o, MPI_COMM_WORLD);
+}
+
 static int cmd_synth(int argc, char **argv, int rank)
 {
     const char *dir = NULL;
@@ -226,6 +259,7 @@ int sv_cli_main(int argc, char **argv)
     const char *cmd = argv[1];
     const char *usage = strcmp(cmd, "run") == 0 ? usage_run
                       : strcmp(cmd, "merge") == 0 ? usage_merge
+                      : strcmp(cmd, "bench") == 0 ? usage_bench
                       : strcmp(cmd, "synth") == 0 ? usage_synth
                       : strcmp(cmd, "info") == 0 ? usage_info : NULL;
     if (!usage) {
@@ -242,6 +276,7 @@ int sv_cli_main(int argc, char **argv)
     int rc;
     if (usage == usage_run) rc = cmd_run(argc, argv);
     else if (usage == usage_merge) rc = cmd_merge(argc, argv);
+    else if (usage == usage_bench) rc = cmd_bench(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);
     MPI_Finalize();

@@ -193,6 +193,7 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     c->precision = 32;
     c->block_tokens = 1024;
     c->model_params = NAN;
+    c->geometry = 1;
     c->config_path = sv_strdup(cp);
     char *dir = dir_of(cp);
     if (!c->config_path || !dir) { free(dir); return SV_EINTERNAL; }
@@ -232,6 +233,9 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (strcmp(kv->valuestring, "float32") == 0) c->precision = 32;
             else if (strcmp(kv->valuestring, "float64") == 0) c->precision = 64;
             else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32 or float64", cp, kv->valuestring); goto done; }
+        } else if (strcmp(k, "geometry") == 0) {
+            if (!cJSON_IsBool(kv)) { rc = sv_fail(SV_EINPUT, "%s: geometry: must be true or false", cp); goto done; }
+            c->geometry = cJSON_IsTrue(kv);
         } else if (strcmp(k, "memory_budget_mb") == 0) {
             if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: memory_budget_mb: must be a positive integer (MiB per rank)", cp); goto done; }
             c->memory_budget_mb = (int64_t)kv->valuedouble;

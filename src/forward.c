@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <unistd.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,24 @@ void sv_fwd_set_threads(int n)
 }
 
 int sv_fwd_get_threads(void) { return sv_fwd_threads; }
+
+void sv_fwd_set_threads_default(MPI_Comm comm)
+{
+    const char *env = getenv("SAEVAL_THREADS");
+    if (env && atoi(env) > 0) {
+        sv_fwd_set_threads(atoi(env));
+        return;
+    }
+    /* The node's cores shared by its ranks: one busy thread per core. */
+    MPI_Comm node;
+    int local = 1;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int th = (int)(ncpu / local);
+    sv_fwd_set_threads(th > 0 ? th : 1);
+}
 
 #define REAL float
 #define FN(name) name##_f32
@@ -93,6 +112,28 @@ sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n)
     if (w->threads != sv_fwd_threads) return sv_fail(SV_EINTERNAL, "forward: thread count changed after init");
     if (n > w->max_rows) return sv_fail(SV_EINTERNAL, "forward: block of %lld rows exceeds %lld", (long long)n, (long long)w->max_rows);
     return w->sae->precision == 64 ? run_f64(w, x, n) : run_f32(w, x, n);
+}
+
+double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block)
+{
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
+    void *in = calloc((size_t)(block * d), rs), *h = malloc((size_t)(block * m) * rs);
+    if (!in || !h) { free(in); free(h); return -1; }
+    for (int64_t i = 0; i < block * d; i++) { /* any finite input will do */
+        if (s->precision == 64) ((double *)in)[i] = (double)(i % 7) * 0.25;
+        else ((float *)in)[i] = (float)(i % 7) * 0.25f;
+    }
+    double t0 = omp_get_wtime();
+    for (int64_t r0 = 0; r0 < n; r0 += block) {
+        int64_t nb = n - r0 < block ? n - r0 : block;
+        if (s->precision == 64) encode_f64(s, in, h, nb);
+        else encode_f32(s, in, h, nb);
+    }
+    double t = omp_get_wtime() - t0;
+    free(in);
+    free(h);
+    return t;
 }
 
 void sv_fwd_free(sv_fwd *w)

@@ -145,13 +145,10 @@ static int64_t FN(activate_row)(const sv_fwd *w, REAL *hr, int32_t *oi, double *
     return c;
 }
 
-static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
+/* h = in * W_enc for n rows, in fixed tiles. */
+static void FN(encode)(const sv_sae *s, const REAL *in, REAL *h, int64_t n)
 {
-    const sv_sae *s = w->sae;
     const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
-    REAL *in = w->in, *h = w->h;
-    const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
-    FN(normalize)(w, x, n);
     if (n > 0) {
         /* The encoder GEMM is cut into fixed tiles of SV_GEMM_ROWS rows x
          * SV_GEMM_PANEL columns, each a single-threaded call. OpenBLAS output
@@ -172,6 +169,16 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
                  (int)d, W_enc + j0, (int)m, 0, h + r0 * m + j0, (int)m);
         }
     }
+}
+
+static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
+{
+    const sv_sae *s = w->sae;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    REAL *in = w->in, *h = w->h;
+    const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
+    FN(normalize)(w, x, n);
+    FN(encode)(s, in, h, n);
     /* Sparse codes: rows are independent, so threads split them freely;
      * the CSR layout is fixed by the per-row counts alone. */
     const int T = sv_fwd_threads;

@@ -131,8 +131,7 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
         sv_jw_end(&js);
     }
     sv_jw_end(&js);
-    sv_jw_arr(&js, "rows");
-    js.inline_[js.depth] = 0; /* one object per line block, not an inline array */
+    sv_jw_arr_block(&js, "rows");
 
     const char *head = "sae_id,dataset,shift,reference_in_sample";
     sv_jw_raw(&csv, head, strlen(head));

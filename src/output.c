@@ -75,29 +75,30 @@ static void element(sv_jw *w, const char *key)
     }
 }
 
-static void open_(sv_jw *w, const char *key, const char *br, int inl)
+static void open_(sv_jw *w, const char *key, const char *br, int inl, int arr)
 {
     element(w, key);
     sv_jw_raw(w, br, 1);
     if (w->depth < 63) w->depth++;
     w->count[w->depth] = 0;
     w->inline_[w->depth] = inl;
+    w->is_arr[w->depth] = arr;
 }
 
-void sv_jw_obj(sv_jw *w, const char *key) { open_(w, key, "{", 0); }
-void sv_jw_arr(sv_jw *w, const char *key) { open_(w, key, "[", 1); }
+void sv_jw_obj(sv_jw *w, const char *key) { open_(w, key, "{", 0, 0); }
+void sv_jw_arr(sv_jw *w, const char *key) { open_(w, key, "[", 1, 1); }
+void sv_jw_arr_block(sv_jw *w, const char *key) { open_(w, key, "[", 0, 1); }
 
 void sv_jw_end(sv_jw *w)
 {
     int d = w->depth;
-    int inl = w->inline_[d], had = w->count[d] > 0;
+    int inl = w->inline_[d], arr = w->is_arr[d], had = w->count[d] > 0;
     if (w->depth > 0) w->depth--;
     if (!inl && had) {
         sv_jw_raw(w, "\n", 1);
         for (int i = 0; i < w->depth; i++) sv_jw_raw(w, "  ", 2);
     }
-    /* Arrays and objects are told apart by how they were opened. */
-    sv_jw_raw(w, inl ? "]" : "}", 1);
+    sv_jw_raw(w, arr ? "]" : "}", 1);
 }
 
 void sv_jw_num(sv_jw *w, const char *key, double v)
@@ -238,6 +239,10 @@ static void write_misc(sv_jw *w, const sv_pair_metrics *m, int64_t d_sae)
 
 static void write_geometry(sv_jw *w, const sv_geometry *g)
 {
+    if (!g) { /* config "geometry": false */
+        sv_jw_null(w, "geometry");
+        return;
+    }
     sv_jw_obj(w, "geometry");
     sv_jw_num(w, "average_max_decoder_cosine_sim", g->average_max_decoder_cos);
     sv_jw_num(w, "average_max_encoder_cosine_sim", g->average_max_encoder_cos);
@@ -279,6 +284,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_obj(w, "eval_cfg");
     sv_jw_str(w, "precision", c->precision == 64 ? "float64" : "float32");
     sv_jw_int(w, "legacy_batch_sequences", c->legacy_batch_sequences);
+    sv_jw_bool(w, "geometry", c->geometry);
     sv_jw_arr(w, "exclude_token_ids");
     for (int i = 0; i < c->n_exclude; i++) sv_jw_int(w, NULL, c->exclude_ids[i]);
     sv_jw_end(w);
@@ -315,7 +321,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     write_misc(w, m, d_sae);
     write_geometry(w, g);
     sv_health_in hi = {m->explained_variance, m->mse / (double)s->cfg.d_in, m->cossim, m->l0,
-                       m->dead_fraction, g->decoder_mean_abs_cos, s->cfg.arch == SV_ARCH_TOPK,
+                       m->dead_fraction, g ? g->decoder_mean_abs_cos : NAN, s->cfg.arch == SV_ARCH_TOPK,
                        s->cfg.k, model_params};
     sv_health_json(w, &hi);
     sv_jw_end(w);
@@ -343,12 +349,14 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_arr(w, "encoder_decoder_cosine_sim");
     for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, s->enc_dec_cos[j]);
     sv_jw_end(w);
-    sv_jw_arr(w, "max_decoder_cosine_sim");
-    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_decoder_cos[j]);
-    sv_jw_end(w);
-    sv_jw_arr(w, "max_encoder_cosine_sim");
-    for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_encoder_cos[j]);
-    sv_jw_end(w);
+    if (g) {
+        sv_jw_arr(w, "max_decoder_cosine_sim");
+        for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_decoder_cos[j]);
+        sv_jw_end(w);
+        sv_jw_arr(w, "max_encoder_cosine_sim");
+        for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_encoder_cos[j]);
+        sv_jw_end(w);
+    }
     sv_jw_end(w);
     sv_jw_end(w);
     return w->oom ? sv_fail(SV_EINTERNAL, "out of memory writing results") : SV_OK;

@@ -44,6 +44,9 @@ typedef struct {
     const sv_geometry *geom; /* weight geometry, complete on rank 0 */
 } sv_slot;
 
+static sv_run_stats sv_stats;
+const sv_run_stats *sv_last_run_stats(void) { return &sv_stats; }
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -275,22 +278,6 @@ static void finalize(const sv_slot *sl, const double *tot, int64_t d, int k, con
         if (m->l0_histogram[v]) m->hist_len = v + 1;
 }
 
-/* Encoder threads per rank: the node's cores shared by its ranks, unless
- * SAEVAL_THREADS says otherwise. Only speed depends on it. */
-static void choose_threads(MPI_Comm comm)
-{
-    MPI_Comm node;
-    int local = 1;
-    const char *env = getenv("SAEVAL_THREADS");
-    if (env && atoi(env) > 0) { sv_fwd_set_threads(atoi(env)); return; }
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &local);
-    MPI_Comm_free(&node);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int th = (int)(ncpu / local);
-    sv_fwd_set_threads(th > 0 ? th : 1);
-}
-
 /* Stop requests (SLURM preemption, scancel, Ctrl-C): finish the current
  * work unit, write nothing partial, exit non-zero; a rerun resumes. */
 static volatile sig_atomic_t sv_stop;
@@ -440,6 +427,10 @@ agree:
             free(tot_ints);
         }
         pg->cost_done += pass_cost;
+        sv_stats.pass_seconds += now_s() - t_start;
+        sv_stats.bytes_read += bytes_tot;
+        sv_stats.passes++;
+        sv_stats.tokens += st->n_tokens;
         if (rank == 0 && log)
             fprintf(log, "dataset %s pass %d/%d: %d SAEs, %s, %lld tokens, %lld units, %d ranks, %llu bytes read, %.3f s\n",
                     ds->name, pass, n_pass, n_slots, st->path, (long long)st->n_tokens, (long long)n_units, P,
@@ -491,6 +482,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
         return SV_EINPUT;
     }
     install_signals();
+    memset(&sv_stats, 0, sizeof sv_stats);
     sv_config cfg;
     sv_plan pl;
     memset(&pl, 0, sizeof pl);
@@ -504,7 +496,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
 
     sv_rc rc = sv_agree(sv_config_load(&cfg, config_path), comm);
     if (rc != SV_OK) { sv_config_free(&cfg); return rc; }
-    choose_threads(comm);
+    sv_fwd_set_threads_default(comm);
     const int ns = cfg.n_saes, nd = cfg.n_datasets;
     out_dir = sv_strdup(opts->output_dir ? opts->output_dir : cfg.output_dir);
     if (!out_dir) rc = SV_EINTERNAL;
@@ -528,6 +520,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
         while (!pl.sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block) > budget)
             block -= SV_GEMM_ROWS;
 
+    sv_stats.block_rows = block;
     sv_progress pg;
     memset(&pg, 0, sizeof pg);
     pg.t0 = pg.t_last = now_s();
@@ -608,7 +601,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
                     continue;
                 }
                 if ((rc = r) != SV_OK) break;
-                if (!geom[i]) { /* once per SAE, whatever the number of datasets */
+                if (!geom[i] && cfg.geometry) { /* once per SAE, whatever the number of datasets */
                     geom[i] = sv_calloc(1, sizeof **geom);
                     rc = geom[i] ? sv_geometry_compute(&sl->sae, 0, comm, geom[i]) : SV_EINTERNAL;
                     if ((rc = sv_agree(rc, comm)) != SV_OK) break;

@@ -4,6 +4,7 @@
 #ifndef SAEVAL_FORWARD_H
 #define SAEVAL_FORWARD_H
 #include <stdint.h>
+#include <mpi.h>
 #include "saeval/error.h"
 #include "saeval/sae.h"
 
@@ -35,8 +36,13 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows);
 /* x: [n][d_in] float32 activations as read from the store, n <= max_rows. */
 sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n);
 void sv_fwd_free(sv_fwd *w);
+/* The encoder GEMMs alone, for n rows in blocks of `block` rows, with the
+ * same tiles and threads as sv_fwd_run: the benchmark's limit. Seconds. */
+double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block);
 /* Threads per rank for the encoder GEMM. Never changes results. */
 void sv_fwd_set_threads(int n);
+/* SAEVAL_THREADS, else the node's cores divided by the ranks on the node. */
+void sv_fwd_set_threads_default(MPI_Comm comm);
 int sv_fwd_get_threads(void);
 
 #endif

@@ -15,7 +15,8 @@ typedef struct {
     size_t len, cap;
     int depth;
     int count[64];   /* elements written at each depth */
-    int inline_[64]; /* 1: array printed on one line */
+    int inline_[64]; /* 1: elements on one line */
+    int is_arr[64];  /* 1: array, 0: object */
     int oom;
 } sv_jw;
 
@@ -24,6 +25,7 @@ void sv_jw_free(sv_jw *w);
 void sv_jw_obj(sv_jw *w, const char *key);   /* key NULL at top level / in arrays */
 void sv_jw_end(sv_jw *w);                    /* closes the innermost object or array */
 void sv_jw_arr(sv_jw *w, const char *key);   /* arrays of scalars: one line */
+void sv_jw_arr_block(sv_jw *w, const char *key); /* arrays of objects: one element per line */
 void sv_jw_num(sv_jw *w, const char *key, double v);
 void sv_jw_int(sv_jw *w, const char *key, int64_t v);
 void sv_jw_str(sv_jw *w, const char *key, const char *s);

@@ -2,6 +2,7 @@
 #ifndef SAEVAL_RUN_H
 #define SAEVAL_RUN_H
 #include <mpi.h>
+#include <stdint.h>
 #include "saeval/error.h"
 
 typedef struct {
@@ -11,6 +12,16 @@ typedef struct {
     int shard, n_shards;    /* evaluate shard `shard` of n_shards (0 of 1: everything) */
     int force;              /* recompute pairs whose result files are complete */
 } sv_run_opts;
+
+/* Figures of the last sv_run, for the benchmark (rank 0: totals). */
+typedef struct {
+    double pass_seconds;   /* wall time of the passes over the stores */
+    uint64_t bytes_read;   /* activation bytes read, all ranks */
+    int passes;
+    int64_t tokens;        /* tokens in the stores, counted once per pass */
+    int64_t block_rows;
+} sv_run_stats;
+const sv_run_stats *sv_last_run_stats(void);
 
 /* Collective. Returns SV_OK or the error code; the message has already been
  * printed once (by rank 0) when it returns an error. */

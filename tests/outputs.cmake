@@ -1,0 +1,12 @@
+# The demo, end to end: synth, a 2-rank run, then the outputs checked by
+# rules recomputed in test_outputs.c. Also runs the example configs.
+sv_test_exe(test_outputs test_outputs.c)
+set(SV_DEMO ${CMAKE_CURRENT_BINARY_DIR}/demo)
+add_test(NAME demo_synth COMMAND ${CMAKE_COMMAND} -E env SAEVAL_THREADS=1
+         sh -c "rm -rf '${SV_DEMO}' && '$<TARGET_FILE:saeval>' synth '${SV_DEMO}'")
+set_tests_properties(demo_synth PROPERTIES FIXTURES_SETUP demo_data)
+add_test(NAME demo_run_np2
+         COMMAND ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np 2 $<TARGET_FILE:saeval> run ${SV_DEMO}/config.json --quiet)
+set_tests_properties(demo_run_np2 PROPERTIES FIXTURES_REQUIRED demo_data FIXTURES_SETUP demo_results)
+add_test(NAME demo_outputs COMMAND test_outputs ${SV_DEMO}/results 6 3 --demo)
+set_tests_properties(demo_outputs PROPERTIES FIXTURES_REQUIRED demo_results)
