@@ -247,14 +247,14 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
      * full 1024-row block of its pre-activations. */
     const int64_t DB = opt->quick ? 64 : 768, MB = opt->quick ? 16384 : 131072, NB = opt->quick ? 2048 : 8192;
     const int64_t budget_mb = opt->quick ? 48 : 1100;
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(p, sizeof p, "%s/budget.h5", dir);
+    snprintf(q, sizeof q, "%s/budget_sae", dir);
+    snprintf(cfg, sizeof cfg, "%s/cfg_budget.json", dir);
     if (rc == SV_OK && rank == 0) {
-        snprintf(out, sizeof out, "%s/out", dir);
-        snprintf(p, sizeof p, "%s/budget.h5", dir);
         rc = write_store(p, NB, DB, SV_STORE_F32, CTX);
-        snprintf(q, sizeof q, "%s/budget_sae", dir);
         if (rc == SV_OK) rc = write_sae(q, SV_ARCH_TOPK, DB, MB, 64, 0);
         const char *saes[1] = {q};
-        snprintf(cfg, sizeof cfg, "%s/cfg_budget.json", dir);
         if (rc == SV_OK) rc = write_config(cfg, out, saes, 1, p, budget_mb);
     }
     if ((rc = bench_barrier(rc, comm)) == SV_OK) {
@@ -262,7 +262,6 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         getrusage(RUSAGE_SELF, &ru0);
         double te;
         sv_run_stats st;
-        snprintf(out, sizeof out, "%s/out", dir);
         rc = time_eval(cfg, 1, comm, &te, &st);
         getrusage(RUSAGE_SELF, &ru1);
         long peak = ru1.ru_maxrss, peak_max = 0; /* KiB; the process's high-water mark so far */
@@ -361,6 +360,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
 
     /* Several SAEs share one read of the store. */
     const int64_t DM = opt->quick ? 128 : 768, MM = opt->quick ? 512 : 4096, NM = opt->quick ? 8192 : 65536;
+    snprintf(cfg, sizeof cfg, "%s/cfg_multi.json", dir);
     if (rc == SV_OK && rank == 0) {
         snprintf(p, sizeof p, "%s/multi.h5", dir);
         rc = write_store(p, NM, DM, SV_STORE_F32, CTX);
@@ -371,7 +371,6 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             saes[i] = names[i];
             rc = write_sae(names[i], SV_ARCH_TOPK, DM, MM, 32, 0);
         }
-        snprintf(cfg, sizeof cfg, "%s/cfg_multi.json", dir);
         if (rc == SV_OK) rc = write_config(cfg, out, saes, 8, p, 0);
     }
     if ((rc = bench_barrier(rc, comm)) == SV_OK) {

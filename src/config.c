@@ -233,6 +233,9 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (strcmp(kv->valuestring, "float32") == 0) c->precision = 32;
             else if (strcmp(kv->valuestring, "float64") == 0) c->precision = 64;
             else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32 or float64", cp, kv->valuestring); goto done; }
+        } else if (strcmp(k, "nonfinite") == 0) {
+            if (!cJSON_IsString(kv) || (strcmp(kv->valuestring, "error") && strcmp(kv->valuestring, "skip"))) { rc = sv_fail(SV_EINPUT, "%s: nonfinite: must be \"error\" or \"skip\"", cp); goto done; }
+            c->nonfinite_skip = strcmp(kv->valuestring, "skip") == 0;
         } else if (strcmp(k, "geometry") == 0) {
             if (!cJSON_IsBool(kv)) { rc = sv_fail(SV_EINPUT, "%s: geometry: must be true or false", cp); goto done; }
             c->geometry = cJSON_IsTrue(kv);

@@ -285,6 +285,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_str(w, "precision", c->precision == 64 ? "float64" : "float32");
     sv_jw_int(w, "legacy_batch_sequences", c->legacy_batch_sequences);
     sv_jw_bool(w, "geometry", c->geometry);
+    sv_jw_str(w, "nonfinite", c->nonfinite_skip ? "skip" : "error");
     sv_jw_arr(w, "exclude_token_ids");
     for (int i = 0; i < c->n_exclude; i++) sv_jw_int(w, NULL, c->exclude_ids[i]);
     sv_jw_end(w);
@@ -316,6 +317,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_obj(w, "token_stats");
     sv_jw_int(w, "tokens_evaluated", m->tokens_evaluated);
     sv_jw_int(w, "tokens_masked", m->tokens_masked);
+    sv_jw_int(w, "tokens_nonfinite", m->tokens_nonfinite);
     sv_jw_int(w, "sequences", m->sequences);
     sv_jw_end(w);
     write_misc(w, m, d_sae);

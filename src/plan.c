@@ -139,6 +139,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     for (int k = 0; k < c->n_exclude; k++) opt = fnv_u64(opt, (uint64_t)c->exclude_ids[k]);
     opt = fnv(opt, &c->model_params, sizeof c->model_params);
     opt = fnv_u64(opt, (uint64_t)c->geometry);
+    opt = fnv_u64(opt, (uint64_t)c->nonfinite_skip);
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);

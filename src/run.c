@@ -126,7 +126,7 @@ typedef struct {
     float *x, *xe;
     int64_t *tok, *seq_of;
     double *rowq; /* [block rows][RQ_N] */
-    int64_t ds_ints[2]; /* evaluated, masked */
+    int64_t ds_ints[3]; /* evaluated, masked, non-finite (masked too) */
     uint64_t bytes_read;
 } sv_pass;
 
@@ -152,6 +152,17 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
             continue;
         }
         const float *xr = ps->x + t * d;
+        int64_t bad = -1;
+        for (int64_t i = 0; i < d && bad < 0; i++)
+            if (!isfinite(xr[i])) bad = i;
+        if (bad >= 0) {
+            if (!ps->cfg->nonfinite_skip)
+                return sv_fail(SV_EINPUT, "%s: /activations: non-finite value (%g) at token %lld, dimension %lld; "
+                               "set \"nonfinite\": \"skip\" in the config to mask such tokens",
+                               st->path, (double)xr[bad], (long long)(t0 + t), (long long)bad);
+            ps->ds_ints[2]++;
+            continue;
+        }
         memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
         ps->seq_of[ne] = s;
         double ss = 0;
@@ -244,6 +255,7 @@ static void finalize(const sv_slot *sl, const double *tot, int64_t d, int k, con
     memset(m, 0, sizeof *m);
     m->tokens_evaluated = ds_ints[0];
     m->tokens_masked = ds_ints[1];
+    m->tokens_nonfinite = ds_ints[2];
     m->sequences = n_seq;
     double var = 0;
     if (N > 0) {
@@ -276,6 +288,14 @@ static void finalize(const sv_slot *sl, const double *tot, int64_t d, int k, con
     m->hist_len = 0;
     for (int64_t v = 0; v <= dsae; v++)
         if (m->l0_histogram[v]) m->hist_len = v + 1;
+}
+
+/* Test hook: SAEVAL_TEST_FAIL_RANK=r makes rank r fail after its first
+ * work unit, to check that a failing rank ends the job promptly. */
+static int test_fail_here(int rank)
+{
+    const char *e = getenv("SAEVAL_TEST_FAIL_RANK");
+    return e && *e && atoi(e) == rank;
 }
 
 /* Stop requests (SLURM preemption, scancel, Ctrl-C): finish the current
@@ -381,6 +401,14 @@ agree:
             int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
             rc = eval_unit(&ps, u * B, s1, sv_tree_leaf(tree));
             if (rc == SV_OK) rc = sv_tree_push(tree);
+            if (rc == SV_OK && test_fail_here(rank)) rc = sv_fail(SV_EINTERNAL, "injected failure (SAEVAL_TEST_FAIL_RANK)");
+            if (rc == SV_EINTERNAL) {
+                /* An I/O or allocation failure on one rank: the others would
+                 * only learn of it after their own units, so end the job now. */
+                fprintf(stderr, "saeval: error: rank %d: %s\n", rank, sv_errmsg());
+                fflush(stderr);
+                MPI_Abort(comm, SV_EINTERNAL);
+            }
             done_tokens += w[u];
             /* Rank 0 speaks for all: ranks hold equal shares of tokens. */
             if (rank == 0 && !opts->quiet)
@@ -397,9 +425,15 @@ agree:
         if (rc != SV_OK) { free(tot); goto out; }
 
         /* Integer counts are exact, so a plain sum is order-invariant. */
-        int64_t ds_tot[2];
+        int64_t ds_tot[3];
         uint64_t bytes_tot = 0;
-        MPI_Reduce(ps.ds_ints, ds_tot, 2, MPI_INT64_T, MPI_SUM, 0, comm);
+        MPI_Allreduce(ps.ds_ints, ds_tot, 3, MPI_INT64_T, MPI_SUM, comm);
+        if (ds_tot[0] == 0) { /* nothing to evaluate: refuse rather than write NaNs */
+            rc = sv_agree(sv_fail(SV_EINPUT, "%s: every token is masked (special_token_ids, exclude_token_ids%s): nothing to evaluate",
+                                  st->path, cfg->nonfinite_skip ? ", non-finite values" : ""), comm);
+            free(tot);
+            goto out;
+        }
         MPI_Reduce(&ps.bytes_read, &bytes_tot, 1, MPI_UINT64_T, MPI_SUM, 0, comm);
         for (int k = 0; k < n_slots; k++) {
             int64_t m = slots[k].sae.cfg.d_sae, cnt = 3 * m + 3;
@@ -619,8 +653,20 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
                 sae_of[n++] = i;
                 used += b;
             }
-            if (rc == SV_OK && n > 0)
+            if (rc == SV_OK && n > 0) {
                 rc = run_pass(&cfg, &pl, j, slots, n, sae_of, out_dir, comm, log, &pg, pass, n_pass, opts);
+                if (rc == SV_EINPUT) {
+                    /* Bad data in this store (non-finite values, all masked):
+                     * its pairs fail, the other datasets go on. */
+                    any_failed = 1;
+                    for (int i = 0; i < ns; i++)
+                        if (pl.todo[i * nd + j] && !failed_sae[i] && rank == 0)
+                            note_failure(out_dir, pl.ids[i], cfg.datasets[j].name, sv_errmsg());
+                    rc = SV_OK;
+                    i_next = ns;
+                    pass = n_pass;
+                }
+            }
             for (int k = 0; k < n; k++) {
                 sv_fwd_free(&slots[k].fwd);
                 sv_sae_free(&slots[k].sae);

@@ -33,6 +33,7 @@ typedef struct {
     int precision;          /* 32 or 64 */
     int64_t block_tokens;   /* rows per GEMM block (part of the numerics: fixed per run, not per rank count) */
     int64_t memory_budget_mb; /* per rank; 0 = half the node's memory / ranks per node */
+    int nonfinite_skip;     /* "nonfinite": "skip" masks tokens with NaN/Inf (default: error) */
     int geometry;           /* compute weight geometry (default 1) */
     double model_params;    /* language-model size for health ratings; NaN = unknown */
 } sv_config;
