@@ -3,6 +3,7 @@
  * MPI_COMM_SELF so the collective open involves only the caller. */
 #include "saeval/info.h"
 #include "saeval/sae.h"
+#include "saeval/config.h" /* sv_path_join */
 #include "saeval/safetensors.h"
 #include "saeval/store.h"
 
@@ -10,22 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sv_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 static int is_sae_dir(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
-    char *cfg = join(path, "cfg.json");
+    char *cfg = sv_path_join(path, "cfg.json");
     int ok = cfg && stat(cfg, &st) == 0 && S_ISREG(st.st_mode);
     free(cfg);
     return ok;
@@ -48,7 +38,7 @@ static sv_rc info_sae(const char *dir, FILE *out)
     fprintf(out, "  apply_b_dec_to_input  %s\n", c.apply_b_dec_to_input ? "true" : "false");
     fprintf(out, "  dtype (cfg.json)      %s\n", c.dtype);
 
-    char *wpath = join(dir, "sae_weights.safetensors");
+    char *wpath = sv_path_join(dir, "sae_weights.safetensors");
     if (!wpath) return SV_EINTERNAL;
     sv_st_file f;
     memset(&f, 0, sizeof f);

@@ -1,5 +1,6 @@
 /* SAELens SAEs: cfg.json parsing, weight loading and derived per-latent norms. */
 #include "saeval/sae.h"
+#include "saeval/config.h" /* sv_path_join */
 #include "saeval/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -129,7 +130,10 @@ sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *pa
     if ((rc = get_bool(root, "apply_b_dec_to_input", &c->apply_b_dec_to_input, path)) != SV_OK) goto out;
 
     const cJSON *nz = get(root, "normalize_activations");
-    if (nz) {
+    if (cJSON_IsBool(nz)) {
+        /* Early SAELens wrote a bool: true meant expected_average_only_in. */
+        c->normalize = cJSON_IsTrue(nz) ? SV_NORM_EXPECTED_AVERAGE_ONLY_IN : SV_NORM_NONE;
+    } else if (nz) {
         if (!cJSON_IsString(nz)) { rc = sv_fail(SV_EINPUT, "%s: normalize_activations: must be a string", path); goto out; }
         int found = 0;
         for (int i = 0; i < 4; i++)
@@ -158,20 +162,9 @@ out:
 
 /* ------------------------------------------------------------- loading */
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sv_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 static sv_rc read_cfg(const char *dir, sv_sae_cfg *c)
 {
-    char *path = join(dir, "cfg.json");
+    char *path = sv_path_join(dir, "cfg.json");
     if (!path) return SV_EINTERNAL;
     char *txt = NULL;
     size_t len = 0;
@@ -226,7 +219,7 @@ static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_
 
 static sv_rc read_scaler(const char *dir, double *s)
 {
-    char *path = join(dir, "activation_scaler.json");
+    char *path = sv_path_join(dir, "activation_scaler.json");
     if (!path) return SV_EINTERNAL;
     char *txt = NULL;
     size_t len = 0;
@@ -310,7 +303,7 @@ sv_rc sv_sae_load(sv_sae *s, const char *dir, int precision, int has_scale, doub
             }
             s->scaling_factor = scale;
         } else {
-            char *sp = join(dir, "activation_scaler.json");
+            char *sp = sv_path_join(dir, "activation_scaler.json");
             if (!sp) { rc = SV_EINTERNAL; goto out; }
             struct stat st;
             int exists = stat(sp, &st) == 0;
@@ -325,7 +318,7 @@ sv_rc sv_sae_load(sv_sae *s, const char *dir, int precision, int has_scale, doub
         }
     }
 
-    wpath = join(dir, "sae_weights.safetensors");
+    wpath = sv_path_join(dir, "sae_weights.safetensors");
     if (!wpath) { rc = SV_EINTERNAL; goto out; }
     if ((rc = sv_st_open(&f, wpath)) != SV_OK) goto out;
     s->weights_bytes = f.file_size;

@@ -11,6 +11,8 @@
  * Everything is computed with our own loops in double (no BLAS, no libc
  * rand) so the bytes written depend on the seed only. */
 #include "saeval/synth.h"
+#include "saeval/config.h" /* sv_path_join */
+#include "saeval/output.h" /* sv_mkdir_p, sv_write_atomic */
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -680,35 +682,6 @@ done:
 
 /* ------------------------------------------------------------- output */
 
-static sv_rc mkdir_p(const char *path)
-{
-    char *p = sv_strdup(path);
-    if (!p) return SV_EINTERNAL;
-    for (char *q = p + 1;; q++) {
-        if (*q == '/' || *q == '\0') {
-            char c = *q;
-            *q = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-                sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot create directory: %s", p, strerror(errno));
-                free(p);
-                return rc;
-            }
-            *q = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return SV_OK;
-}
-
-static char *join(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *s = sv_malloc(n);
-    if (s) snprintf(s, n, "%s/%s", a, b);
-    return s;
-}
-
 /* Writes a cJSON tree (and deletes it). */
 static sv_rc write_json(const char *path, cJSON *root)
 {
@@ -730,7 +703,7 @@ static sv_rc write_store(const char *dir, const store_spec *sp, const store_data
 {
     char name[64];
     snprintf(name, sizeof name, "stores/%s.h5", sp->name);
-    char *path = join(dir, name);
+    char *path = sv_path_join(dir, name);
     if (!path) return SV_EINTERNAL;
     const int64_t special[1] = {BOS_ID};
     sv_store_wopts o;
@@ -757,13 +730,13 @@ static sv_rc write_sae(const char *dir, const sae *s, double scale)
     const sae_spec *sp = s->sp;
     char rel[128];
     snprintf(rel, sizeof rel, "saes/%s", sp->name);
-    char *sdir = join(dir, rel);
-    char *cfgp = sdir ? join(sdir, "cfg.json") : NULL;
-    char *wp = sdir ? join(sdir, "sae_weights.safetensors") : NULL;
-    char *scp = sdir ? join(sdir, "activation_scaler.json") : NULL;
+    char *sdir = sv_path_join(dir, rel);
+    char *cfgp = sdir ? sv_path_join(sdir, "cfg.json") : NULL;
+    char *wp = sdir ? sv_path_join(sdir, "sae_weights.safetensors") : NULL;
+    char *scp = sdir ? sv_path_join(sdir, "activation_scaler.json") : NULL;
     sv_rc rc = SV_EINTERNAL;
     if (!sdir || !cfgp || !wp || !scp) goto done;
-    if ((rc = mkdir_p(sdir)) != SV_OK) goto done;
+    if ((rc = sv_mkdir_p(sdir)) != SV_OK) goto done;
 
     /* SAELens 6 layout: architecture fields at the top, provenance under
      * "metadata". */
@@ -821,7 +794,7 @@ done:
 
 static sv_rc write_config(const char *dir)
 {
-    char *path = join(dir, "config.json");
+    char *path = sv_path_join(dir, "config.json");
     if (!path) return SV_EINTERNAL;
     cJSON *c = cJSON_CreateObject(), *saes = cJSON_CreateArray(), *ds = cJSON_CreateArray();
     cJSON_AddStringToObject(c, "output_dir", "results");
@@ -910,9 +883,9 @@ sv_rc sv_synth(const char *dir, uint64_t seed)
     if (!w) return SV_EINTERNAL;
     make_world(w, seed);
 
-    if ((rc = mkdir_p(dir)) != SV_OK) goto done;
-    if (!(sdir = join(dir, "stores"))) { rc = SV_EINTERNAL; goto done; }
-    if ((rc = mkdir_p(sdir)) != SV_OK) goto done;
+    if ((rc = sv_mkdir_p(dir)) != SV_OK) goto done;
+    if (!(sdir = sv_path_join(dir, "stores"))) { rc = SV_EINTERNAL; goto done; }
+    if ((rc = sv_mkdir_p(sdir)) != SV_OK) goto done;
     for (int i = 0; i < 3; i++) {
         if ((rc = gen_store(w, &STORES[i], seed, &st[i])) != SV_OK) goto done;
         if ((rc = write_store(dir, &STORES[i], &st[i])) != SV_OK) goto done;
