@@ -1,0 +1,78 @@
+# End-to-end correctness tests: tests/test_e2e.c generates inputs and the
+# expected metrics from the naive reference (tests/ref.c); saeval runs under
+# MPI; test_e2e compares. Sequenced with fixtures: gen -> run -> check.
+sv_test_exe(test_e2e test_e2e.c ref.c)
+set(SV_E2E_DIR ${CMAKE_CURRENT_BINARY_DIR}/e2e)
+set(SV_E2E_RUN sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_run.sh)
+
+add_test(NAME e2e_ref_selftest COMMAND test_e2e selftest)
+
+# Generate case `case` into its own directory (fixture e2e_<case>_gen).
+function(sv_e2e_gen case)
+  set(dir ${SV_E2E_DIR}/${case})
+  add_test(NAME e2e_gen_${case} COMMAND ${SV_E2E_RUN} ${dir} $<TARGET_FILE:test_e2e> gen ${dir} ${case})
+  set_tests_properties(e2e_gen_${case} PROPERTIES FIXTURES_SETUP e2e_${case}_gen TIMEOUT 120)
+endfunction()
+
+# Run saeval on case `case` with `np` ranks into ${dir}/out_<tag> (fixture
+# e2e_<case>_run_<tag>); extra args: environment entries.
+function(sv_e2e_run case tag np)
+  set(dir ${SV_E2E_DIR}/${case})
+  set(out ${dir}/out_${tag})
+  add_test(NAME e2e_run_${case}_${tag}
+           COMMAND ${SV_E2E_RUN} ${out} ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np ${np} $<TARGET_FILE:saeval>
+                   run ${dir}/config.json --output-dir ${out} --quiet --no-table)
+  set_tests_properties(e2e_run_${case}_${tag} PROPERTIES
+                       FIXTURES_REQUIRED e2e_${case}_gen FIXTURES_SETUP e2e_${case}_run_${tag} TIMEOUT 300)
+  if(ARGN)
+    set_tests_properties(e2e_run_${case}_${tag} PROPERTIES ENVIRONMENT "${ARGN}")
+  endif()
+endfunction()
+
+# Compare ${dir}/out_<tag> with expected.json at relative tolerance `tol`.
+function(sv_e2e_check case tag tol)
+  set(dir ${SV_E2E_DIR}/${case})
+  add_test(NAME e2e_check_${case}_${tag} COMMAND test_e2e check ${dir} ${dir}/out_${tag} ${tol})
+  set_tests_properties(e2e_check_${case}_${tag} PROPERTIES
+                       FIXTURES_REQUIRED "e2e_${case}_gen;e2e_${case}_run_${tag}" TIMEOUT 120)
+endfunction()
+
+# Every architecture x precision; every normalization x precision; exact
+# pre-activations (topk ties, tokens exactly on jumprelu/gate boundaries).
+foreach(spec "arch64;2;1e-9" "arch32;2;1e-5" "norm64;3;1e-9" "norm32;3;1e-5" "exact64;2;1e-9" "exact32;3;1e-5")
+  list(GET spec 0 case)
+  list(GET spec 1 np)
+  list(GET spec 2 tol)
+  sv_e2e_gen(${case})
+  sv_e2e_run(${case} np${np} ${np})
+  sv_e2e_check(${case} np${np} ${tol})
+endforeach()
+
+# Rank invariance (float32, four architectures, three stores of 3, 2 and 1
+# work units so ranks sit idle at -np 4) and thread invariance.
+sv_e2e_gen(ranks)
+foreach(np 1 2 3 4)
+  sv_e2e_run(ranks np${np} ${np})
+endforeach()
+sv_e2e_run(ranks t1 2 SAEVAL_THREADS=1)
+sv_e2e_run(ranks t2 2 SAEVAL_THREADS=2)
+sv_e2e_check(ranks np4 1e-5)
+foreach(tag np2 np3 np4 t2)
+  if(tag STREQUAL "t2")
+    set(ref t1)
+  else()
+    set(ref np1)
+  endif()
+  add_test(NAME e2e_ranks_identical_${tag}_vs_${ref}
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/ranks/out_${ref} ${SV_E2E_DIR}/ranks/out_${tag})
+  set_tests_properties(e2e_ranks_identical_${tag}_vs_${ref} PROPERTIES
+                       FIXTURES_REQUIRED "e2e_ranks_run_${ref};e2e_ranks_run_${tag}" TIMEOUT 60)
+endforeach()
+
+# Bad inputs: exit code 2, a message naming the file/field, no result file.
+foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key)
+  add_test(NAME e2e_${err}
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
+                   $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
+  set_tests_properties(e2e_${err} PROPERTIES TIMEOUT 120)
+endforeach()
