@@ -279,6 +279,14 @@ static void cfg_ok(void)
     CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_OK &&
               c.normalize == SV_NORM_CONSTANT_NORM_RESCALE, "constant_norm_rescale: %s", sv_errmsg());
 
+    /* Pre-6.0 boolean normalize_activations. */
+    j = "{\"d_in\": 16, \"d_sae\": 64, \"normalize_activations\": true}";
+    CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_OK &&
+              c.normalize == SV_NORM_EXPECTED_AVERAGE_ONLY_IN, "bool true: %s", sv_errmsg());
+    j = "{\"d_in\": 16, \"d_sae\": 64, \"normalize_activations\": false}";
+    CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_OK && c.normalize == SV_NORM_NONE,
+          "bool false: %s", sv_errmsg());
+
     /* The text need not be NUL-terminated: parse only n bytes. */
     char buf[64];
     const char *t = "{\"d_in\": 2, \"d_sae\": 3}";
@@ -334,7 +342,7 @@ static void cfg_errors(void)
              "d/cfg.json: k: must be");
     CFG_FAIL("{\"d_in\": 4, \"d_sae\": 8, \"normalize_activations\": \"bogus\"}",
              "d/cfg.json: normalize_activations: unknown value 'bogus'");
-    CFG_FAIL("{\"d_in\": 4, \"d_sae\": 8, \"normalize_activations\": true}", "d/cfg.json: normalize_activations:");
+    CFG_FAIL("{\"d_in\": 4, \"d_sae\": 8, \"normalize_activations\": 1}", "d/cfg.json: normalize_activations:");
     CFG_FAIL("{\"d_in\": 4, \"d_sae\": 8, \"apply_b_dec_to_input\": 1}", "d/cfg.json: apply_b_dec_to_input: must be");
     CFG_FAIL("{\"d_in\": 4, \"d_sae\": 8, \"rescale_acts_by_decoder_norm\": \"yes\"}",
              "d/cfg.json: rescale_acts_by_decoder_norm: must be");
