@@ -70,7 +70,7 @@ static sv_rc write_sae(const char *dir, sv_arch arch, int64_t d, int64_t m, int6
             {"W_enc", SV_DT_F32, 2, {d, m}, We}, {"b_enc", SV_DT_F32, 1, {m}, be},
             {"W_dec", SV_DT_F32, 2, {m, d}, Wd}, {"b_dec", SV_DT_F32, 1, {d}, bd},
             {"threshold", SV_DT_F32, 1, {m}, th}};
-        char path[4096], cfg[512];
+        char path[4200], cfg[512];
         snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
         if ((rc = sv_st_write(path, t, arch == SV_ARCH_JUMPRELU ? 5 : 4)) != SV_OK) goto out;
         int n = snprintf(cfg, sizeof cfg, "{\"architecture\": \"%s\", \"d_in\": %lld, \"d_sae\": %lld",

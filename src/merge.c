@@ -123,7 +123,7 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
     sv_jw_obj(&js, "expected_explained_variance_drop_percent");
     const char *kinds[] = {"domain", "task", "distribution"};
     for (int k = 0; k < 3; k++) {
-        double lo, hi;
+        double lo = 0, hi = 0;
         shift_band(kinds[k], &lo, &hi);
         sv_jw_arr(&js, kinds[k]);
         sv_jw_num(&js, NULL, lo);
@@ -178,7 +178,7 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
                 sv_jw_raw(&csv, ",", 1); put_num(&csv, dp);
             }
             sv_jw_end(&js);
-            double lo, hi;
+            double lo = 0, hi = 0;
             const char *flag;
             if (!shift_band(shift, &lo, &hi)) {
                 flag = "no_shift_declared";
