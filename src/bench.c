@@ -273,8 +273,9 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
          * mark (data generation on rank 0 used more) and read it after. */
         FILE *cr = fopen("/proc/self/clear_refs", "w");
         if (cr) { fputs("5", cr); fclose(cr); }
-        double te;
+        double te = 0;
         sv_run_stats st;
+        memset(&st, 0, sizeof st);
         rc = time_eval(cfg, 1, comm, &te, &st);
         long peak = vm_hwm_kib(), peak_max = 0;
         MPI_Reduce(&peak, &peak_max, 1, MPI_LONG, MPI_MAX, 0, comm);
@@ -357,8 +358,9 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         snprintf(p, sizeof p, "%s/io.h5", dir);
         snprintf(cfg, sizeof cfg, "%s/cfg_io.json", dir);
         double tr = time_reads(p, CTX, R + 1, comm); /* first read warms the page cache */
-        double te;
+        double te = 0;
         sv_run_stats st;
+        memset(&st, 0, sizeof st);
         rc = time_eval(cfg, R, comm, &te, &st);
         if (rc == SV_OK && rank == 0) {
             double bytes = (double)NI * DI * 4;
@@ -386,8 +388,9 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         if (rc == SV_OK) rc = write_config(cfg, out, saes, 8, p, 0);
     }
     if ((rc = bench_barrier(rc, comm)) == SV_OK) {
-        double te;
+        double te = 0;
         sv_run_stats st;
+        memset(&st, 0, sizeof st);
         rc = time_eval(cfg, R, comm, &te, &st);
         if (rc == SV_OK && rank == 0) {
             double store_bytes = (double)NM * DM * 4;

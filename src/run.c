@@ -66,9 +66,12 @@ sv_rc sv_agree(sv_rc rc, MPI_Comm comm)
     char msg[2048];
     if (rank == worst[1]) snprintf(msg, sizeof msg, "%s", sv_errmsg());
     MPI_Bcast(msg, sizeof msg, MPI_CHAR, worst[1], comm);
-    if (rank == 0) {
+    /* Later agreements on the same failure (the caller's checks) stay quiet. */
+    static char last[2048];
+    if (rank == 0 && strcmp(last, msg) != 0) {
         fprintf(stderr, "saeval: error: %s\n", msg);
         fflush(stderr);
+        snprintf(last, sizeof last, "%s", msg);
     }
     sv_fail((sv_rc)worst[0], "%s", msg);
     return (sv_rc)worst[0];
@@ -498,8 +501,12 @@ static uint64_t default_budget(MPI_Comm comm)
     MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &local);
     MPI_Comm_free(&node);
-    /* Half of the node's memory, shared by its ranks. */
+    /* Half of the node's memory (or of the job's, under SLURM --mem), shared
+     * by the node's ranks. */
     uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    const char *slurm_mem = getenv("SLURM_MEM_PER_NODE"); /* MiB */
+    if (slurm_mem && atoll(slurm_mem) > 0 && ((uint64_t)atoll(slurm_mem) << 20) < phys)
+        phys = (uint64_t)atoll(slurm_mem) << 20;
     return phys / 2 / (uint64_t)local;
 }
 
