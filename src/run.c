@@ -689,13 +689,17 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
     /* A full run (not one shard of many) ends with the summaries. */
     if (rc == SV_OK && rank == 0 && pl.n_shards == 1) {
         sv_merge_counts mc;
-        rc = sv_merge(&cfg, &pl, out_dir, stderr, opts->table ? stdout : NULL, &mc);
+        /* Failures were already reported once each on stderr. */
+        rc = sv_merge(&cfg, &pl, out_dir, NULL, opts->table ? stdout : NULL, &mc);
         if (rc == SV_OK && mc.failed + mc.missing > 0) any_failed = 1;
     }
     rc = sv_agree(rc, comm);
     if (rc == SV_OK && any_failed) {
         rc = SV_EINPUT;
-        if (rank == 0) fprintf(stderr, "saeval: some pairs failed (see the messages above and all_eval_results.json)\n");
+        if (rank == 0) {
+            printf("[saeval] some pairs failed: see the error lines on stderr and all_eval_results.json\n");
+            fflush(stdout);
+        }
     }
 out:
     if (log) {
