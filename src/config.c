@@ -208,6 +208,9 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     const cJSON *kv;
     cJSON_ArrayForEach(kv, root) {
         const char *k = kv->string;
+        /* JSON allows a key twice; a config that does is a mistake. */
+        for (const cJSON *prev = root->child; prev != kv; prev = prev->next)
+            if (strcmp(prev->string, k) == 0) { rc = sv_fail(SV_EINPUT, "%s: %s: key given twice", cp, k); goto done; }
         if (strcmp(k, "output_dir") == 0) {
             if (!cJSON_IsString(kv) || !kv->valuestring[0]) { rc = sv_fail(SV_EINPUT, "%s: output_dir: must be a non-empty string", cp); goto done; }
             out = kv->valuestring;
@@ -226,7 +229,7 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
                 c->exclude_ids[c->n_exclude++] = (int64_t)e->valuedouble;
             }
         } else if (strcmp(k, "legacy_batch_sequences") == 0) {
-            if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: legacy_batch_sequences: must be a positive integer", cp); goto done; }
+            if (!is_int(kv) || kv->valuedouble < 1 || kv->valuedouble > 1e9) { rc = sv_fail(SV_EINPUT, "%s: legacy_batch_sequences: must be an integer from 1 to 1e9", cp); goto done; }
             c->legacy_batch_sequences = (int)kv->valuedouble;
         } else if (strcmp(k, "precision") == 0) {
             if (!cJSON_IsString(kv)) { rc = sv_fail(SV_EINPUT, "%s: precision: must be \"float32\" or \"float64\"", cp); goto done; }
@@ -240,13 +243,13 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (!cJSON_IsBool(kv)) { rc = sv_fail(SV_EINPUT, "%s: geometry: must be true or false", cp); goto done; }
             c->geometry = cJSON_IsTrue(kv);
         } else if (strcmp(k, "memory_budget_mb") == 0) {
-            if (!is_int(kv) || kv->valuedouble < 1) { rc = sv_fail(SV_EINPUT, "%s: memory_budget_mb: must be a positive integer (MiB per rank)", cp); goto done; }
+            if (!is_int(kv) || kv->valuedouble < 1 || kv->valuedouble > 1e12) { rc = sv_fail(SV_EINPUT, "%s: memory_budget_mb: must be a positive integer (MiB per rank)", cp); goto done; }
             c->memory_budget_mb = (int64_t)kv->valuedouble;
         } else if (strcmp(k, "model_params") == 0) {
             if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0) { rc = sv_fail(SV_EINPUT, "%s: model_params: must be a positive number (parameters of the language model)", cp); goto done; }
             c->model_params = kv->valuedouble;
         } else if (strcmp(k, "block_tokens") == 0) {
-            if (!is_int(kv) || kv->valuedouble < 256 || fmod(kv->valuedouble, 256) != 0) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a positive multiple of 256", cp); goto done; }
+            if (!is_int(kv) || kv->valuedouble < 256 || kv->valuedouble > 1048576 || fmod(kv->valuedouble, 256) != 0) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a multiple of 256 from 256 to 1048576", cp); goto done; }
             c->block_tokens = (int64_t)kv->valuedouble;
         } else {
             rc = sv_fail(SV_EINPUT, "%s: unknown key \"%s\"", cp, k);

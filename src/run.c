@@ -331,8 +331,10 @@ static void progress_line(sv_progress *pg, const char *ds, int pass, int n_pass,
     pg->t_last = t;
     double done = pg->cost_done + frac_pass * pass_cost;
     double el = t - pg->t0, eta = done > 0 ? el * (pg->cost_total - done) / done : 0;
-    printf("[saeval] pairs %d/%d | %s pass %d/%d %5.1f%% | %.3g tok/s | elapsed %.0f s | ETA %.0f s\n",
-           pg->pairs_done, pg->pairs_total, ds, pass, n_pass, 100.0 * frac_pass, tok_rate, el, eta);
+    char rate[32] = "-";
+    if (tok_rate > 0) snprintf(rate, sizeof rate, "%.3g", tok_rate);
+    printf("[saeval] pairs %d/%d | %s pass %d/%d %5.1f%% | %s tok/s | elapsed %.0f s | ETA %.0f s\n",
+           pg->pairs_done, pg->pairs_total, ds, pass, n_pass, 100.0 * frac_pass, rate, el, eta);
     fflush(stdout);
 }
 

@@ -78,7 +78,9 @@ int main(void)
     const char *keys[][2] = {{"\"precision\": \"float16\"", "precision"}, {"\"legacy_batch_sequences\": 0", "legacy_batch_sequences"},
                              {"\"block_tokens\": 1000", "multiple of 256"}, {"\"exclude_token_ids\": [1.5]", "exclude_token_ids"},
                              {"\"nonfinite\": \"ignore\"", "nonfinite"}, {"\"geometry\": 1", "geometry"},
-                             {"\"memory_budget_mb\": 0", "memory_budget_mb"}, {"\"model_params\": -3", "model_params"}};
+                             {"\"memory_budget_mb\": 0", "memory_budget_mb"}, {"\"model_params\": -3", "model_params"},
+                             {"\"legacy_batch_sequences\": 3e9", "legacy_batch_sequences"},
+                             {"\"exclude_token_ids\": [1], \"exclude_token_ids\": [2, 3]", "key given twice"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s, %s}", ds, keys[k][0]);
         bad(buf, keys[k][1]);
