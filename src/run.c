@@ -450,8 +450,10 @@ agree:
                 sv_jw jw;
                 finalize(&slots[k], tot, d, k, tot_ints, ds_tot, st->n_seq, &pm);
                 sv_jw_init(&jw);
-                rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm, slots[k].geom,
-                                  cfg->model_params, pl->pair_hash[p]);
+                /* Model size for the health ratings: the config wins, else the store's attribute. */
+                double mp = !isnan(cfg->model_params) ? cfg->model_params : st->model_params;
+                rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm, slots[k].geom, mp,
+                                  pl->pair_hash[p]);
                 sv_jw_raw(&jw, "\n", 1);
                 char *path = sv_pair_path(out_dir, slots[k].id, ds->name);
                 char *note = sv_error_note_path(out_dir, slots[k].id, ds->name);

@@ -12,6 +12,7 @@
 #include <hdf5.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +376,21 @@ static sv_rc read_metadata(const char *path, sv_store *s)
         if ((rc = read_int_attr(path, file, "special_token_ids", &s->special_ids, &n)) != SV_OK) return rc;
         if (n > 1 << 20) return sv_fail(SV_EINPUT, "%s: attribute special_token_ids: too many (%lld)", path, (long long)n);
         s->n_special = (int)n;
+    }
+    s->model_params = NAN;
+    if (H5Aexists(file, "model_params") > 0) {
+        /* One number, integer or float: the language model's size. */
+        hid_t a = H5Aopen(file, "model_params", H5P_DEFAULT);
+        hid_t sp = a < 0 ? -1 : H5Aget_space(a), t = a < 0 ? -1 : H5Aget_type(a);
+        double v = NAN;
+        int ok = a >= 0 && sp >= 0 && t >= 0 && H5Sget_simple_extent_npoints(sp) == 1 &&
+                 (H5Tget_class(t) == H5T_INTEGER || H5Tget_class(t) == H5T_FLOAT) &&
+                 H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0 && isfinite(v) && v > 0;
+        if (t >= 0) H5Tclose(t);
+        if (sp >= 0) H5Sclose(sp);
+        if (a >= 0) H5Aclose(a);
+        if (!ok) return sv_fail(SV_EINPUT, "%s: attribute model_params: must be one positive number", path);
+        s->model_params = v;
     }
     if ((rc = read_str_attr(path, file, "attribute ", "model_name", &s->model_name)) != SV_OK) return rc;
     if ((rc = read_str_attr(path, file, "attribute ", "hook_name", &s->hook_name)) != SV_OK) return rc;

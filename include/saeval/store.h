@@ -3,7 +3,8 @@
  *                       8-bit exponent, or uint16 with attribute dtype="bfloat16")
  *   /token_ids          [n_tokens] integers, optional
  *   /sequence_offsets   [n_sequences+1] int64, or root attribute context_size
- *   root attributes     special_token_ids, model_name, hook_name, dataset_name (optional)
+ *   root attributes     special_token_ids, model_name, hook_name, dataset_name,
+ *                       model_params (optional)
  */
 #ifndef SAEVAL_STORE_H
 #define SAEVAL_STORE_H
@@ -35,6 +36,7 @@ typedef struct {
     int64_t *special_ids;
     int n_special;
     char *model_name, *hook_name, *dataset_name; /* NULL when absent */
+    double model_params;  /* root attribute model_params (parameters of the LM), NaN when absent */
     uint64_t file_size;
     int64_t mtime_ns;
 } sv_store;
