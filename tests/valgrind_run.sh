@@ -36,7 +36,8 @@ export SAEVAL_ENV_READY=1 GOMP_SPINCOUNT=10000
 # valgrind does not emulate AVX-512, so never let OpenBLAS pick SKYLAKEX here.
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Keep MPI plugins loaded so leak stacks name them (obj:*/mca_*.so).
+# Keep MPI plugins loaded so leak stacks name them (Open MPI >= 5; 4.1 ignores
+# it, and tests/valgrind.supp matches those stacks by their libmpi callers).
 export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
 # Shared-memory single-copy (CMA/XPMEM) confuses memcheck; sm copies are fine.
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
