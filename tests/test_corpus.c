@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "saeval/safetensors.h"
+#include "saeval/output.h"
 #include "saeval/store.h"
 
 #define DIN 8
@@ -52,19 +53,10 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
+/* The library's mkdir -p; a test that cannot make its directories stops. */
 static void mkdirs(const char *path)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *q = buf + 1;; q++) {
-        if (*q == '/' || *q == '\0') {
-            char c = *q;
-            *q = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) die("cannot create directory", buf);
-            *q = c;
-            if (c == '\0') break;
-        }
-    }
+    if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
 }
 
 static const char *pj(const char *a, const char *b)
