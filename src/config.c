@@ -92,6 +92,15 @@ static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale
     return rc;
 }
 
+/* JSON allows a key twice; a config that does is a mistake (and the
+ * parsers below would otherwise keep or leak the first value). */
+static int key_repeated(const cJSON *obj, const cJSON *kv)
+{
+    for (const cJSON *prev = obj->child; prev && prev != kv; prev = prev->next)
+        if (strcmp(prev->string, kv->string) == 0) return 1;
+    return 0;
+}
+
 static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const char *cp)
 {
     if (!cJSON_IsArray(arr)) return sv_fail(SV_EINPUT, "%s: saes: must be an array", cp);
@@ -107,6 +116,7 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
         } else if (cJSON_IsObject(it)) {
             const cJSON *kv;
             cJSON_ArrayForEach(kv, it) {
+                if (key_repeated(it, kv)) return sv_fail(SV_EINPUT, "%s: saes[%d].%s: key given twice", cp, i, kv->string);
                 if (strcmp(kv->string, "path") == 0) {
                     if (!cJSON_IsString(kv)) return sv_fail(SV_EINPUT, "%s: saes[%d].path: must be a string", cp, i);
                     p = kv->valuestring;
@@ -123,6 +133,8 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
         } else {
             return sv_fail(SV_EINPUT, "%s: saes[%d]: must be a path string or an object {\"path\", \"scaling_factor\"}", cp, i);
         }
+        /* "" would join to the config's own directory. */
+        if (!p[0]) return sv_fail(SV_EINPUT, "%s: saes[%d]: empty path", cp, i);
         char *full = sv_path_join(dir, p);
         if (!full) return SV_EINTERNAL;
         sv_rc rc = add_pattern(c, &cap, full, has_scale, scale, cp, i);
@@ -150,6 +162,7 @@ static sv_rc parse_datasets(sv_config *c, const cJSON *arr, const char *dir, con
         const cJSON *kv;
         cJSON_ArrayForEach(kv, it) {
             const char *k = kv->string;
+            if (key_repeated(it, kv)) return sv_fail(SV_EINPUT, "%s: datasets[%d].%s: key given twice", cp, i, k);
             if (strcmp(k, "name") == 0 || strcmp(k, "path") == 0 || strcmp(k, "role") == 0 ||
                 strcmp(k, "shift") == 0) {
                 if (!cJSON_IsString(kv)) return sv_fail(SV_EINPUT, "%s: datasets[%d].%s: must be a string", cp, i, k);
@@ -168,7 +181,7 @@ static sv_rc parse_datasets(sv_config *c, const cJSON *arr, const char *dir, con
             }
         }
         if (!name || !name[0]) return sv_fail(SV_EINPUT, "%s: datasets[%d].name: missing", cp, i);
-        if (!path) return sv_fail(SV_EINPUT, "%s: datasets[%d].path: missing", cp, i);
+        if (!path || !path[0]) return sv_fail(SV_EINPUT, "%s: datasets[%d].path: missing or empty", cp, i);
         for (const char *q = name; *q; q++)
             if (*q == '/' || *q == ',' || *q == '"' || *q == '\\' || (unsigned char)*q < 32)
                 return sv_fail(SV_EINPUT, "%s: datasets[%d].name: \"%s\" may not contain '/', ',', quotes or control characters", cp, i, name);
@@ -201,16 +214,22 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     sv_rc rc = SV_OK;
     const char *out = NULL;
     const cJSON *saes = NULL, *datasets = NULL;
-    cJSON *root = cJSON_ParseWithLength(text, n);
+    /* Exactly n bytes are read (text need not be NUL-terminated);
+     * anything but whitespace after the top-level value is refused. */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    for (const char *q = end; root && q < text + n; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+            cJSON_Delete(root);
+            root = NULL;
+        }
     if (!root) { rc = sv_fail(SV_EINPUT, "%s: not valid JSON", cp); goto done; }
     if (!cJSON_IsObject(root)) { rc = sv_fail(SV_EINPUT, "%s: top level must be a JSON object", cp); goto done; }
 
     const cJSON *kv;
     cJSON_ArrayForEach(kv, root) {
         const char *k = kv->string;
-        /* JSON allows a key twice; a config that does is a mistake. */
-        for (const cJSON *prev = root->child; prev != kv; prev = prev->next)
-            if (strcmp(prev->string, k) == 0) { rc = sv_fail(SV_EINPUT, "%s: %s: key given twice", cp, k); goto done; }
+        if (key_repeated(root, kv)) { rc = sv_fail(SV_EINPUT, "%s: %s: key given twice", cp, k); goto done; }
         if (strcmp(k, "output_dir") == 0) {
             if (!cJSON_IsString(kv) || !kv->valuestring[0]) { rc = sv_fail(SV_EINPUT, "%s: output_dir: must be a non-empty string", cp); goto done; }
             out = kv->valuestring;

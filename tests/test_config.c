@@ -58,6 +58,19 @@ int main(void)
 
     bad("not json", "not valid JSON");
     bad("[1]", "top level must be a JSON object");
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s} x", ds);
+    bad(buf, "not valid JSON"); /* trailing junk after the object */
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s} \n", ds);
+    CHECK(parse(&c, buf, "/cfgdir/run.json") == SV_OK, "trailing whitespace refused: %s", sv_errmsg());
+    sv_config_free(&c);
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"\"], %s}", ds);
+    bad(buf, "saes[0]: empty path");
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [{\"path\": \"\"}], %s}", ds);
+    bad(buf, "saes[0]: empty path");
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [{\"path\": \"a\", \"path\": \"b\"}], %s}", ds);
+    bad(buf, "saes[0].path: key given twice");
+    bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a\", \"path\": \"\"}]}", "datasets[0].path: missing or empty");
+    bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a\", \"path\": \"x\", \"name\": \"b\"}]}", "datasets[0].name: key given twice");
     snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s, \"typo_key\": 1}", ds);
     bad(buf, "unknown key \"typo_key\"");
     snprintf(buf, sizeof buf, "{\"saes\": [\"s\"], %s}", ds);
