@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Encoder GEMM tile (rows x columns of W_enc per call): part of the
- * numerical definition of saeval; changing it may change float rounding. */
-#define SV_GEMM_PANEL 2048
 static int sv_fwd_threads = 1;
 
 void sv_fwd_set_threads(int n)
@@ -58,18 +55,20 @@ void sv_fwd_set_threads_default(MPI_Comm comm)
 
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
 {
-    if (max_rows % SV_GEMM_ROWS != 0)
+    if (max_rows <= 0 || max_rows % SV_GEMM_ROWS != 0)
         return sv_fail(SV_EINTERNAL, "forward: block of %lld rows is not a multiple of %d", (long long)max_rows, SV_GEMM_ROWS);
     memset(w, 0, sizeof *w);
     w->sae = s;
     w->max_rows = max_rows;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k;
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = max_rows / SV_GEMM_ROWS;
     const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
-    w->in = sv_malloc((size_t)(max_rows * d) * rs);
-    w->h = sv_malloc((size_t)(max_rows * m) * rs);
     const int T = sv_fwd_threads;
     w->threads = T;
+    w->in = sv_malloc((size_t)(max_rows * d) * rs);
+    w->hp = sv_malloc((size_t)T * SV_GEMM_ROWS * SV_GEMM_PANEL * rs);
     w->acc = sv_malloc((size_t)(T * d) * rs);
+    w->tiles = sv_calloc((size_t)nt, sizeof *w->tiles);
     w->rowcnt = sv_malloc((size_t)max_rows * sizeof(int64_t));
     w->mu = sv_malloc((size_t)max_rows * sizeof(double));
     w->inscale = sv_malloc((size_t)max_rows * sizeof(double));
@@ -79,14 +78,19 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     w->cap = max_rows * 16;
     w->idx = sv_malloc((size_t)w->cap * sizeof(int32_t));
     w->val = sv_malloc((size_t)w->cap * sizeof(double));
-    if (!w->in || !w->h || !w->acc || !w->rowcnt || !w->mu || !w->inscale || !w->outscale || !w->xhat ||
-        !w->rowptr || !w->idx || !w->val)
+    if (!w->in || !w->hp || !w->acc || !w->tiles || !w->rowcnt || !w->mu || !w->inscale || !w->outscale ||
+        !w->xhat || !w->rowptr || !w->idx || !w->val)
         return SV_EINTERNAL;
     if (s->cfg.arch == SV_ARCH_TOPK) {
-        w->heap = sv_malloc((size_t)(T * s->cfg.k) * sizeof(int32_t));
-        w->idx_tmp = sv_malloc((size_t)(max_rows * s->cfg.k) * sizeof(int32_t));
-        w->val_tmp = sv_malloc((size_t)(max_rows * s->cfg.k) * sizeof(double));
-        if (!w->heap || !w->idx_tmp || !w->val_tmp) return SV_EINTERNAL;
+        w->heap_v = sv_malloc((size_t)(T * SV_GEMM_ROWS * k) * rs);
+        w->heap_i = sv_malloc((size_t)(T * SV_GEMM_ROWS * k) * sizeof(int32_t));
+        w->heap_n = sv_malloc((size_t)(T * SV_GEMM_ROWS) * sizeof(int64_t));
+        w->pairs = sv_malloc((size_t)(T * k) * 2 * rs); /* {int32, REAL}: at most 2 REALs wide */
+        if (!w->heap_v || !w->heap_i || !w->heap_n || !w->pairs) return SV_EINTERNAL;
+    } else {
+        w->scratch = sv_calloc((size_t)T, sizeof *w->scratch);
+        w->panel_cnt = sv_malloc((size_t)(2 * T * SV_GEMM_ROWS * np) * sizeof(int64_t));
+        if (!w->scratch || !w->panel_cnt) return SV_EINTERNAL;
     }
     if (s->cfg.arch == SV_ARCH_GATED) {
         w->exp_r_mag = sv_malloc((size_t)m * rs);
@@ -116,31 +120,33 @@ sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n)
 
 double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block)
 {
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
-    const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
-    void *in = calloc((size_t)(block * d), rs), *h = malloc((size_t)(block * m) * rs);
-    if (!in || !h) { free(in); free(h); return -1; }
+    sv_fwd w;
+    if (sv_fwd_init(&w, s, block) != SV_OK) { sv_fwd_free(&w); return -1; }
+    const int64_t d = s->cfg.d_in;
     for (int64_t i = 0; i < block * d; i++) { /* any finite input will do */
-        if (s->precision == 64) ((double *)in)[i] = (double)(i % 7) * 0.25;
-        else ((float *)in)[i] = (float)(i % 7) * 0.25f;
+        if (s->precision == 64) ((double *)w.in)[i] = (double)(i % 7) * 0.25;
+        else ((float *)w.in)[i] = (float)(i % 7) * 0.25f;
     }
     double t0 = omp_get_wtime();
     for (int64_t r0 = 0; r0 < n; r0 += block) {
         int64_t nb = n - r0 < block ? n - r0 : block;
-        if (s->precision == 64) encode_f64(s, in, h, nb);
-        else encode_f32(s, in, h, nb);
+        if (s->precision == 64) encode_only_f64(&w, nb);
+        else encode_only_f32(&w, nb);
     }
     double t = omp_get_wtime() - t0;
-    free(in);
-    free(h);
+    sv_fwd_free(&w);
     return t;
 }
 
 void sv_fwd_free(sv_fwd *w)
 {
-    free(w->in); free(w->h); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
-    free(w->mu); free(w->inscale); free(w->outscale); free(w->heap);
-    free(w->xhat); free(w->rowptr); free(w->idx); free(w->val);
-    free(w->idx_tmp); free(w->val_tmp); free(w->rowcnt);
+    const int64_t nt = w->max_rows / SV_GEMM_ROWS;
+    for (int64_t t = 0; w->tiles && t < nt; t++) { free(w->tiles[t].idx); free(w->tiles[t].val); }
+    for (int t = 0; w->scratch && t < w->threads; t++) { free(w->scratch[t].idx); free(w->scratch[t].val); }
+    free(w->tiles); free(w->scratch); free(w->panel_cnt);
+    free(w->in); free(w->hp); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
+    free(w->mu); free(w->inscale); free(w->outscale);
+    free(w->heap_v); free(w->heap_i); free(w->heap_n); free(w->pairs);
+    free(w->xhat); free(w->rowptr); free(w->idx); free(w->val); free(w->rowcnt);
     memset(w, 0, sizeof *w);
 }

@@ -50,123 +50,219 @@ static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
 }
 
 /* topk order: larger value first, ties broken by the lower index. */
-static int FN(better)(const REAL *v, int32_t a, int32_t b)
+static int FN(better)(REAL va, int32_t ja, REAL vb, int32_t jb)
 {
-    return v[a] > v[b] || (v[a] == v[b] && a < b);
+    return va > vb || (va == vb && ja < jb);
 }
 
-/* Min-heap on "better": the root is the worst of the kept candidates. */
-static void FN(sift_down)(const REAL *v, int32_t *heap, int64_t n, int64_t i)
+/* Min-heap on "better" over (value, latent) pairs: the root is the worst
+ * of the kept candidates. */
+static void FN(sift_down)(REAL *hv, int32_t *hi, int64_t n, int64_t i)
 {
     for (;;) {
         int64_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && FN(better)(v, heap[m], heap[l])) m = l;
-        if (r < n && FN(better)(v, heap[m], heap[r])) m = r;
+        if (l < n && FN(better)(hv[m], hi[m], hv[l], hi[l])) m = l;
+        if (r < n && FN(better)(hv[m], hi[m], hv[r], hi[r])) m = r;
         if (m == i) return;
-        int32_t t = heap[i]; heap[i] = heap[m]; heap[m] = t;
+        REAL tv = hv[i]; hv[i] = hv[m]; hv[m] = tv;
+        int32_t ti = hi[i]; hi[i] = hi[m]; hi[m] = ti;
         i = m;
     }
 }
 
-static int FN(cmp_i32)(const void *a, const void *b)
+/* Offer latents j0.. of one row's panel (hr: values already biased and
+ * scaled) to the row's top-k heap. Latents arrive in ascending order, so a
+ * newcomer beats the root exactly when its value is larger: most of a row
+ * is skipped by a branch-free scan of 16 values against the root. */
+static void FN(topk_offer)(const REAL *hr, int64_t wdt, int64_t j0, int64_t k, REAL *hv, int32_t *hi, int64_t *hn)
 {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    int64_t n = *hn, jj = 0;
+    for (; jj < wdt && n < k; jj++) {
+        hv[n] = hr[jj];
+        hi[n] = (int32_t)(j0 + jj);
+        if (++n == k) /* heapify once full */
+            for (int64_t i = k / 2 - 1; i >= 0; i--) FN(sift_down)(hv, hi, k, i);
+    }
+    *hn = n;
+    if (n < k) return;
+    REAL thr = hv[0];
+    for (; jj < wdt; jj += 16) {
+        const int64_t e = jj + 16 < wdt ? jj + 16 : wdt;
+        int any = 0;
+        for (int64_t q = jj; q < e; q++) any |= hr[q] > thr;
+        if (!any) continue;
+        for (int64_t q = jj; q < e; q++)
+            if (FN(better)(hr[q], (int32_t)(j0 + q), hv[0], hi[0])) {
+                hv[0] = hr[q];
+                hi[0] = (int32_t)(j0 + q);
+                FN(sift_down)(hv, hi, k, 0);
+            }
+        thr = hv[0];
+    }
+}
+
+typedef struct { int32_t j; REAL v; } FN(pair);
+
+static int FN(cmp_pair)(const void *a, const void *b)
+{
+    int32_t x = ((const FN(pair) *)a)->j, y = ((const FN(pair) *)b)->j;
     return (x > y) - (x < y);
 }
 
-/* Turn pre-activation row hr (holding x'W_enc) into the sparse code, in
- * ascending latent order. With oi == NULL only counts (non-topk archs).
- * heap: topk scratch of k entries owned by the calling thread. */
-static int64_t FN(activate_row)(const sv_fwd *w, REAL *hr, int32_t *oi, double *ov, int32_t *heap)
+static int FN(list_reserve)(sv_fwd_list *l, int64_t extra)
 {
-    const sv_sae *s = w->sae;
-    const int64_t m = s->cfg.d_sae;
-    const REAL *b_enc = s->b_enc;
-    int64_t c = 0;
-#define SV_EMIT(j, v) do { if (oi) { oi[c] = (int32_t)(j); ov[c] = (v); } c++; } while (0)
-    switch (s->cfg.arch) {
-    case SV_ARCH_STANDARD:
-        for (int64_t j = 0; j < m; j++) {
-            REAL p = hr[j] + b_enc[j];
-            if (p > 0) SV_EMIT(j, p);
-        }
-        break;
-    case SV_ARCH_JUMPRELU: {
-        const REAL *th = s->threshold;
-        for (int64_t j = 0; j < m; j++) {
-            REAL p = hr[j] + b_enc[j];
-            if (p > th[j] && p > 0) SV_EMIT(j, p);
-        }
-        break;
-    }
-    case SV_ARCH_GATED: {
-        const REAL *bg = s->b_gate, *bm = s->b_mag, *er = w->exp_r_mag;
-        /* One GEMM serves both paths: r_mag scales whole latents, so
-         * x'(W_enc * exp(r_mag)) = (x'W_enc) * exp(r_mag). */
-        for (int64_t j = 0; j < m; j++) {
-            if (hr[j] + bg[j] > 0) {
-                REAL p = hr[j] * er[j] + bm[j];
-                if (p > 0) SV_EMIT(j, p);
-            }
-        }
-        break;
-    }
-    case SV_ARCH_TOPK: {
-        const int64_t k = s->cfg.k;
-        const REAL *ds = w->dec_scale;
-        for (int64_t j = 0; j < m; j++) {
-            hr[j] += b_enc[j];
-            if (ds) hr[j] *= ds[j];
-        }
-        int64_t hn = 0;
-        for (int64_t j = 0; j < m; j++) {
-            if (hn < k) {
-                heap[hn++] = (int32_t)j;
-                if (hn == k) /* heapify once full */
-                    for (int64_t i = k / 2 - 1; i >= 0; i--) FN(sift_down)(hr, heap, k, i);
-            } else if (FN(better)(hr, (int32_t)j, heap[0])) {
-                heap[0] = (int32_t)j;
-                FN(sift_down)(hr, heap, k, 0);
-            }
-        }
-        qsort(heap, (size_t)hn, sizeof *heap, FN(cmp_i32));
-        for (int64_t q = 0; q < hn; q++) {
-            int32_t j = heap[q];
-            REAL p = hr[j];
-            if (p > 0) {
-                if (ds) p /= ds[j];
-                if (p != 0) SV_EMIT(j, p);
-            }
-        }
-        break;
-    }
-    }
-#undef SV_EMIT
-    return c;
+    if (l->len + extra <= l->cap) return 0;
+    int64_t cap = l->cap ? l->cap : 1024;
+    while (cap < l->len + extra) cap *= 2;
+    int32_t *ni = realloc(l->idx, (size_t)cap * sizeof *ni);
+    if (ni) l->idx = ni;
+    double *nv = realloc(l->val, (size_t)cap * sizeof *nv);
+    if (nv) l->val = nv;
+    if (!ni || !nv) return -1;
+    l->cap = cap;
+    return 0;
 }
 
-/* h = in * W_enc for n rows, in fixed tiles. */
-static void FN(encode)(const sv_sae *s, const REAL *in, REAL *h, int64_t n)
+/* Panel of pre-activations (rows x wdt, latents j0..) through a non-topk
+ * activation: entries appended to the thread's scratch, counted per row. */
+static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int64_t rows, int64_t wdt, int64_t j0,
+                              sv_fwd_list *sc, int64_t *cnt, int64_t np, int64_t p)
 {
+    const sv_sae *s = w->sae;
+    /* Only the current architecture's vectors exist (the others are NULL). */
+    const REAL *b_enc = s->b_enc ? (const REAL *)s->b_enc + j0 : NULL;
+    const REAL *th = s->threshold ? (const REAL *)s->threshold + j0 : NULL;
+    const REAL *bg = s->b_gate ? (const REAL *)s->b_gate + j0 : NULL, *bm = s->b_mag ? (const REAL *)s->b_mag + j0 : NULL;
+    const REAL *er = w->exp_r_mag ? (const REAL *)w->exp_r_mag + j0 : NULL;
+    for (int64_t i = 0; i < rows; i++) {
+        const REAL *hr = hp + i * SV_GEMM_PANEL;
+        if (FN(list_reserve)(sc, wdt)) return -1;
+        int32_t *oi = sc->idx + sc->len;
+        double *ov = sc->val + sc->len;
+        int64_t c = 0;
+        switch (s->cfg.arch) {
+        case SV_ARCH_STANDARD:
+            for (int64_t j = 0; j < wdt; j++) {
+                REAL v = hr[j] + b_enc[j];
+                if (v > 0) { oi[c] = (int32_t)(j0 + j); ov[c++] = v; }
+            }
+            break;
+        case SV_ARCH_JUMPRELU:
+            for (int64_t j = 0; j < wdt; j++) {
+                REAL v = hr[j] + b_enc[j];
+                if (v > th[j] && v > 0) { oi[c] = (int32_t)(j0 + j); ov[c++] = v; }
+            }
+            break;
+        case SV_ARCH_GATED:
+            /* One GEMM serves both paths: r_mag scales whole latents, so
+             * x'(W_enc * exp(r_mag)) = (x'W_enc) * exp(r_mag). */
+            for (int64_t j = 0; j < wdt; j++)
+                if (hr[j] + bg[j] > 0) {
+                    REAL v = hr[j] * er[j] + bm[j];
+                    if (v > 0) { oi[c] = (int32_t)(j0 + j); ov[c++] = v; }
+                }
+            break;
+        default:
+            break;
+        }
+        sc->len += c;
+        cnt[i * np + p] = c;
+    }
+    return 0;
+}
+
+/* One row tile: GEMM panel by panel into the thread's buffer, each panel
+ * through the activation at once; the tile's sparse codes end in its list
+ * in row order. Returns -1 when out of memory. */
+static int FN(tile)(sv_fwd *w, int64_t r0, int64_t rows, int tid)
+{
+    const sv_sae *s = w->sae;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k;
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
+    const int topk = s->cfg.arch == SV_ARCH_TOPK;
+    REAL *hp = (REAL *)w->hp + (int64_t)tid * SV_GEMM_ROWS * SV_GEMM_PANEL;
+    const REAL *in = (const REAL *)w->in + r0 * d, *W_enc = s->W_enc, *b_enc = s->b_enc;
+    const REAL *ds = w->dec_scale;
+    REAL *hv = topk ? (REAL *)w->heap_v + (int64_t)tid * SV_GEMM_ROWS * k : NULL;
+    int32_t *hi = topk ? w->heap_i + (int64_t)tid * SV_GEMM_ROWS * k : NULL;
+    int64_t *hn = topk ? w->heap_n + (int64_t)tid * SV_GEMM_ROWS : NULL;
+    sv_fwd_list *sc = topk ? NULL : &w->scratch[tid];
+    int64_t *cnt = topk ? NULL : w->panel_cnt + (int64_t)tid * SV_GEMM_ROWS * np;
+    sv_fwd_list *out = &w->tiles[r0 / SV_GEMM_ROWS];
+    out->len = 0;
+    if (topk) for (int64_t i = 0; i < rows; i++) hn[i] = 0;
+    else sc->len = 0;
+    for (int64_t p = 0; p < np; p++) {
+        const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, in, (int)d, W_enc + j0,
+             (int)m, 0, hp, SV_GEMM_PANEL);
+        if (!topk) {
+            if (FN(activate_panel)(w, hp, rows, wdt, j0, sc, cnt, np, p)) return -1;
+            continue;
+        }
+        for (int64_t i = 0; i < rows; i++) {
+            REAL *hr = hp + i * SV_GEMM_PANEL;
+            for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j0 + j];
+            if (ds) for (int64_t j = 0; j < wdt; j++) hr[j] *= ds[j0 + j];
+            FN(topk_offer)(hr, wdt, j0, k, hv + i * k, hi + i * k, &hn[i]);
+        }
+    }
+    if (topk) {
+        /* Kept latents in ascending order; positive ones are active. */
+        if (FN(list_reserve)(out, rows * k)) return -1;
+        FN(pair) *tmp = (FN(pair) *)w->pairs + (int64_t)tid * k;
+        for (int64_t i = 0; i < rows; i++) {
+            const int64_t n = hn[i];
+            for (int64_t q = 0; q < n; q++) { tmp[q].j = hi[i * k + q]; tmp[q].v = hv[i * k + q]; }
+            qsort(tmp, (size_t)n, sizeof *tmp, FN(cmp_pair));
+            int64_t c = 0;
+            for (int64_t q = 0; q < n; q++) {
+                REAL v = tmp[q].v;
+                if (v > 0) {
+                    if (ds) v /= ds[tmp[q].j];
+                    if (v != 0) { out->idx[out->len + c] = tmp[q].j; out->val[out->len + c] = v; c++; }
+                }
+            }
+            out->len += c;
+            w->rowcnt[r0 + i] = c;
+        }
+    } else {
+        /* The scratch holds panel after panel, rows within each: gather
+         * each row's pieces, panel order being latent order. */
+        if (FN(list_reserve)(out, sc->len)) return -1;
+        int64_t *start = w->panel_cnt + ((int64_t)w->threads + tid) * SV_GEMM_ROWS * np, off = 0;
+        for (int64_t p = 0; p < np; p++)
+            for (int64_t i = 0; i < rows; i++) { start[i * np + p] = off; off += cnt[i * np + p]; }
+        for (int64_t i = 0; i < rows; i++) {
+            int64_t c = 0;
+            for (int64_t p = 0; p < np; p++) {
+                const int64_t a = start[i * np + p], b = cnt[i * np + p];
+                memcpy(out->idx + out->len + c, sc->idx + a, (size_t)b * sizeof *out->idx);
+                memcpy(out->val + out->len + c, sc->val + a, (size_t)b * sizeof *out->val);
+                c += b;
+            }
+            out->len += c;
+            w->rowcnt[r0 + i] = c;
+        }
+    }
+    return 0;
+}
+
+/* The encoder GEMM tiles alone, without activation: a benchmark limit. */
+static void FN(encode_only)(sv_fwd *w, int64_t n)
+{
+    const sv_sae *s = w->sae;
     const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
-    if (n > 0) {
-        /* The encoder GEMM is cut into fixed tiles of SV_GEMM_ROWS rows x
-         * SV_GEMM_PANEL columns, each a single-threaded call. OpenBLAS output
-         * bits depend on its thread count and on the call's shape, so the
-         * shape is fixed here (rows counted from the unit start, since
-         * blocks are multiples of SV_GEMM_ROWS) and threads only choose who
-         * computes which tile: results do not depend on threads, ranks,
-         * block size or memory budget. */
-        const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
-        const int64_t nr = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
-        const REAL *W_enc = s->W_enc;
-#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (np * nr > 1)
-        for (int64_t t = 0; t < np * nr; t++) {
-            int64_t p = t % np, r0 = (t / np) * SV_GEMM_ROWS;
-            int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
-            int64_t rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, in + r0 * d,
-                 (int)d, W_enc + j0, (int)m, 0, h + r0 * m + j0, (int)m);
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
+    const REAL *W_enc = s->W_enc;
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (nt > 1)
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t r0 = t * SV_GEMM_ROWS, rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
+        REAL *hp = (REAL *)w->hp + (int64_t)omp_get_thread_num() * SV_GEMM_ROWS * SV_GEMM_PANEL;
+        for (int64_t p = 0; p < np; p++) {
+            const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, (const REAL *)w->in + r0 * d,
+                 (int)d, W_enc + j0, (int)m, 0, hp, SV_GEMM_PANEL);
         }
     }
 }
@@ -174,25 +270,26 @@ static void FN(encode)(const sv_sae *s, const REAL *in, REAL *h, int64_t n)
 static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
 {
     const sv_sae *s = w->sae;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
-    REAL *in = w->in, *h = w->h;
+    const int64_t d = s->cfg.d_in;
     const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
-    FN(normalize)(w, x, n);
-    FN(encode)(s, in, h, n);
-    /* Sparse codes: rows are independent, so threads split them freely;
-     * the CSR layout is fixed by the per-row counts alone. */
     const int T = sv_fwd_threads;
-    const int topk = s->cfg.arch == SV_ARCH_TOPK;
-    const int64_t k = s->cfg.k;
-    if (topk) { /* at most k per row: fill fixed slots, then compact */
-#pragma omp parallel for num_threads(T) schedule(static)
-        for (int64_t r = 0; r < n; r++)
-            w->rowcnt[r] = FN(activate_row)(w, h + r * m, w->idx_tmp + r * k, w->val_tmp + r * k,
-                                            w->heap + (int64_t)omp_get_thread_num() * k);
-    } else {
-#pragma omp parallel for num_threads(T) schedule(static)
-        for (int64_t r = 0; r < n; r++) w->rowcnt[r] = FN(activate_row)(w, h + r * m, NULL, NULL, NULL);
+    FN(normalize)(w, x, n);
+    /* The encoder is cut into fixed tiles of SV_GEMM_ROWS rows (counted
+     * from the block start; blocks are multiples of SV_GEMM_ROWS and units
+     * start blocks) x SV_GEMM_PANEL columns, each a single-threaded call:
+     * OpenBLAS output bits depend on its thread count and on the call's
+     * shape, so fixing the shape makes results independent of threads,
+     * ranks, block size and memory budget. Threads take whole row tiles
+     * (a row's top-k needs all its panels); each row's result depends on
+     * that row alone. */
+    const int64_t nt = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
+    int oom = 0;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) reduction(| : oom) if (nt > 1)
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t r0 = t * SV_GEMM_ROWS, rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
+        oom |= FN(tile)(w, r0, rows, omp_get_thread_num()) != 0;
     }
+    if (oom) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
     w->rowptr[0] = 0;
     for (int64_t r = 0; r < n; r++) w->rowptr[r + 1] = w->rowptr[r] + w->rowcnt[r];
     const int64_t nnz = w->rowptr[n];
@@ -205,20 +302,22 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
         if (!w->idx || !w->val) { w->cap = 0; return sv_fail(SV_EINTERNAL, "out of memory in forward pass"); }
         w->cap = cap;
     }
+    /* A tile's rows are consecutive, so its list is one CSR segment. */
+    for (int64_t t = 0; t < nt; t++) {
+        const sv_fwd_list *l = &w->tiles[t];
+        const int64_t at = w->rowptr[t * SV_GEMM_ROWS];
+        memcpy(w->idx + at, l->idx, (size_t)l->len * sizeof *w->idx);
+        memcpy(w->val + at, l->val, (size_t)l->len * sizeof *w->val);
+    }
 #pragma omp parallel for num_threads(T) schedule(static)
     for (int64_t r = 0; r < n; r++) {
         REAL *acc = (REAL *)w->acc + (int64_t)omp_get_thread_num() * d;
-        int32_t *oi = w->idx + w->rowptr[r];
-        double *ov = w->val + w->rowptr[r];
-        if (topk) {
-            memcpy(oi, w->idx_tmp + r * k, (size_t)w->rowcnt[r] * sizeof *oi);
-            memcpy(ov, w->val_tmp + r * k, (size_t)w->rowcnt[r] * sizeof *ov);
-        } else {
-            FN(activate_row)(w, h + r * m, oi, ov, NULL);
-        }
+        const int32_t *oi = w->idx + w->rowptr[r];
+        const double *ov = w->val + w->rowptr[r];
+        const int64_t c = w->rowcnt[r];
         /* Sparse decode: only the active latents' rows, in index order. */
         for (int64_t i = 0; i < d; i++) acc[i] = 0;
-        for (int64_t q = 0; q < w->rowcnt[r]; q++) {
+        for (int64_t q = 0; q < c; q++) {
             const REAL f = (REAL)ov[q];
             const REAL *row = W_dec + (int64_t)oi[q] * d;
             for (int64_t i = 0; i < d; i++) acc[i] += f * row[i];

@@ -9,7 +9,8 @@
 
 #include "saeval/forward.h"
 
-#define SV_GEMM_PANEL 2048
+/* Gram columns per GEMM call. */
+#define SV_GRAM_PANEL 2048
 
 /* Per-thread accumulators: exact merges only (max, int counts, top list). */
 typedef struct {

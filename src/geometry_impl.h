@@ -24,10 +24,10 @@ static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int6
                            int full, sv_gacc *acc, int nthreads, double *row_sum_abs, double *row_sum)
 {
     const int64_t nr = r1 - r0, nc = m - r0;
-    const int64_t np = (nc + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
+    const int64_t np = (nc + SV_GRAM_PANEL - 1) / SV_GRAM_PANEL;
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if (np > 1)
     for (int64_t p = 0; p < np; p++) {
-        int64_t c0 = p * SV_GEMM_PANEL, w = nc - c0 < SV_GEMM_PANEL ? nc - c0 : SV_GEMM_PANEL;
+        int64_t c0 = p * SV_GRAM_PANEL, w = nc - c0 < SV_GRAM_PANEL ? nc - c0 : SV_GRAM_PANEL;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)w, (int)d, 1, U + r0 * d, (int)d,
              U + (r0 + c0) * d, (int)d, 0, C + c0, (int)nc);
     }

@@ -37,9 +37,10 @@ function(sv_e2e_check case tag tol)
                        FIXTURES_REQUIRED "e2e_${case}_gen;e2e_${case}_run_${tag}" TIMEOUT 120)
 endfunction()
 
-# Every architecture x precision; every normalization x precision; exact
-# pre-activations (topk ties, tokens exactly on jumprelu/gate boundaries).
-foreach(spec "arch64;2;1e-9" "arch32;2;1e-5" "norm64;3;1e-9" "norm32;3;1e-5" "exact64;2;1e-9" "exact32;3;1e-5")
+# Every architecture x precision (also with d_sae over several encoder
+# panels); every normalization x precision; exact pre-activations (topk
+# ties, tokens exactly on jumprelu/gate boundaries).
+foreach(spec "arch64;2;1e-9" "arch32;2;1e-5" "wide64;2;1e-9" "wide32;3;1e-5" "norm64;3;1e-9" "norm32;3;1e-5" "exact64;2;1e-9" "exact32;3;1e-5")
   list(GET spec 0 case)
   list(GET spec 1 np)
   list(GET spec 2 tol)

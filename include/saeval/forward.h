@@ -1,6 +1,9 @@
 /* SAE forward pass over a block of tokens: normalize, dense GEMM encode,
  * activation function, sparse decode (only active latents' decoder rows),
- * de-normalize. Runs in the SAE's working precision (float or double). */
+ * de-normalize. Runs in the SAE's working precision (float or double).
+ * The encoder runs tile by tile and each tile's pre-activations go through
+ * the activation function (top-k kept across a row's panels) while still
+ * in cache: memory is O(threads x tile), not O(rows x d_sae). */
 #ifndef SAEVAL_FORWARD_H
 #define SAEVAL_FORWARD_H
 #include <stdint.h>
@@ -8,20 +11,38 @@
 #include "saeval/error.h"
 #include "saeval/sae.h"
 
-/* Rows per encoder GEMM call; blocks (max_rows) are multiples of it. */
+/* Encoder GEMM tile: rows x columns of W_enc per call. Part of the
+ * numerical definition of saeval (OpenBLAS rounding depends on a call's
+ * shape), so changing either may change float rounding. Blocks (max_rows)
+ * are multiples of SV_GEMM_ROWS. */
 #define SV_GEMM_ROWS 256
+#define SV_GEMM_PANEL 2048
+
+/* Active latents of one row tile, rows in order (each row's latents
+ * ascending): a growable list per tile. */
+typedef struct {
+    int32_t *idx;
+    double *val;
+    int64_t len, cap;
+} sv_fwd_list;
 
 typedef struct {
     const sv_sae *sae;
     int64_t max_rows;
     void *in;        /* [max_rows][d_in] working-precision encoder input */
-    void *h;         /* [max_rows][d_sae] pre-activations */
+    void *hp;        /* [threads][SV_GEMM_ROWS][SV_GEMM_PANEL] pre-activations of one GEMM tile:
+                      * a full [rows][d_sae] block is never held */
     void *acc;       /* [threads][d_in] decode accumulators */
     void *exp_r_mag; /* gated: exp(r_mag) */
     void *dec_scale; /* topk with rescale: ||W_dec[j]|| in working precision */
     double *mu, *outscale, *inscale; /* per-row normalization */
-    int32_t *heap;   /* topk selection scratch [threads][k] */
-    int32_t *idx_tmp; double *val_tmp; /* topk: [max_rows][k] before compaction */
+    void *heap_v;    /* topk: [threads][SV_GEMM_ROWS][k] kept values ... */
+    int32_t *heap_i; /* ... and their latents; heap_n: [threads][SV_GEMM_ROWS] sizes */
+    int64_t *heap_n;
+    void *pairs;     /* topk: [threads][k] (latent, value) for the final sort */
+    sv_fwd_list *scratch; /* [threads] non-topk: a tile's entries, panel by panel */
+    int64_t *panel_cnt;   /* [2][threads][SV_GEMM_ROWS][panels] entries per row and panel, then their offsets */
+    sv_fwd_list *tiles;   /* [max_rows / SV_GEMM_ROWS] */
     int64_t *rowcnt; /* [max_rows] active latents per row */
     /* Outputs of the last sv_fwd_run: */
     double *xhat;    /* [max_rows][d_in] final reconstruction (original space) */
@@ -37,7 +58,8 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows);
 sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n);
 void sv_fwd_free(sv_fwd *w);
 /* The encoder GEMMs alone, for n rows in blocks of `block` rows, with the
- * same tiles and threads as sv_fwd_run: the benchmark's limit. Seconds. */
+ * same tiles and threads as sv_fwd_run (and no activation): one of the
+ * benchmark's limits. Seconds. */
 double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block);
 /* Threads per rank for the encoder GEMM. Never changes results. */
 void sv_fwd_set_threads(int n);
