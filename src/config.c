@@ -1,6 +1,7 @@
 /* Run configuration reader. Every key is checked: a typo in a sweep config
  * should stop the job before it burns a node, not be silently ignored. */
 #include "saeval/config.h"
+#include "saeval/forward.h" /* SV_GEMM_ROWS */
 
 #include <cjson/cJSON.h>
 #include <glob.h>
@@ -268,7 +269,8 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0) { rc = sv_fail(SV_EINPUT, "%s: model_params: must be a positive number (parameters of the language model)", cp); goto done; }
             c->model_params = kv->valuedouble;
         } else if (strcmp(k, "block_tokens") == 0) {
-            if (!is_int(kv) || kv->valuedouble < 256 || kv->valuedouble > 1048576 || fmod(kv->valuedouble, 256) != 0) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a multiple of 256 from 256 to 1048576", cp); goto done; }
+            /* Whole encoder tiles, so that blocks never change results. */
+            if (!is_int(kv) || kv->valuedouble < SV_GEMM_ROWS || kv->valuedouble > 1048576 || fmod(kv->valuedouble, SV_GEMM_ROWS) != 0) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a multiple of %d from %d to 1048576", cp, SV_GEMM_ROWS, SV_GEMM_ROWS); goto done; }
             c->block_tokens = (int64_t)kv->valuedouble;
         } else {
             rc = sv_fail(SV_EINPUT, "%s: unknown key \"%s\"", cp, k);

@@ -62,9 +62,11 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     w->max_rows = max_rows;
     const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = max_rows / SV_GEMM_ROWS;
+    const int64_t G = sv_fwd_threads < np ? sv_fwd_threads : np, tasks = nt * G;
     const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
     const int T = sv_fwd_threads;
     w->threads = T;
+    w->groups = G;
     w->in = sv_malloc((size_t)(max_rows * d) * rs);
     w->hp = sv_malloc((size_t)T * SV_GEMM_ROWS * SV_GEMM_PANEL * rs);
     w->acc = sv_malloc((size_t)(T * d) * rs);
@@ -82,15 +84,16 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
         !w->xhat || !w->rowptr || !w->idx || !w->val)
         return SV_EINTERNAL;
     if (s->cfg.arch == SV_ARCH_TOPK) {
-        w->heap_v = sv_malloc((size_t)(T * SV_GEMM_ROWS * k) * rs);
-        w->heap_i = sv_malloc((size_t)(T * SV_GEMM_ROWS * k) * sizeof(int32_t));
-        w->heap_n = sv_malloc((size_t)(T * SV_GEMM_ROWS) * sizeof(int64_t));
-        w->pairs = sv_malloc((size_t)(T * k) * 2 * rs); /* {int32, REAL}: at most 2 REALs wide */
+        w->heap_v = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * k) * rs);
+        w->heap_i = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * k) * sizeof(int32_t));
+        w->heap_n = sv_malloc((size_t)(tasks * SV_GEMM_ROWS) * sizeof(int64_t));
+        w->pairs = sv_malloc((size_t)(T * G * k) * 2 * rs); /* {int32, REAL}: at most 2 REALs wide */
         if (!w->heap_v || !w->heap_i || !w->heap_n || !w->pairs) return SV_EINTERNAL;
     } else {
-        w->scratch = sv_calloc((size_t)T, sizeof *w->scratch);
-        w->panel_cnt = sv_malloc((size_t)(2 * T * SV_GEMM_ROWS * np) * sizeof(int64_t));
-        if (!w->scratch || !w->panel_cnt) return SV_EINTERNAL;
+        w->lists = sv_calloc((size_t)tasks, sizeof *w->lists);
+        w->panel_cnt = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * np) * sizeof(int64_t));
+        w->run = sv_malloc((size_t)(T * np) * sizeof(int64_t));
+        if (!w->lists || !w->panel_cnt || !w->run) return SV_EINTERNAL;
     }
     if (s->cfg.arch == SV_ARCH_GATED) {
         w->exp_r_mag = sv_malloc((size_t)m * rs);
@@ -142,8 +145,8 @@ void sv_fwd_free(sv_fwd *w)
 {
     const int64_t nt = w->max_rows / SV_GEMM_ROWS;
     for (int64_t t = 0; w->tiles && t < nt; t++) { free(w->tiles[t].idx); free(w->tiles[t].val); }
-    for (int t = 0; w->scratch && t < w->threads; t++) { free(w->scratch[t].idx); free(w->scratch[t].val); }
-    free(w->tiles); free(w->scratch); free(w->panel_cnt);
+    for (int64_t t = 0; w->lists && t < nt * w->groups; t++) { free(w->lists[t].idx); free(w->lists[t].val); }
+    free(w->tiles); free(w->lists); free(w->panel_cnt); free(w->run);
     free(w->in); free(w->hp); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
     free(w->mu); free(w->inscale); free(w->outscale);
     free(w->heap_v); free(w->heap_i); free(w->heap_n); free(w->pairs);

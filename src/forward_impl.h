@@ -103,10 +103,18 @@ static void FN(topk_offer)(const REAL *hr, int64_t wdt, int64_t j0, int64_t k, R
 
 typedef struct { int32_t j; REAL v; } FN(pair);
 
-static int FN(cmp_pair)(const void *a, const void *b)
+static int FN(by_latent)(const void *a, const void *b)
 {
     int32_t x = ((const FN(pair) *)a)->j, y = ((const FN(pair) *)b)->j;
     return (x > y) - (x < y);
+}
+
+/* "better" first: a total order on distinct latents, so the first k are
+ * the row's top k whichever panels the candidates came from. */
+static int FN(by_rank)(const void *a, const void *b)
+{
+    const FN(pair) *x = a, *y = b;
+    return FN(better)(x->v, x->j, y->v, y->j) ? -1 : FN(better)(y->v, y->j, x->v, x->j) ? 1 : 0;
 }
 
 static int FN(list_reserve)(sv_fwd_list *l, int64_t extra)
@@ -124,7 +132,7 @@ static int FN(list_reserve)(sv_fwd_list *l, int64_t extra)
 }
 
 /* Panel of pre-activations (rows x wdt, latents j0..) through a non-topk
- * activation: entries appended to the thread's scratch, counted per row. */
+ * activation: entries appended to the task's list, counted per row. */
 static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int64_t rows, int64_t wdt, int64_t j0,
                               sv_fwd_list *sc, int64_t *cnt, int64_t np, int64_t p)
 {
@@ -171,28 +179,27 @@ static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int64_t rows, int
     return 0;
 }
 
-/* One row tile: GEMM panel by panel into the thread's buffer, each panel
- * through the activation at once; the tile's sparse codes end in its list
- * in row order. Returns -1 when out of memory. */
-static int FN(tile)(sv_fwd *w, int64_t r0, int64_t rows, int tid)
+/* Panels [p0, p1) of row tile t are task (t, g): GEMM panel by panel into
+ * the thread's buffer, each panel through the activation at once, into
+ * the task's own state (top-k heaps, or entry list + counts). */
+static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
 {
     const sv_sae *s = w->sae;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k;
-    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k, G = w->groups;
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, p0 = g * np / G, p1 = (g + 1) * np / G;
+    const int64_t tg = t * G + g;
     const int topk = s->cfg.arch == SV_ARCH_TOPK;
     REAL *hp = (REAL *)w->hp + (int64_t)tid * SV_GEMM_ROWS * SV_GEMM_PANEL;
-    const REAL *in = (const REAL *)w->in + r0 * d, *W_enc = s->W_enc, *b_enc = s->b_enc;
+    const REAL *in = (const REAL *)w->in + t * SV_GEMM_ROWS * d, *W_enc = s->W_enc, *b_enc = s->b_enc;
     const REAL *ds = w->dec_scale;
-    REAL *hv = topk ? (REAL *)w->heap_v + (int64_t)tid * SV_GEMM_ROWS * k : NULL;
-    int32_t *hi = topk ? w->heap_i + (int64_t)tid * SV_GEMM_ROWS * k : NULL;
-    int64_t *hn = topk ? w->heap_n + (int64_t)tid * SV_GEMM_ROWS : NULL;
-    sv_fwd_list *sc = topk ? NULL : &w->scratch[tid];
-    int64_t *cnt = topk ? NULL : w->panel_cnt + (int64_t)tid * SV_GEMM_ROWS * np;
-    sv_fwd_list *out = &w->tiles[r0 / SV_GEMM_ROWS];
-    out->len = 0;
+    REAL *hv = topk ? (REAL *)w->heap_v + tg * SV_GEMM_ROWS * k : NULL;
+    int32_t *hi = topk ? w->heap_i + tg * SV_GEMM_ROWS * k : NULL;
+    int64_t *hn = topk ? w->heap_n + tg * SV_GEMM_ROWS : NULL;
+    sv_fwd_list *sc = topk ? NULL : &w->lists[tg];
+    int64_t *cnt = topk ? NULL : w->panel_cnt + tg * SV_GEMM_ROWS * np;
     if (topk) for (int64_t i = 0; i < rows; i++) hn[i] = 0;
     else sc->len = 0;
-    for (int64_t p = 0; p < np; p++) {
+    for (int64_t p = p0; p < p1; p++) {
         const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
         GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, in, (int)d, W_enc + j0,
              (int)m, 0, hp, SV_GEMM_PANEL);
@@ -207,59 +214,95 @@ static int FN(tile)(sv_fwd *w, int64_t r0, int64_t rows, int tid)
             FN(topk_offer)(hr, wdt, j0, k, hv + i * k, hi + i * k, &hn[i]);
         }
     }
-    if (topk) {
-        /* Kept latents in ascending order; positive ones are active. */
+    return 0;
+}
+
+/* Row tile t's sparse codes, rows in order, into its list: top-k merged
+ * over the tasks' heaps, or each row's pieces gathered task by task and
+ * panel by panel (that order is latent order). */
+static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
+{
+    const sv_sae *s = w->sae;
+    const int64_t m = s->cfg.d_sae, k = s->cfg.k, G = w->groups;
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
+    const REAL *ds = w->dec_scale;
+    sv_fwd_list *out = &w->tiles[t];
+    out->len = 0;
+    if (s->cfg.arch == SV_ARCH_TOPK) {
         if (FN(list_reserve)(out, rows * k)) return -1;
-        FN(pair) *tmp = (FN(pair) *)w->pairs + (int64_t)tid * k;
+        FN(pair) *c = (FN(pair) *)w->pairs + (int64_t)tid * G * k;
         for (int64_t i = 0; i < rows; i++) {
-            const int64_t n = hn[i];
-            for (int64_t q = 0; q < n; q++) { tmp[q].j = hi[i * k + q]; tmp[q].v = hv[i * k + q]; }
-            qsort(tmp, (size_t)n, sizeof *tmp, FN(cmp_pair));
-            int64_t c = 0;
+            int64_t n = 0;
+            for (int64_t g = 0; g < G; g++) {
+                const int64_t tg = t * G + g, hn = w->heap_n[tg * SV_GEMM_ROWS + i];
+                const REAL *hv = (const REAL *)w->heap_v + (tg * SV_GEMM_ROWS + i) * k;
+                const int32_t *hi = w->heap_i + (tg * SV_GEMM_ROWS + i) * k;
+                for (int64_t q = 0; q < hn; q++, n++) { c[n].j = hi[q]; c[n].v = hv[q]; }
+            }
+            if (G > 1 && n > k) {
+                qsort(c, (size_t)n, sizeof *c, FN(by_rank));
+                n = k;
+            }
+            qsort(c, (size_t)n, sizeof *c, FN(by_latent));
+            /* Kept latents in ascending order; positive ones are active. */
+            int64_t a = 0;
             for (int64_t q = 0; q < n; q++) {
-                REAL v = tmp[q].v;
+                REAL v = c[q].v;
                 if (v > 0) {
-                    if (ds) v /= ds[tmp[q].j];
-                    if (v != 0) { out->idx[out->len + c] = tmp[q].j; out->val[out->len + c] = v; c++; }
+                    if (ds) v /= ds[c[q].j];
+                    if (v != 0) { out->idx[out->len + a] = c[q].j; out->val[out->len + a] = v; a++; }
                 }
             }
-            out->len += c;
-            w->rowcnt[r0 + i] = c;
+            out->len += a;
+            w->rowcnt[t * SV_GEMM_ROWS + i] = a;
         }
-    } else {
-        /* The scratch holds panel after panel, rows within each: gather
-         * each row's pieces, panel order being latent order. */
-        if (FN(list_reserve)(out, sc->len)) return -1;
-        int64_t *start = w->panel_cnt + ((int64_t)w->threads + tid) * SV_GEMM_ROWS * np, off = 0;
-        for (int64_t p = 0; p < np; p++)
-            for (int64_t i = 0; i < rows; i++) { start[i * np + p] = off; off += cnt[i * np + p]; }
-        for (int64_t i = 0; i < rows; i++) {
-            int64_t c = 0;
-            for (int64_t p = 0; p < np; p++) {
-                const int64_t a = start[i * np + p], b = cnt[i * np + p];
-                memcpy(out->idx + out->len + c, sc->idx + a, (size_t)b * sizeof *out->idx);
-                memcpy(out->val + out->len + c, sc->val + a, (size_t)b * sizeof *out->val);
-                c += b;
+        return 0;
+    }
+    int64_t total = 0;
+    for (int64_t g = 0; g < G; g++) total += w->lists[t * G + g].len;
+    if (FN(list_reserve)(out, total)) return -1;
+    int64_t *run = w->run + (int64_t)tid * np; /* next unread entry per panel */
+    for (int64_t g = 0; g < G; g++) {
+        const int64_t tg = t * G + g, *cnt = w->panel_cnt + tg * SV_GEMM_ROWS * np;
+        int64_t off = 0;
+        for (int64_t p = g * np / G; p < (g + 1) * np / G; p++) {
+            run[p] = off;
+            for (int64_t i = 0; i < rows; i++) off += cnt[i * np + p];
+        }
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t a = 0;
+        for (int64_t g = 0; g < G; g++) {
+            const int64_t tg = t * G + g, *cnt = w->panel_cnt + tg * SV_GEMM_ROWS * np;
+            const sv_fwd_list *sc = &w->lists[tg];
+            for (int64_t p = g * np / G; p < (g + 1) * np / G; p++) {
+                const int64_t b = cnt[i * np + p];
+                memcpy(out->idx + out->len + a, sc->idx + run[p], (size_t)b * sizeof *out->idx);
+                memcpy(out->val + out->len + a, sc->val + run[p], (size_t)b * sizeof *out->val);
+                run[p] += b;
+                a += b;
             }
-            out->len += c;
-            w->rowcnt[r0 + i] = c;
         }
+        out->len += a;
+        w->rowcnt[t * SV_GEMM_ROWS + i] = a;
     }
     return 0;
 }
 
-/* The encoder GEMM tiles alone, without activation: a benchmark limit. */
+/* The encoder GEMM tiles alone, without activation, split over threads as
+ * in FN(run): a benchmark limit. */
 static void FN(encode_only)(sv_fwd *w, int64_t n)
 {
     const sv_sae *s = w->sae;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, G = w->groups;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
     const REAL *W_enc = s->W_enc;
-#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (nt > 1)
-    for (int64_t t = 0; t < nt; t++) {
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (nt * G > 1)
+    for (int64_t task = 0; task < nt * G; task++) {
+        const int64_t t = task / G, g = task % G;
         const int64_t r0 = t * SV_GEMM_ROWS, rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
         REAL *hp = (REAL *)w->hp + (int64_t)omp_get_thread_num() * SV_GEMM_ROWS * SV_GEMM_PANEL;
-        for (int64_t p = 0; p < np; p++) {
+        for (int64_t p = g * np / G; p < (g + 1) * np / G; p++) {
             const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, (const REAL *)w->in + r0 * d,
                  (int)d, W_enc + j0, (int)m, 0, hp, SV_GEMM_PANEL);
@@ -270,7 +313,7 @@ static void FN(encode_only)(sv_fwd *w, int64_t n)
 static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
 {
     const sv_sae *s = w->sae;
-    const int64_t d = s->cfg.d_in;
+    const int64_t d = s->cfg.d_in, G = w->groups;
     const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
     const int T = sv_fwd_threads;
     FN(normalize)(w, x, n);
@@ -279,15 +322,20 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
      * start blocks) x SV_GEMM_PANEL columns, each a single-threaded call:
      * OpenBLAS output bits depend on its thread count and on the call's
      * shape, so fixing the shape makes results independent of threads,
-     * ranks, block size and memory budget. Threads take whole row tiles
-     * (a row's top-k needs all its panels); each row's result depends on
-     * that row alone. */
+     * ranks, block size and memory budget. Threads take (row tile, range
+     * of panels) tasks; a row's top-k is the same set however its panels
+     * were split, and its other codes are gathered in panel order. */
     const int64_t nt = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
     int oom = 0;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) reduction(| : oom) if (nt * G > 1)
+    for (int64_t task = 0; task < nt * G; task++) {
+        const int64_t t = task / G, rows = n - t * SV_GEMM_ROWS < SV_GEMM_ROWS ? n - t * SV_GEMM_ROWS : SV_GEMM_ROWS;
+        oom |= FN(task)(w, t, task % G, rows, omp_get_thread_num()) != 0;
+    }
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) reduction(| : oom) if (nt > 1)
     for (int64_t t = 0; t < nt; t++) {
-        const int64_t r0 = t * SV_GEMM_ROWS, rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
-        oom |= FN(tile)(w, r0, rows, omp_get_thread_num()) != 0;
+        const int64_t rows = n - t * SV_GEMM_ROWS < SV_GEMM_ROWS ? n - t * SV_GEMM_ROWS : SV_GEMM_ROWS;
+        oom |= FN(gather)(w, t, rows, omp_get_thread_num()) != 0;
     }
     if (oom) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
     w->rowptr[0] = 0;

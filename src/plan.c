@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "saeval/forward.h"
 #include "saeval/output.h"
 #include "saeval/run.h"
 
@@ -74,8 +75,17 @@ uint64_t sv_result_hash(const char *path)
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
 {
     const uint64_t rs = precision == 64 ? 8 : 4, d = (uint64_t)c->d_in, m = (uint64_t)c->d_sae;
+    const uint64_t T = (uint64_t)sv_fwd_get_threads(), rows = (uint64_t)block;
+    const uint64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, G = T < np ? T : np;
+    const uint64_t tasks = (rows / SV_GEMM_ROWS) * G;
     uint64_t weights = rs * (2 * d * m + 6 * m + d);
-    uint64_t work = rs * (uint64_t)block * (m + d) + 8 * (uint64_t)block * (2 * d + 4) + 12 * (uint64_t)block * 16;
+    /* Per-thread pre-activation tiles, never a whole [rows][d_sae] block. */
+    uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
+    work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
+    if (c->arch == SV_ARCH_TOPK)
+        work += tasks * SV_GEMM_ROWS * (uint64_t)c->k * (rs + 4) + 2 * 12 * rows * (uint64_t)c->k; /* heaps, codes */
+    else
+        work += tasks * SV_GEMM_ROWS * np * 8 + 2 * 12 * rows * 64; /* counts; codes at L0 64 (they grow as needed) */
     uint64_t acc = 8 * (5 * m + 3) + 3 * 8 * m; /* counters, stamps, derived norms */
     return weights + work + acc;
 }

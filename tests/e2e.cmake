@@ -70,6 +70,15 @@ foreach(tag np2 np3 np4 t2)
                        FIXTURES_REQUIRED "e2e_ranks_run_${ref};e2e_ranks_run_${tag}" TIMEOUT 60)
 endforeach()
 
+# Threads split a row's encoder panels between them when d_sae spans
+# several panels: results must not depend on it.
+sv_e2e_run(wide32 t1 1 SAEVAL_THREADS=1)
+sv_e2e_run(wide32 t2 1 SAEVAL_THREADS=2)
+add_test(NAME e2e_wide32_identical_t2_vs_t1
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/wide32/out_t1 ${SV_E2E_DIR}/wide32/out_t2)
+set_tests_properties(e2e_wide32_identical_t2_vs_t1 PROPERTIES
+                     FIXTURES_REQUIRED "e2e_wide32_run_t1;e2e_wide32_run_t2" TIMEOUT 60)
+
 # Bad inputs: exit code 2, a message naming the file/field, no result file.
 foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key)
   add_test(NAME e2e_${err}

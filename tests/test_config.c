@@ -89,7 +89,7 @@ int main(void)
     bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a\", \"path\": \"x\", \"shift\": \"huge\"}]}", "shift");
     bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a/b\", \"path\": \"x\"}]}", "may not contain");
     const char *keys[][2] = {{"\"precision\": \"float16\"", "precision"}, {"\"legacy_batch_sequences\": 0", "legacy_batch_sequences"},
-                             {"\"block_tokens\": 1000", "multiple of 256"}, {"\"exclude_token_ids\": [1.5]", "exclude_token_ids"},
+                             {"\"block_tokens\": 1000", "multiple of 1024"}, {"\"exclude_token_ids\": [1.5]", "exclude_token_ids"},
                              {"\"nonfinite\": \"ignore\"", "nonfinite"}, {"\"geometry\": 1", "geometry"},
                              {"\"memory_budget_mb\": 0", "memory_budget_mb"}, {"\"model_params\": -3", "model_params"},
                              {"\"legacy_batch_sequences\": 3e9", "legacy_batch_sequences"},

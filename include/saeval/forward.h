@@ -15,7 +15,7 @@
  * numerical definition of saeval (OpenBLAS rounding depends on a call's
  * shape), so changing either may change float rounding. Blocks (max_rows)
  * are multiples of SV_GEMM_ROWS. */
-#define SV_GEMM_ROWS 256
+#define SV_GEMM_ROWS 1024
 #define SV_GEMM_PANEL 2048
 
 /* Active latents of one row tile, rows in order (each row's latents
@@ -36,12 +36,15 @@ typedef struct {
     void *exp_r_mag; /* gated: exp(r_mag) */
     void *dec_scale; /* topk with rescale: ||W_dec[j]|| in working precision */
     double *mu, *outscale, *inscale; /* per-row normalization */
-    void *heap_v;    /* topk: [threads][SV_GEMM_ROWS][k] kept values ... */
-    int32_t *heap_i; /* ... and their latents; heap_n: [threads][SV_GEMM_ROWS] sizes */
+    int64_t groups;  /* panel ranges per row tile: min(threads, panels) */
+    /* Per task (row tile t, panel range g), index t * groups + g: */
+    void *heap_v;    /* topk: [tasks][SV_GEMM_ROWS][k] kept values ... */
+    int32_t *heap_i; /* ... and their latents; heap_n: [tasks][SV_GEMM_ROWS] sizes */
     int64_t *heap_n;
-    void *pairs;     /* topk: [threads][k] (latent, value) for the final sort */
-    sv_fwd_list *scratch; /* [threads] non-topk: a tile's entries, panel by panel */
-    int64_t *panel_cnt;   /* [2][threads][SV_GEMM_ROWS][panels] entries per row and panel, then their offsets */
+    sv_fwd_list *lists;   /* non-topk: [tasks] entries, panel by panel, rows within */
+    int64_t *panel_cnt;   /* non-topk: [tasks][SV_GEMM_ROWS][panels] entries per row and panel */
+    void *pairs;     /* topk: [threads][groups * k] (latent, value) candidates */
+    int64_t *run;    /* non-topk: [threads][panels] gather cursors */
     sv_fwd_list *tiles;   /* [max_rows / SV_GEMM_ROWS] */
     int64_t *rowcnt; /* [max_rows] active latents per row */
     /* Outputs of the last sv_fwd_run: */

@@ -34,8 +34,8 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
                     int force, MPI_Comm comm);
 void sv_plan_free(sv_plan *pl);
 
-/* Bytes an SAE needs while it is evaluated with blocks of `block` rows:
- * weights, encoder workspace, accumulators. */
+/* Bytes an SAE needs while it is evaluated with blocks of `block` rows at
+ * the current thread count: weights, encoder workspace, accumulators. */
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
 
 /* Hex form of a hash (17 bytes with the NUL). */
