@@ -10,6 +10,14 @@
 #include <string.h>
 
 static int sv_fwd_threads = 1;
+/* Hot element-wise loops get an AVX2 clone chosen at load time (the
+ * default build targets baseline x86-64). -ffp-contract=off keeps FMA out,
+ * so every clone computes the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SV_MULTIARCH __attribute__((target_clones("avx2", "default")))
+#else
+#define SV_MULTIARCH
+#endif
 
 void sv_fwd_set_threads(int n)
 {

@@ -289,6 +289,26 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
     return 0;
 }
 
+/* Sparse decode of one row: only the active latents' rows of W_dec, in
+ * index order, then b_dec and the normalization undone. The rows stream
+ * from memory at random places; the loop is bound by load bandwidth, and
+ * AVX2 clones of it (SV_MULTIARCH) run ~1.3x faster than SSE2. Element-wise
+ * float operations give the same bits at any vector width. */
+SV_MULTIARCH static void FN(decode_row)(REAL *acc, const REAL *W_dec, const REAL *b_dec, int64_t d, const int32_t *oi,
+                                        const double *ov, int64_t c, double *xr, int norm, double mu, double o)
+{
+    for (int64_t i = 0; i < d; i++) acc[i] = 0;
+    for (int64_t q = 0; q < c; q++) {
+        const REAL f = (REAL)ov[q];
+        const REAL *row = W_dec + (int64_t)oi[q] * d;
+        for (int64_t i = 0; i < d; i++) acc[i] += f * row[i];
+    }
+    if (!norm)
+        for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]);
+    else
+        for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]) * o + mu;
+}
+
 /* The encoder GEMM tiles alone, without activation, split over threads as
  * in FN(run): a benchmark limit. */
 static void FN(encode_only)(sv_fwd *w, int64_t n)
@@ -357,25 +377,10 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
         memcpy(w->idx + at, l->idx, (size_t)l->len * sizeof *w->idx);
         memcpy(w->val + at, l->val, (size_t)l->len * sizeof *w->val);
     }
+    const int norm = s->cfg.normalize != SV_NORM_NONE;
 #pragma omp parallel for num_threads(T) schedule(static)
-    for (int64_t r = 0; r < n; r++) {
-        REAL *acc = (REAL *)w->acc + (int64_t)omp_get_thread_num() * d;
-        const int32_t *oi = w->idx + w->rowptr[r];
-        const double *ov = w->val + w->rowptr[r];
-        const int64_t c = w->rowcnt[r];
-        /* Sparse decode: only the active latents' rows, in index order. */
-        for (int64_t i = 0; i < d; i++) acc[i] = 0;
-        for (int64_t q = 0; q < c; q++) {
-            const REAL f = (REAL)ov[q];
-            const REAL *row = W_dec + (int64_t)oi[q] * d;
-            for (int64_t i = 0; i < d; i++) acc[i] += f * row[i];
-        }
-        double *xr = w->xhat + r * d;
-        const double mu = w->mu[r], o = w->outscale[r];
-        if (s->cfg.normalize == SV_NORM_NONE)
-            for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]);
-        else
-            for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]) * o + mu;
-    }
+    for (int64_t r = 0; r < n; r++)
+        FN(decode_row)((REAL *)w->acc + (int64_t)omp_get_thread_num() * d, W_dec, b_dec, d, w->idx + w->rowptr[r],
+                       w->val + w->rowptr[r], w->rowcnt[r], w->xhat + r * d, norm, w->mu[r], w->outscale[r]);
     return SV_OK;
 }
