@@ -2,6 +2,7 @@
  * should stop the job before it burns a node, not be silently ignored. */
 #include "saeval/config.h"
 #include "saeval/forward.h" /* SV_GEMM_ROWS */
+#include "saeval/output.h" /* sv_json_parse_exact */
 
 #include <cjson/cJSON.h>
 #include <glob.h>
@@ -215,15 +216,7 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     sv_rc rc = SV_OK;
     const char *out = NULL;
     const cJSON *saes = NULL, *datasets = NULL;
-    /* Exactly n bytes are read (text need not be NUL-terminated);
-     * anything but whitespace after the top-level value is refused. */
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
-    for (const char *q = end; root && q < text + n; q++)
-        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
-            cJSON_Delete(root);
-            root = NULL;
-        }
+    cJSON *root = sv_json_parse_exact(text, n);
     if (!root) { rc = sv_fail(SV_EINPUT, "%s: not valid JSON", cp); goto done; }
     if (!cJSON_IsObject(root)) { rc = sv_fail(SV_EINPUT, "%s: top level must be a JSON object", cp); goto done; }
 

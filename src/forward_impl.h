@@ -70,12 +70,15 @@ static void FN(sift_down)(REAL *hv, int32_t *hi, int64_t n, int64_t i)
     }
 }
 
-/* Offer latents j0.. of one row's panel (hr: values already biased and
- * scaled) to the row's top-k heap. Latents arrive in ascending order, so a
+/* Offer latents j0.. of one row's panel (hr: x'W_enc, biased and scaled
+ * here in place) to the row's top-k heap. Latents arrive in ascending order, so a
  * newcomer beats the root exactly when its value is larger: most of a row
  * is skipped by a branch-free scan of 16 values against the root. */
-static void FN(topk_offer)(const REAL *hr, int64_t wdt, int64_t j0, int64_t k, REAL *hv, int32_t *hi, int64_t *hn)
+SV_MULTIARCH static void FN(topk_offer)(REAL *hr, const REAL *b_enc, const REAL *ds, int64_t wdt, int64_t j0, int64_t k,
+                                        REAL *hv, int32_t *hi, int64_t *hn)
 {
+    for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j];
+    if (ds) for (int64_t j = 0; j < wdt; j++) hr[j] *= ds[j];
     int64_t n = *hn, jj = 0;
     for (; jj < wdt && n < k; jj++) {
         hv[n] = hr[jj];
@@ -133,8 +136,8 @@ static int FN(list_reserve)(sv_fwd_list *l, int64_t extra)
 
 /* Panel of pre-activations (rows x wdt, latents j0..) through a non-topk
  * activation: entries appended to the task's list, counted per row. */
-static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int64_t rows, int64_t wdt, int64_t j0,
-                              sv_fwd_list *sc, int64_t *cnt, int64_t np, int64_t p)
+SV_MULTIARCH static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int64_t rows, int64_t wdt, int64_t j0,
+                                           sv_fwd_list *sc, int64_t *cnt, int64_t np, int64_t p)
 {
     const sv_sae *s = w->sae;
     /* Only the current architecture's vectors exist (the others are NULL). */
@@ -208,10 +211,7 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
             continue;
         }
         for (int64_t i = 0; i < rows; i++) {
-            REAL *hr = hp + i * SV_GEMM_PANEL;
-            for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j0 + j];
-            if (ds) for (int64_t j = 0; j < wdt; j++) hr[j] *= ds[j0 + j];
-            FN(topk_offer)(hr, wdt, j0, k, hv + i * k, hi + i * k, &hn[i]);
+            FN(topk_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, ds ? ds + j0 : NULL, wdt, j0, k, hv + i * k, hi + i * k, &hn[i]);
         }
     }
     return 0;

@@ -2,6 +2,7 @@
 #include "saeval/output.h"
 #include "saeval/health.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -383,4 +384,23 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_end(w);
     sv_jw_end(w);
     return w->oom ? sv_fail(SV_EINTERNAL, "out of memory writing results") : SV_OK;
+}
+
+cJSON *sv_json_parse_exact(const char *text, size_t n)
+{
+    if (!text || n == 0) return NULL;
+    /* A terminated copy, so that no parser path can run past the end. */
+    char *buf = sv_malloc(n + 1);
+    if (!buf) return NULL;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
+    for (const char *p = end; root && p < buf + n; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    free(buf);
+    return root;
 }

@@ -1,6 +1,7 @@
 /* SAELens SAEs: cfg.json parsing, weight loading and derived per-latent norms. */
 #include "saeval/sae.h"
 #include "saeval/config.h" /* sv_path_join */
+#include "saeval/output.h" /* sv_json_parse_exact */
 #include "saeval/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -54,26 +55,6 @@ static sv_rc get_dim(const cJSON *root, const char *key, int64_t *out, const cha
     return SV_OK;
 }
 
-/* Parse exactly n bytes; json need not be NUL-terminated, so parse a
- * terminated copy. Trailing non-space is an error. */
-static cJSON *parse_json(const char *json, size_t n)
-{
-    if (!json || n == 0) return NULL;
-    char *buf = sv_malloc(n + 1);
-    if (!buf) return NULL;
-    memcpy(buf, json, n);
-    buf[n] = '\0';
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
-    for (const char *p = end; root && p < buf + n; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(root);
-            root = NULL;
-        }
-    free(buf);
-    return root;
-}
-
 static int is_topk_str(const cJSON *j)
 {
     return cJSON_IsString(j) && strcmp(j->valuestring, "topk") == 0;
@@ -86,7 +67,7 @@ sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *pa
     strcpy(c->dtype, "float32");
     if (!path) path = "cfg.json";
 
-    cJSON *root = parse_json(json, n);
+    cJSON *root = sv_json_parse_exact(json, n);
     if (!root) return sv_fail(SV_EINPUT, "%s: not valid JSON", path);
     sv_rc rc = SV_OK;
     if (!cJSON_IsObject(root)) { rc = sv_fail(SV_EINPUT, "%s: not a JSON object", path); goto out; }
@@ -225,7 +206,7 @@ static sv_rc read_scaler(const char *dir, double *s)
     size_t len = 0;
     sv_rc rc = sv_read_file(path, &txt, &len);
     if (rc != SV_OK) goto out;
-    cJSON *root = parse_json(txt, len);
+    cJSON *root = sv_json_parse_exact(txt, len);
     if (!root) { rc = sv_fail(SV_EINPUT, "%s: not valid JSON", path); goto out; }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "scaling_factor");
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble <= 0)

@@ -5,6 +5,7 @@
  * assumed little-endian (x86_64), like the format. */
 #include "saeval/safetensors.h"
 #include "saeval/half.h"
+#include "saeval/output.h" /* sv_json_parse_exact */
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -144,24 +145,8 @@ sv_rc sv_st_parse_header(sv_st_file *f, const char *json, size_t n,
     if (!path) path = "(safetensors)";
     if (!json) n = 0;
 
-    /* Copy to a NUL-terminated buffer so no parser path can run past the end. */
-    char *buf = sv_malloc(n + 1);
-    if (!buf) return SV_EINTERNAL;
-    if (n) memcpy(buf, json, n);
-    buf[n] = '\0';
-
-    const char *end = NULL;
-    cJSON *root = n ? cJSON_ParseWithLengthOpts(buf, n, &end, 0) : NULL;
-    if (root) {
-        /* The reference writer pads with spaces; anything else trailing is junk. */
-        for (const char *p = end; p < buf + n; p++)
-            if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                cJSON_Delete(root);
-                root = NULL;
-                break;
-            }
-    }
-    free(buf);
+    /* The reference writer pads with spaces; anything else trailing is junk. */
+    cJSON *root = sv_json_parse_exact(json, n);
     if (!root) return sv_fail(SV_EINPUT, "%s: header is not valid JSON", path);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

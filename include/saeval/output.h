@@ -60,4 +60,9 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
 /* Path of a pair's result file. Caller frees. */
 char *sv_pair_path(const char *out_dir, const char *sae_id, const char *dataset);
 
+/* Parse exactly n bytes of JSON (text need not be NUL-terminated). NULL
+ * when it is not valid JSON or anything but whitespace follows the value:
+ * the one reader of cfg.json, configs and safetensors headers. */
+struct cJSON *sv_json_parse_exact(const char *text, size_t n);
+
 #endif

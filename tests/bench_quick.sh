@@ -1,0 +1,17 @@
+#!/bin/sh
+# usage: bench_quick.sh MPIEXEC [MPI flags...] -- SAEVAL
+# Runs `saeval bench --quick` on 2 ranks; passes when it exits 0 and prints
+# every case's row. Timings are not judged here.
+set -u
+mpi=""
+while [ "$1" != "--" ]; do mpi="$mpi $1"; shift; done
+shift
+out=$($mpi -np 2 "$1" bench --quick --repeat 1 2>&1)
+rc=$?
+echo "$out"
+[ $rc = 0 ] || { echo "bench exited $rc"; exit 1; }
+for row in "budget: d_sae 131072" "compute topk, f32 store" "compute jumprelu, bf16 store" \
+           "scaling: 1 rank x 1 thread" "I/O d_sae 512" "read once per pass" "BENCH ranks=2"; do
+  echo "$out" | grep -q "$row" || { echo "missing row: $row"; exit 1; }
+done
+echo "bench_quick: all rows present"
