@@ -92,11 +92,12 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
         !w->xhat || !w->rowptr || !w->idx || !w->val)
         return SV_EINTERNAL;
     if (s->cfg.arch == SV_ARCH_TOPK) {
-        w->heap_v = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * k) * rs);
-        w->heap_i = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * k) * sizeof(int32_t));
+        w->heap_v = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * 2 * k) * rs);
+        w->heap_i = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * 2 * k) * sizeof(int32_t));
         w->heap_n = sv_malloc((size_t)(tasks * SV_GEMM_ROWS) * sizeof(int64_t));
+        w->heap_t = sv_malloc((size_t)(tasks * SV_GEMM_ROWS) * rs);
         w->pairs = sv_malloc((size_t)(T * G * k) * 2 * rs); /* {int32, REAL}: at most 2 REALs wide */
-        if (!w->heap_v || !w->heap_i || !w->heap_n || !w->pairs) return SV_EINTERNAL;
+        if (!w->heap_v || !w->heap_i || !w->heap_n || !w->heap_t || !w->pairs) return SV_EINTERNAL;
     } else {
         w->lists = sv_calloc((size_t)tasks, sizeof *w->lists);
         w->panel_cnt = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * np) * sizeof(int64_t));
@@ -157,7 +158,7 @@ void sv_fwd_free(sv_fwd *w)
     free(w->tiles); free(w->lists); free(w->panel_cnt); free(w->run);
     free(w->in); free(w->hp); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
     free(w->mu); free(w->inscale); free(w->outscale);
-    free(w->heap_v); free(w->heap_i); free(w->heap_n); free(w->pairs);
+    free(w->heap_v); free(w->heap_i); free(w->heap_n); free(w->heap_t); free(w->pairs);
     free(w->xhat); free(w->rowptr); free(w->idx); free(w->val); free(w->rowcnt);
     memset(w, 0, sizeof *w);
 }

@@ -55,53 +55,63 @@ static int FN(better)(REAL va, int32_t ja, REAL vb, int32_t jb)
     return va > vb || (va == vb && ja < jb);
 }
 
-/* Min-heap on "better" over (value, latent) pairs: the root is the worst
- * of the kept candidates. */
-static void FN(sift_down)(REAL *hv, int32_t *hi, int64_t n, int64_t i)
+/* Reorder v/j[0, n) so that [0, k) holds the k best by "better" and
+ * position k-1 the worst of them (quickselect; latents are distinct, so
+ * the order is strict and the kept set unique). */
+static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k)
 {
-    for (;;) {
-        int64_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && FN(better)(hv[m], hi[m], hv[l], hi[l])) m = l;
-        if (r < n && FN(better)(hv[m], hi[m], hv[r], hi[r])) m = r;
-        if (m == i) return;
-        REAL tv = hv[i]; hv[i] = hv[m]; hv[m] = tv;
-        int32_t ti = hi[i]; hi[i] = hi[m]; hi[m] = ti;
-        i = m;
+#define SV_SWAP(a, b) do { REAL tv_ = v[a]; v[a] = v[b]; v[b] = tv_; int32_t tj_ = j[a]; j[a] = j[b]; j[b] = tj_; } while (0)
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2; /* median of three as the pivot, moved to hi */
+        if (FN(better)(v[mid], j[mid], v[lo], j[lo])) SV_SWAP(mid, lo);
+        if (FN(better)(v[hi], j[hi], v[lo], j[lo])) SV_SWAP(hi, lo);
+        if (FN(better)(v[mid], j[mid], v[hi], j[hi])) SV_SWAP(mid, hi);
+        const REAL pv = v[hi];
+        const int32_t pj = j[hi];
+        int64_t st = lo;
+        for (int64_t i = lo; i < hi; i++)
+            if (FN(better)(v[i], j[i], pv, pj)) { SV_SWAP(i, st); st++; }
+        SV_SWAP(st, hi);
+        if (st == k - 1) break;
+        if (st > k - 1) hi = st - 1;
+        else lo = st + 1;
     }
+#undef SV_SWAP
 }
 
 /* Offer latents j0.. of one row's panel (hr: x'W_enc, biased and scaled
- * here in place) to the row's top-k heap. Latents arrive in ascending order, so a
- * newcomer beats the root exactly when its value is larger: most of a row
- * is skipped by a branch-free scan of 16 values against the root. */
+ * here in place) to the row's top-k candidates: a buffer of up to 2k
+ * entries, all better than thr, the k-th best value at the last compaction
+ * (-inf before the first). Latents arrive in ascending order, so a
+ * newcomer never wins a tie against a kept latent: it is a candidate
+ * exactly when its value is > thr, and most of a row is skipped by a
+ * branch-free scan of 16 values against thr. */
 SV_MULTIARCH static void FN(topk_offer)(REAL *hr, const REAL *b_enc, const REAL *ds, int64_t wdt, int64_t j0, int64_t k,
-                                        REAL *hv, int32_t *hi, int64_t *hn)
+                                        REAL *hv, int32_t *hi, int64_t *hn, REAL *ht)
 {
     for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j];
     if (ds) for (int64_t j = 0; j < wdt; j++) hr[j] *= ds[j];
-    int64_t n = *hn, jj = 0;
-    for (; jj < wdt && n < k; jj++) {
-        hv[n] = hr[jj];
-        hi[n] = (int32_t)(j0 + jj);
-        if (++n == k) /* heapify once full */
-            for (int64_t i = k / 2 - 1; i >= 0; i--) FN(sift_down)(hv, hi, k, i);
-    }
-    *hn = n;
-    if (n < k) return;
-    REAL thr = hv[0];
-    for (; jj < wdt; jj += 16) {
+    int64_t n = *hn;
+    REAL thr = *ht;
+    for (int64_t jj = 0; jj < wdt; jj += 16) {
         const int64_t e = jj + 16 < wdt ? jj + 16 : wdt;
         int any = 0;
         for (int64_t q = jj; q < e; q++) any |= hr[q] > thr;
         if (!any) continue;
         for (int64_t q = jj; q < e; q++)
-            if (FN(better)(hr[q], (int32_t)(j0 + q), hv[0], hi[0])) {
-                hv[0] = hr[q];
-                hi[0] = (int32_t)(j0 + q);
-                FN(sift_down)(hv, hi, k, 0);
+            if (hr[q] > thr) {
+                hv[n] = hr[q];
+                hi[n] = (int32_t)(j0 + q);
+                if (++n == 2 * k) {
+                    FN(select_k)(hv, hi, n, k);
+                    n = k;
+                    thr = hv[k - 1];
+                }
             }
-        thr = hv[0];
     }
+    *hn = n;
+    *ht = thr;
 }
 
 typedef struct { int32_t j; REAL v; } FN(pair);
@@ -184,7 +194,7 @@ SV_MULTIARCH static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int6
 
 /* Panels [p0, p1) of row tile t are task (t, g): GEMM panel by panel into
  * the thread's buffer, each panel through the activation at once, into
- * the task's own state (top-k heaps, or entry list + counts). */
+ * the task's own state (top-k candidates, or entry list + counts). */
 static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
 {
     const sv_sae *s = w->sae;
@@ -195,12 +205,13 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     REAL *hp = (REAL *)w->hp + (int64_t)tid * SV_GEMM_ROWS * SV_GEMM_PANEL;
     const REAL *in = (const REAL *)w->in + t * SV_GEMM_ROWS * d, *W_enc = s->W_enc, *b_enc = s->b_enc;
     const REAL *ds = w->dec_scale;
-    REAL *hv = topk ? (REAL *)w->heap_v + tg * SV_GEMM_ROWS * k : NULL;
-    int32_t *hi = topk ? w->heap_i + tg * SV_GEMM_ROWS * k : NULL;
+    REAL *hv = topk ? (REAL *)w->heap_v + tg * SV_GEMM_ROWS * 2 * k : NULL;
+    int32_t *hi = topk ? w->heap_i + tg * SV_GEMM_ROWS * 2 * k : NULL;
     int64_t *hn = topk ? w->heap_n + tg * SV_GEMM_ROWS : NULL;
+    REAL *ht = topk ? (REAL *)w->heap_t + tg * SV_GEMM_ROWS : NULL;
     sv_fwd_list *sc = topk ? NULL : &w->lists[tg];
     int64_t *cnt = topk ? NULL : w->panel_cnt + tg * SV_GEMM_ROWS * np;
-    if (topk) for (int64_t i = 0; i < rows; i++) hn[i] = 0;
+    if (topk) for (int64_t i = 0; i < rows; i++) { hn[i] = 0; ht[i] = -INFINITY; }
     else sc->len = 0;
     for (int64_t p = p0; p < p1; p++) {
         const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
@@ -211,14 +222,21 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
             continue;
         }
         for (int64_t i = 0; i < rows; i++) {
-            FN(topk_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, ds ? ds + j0 : NULL, wdt, j0, k, hv + i * k, hi + i * k, &hn[i]);
+            FN(topk_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, ds ? ds + j0 : NULL, wdt, j0, k, hv + i * 2 * k,
+                           hi + i * 2 * k, &hn[i], &ht[i]);
         }
     }
+    if (topk)
+        for (int64_t i = 0; i < rows; i++)
+            if (hn[i] > k) {
+                FN(select_k)(hv + i * 2 * k, hi + i * 2 * k, hn[i], k);
+                hn[i] = k;
+            }
     return 0;
 }
 
 /* Row tile t's sparse codes, rows in order, into its list: top-k merged
- * over the tasks' heaps, or each row's pieces gathered task by task and
+ * over the tasks' candidates, or each row's pieces gathered task by task and
  * panel by panel (that order is latent order). */
 static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
 {
@@ -235,8 +253,8 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
             int64_t n = 0;
             for (int64_t g = 0; g < G; g++) {
                 const int64_t tg = t * G + g, hn = w->heap_n[tg * SV_GEMM_ROWS + i];
-                const REAL *hv = (const REAL *)w->heap_v + (tg * SV_GEMM_ROWS + i) * k;
-                const int32_t *hi = w->heap_i + (tg * SV_GEMM_ROWS + i) * k;
+                const REAL *hv = (const REAL *)w->heap_v + (tg * SV_GEMM_ROWS + i) * 2 * k;
+                const int32_t *hi = w->heap_i + (tg * SV_GEMM_ROWS + i) * 2 * k;
                 for (int64_t q = 0; q < hn; q++, n++) { c[n].j = hi[q]; c[n].v = hv[q]; }
             }
             if (G > 1 && n > k) {

@@ -83,7 +83,7 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
     work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
     if (c->arch == SV_ARCH_TOPK)
-        work += tasks * SV_GEMM_ROWS * (uint64_t)c->k * (rs + 4) + 2 * 12 * rows * (uint64_t)c->k; /* heaps, codes */
+        work += tasks * SV_GEMM_ROWS * (2 * (uint64_t)c->k * (rs + 4) + rs + 8) + 2 * 12 * rows * (uint64_t)c->k; /* candidates, codes */
     else
         work += tasks * SV_GEMM_ROWS * np * 8 + 2 * 12 * rows * 64; /* counts; codes at L0 64 (they grow as needed) */
     uint64_t acc = 8 * (5 * m + 3) + 3 * 8 * m; /* counters, stamps, derived norms */

@@ -38,9 +38,10 @@ typedef struct {
     double *mu, *outscale, *inscale; /* per-row normalization */
     int64_t groups;  /* panel ranges per row tile: min(threads, panels) */
     /* Per task (row tile t, panel range g), index t * groups + g: */
-    void *heap_v;    /* topk: [tasks][SV_GEMM_ROWS][k] kept values ... */
-    int32_t *heap_i; /* ... and their latents; heap_n: [tasks][SV_GEMM_ROWS] sizes */
+    void *heap_v;    /* topk: [tasks][SV_GEMM_ROWS][2k] candidate values ... */
+    int32_t *heap_i; /* ... and their latents; heap_n: [tasks][SV_GEMM_ROWS] counts */
     int64_t *heap_n;
+    void *heap_t;    /* topk: [tasks][SV_GEMM_ROWS] thresholds (k-th best so far) */
     sv_fwd_list *lists;   /* non-topk: [tasks] entries, panel by panel, rows within */
     int64_t *panel_cnt;   /* non-topk: [tasks][SV_GEMM_ROWS][panels] entries per row and panel */
     void *pairs;     /* topk: [threads][groups * k] (latent, value) candidates */
