@@ -194,6 +194,16 @@ static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_
     if (!p) return SV_EINTERNAL;
     sv_rc rc = precision == 32 ? sv_st_read_f32(f, t, p) : sv_st_read_f64(f, t, p);
     if (rc != SV_OK) { free(p); return rc; }
+    /* A NaN or Inf weight would poison every token's metrics silently
+     * (and a float64 value can overflow float32). */
+    for (size_t i = 0; i < numel; i++) {
+        double v = precision == 32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+        if (!isfinite(v)) {
+            free(p);
+            return sv_fail(SV_EINPUT, "%s: tensor %s: non-finite value (%g) at flat index %zu%s", f->path, name, v, i,
+                           precision == 32 ? " (after conversion to float32)" : "");
+        }
+    }
     *out = p;
     return SV_OK;
 }

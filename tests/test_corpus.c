@@ -346,6 +346,17 @@ static void gen_corpus(const char *root)
         write_bytes(pj(d, st), b, n - 300);
         free(b);
     }
+    d = new_case("st_weight_nan", "sae_weights.safetensors\nW_dec\nnon-finite\n");
+    {   /* a NaN in W_dec (the 6th value of its data block at offset 576) */
+        size_t n;
+        char *b = read_file(pj(d, st), &n);
+        uint64_t hl = 0;
+        for (int i = 7; i >= 0; i--) hl = hl << 8 | (unsigned char)b[i];
+        const float v = NAN;
+        memcpy(b + 8 + hl + 576 + 5 * 4, &v, 4);
+        write_bytes(pj(d, st), b, n);
+        free(b);
+    }
     d = new_case("st_shorter_than_length_field", "sae_weights.safetensors\n");
     write_bytes(pj(d, st), "\x10\x00\x00", 3);
     d = new_case("st_header_len_beyond_file", "sae_weights.safetensors\nheader\n");
