@@ -201,7 +201,7 @@ static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_
         if (!isfinite(v)) {
             free(p);
             return sv_fail(SV_EINPUT, "%s: tensor %s: non-finite value (%g) at flat index %zu%s", f->path, name, v, i,
-                           precision == 32 ? " (after conversion to float32)" : "");
+                           precision == 32 && t->dtype == SV_DT_F64 ? " (after conversion to float32)" : "");
         }
     }
     *out = p;
