@@ -71,9 +71,10 @@ static const char *usage_bench =
     "Generates stores and SAEs in a temporary directory and reports the evaluator's\n"
     "speed as ratios to limits measured in the same run: the encoder GEMMs alone\n"
     "(Gemma-2-2B shapes: d_in 2304, d_sae 16384, topk k=64 and jumprelu, float32\n"
-    "and bfloat16 stores), plain reads of the same slices (1.1 GiB store, d_sae 512),\n"
-    "8 SAEs sharing one read of a store, and a d_sae 131072 SAE under a memory\n"
-    "budget smaller than one block of pre-activations. Medians over R runs (3).\n"
+    "and bfloat16 stores; each run paired with a limit run), the same on 1 rank\n"
+    "(scaling), plain reads of the same slices (1.1 GiB store, d_sae 512), 8 SAEs\n"
+    "sharing one read of a store, and a d_sae 131072 SAE under a memory budget\n"
+    "below its weights plus one block of pre-activations. Medians over R runs (3).\n"
     "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
     "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
     "  --keep    keep the generated data\n";
