@@ -1,10 +1,12 @@
 /* Run configuration reader. Every key is checked: a typo in a sweep config
  * should stop the job before it burns a node, not be silently ignored. */
+#define _GNU_SOURCE /* GLOB_ALTDIRFUNC */
 #include "saeval/config.h"
 #include "saeval/forward.h" /* SV_GEMM_ROWS */
 #include "saeval/output.h" /* sv_json_parse_exact */
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <glob.h>
 #include <sys/stat.h>
 #include <math.h>
@@ -73,6 +75,26 @@ static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, do
     return SV_OK;
 }
 
+/* glob(3) reads every directory a pattern can reach, and a pattern of a
+ * few "*" levels under "/" reaches the whole file system (fuzzing found a
+ * 7-level one that ran for minutes). Its directory reads go through these
+ * wrappers, which stop it after a budget of entries
+ * (SAEVAL_GLOB_MAX_ENTRIES overrides it, for tests). */
+static long glob_seen, glob_max;
+static int glob_over;
+
+static void *glob_opendir(const char *p) { return opendir(p); }
+static void glob_closedir(void *d) { closedir(d); }
+static struct dirent *glob_readdir(void *d)
+{
+    struct dirent *e = readdir(d);
+    if (e && ++glob_seen > glob_max) {
+        glob_over = 1;
+        return NULL;
+    }
+    return e;
+}
+
 /* A pattern expands (sorted, as glob(3) returns it) to the directories that
  * hold a cfg.json; matching nothing is an error, not an empty sweep. */
 static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale, double scale,
@@ -80,7 +102,22 @@ static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale
 {
     if (!has_glob(full)) return add_sae(c, cap, full, has_scale, scale);
     glob_t g;
-    int r = glob(full, 0, NULL, &g);
+    memset(&g, 0, sizeof g);
+    g.gl_opendir = glob_opendir;
+    g.gl_readdir = (void *)glob_readdir;
+    g.gl_closedir = glob_closedir;
+    g.gl_stat = stat;
+    g.gl_lstat = lstat;
+    const char *env = getenv("SAEVAL_GLOB_MAX_ENTRIES");
+    glob_max = env && atol(env) > 0 ? atol(env) : 200000;
+    glob_seen = 0;
+    glob_over = 0;
+    int r = glob(full, GLOB_ALTDIRFUNC, NULL, &g);
+    if (glob_over) {
+        if (r == 0) globfree(&g);
+        return sv_fail(SV_EINPUT, "%s: saes[%d]: pattern \"%s\" reaches more than %ld directory entries; make it narrower",
+                       cp, i, full, glob_max);
+    }
     sv_rc rc = SV_OK;
     int added = 0;
     for (size_t k = 0; r == 0 && k < g.gl_pathc && rc == SV_OK; k++) {

@@ -113,6 +113,16 @@ int main(void)
     snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"nothing_*\"], %s}", ds);
     CHECK(parse(&c, buf, p) == SV_EINPUT && strstr(sv_errmsg(), "matched no SAE directory"), "empty glob: %s", sv_errmsg());
     sv_config_free(&c);
+    /* A pattern that reaches too many directory entries is stopped (the
+     * budget lowered for the test: the directory holds 3 entries + . + ..). */
+    setenv("SAEVAL_GLOB_MAX_ENTRIES", "4", 1);
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"*\"], %s}", ds);
+    CHECK(parse(&c, buf, p) == SV_EINPUT && strstr(sv_errmsg(), "reaches more than 4 directory entries"), "glob budget: %s", sv_errmsg());
+    sv_config_free(&c);
+    setenv("SAEVAL_GLOB_MAX_ENTRIES", "5", 1);
+    CHECK(parse(&c, buf, p) == SV_OK && c.n_saes == 2, "glob within budget refused: %s", sv_errmsg());
+    sv_config_free(&c);
+    unsetenv("SAEVAL_GLOB_MAX_ENTRIES");
 
     /* SAE ids: base names, or the shortest suffix that separates them. */
     char *paths[4] = {"/r/run1/sae", "/r/run2/sae", "/r/run1/other", "/q/x/run1/sae2"}, *ids[4];
