@@ -80,6 +80,7 @@ static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, do
  * 7-level one that ran for minutes). Its directory reads go through these
  * wrappers, which stop it after a budget of entries
  * (SAEVAL_GLOB_MAX_ENTRIES overrides it, for tests). */
+#define SV_GLOB_MAX_LEVELS 64
 static long glob_seen, glob_max;
 static int glob_over;
 
@@ -101,6 +102,13 @@ static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale
                          const char *cp, int i)
 {
     if (!has_glob(full)) return add_sae(c, cap, full, has_scale, scale);
+    /* glibc's glob recurses (with stack copies) once per directory level:
+     * fuzzing overflowed the stack with a 4 KB pattern of slashes. */
+    int levels = 0;
+    for (const char *q = full; *q; q++) levels += q[0] == '/' && q[1] != '/' && q[1];
+    if (levels > SV_GLOB_MAX_LEVELS || strlen(full) > 4096)
+        return sv_fail(SV_EINPUT, "%s: saes[%d]: pattern has more than %d directory levels or 4096 bytes", cp, i,
+                       SV_GLOB_MAX_LEVELS);
     glob_t g;
     memset(&g, 0, sizeof g);
     g.gl_opendir = glob_opendir;

@@ -123,6 +123,13 @@ int main(void)
     CHECK(parse(&c, buf, p) == SV_OK && c.n_saes == 2, "glob within budget refused: %s", sv_errmsg());
     sv_config_free(&c);
     unsetenv("SAEVAL_GLOB_MAX_ENTRIES");
+    {   /* 70 directory levels: refused before glob(3) recurses through them */
+        char deep[512] = "*";
+        for (int k = 0; k < 70; k++) strcat(deep, "/d");
+        snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"%s\"], %s}", deep, ds);
+        CHECK(parse(&c, buf, p) == SV_EINPUT && strstr(sv_errmsg(), "directory levels"), "deep pattern: %s", sv_errmsg());
+        sv_config_free(&c);
+    }
 
     /* SAE ids: base names, or the shortest suffix that separates them. */
     char *paths[4] = {"/r/run1/sae", "/r/run2/sae", "/r/run1/other", "/q/x/run1/sae2"}, *ids[4];
