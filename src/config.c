@@ -102,13 +102,20 @@ static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale
                          const char *cp, int i)
 {
     if (!has_glob(full)) return add_sae(c, cap, full, has_scale, scale);
-    /* glibc's glob recurses (with stack copies) once per directory level:
-     * fuzzing overflowed the stack with a 4 KB pattern of slashes. */
+    /* glibc's glob recurses (with stack copies) once per slash: fuzzing
+     * overflowed the stack with 4 KB patterns full of them. Runs of slashes
+     * mean one, so collapse them; then bound the depth and length. */
+    char pat[4097];
+    size_t n = 0;
     int levels = 0;
-    for (const char *q = full; *q; q++) levels += q[0] == '/' && q[1] != '/' && q[1];
-    if (levels > SV_GLOB_MAX_LEVELS || strlen(full) > 4096)
-        return sv_fail(SV_EINPUT, "%s: saes[%d]: pattern has more than %d directory levels or 4096 bytes", cp, i,
-                       SV_GLOB_MAX_LEVELS);
+    for (const char *q = full; *q; q++) {
+        if (q[0] == '/' && q[1] == '/') continue;
+        if (n == sizeof pat - 1 || (q[0] == '/' && ++levels > SV_GLOB_MAX_LEVELS))
+            return sv_fail(SV_EINPUT, "%s: saes[%d]: pattern has more than %d directory levels or 4096 bytes", cp, i,
+                           SV_GLOB_MAX_LEVELS);
+        pat[n++] = *q;
+    }
+    pat[n] = '\0';
     glob_t g;
     memset(&g, 0, sizeof g);
     g.gl_opendir = glob_opendir;
@@ -120,7 +127,7 @@ static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale
     glob_max = env && atol(env) > 0 ? atol(env) : 200000;
     glob_seen = 0;
     glob_over = 0;
-    int r = glob(full, GLOB_ALTDIRFUNC, NULL, &g);
+    int r = glob(pat, GLOB_ALTDIRFUNC, NULL, &g);
     if (glob_over) {
         if (r == 0) globfree(&g);
         return sv_fail(SV_EINPUT, "%s: saes[%d]: pattern \"%s\" reaches more than %ld directory entries; make it narrower",
