@@ -33,31 +33,15 @@
 #include "saeval/output.h"
 #include "saeval/store.h"
 
+#define TEST_NAME "test_corpus"
+#include "testutil.h"
+
 #define DIN 8
 #define DSAE 16
 #define NTOK 64
 #define CTX 16
 
 /* ---------- utilities ---------- */
-
-static void die(const char *msg, const char *what)
-{
-    fprintf(stderr, "test_corpus: %s%s%s\n", msg, what ? ": " : "", what ? what : "");
-    exit(1);
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) die("out of memory", NULL);
-    return p;
-}
-
-/* The library's mkdir -p; a test that cannot make its directories stops. */
-static void mkdirs(const char *path)
-{
-    if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
-}
 
 static const char *pj(const char *a, const char *b)
 {

@@ -28,26 +28,10 @@
 #include "saeval/output.h"
 #include "saeval/store.h"
 
+#define TEST_NAME "test_e2e"
+#include "testutil.h"
+
 /* ---------- small utilities ---------- */
-
-static void die(const char *msg, const char *what)
-{
-    fprintf(stderr, "test_e2e: %s%s%s\n", msg, what ? ": " : "", what ? what : "");
-    exit(1);
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) die("out of memory", NULL);
-    return p;
-}
-
-/* The library's mkdir -p; a test that cannot make its directories stops. */
-static void mkdirs(const char *path)
-{
-    if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
-}
 
 static void write_text(const char *path, const char *text)
 {
