@@ -53,6 +53,7 @@ cleanup() {
     trap - EXIT INT TERM
     set +e
     slurm_cluster_stop
+    [ -n "${CLUSTER_DIR:-}" ] && rm -rf "$CLUSTER_DIR"
     echo "==================== slurm_test summary ($((SECONDS - T0)) s) ===================="
     local l
     for l in "${SUMMARY[@]}"; do echo "$l"; done
@@ -68,7 +69,12 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 1' INT TERM
 
 # ---------------------------------------------------------------- cluster
-if ! slurm_cluster_start "$W/cluster"; then
+# munged runs as the munge user, so the cluster's state lives in its own
+# world-traversable directory: the build tree may sit under a 0700 one
+# (mktemp -d), which munged could not enter.
+CLUSTER_DIR=$(mktemp -d /tmp/saeval-slurm-XXXXXX)
+chmod 755 "$CLUSTER_DIR"
+if ! slurm_cluster_start "$CLUSTER_DIR/cluster"; then
     fail slurm_cluster "Slurm could not be started on this machine: ${SC_FAIL_REASON:-see above}"
     exit 1
 fi
