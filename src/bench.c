@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saeval/agree.h"
 #include "saeval/forward.h"
+#include "saeval/fsutil.h"
 #include "saeval/output.h"
 #include "saeval/plan.h"
 #include "saeval/reduce.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "saeval/agree.h"
 #include "saeval/bench.h"
 #include "saeval/config.h"
 #include "saeval/error.h"

@@ -3,7 +3,8 @@
 #define _GNU_SOURCE /* GLOB_ALTDIRFUNC */
 #include "saeval/config.h"
 #include "saeval/forward.h" /* SV_GEMM_ROWS */
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -13,15 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-char *sv_path_join(const char *dir, const char *rel)
-{
-    if (rel[0] == '/' || !dir || !dir[0]) return sv_strdup(rel);
-    size_t n = strlen(dir) + strlen(rel) + 2;
-    char *p = sv_malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, rel);
-    return p;
-}
 
 static char *dir_of(const char *path)
 {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "saeval/csv.h"
+#include "saeval/fsutil.h"
 #include "saeval/output.h"
 
 char *sv_error_note_path(const char *out_dir, const char *sae_id, const char *dataset)
@@ -69,16 +71,6 @@ static double get_num(const cJSON *root, const char *dotted)
         p = dot ? dot + 1 : p + n;
     }
     return cJSON_IsNumber(node) ? node->valuedouble : NAN;
-}
-
-static void put_num(sv_jw *b, double v)
-{
-    /* CSV cell: %.17g round-trips the JSON value exactly; empty for null. */
-    char tmp[40];
-    if (isfinite(v)) {
-        int n = snprintf(tmp, sizeof tmp, "%.17g", v);
-        sv_jw_raw(b, tmp, (size_t)n);
-    }
 }
 
 static const char *gen_keys[] = {"explained_variance", "mse", "cossim", "l0", "dead_fraction"};
@@ -155,13 +147,13 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
             if (shift) sv_jw_str(&js, "shift", shift);
             else sv_jw_null(&js, "shift");
             sv_jw_str(&js, "status", in && oo ? "ok" : "incomplete");
-            sv_jw_raw(&csv, pl->ids[i], strlen(pl->ids[i]));
+            sv_csv_cell(&csv, pl->ids[i]);
             sv_jw_raw(&csv, ",", 1);
-            sv_jw_raw(&csv, c->datasets[j].name, strlen(c->datasets[j].name));
+            sv_csv_cell(&csv, c->datasets[j].name);
             sv_jw_raw(&csv, ",", 1);
-            if (shift) sv_jw_raw(&csv, shift, strlen(shift));
+            if (shift) sv_csv_cell(&csv, shift);
             sv_jw_raw(&csv, ",", 1);
-            sv_jw_raw(&csv, c->datasets[ref].name, strlen(c->datasets[ref].name));
+            sv_csv_cell(&csv, c->datasets[ref].name);
             sv_jw_obj(&js, "metrics");
             double ev_drop = NAN;
             for (int k = 0; k < N_GEN; k++) {
@@ -173,9 +165,9 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
                 sv_jw_num(&js, "oos", b);
                 sv_jw_num(&js, "drop_percent", dp);
                 sv_jw_end(&js);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, a);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, b);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, dp);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, a);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, b);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, dp);
             }
             sv_jw_end(&js);
             double lo = 0, hi = 0;
@@ -190,8 +182,8 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
                 sv_jw_num(&js, NULL, lo);
                 sv_jw_num(&js, NULL, hi);
                 sv_jw_end(&js);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, lo);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, hi);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, lo);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, hi);
             }
             sv_jw_str(&js, "ev_drop_vs_expected", flag);
             sv_jw_str(&js, "meaning", strcmp(flag, "above") == 0 ? "generalizes worse than expected for this shift"
@@ -296,14 +288,14 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
             sv_jw_raw(&js, rec.buf, rec.len);
             sv_jw_free(&rec);
         }
-        sv_jw_raw(&csv, id, strlen(id));
+        sv_csv_cell(&csv, id);
         sv_jw_raw(&csv, ",", 1);
-        sv_jw_raw(&csv, ds, strlen(ds));
+        sv_csv_cell(&csv, ds);
         sv_jw_raw(&csv, ",", 1);
-        sv_jw_raw(&csv, status, strlen(status));
+        sv_csv_cell(&csv, status);
         for (size_t k = 0; k < sizeof csv_cols / sizeof *csv_cols; k++) {
             sv_jw_raw(&csv, ",", 1);
-            if (objs[p]) put_num(&csv, get_num(objs[p], csv_cols[k]));
+            if (objs[p]) sv_csv_num(&csv, get_num(objs[p], csv_cols[k]));
         }
         sv_jw_raw(&csv, "\n", 1);
         free(text); free(msg); free(path); free(note);

@@ -11,7 +11,8 @@
 
 #include "saeval/forward.h"
 #include "saeval/output.h"
-#include "saeval/run.h"
+#include "saeval/agree.h"
+#include "saeval/fsutil.h"
 
 /* FNV-1a, 64 bits: identifies inputs, not a defence against tampering. */
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -251,4 +252,39 @@ void sv_plan_free(sv_plan *pl)
     free(pl->ds_err); free(pl->ds_hash); free(pl->pair_err); free(pl->pair_hash);
     free(pl->in_shard); free(pl->todo);
     memset(pl, 0, sizeof *pl);
+}
+
+sv_rc sv_sae_ids(char **paths, int n, char **ids)
+{
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(paths[i], paths[j]) == 0)
+                return sv_fail(SV_EINPUT, "%s: SAE listed twice in the config", paths[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        /* Grow the suffix one path component at a time until no other
+         * path ends with the same components. */
+        const char *p = paths[i];
+        const char *start = p + strlen(p);
+        for (;;) {
+            const char *q = start;
+            if (q > p) q--;
+            while (q > p && q[-1] != '/') q--;
+            start = q;
+            size_t sl = strlen(start);
+            int clash = 0;
+            for (int j = 0; j < n && !clash; j++) {
+                if (j == i) continue;
+                size_t lj = strlen(paths[j]);
+                if (lj >= sl && strcmp(paths[j] + lj - sl, start) == 0 &&
+                    (lj == sl || paths[j][lj - sl - 1] == '/'))
+                    clash = 1;
+            }
+            if (!clash || start == p) break;
+            start--; /* step over the slash */
+        }
+        ids[i] = sv_strdup(start);
+        if (!ids[i]) return SV_EINTERNAL;
+    }
+    return SV_OK;
 }

@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saeval/agree.h"
 #include "saeval/config.h"
+#include "saeval/fsutil.h"
 #include "saeval/forward.h"
 #include "saeval/geometry.h"
 #include "saeval/merge.h"
@@ -54,63 +56,6 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-sv_rc sv_agree(sv_rc rc, MPI_Comm comm)
-{
-    int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
-    int mine[2] = {(int)rc, rc != SV_OK ? rank : P}, worst[2];
-    MPI_Allreduce(&mine[0], &worst[0], 1, MPI_INT, MPI_MAX, comm);
-    MPI_Allreduce(&mine[1], &worst[1], 1, MPI_INT, MPI_MIN, comm);
-    if (worst[0] == SV_OK) return SV_OK;
-    char msg[2048];
-    if (rank == worst[1]) snprintf(msg, sizeof msg, "%s", sv_errmsg());
-    MPI_Bcast(msg, sizeof msg, MPI_CHAR, worst[1], comm);
-    /* Later agreements on the same failure (the caller's checks) stay quiet. */
-    static char last[2048];
-    if (rank == 0 && strcmp(last, msg) != 0) {
-        fprintf(stderr, "saeval: error: %s\n", msg);
-        fflush(stderr);
-        snprintf(last, sizeof last, "%s", msg);
-    }
-    sv_fail((sv_rc)worst[0], "%s", msg);
-    return (sv_rc)worst[0];
-}
-
-sv_rc sv_sae_ids(char **paths, int n, char **ids)
-{
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < i; j++)
-            if (strcmp(paths[i], paths[j]) == 0)
-                return sv_fail(SV_EINPUT, "%s: SAE listed twice in the config", paths[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        /* Grow the suffix one path component at a time until no other
-         * path ends with the same components. */
-        const char *p = paths[i];
-        const char *start = p + strlen(p);
-        for (;;) {
-            const char *q = start;
-            if (q > p) q--;
-            while (q > p && q[-1] != '/') q--;
-            start = q;
-            size_t sl = strlen(start);
-            int clash = 0;
-            for (int j = 0; j < n && !clash; j++) {
-                if (j == i) continue;
-                size_t lj = strlen(paths[j]);
-                if (lj >= sl && strcmp(paths[j] + lj - sl, start) == 0 &&
-                    (lj == sl || paths[j][lj - sl - 1] == '/'))
-                    clash = 1;
-            }
-            if (!clash || start == p) break;
-            start--; /* step over the slash */
-        }
-        ids[i] = sv_strdup(start);
-        if (!ids[i]) return SV_EINTERNAL;
-    }
-    return SV_OK;
-}
 
 static int cmp_i64(const void *a, const void *b)
 {

@@ -11,8 +11,9 @@
  * Everything is computed with our own loops in double (no BLAS, no libc
  * rand) so the bytes written depend on the seed only. */
 #include "saeval/synth.h"
-#include "saeval/config.h" /* sv_path_join */
-#include "saeval/output.h" /* sv_mkdir_p, sv_write_atomic */
+#include "saeval/config.h"
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -682,21 +683,23 @@ done:
 
 /* ------------------------------------------------------------- output */
 
-/* Writes a cJSON tree (and deletes it). */
+/* Writes a cJSON tree (and deletes it) through the one atomic writer. */
 static sv_rc write_json(const char *path, cJSON *root)
 {
     char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) return sv_fail(SV_EINTERNAL, "%s: cannot format JSON", path);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        free(text);
-        return sv_fail(SV_EINTERNAL, "%s: cannot open for writing: %s", path, strerror(errno));
+    size_t n = strlen(text);
+    char *buf = sv_malloc(n + 1);
+    sv_rc rc = SV_EINTERNAL;
+    if (buf) {
+        memcpy(buf, text, n);
+        buf[n] = '\n';
+        rc = sv_write_atomic(path, buf, n + 1);
     }
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
+    free(buf);
     free(text);
-    return ok ? SV_OK : sv_fail(SV_EINTERNAL, "%s: write failed", path);
+    return rc;
 }
 
 static sv_rc write_store(const char *dir, const store_spec *sp, const store_data *d)
@@ -763,9 +766,18 @@ static sv_rc write_sae(const char *dir, const sae *s, double scale)
     if ((rc = write_json(cfgp, c)) != SV_OK) goto done;
 
     if (sp->scaled) {
-        cJSON *sc = cJSON_CreateObject();
-        cJSON_AddNumberToObject(sc, "scaling_factor", scale);
-        if ((rc = write_json(scp, sc)) != SV_OK) goto done;
+        /* Through the %.17g writer: cJSON's printer would round to 15
+         * digits where that reads back the same, hiding nothing but still
+         * a second number format. */
+        sv_jw w;
+        sv_jw_init(&w);
+        sv_jw_obj(&w, NULL);
+        sv_jw_num(&w, "scaling_factor", scale);
+        sv_jw_end(&w);
+        sv_jw_raw(&w, "\n", 1);
+        rc = w.oom ? sv_fail(SV_EINTERNAL, "%s: out of memory", scp) : sv_write_atomic(scp, w.buf, w.len);
+        sv_jw_free(&w);
+        if (rc != SV_OK) goto done;
     }
 
     int64_t m = s->m;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "saeval/config.h"
-#include "saeval/run.h"
+#include "saeval/plan.h"
 
 static int fails;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)

@@ -42,7 +42,5 @@ typedef struct {
 sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *config_path);
 sv_rc sv_config_load(sv_config *c, const char *config_path);
 void sv_config_free(sv_config *c);
-/* Join dir and rel unless rel is absolute. Caller frees. */
-char *sv_path_join(const char *dir, const char *rel);
 
 #endif

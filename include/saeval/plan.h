@@ -44,4 +44,8 @@ void sv_hash_hex(uint64_t h, char out[17]);
  * unreadable or incomplete. */
 uint64_t sv_result_hash(const char *path);
 
+/* SAE ids: each directory's base name, or the shortest path suffix that
+ * tells colliding names apart. ids[i] is malloc'ed. */
+sv_rc sv_sae_ids(char **paths, int n, char **ids);
+
 #endif

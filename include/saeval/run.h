@@ -27,12 +27,4 @@ const sv_run_stats *sv_last_run_stats(void);
  * printed once (by rank 0) when it returns an error. */
 sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm);
 
-/* SAE ids: each directory's base name, or the shortest path suffix that
- * tells colliding names apart. ids[i] is malloc'ed. */
-sv_rc sv_sae_ids(char **paths, int n, char **ids);
-
-/* Every rank learns whether any rank failed; rank 0 prints the first
- * failing rank's message. Returns the worst code. */
-sv_rc sv_agree(sv_rc rc, MPI_Comm comm);
-
 #endif
