@@ -37,28 +37,6 @@ static void write_cfg(sv_jw *w, const sv_sae *s)
     sv_jw_end(w);
 }
 
-/* SAEBench "misc" group, from the firing counts. */
-static void write_misc(sv_jw *w, const sv_pair_metrics *m, int64_t d_sae)
-{
-    const double N = (double)m->tokens_evaluated;
-    int64_t alive = 0, o1 = 0, o10 = 0;
-    double dens_all = 0, dens1 = 0, dens10 = 0;
-    for (int64_t j = 0; j < d_sae; j++) {
-        double dj = N > 0 ? (double)m->firing_counts[j] / N : 0.0;
-        dens_all += dj;
-        if (dj > 0) alive++;
-        if (dj > 0.01) { o1++; dens1 += dj; }
-        if (dj > 0.1) { o10++; dens10 += dj; }
-    }
-    sv_jw_obj(w, "misc");
-    sv_jw_num(w, "frac_alive", (double)alive / (double)d_sae);
-    sv_jw_num(w, "freq_over_1_percent", (double)o1 / (double)d_sae);
-    sv_jw_num(w, "freq_over_10_percent", (double)o10 / (double)d_sae);
-    sv_jw_num(w, "normalized_freq_over_1_percent", dens_all > 0 ? dens1 / dens_all : 0.0);
-    sv_jw_num(w, "normalized_freq_over_10_percent", dens_all > 0 ? dens10 / dens_all : 0.0);
-    sv_jw_end(w);
-}
-
 static void write_geometry(sv_jw *w, const sv_geometry *g)
 {
     if (!g) { /* config "geometry": false */
@@ -94,7 +72,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)input_hash);
     const int64_t d_sae = s->cfg.d_sae;
-    const double N = (double)m->tokens_evaluated;
+    const double N = m->val[SV_M_TOK_EVALUATED];
     sv_jw_obj(w, NULL);
     sv_jw_str(w, "sae_id", sae_id);
     sv_jw_str(w, "dataset", dataset);
@@ -108,44 +86,18 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_int(w, "legacy_batch_sequences", c->legacy_batch_sequences);
     sv_jw_bool(w, "geometry", c->geometry);
     sv_jw_str(w, "nonfinite", c->nonfinite_skip ? "skip" : "error");
+    sv_jw_num(w, "dead_density_threshold", c->dead_density_threshold);
     sv_jw_arr(w, "exclude_token_ids");
     for (int i = 0; i < c->n_exclude; i++) sv_jw_int(w, NULL, c->exclude_ids[i]);
     sv_jw_end(w);
     sv_jw_end(w);
 
     sv_jw_obj(w, "metrics");
-    sv_jw_obj(w, "reconstruction_quality");
-    sv_jw_num(w, "mse", m->mse);
-    sv_jw_num(w, "explained_variance", m->explained_variance);
-    sv_jw_num(w, "fvu", m->fvu);
-    sv_jw_num(w, "explained_variance_legacy", m->explained_variance_legacy);
-    sv_jw_num(w, "cossim", m->cossim);
-    sv_jw_end(w);
-    sv_jw_obj(w, "shrinkage");
-    sv_jw_num(w, "l2_norm_in", m->l2_norm_in);
-    sv_jw_num(w, "l2_norm_out", m->l2_norm_out);
-    sv_jw_num(w, "l2_ratio", m->l2_ratio);
-    sv_jw_num(w, "relative_reconstruction_bias", m->relative_reconstruction_bias);
-    sv_jw_end(w);
-    sv_jw_obj(w, "sparsity");
-    sv_jw_num(w, "l0", m->l0);
-    sv_jw_num(w, "l1", m->l1);
-    sv_jw_int(w, "dead_features", m->dead_features);
-    sv_jw_num(w, "dead_fraction", m->dead_fraction);
-    sv_jw_arr(w, "l0_histogram");
-    for (int64_t i = 0; i < m->hist_len; i++) sv_jw_int(w, NULL, m->l0_histogram[i]);
-    sv_jw_end(w);
-    sv_jw_end(w);
-    sv_jw_obj(w, "token_stats");
-    sv_jw_int(w, "tokens_evaluated", m->tokens_evaluated);
-    sv_jw_int(w, "tokens_masked", m->tokens_masked);
-    sv_jw_int(w, "tokens_nonfinite", m->tokens_nonfinite);
-    sv_jw_int(w, "sequences", m->sequences);
-    sv_jw_end(w);
-    write_misc(w, m, d_sae);
+    sv_metrics_json(w, m);
     write_geometry(w, g);
-    sv_health_in hi = {m->explained_variance, m->mse / (double)s->cfg.d_in, m->cossim, m->l0,
-                       m->dead_fraction, g ? g->decoder_mean_abs_cos : NAN, s->cfg.arch == SV_ARCH_TOPK,
+    const double *v = m->val;
+    sv_health_in hi = {v[SV_M_EV], v[SV_M_MSE] / (double)s->cfg.d_in, v[SV_M_COSSIM], v[SV_M_L0],
+                       v[SV_M_DEAD_FRACTION], g ? g->decoder_mean_abs_cos : NAN, s->cfg.arch == SV_ARCH_TOPK,
                        s->cfg.k, model_params};
     sv_health_json(w, &hi);
     sv_jw_end(w);

@@ -13,6 +13,7 @@
 #include "saeval/output.h"
 #include "saeval/agree.h"
 #include "saeval/fsutil.h"
+#include "saeval/metrics.h"
 
 /* FNV-1a, 64 bits: identifies inputs, not a defence against tampering. */
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -144,13 +145,14 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
 
     /* Options that change numbers: part of every pair's identity. */
-    uint64_t opt = fnv_str(FNV0, "saeval-result-v1");
+    uint64_t opt = fnv_str(FNV0, SV_RESULT_VERSION);
     opt = fnv_u64(opt, (uint64_t)c->precision);
     opt = fnv_u64(opt, (uint64_t)c->legacy_batch_sequences);
     for (int k = 0; k < c->n_exclude; k++) opt = fnv_u64(opt, (uint64_t)c->exclude_ids[k]);
     opt = fnv(opt, &c->model_params, sizeof c->model_params);
     opt = fnv_u64(opt, (uint64_t)c->geometry);
     opt = fnv_u64(opt, (uint64_t)c->nonfinite_skip);
+    opt = fnv(opt, &c->dead_density_threshold, sizeof c->dead_density_threshold);
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);

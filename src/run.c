@@ -25,15 +25,13 @@
 #include "saeval/forward.h"
 #include "saeval/geometry.h"
 #include "saeval/merge.h"
+#include "saeval/metrics.h"
 #include "saeval/plan.h"
 #include "saeval/output.h"
 #include "saeval/reduce.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
 
-/* Double partial sums per (SAE, unit), in the tree vector after the
- * dataset's own [sum_x (d_in), sum ||x||^2]. */
-enum { P_SSE, P_COS, P_NORM_IN, P_NORM_OUT, P_RATIO, P_L1, P_LEGACY, P_RRB, P_COUNT };
 /* Per-row quantities computed in parallel before the ordered sums. */
 enum { RQ_E, RQ_NX2, RQ_NH2, RQ_DOT, RQ_DM, RQ_L1, RQ_N };
 
@@ -41,7 +39,7 @@ typedef struct {
     sv_sae sae;
     const char *id;
     sv_fwd fwd;
-    int64_t *ints;     /* [sum_l0, rrb_batches, firing[m], fired_seq[m], hist[m+1]] */
+    int64_t *ints;     /* integer partials, layout of metrics.h (sv_ints_len) */
     int64_t *last_seq; /* per latent: last global sequence it fired in */
     const sv_geometry *geom; /* weight geometry, complete on rank 0 */
 } sv_slot;
@@ -74,7 +72,7 @@ typedef struct {
     float *x, *xe;
     int64_t *tok, *seq_of;
     double *rowq; /* [block rows][RQ_N] */
-    int64_t ds_ints[3]; /* evaluated, masked, non-finite (masked too) */
+    int64_t ds_ints[SV_D_COUNT]; /* evaluated, masked, non-finite (masked too) */
     uint64_t bytes_read;
 } sv_pass;
 
@@ -96,7 +94,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     for (int64_t t = 0; t < nt; t++) {
         while (t0 + t >= st->seq_offsets[s + 1]) s++;
         if (use_mask && bsearch(&ps->tok[t], ps->mask_ids, (size_t)ps->n_mask, sizeof(int64_t), cmp_i64)) {
-            ps->ds_ints[1]++;
+            ps->ds_ints[SV_D_MASKED]++;
             continue;
         }
         const float *xr = ps->x + t * d;
@@ -108,7 +106,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 return sv_fail(SV_EINPUT, "%s: /activations: non-finite value (%g) at token %lld, dimension %lld; "
                                "set \"nonfinite\": \"skip\" in the config to mask such tokens",
                                st->path, (double)xr[bad], (long long)(t0 + t), (long long)bad);
-            ps->ds_ints[2]++;
+            ps->ds_ints[SV_D_NONFINITE]++;
             continue;
         }
         memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
@@ -121,7 +119,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         *sum_sq += ss;
         ne++;
     }
-    ps->ds_ints[0] += ne;
+    ps->ds_ints[SV_D_EVALUATED] += ne;
     if (ne == 0) return SV_OK;
     double *mu_b = malloc((size_t)d * sizeof(double));
     if (!mu_b) return sv_fail(SV_EINTERNAL, "out of memory");
@@ -131,8 +129,9 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     for (int k = 0; k < ps->n_slots; k++) {
         sv_slot *sl = &ps->slots[k];
         const int64_t m = sl->sae.cfg.d_sae;
-        double *p = leaf + d + 1 + (size_t)k * P_COUNT;
-        int64_t *firing = sl->ints + 2, *fired_seq = firing + m, *hist = fired_seq + m;
+        double *p = leaf + sv_part_sae(d, k);
+        int64_t *firing = sl->ints + sv_ints_firing(m), *fired_seq = sl->ints + sv_ints_fired_seq(m);
+        int64_t *hist = sl->ints + sv_ints_hist(m);
         double sxh2 = 0, sdot = 0;
         for (int64_t r0 = 0; r0 < ne; r0 += R) {
             int64_t nb = ne - r0 < R ? ne - r0 : R;
@@ -162,12 +161,12 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 const double *o = rq + r * RQ_N;
                 double e = o[RQ_E], nx2 = o[RQ_NX2], nh2 = o[RQ_NH2], dot = o[RQ_DOT], dm = o[RQ_DM];
                 double nx = sqrt(nx2), nh = sqrt(nh2);
-                p[P_SSE] += e;
-                p[P_COS] += (nx == 0 || nh == 0) ? 0.0 : dot / (nx * nh);
-                p[P_NORM_IN] += nx;
-                p[P_NORM_OUT] += nh;
-                p[P_RATIO] += nx < 1e-4 ? 1.0 : nh / nx;
-                p[P_LEGACY] += 1.0 - e / dm;
+                p[SV_P_SSE] += e;
+                p[SV_P_COS] += (nx == 0 || nh == 0) ? 0.0 : dot / (nx * nh);
+                p[SV_P_NORM_IN] += nx;
+                p[SV_P_NORM_OUT] += nh;
+                p[SV_P_RATIO] += nx < 1e-4 ? 1.0 : nh / nx;
+                p[SV_P_LEGACY] += 1.0 - e / dm;
                 sxh2 += nh2;
                 sdot += dot;
                 const int64_t q0 = f->rowptr[r], q1 = f->rowptr[r + 1];
@@ -181,61 +180,17 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                     }
                 }
                 double l1 = o[RQ_L1];
-                p[P_L1] += l1;
-                sl->ints[0] += q1 - q0;
+                p[SV_P_L1] += l1;
+                sl->ints[SV_I_L0] += q1 - q0;
                 hist[q1 - q0]++;
             }
         }
         if (rc != SV_OK) break;
-        p[P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
-        sl->ints[1]++;
+        p[SV_P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
+        sl->ints[SV_I_UNITS]++;
     }
     free(mu_b);
     return rc;
-}
-
-static void finalize(const sv_slot *sl, const double *tot, int64_t d, int k, const int64_t *ints,
-                     const int64_t *ds_ints, int64_t n_seq, sv_pair_metrics *m)
-{
-    const int64_t dsae = sl->sae.cfg.d_sae;
-    const double *p = tot + d + 1 + (size_t)k * P_COUNT;
-    const double N = (double)ds_ints[0];
-    memset(m, 0, sizeof *m);
-    m->tokens_evaluated = ds_ints[0];
-    m->tokens_masked = ds_ints[1];
-    m->tokens_nonfinite = ds_ints[2];
-    m->sequences = n_seq;
-    double var = 0;
-    if (N > 0) {
-        double mean_sq = 0;
-        for (int64_t i = 0; i < d; i++) {
-            double mu = tot[i] / N;
-            mean_sq += mu * mu;
-        }
-        var = tot[d] / N - mean_sq;
-    }
-    m->mse = p[P_SSE] / N;
-    if (var < 1e-10) m->explained_variance = m->mse < 1e-10 ? 1.0 : 0.0;
-    else m->explained_variance = 1.0 - m->mse / var;
-    if (N == 0) m->explained_variance = NAN;
-    m->fvu = 1.0 - m->explained_variance;
-    m->explained_variance_legacy = p[P_LEGACY] / N;
-    m->cossim = p[P_COS] / N;
-    m->l2_norm_in = p[P_NORM_IN] / N;
-    m->l2_norm_out = p[P_NORM_OUT] / N;
-    m->l2_ratio = p[P_RATIO] / N;
-    m->relative_reconstruction_bias = ints[1] > 0 ? p[P_RRB] / (double)ints[1] : NAN;
-    m->l0 = (double)ints[0] / N;
-    m->l1 = p[P_L1] / N;
-    m->firing_counts = ints + 2;
-    m->fired_sequences = ints + 2 + dsae;
-    m->l0_histogram = ints + 2 + 2 * dsae;
-    for (int64_t j = 0; j < dsae; j++)
-        if (m->firing_counts[j] == 0) m->dead_features++;
-    m->dead_fraction = (double)m->dead_features / (double)dsae;
-    m->hist_len = 0;
-    for (int64_t v = 0; v <= dsae; v++)
-        if (m->l0_histogram[v]) m->hist_len = v + 1;
 }
 
 /* Test hook: SAEVAL_TEST_FAIL_RANK=r makes rank r fail after its first
@@ -329,14 +284,14 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
     for (int k = 0; k < n_slots; k++) {
         int64_t m = slots[k].sae.cfg.d_sae;
-        memset(slots[k].ints, 0, (size_t)(3 * m + 3) * sizeof(int64_t));
+        memset(slots[k].ints, 0, sv_ints_len(m) * sizeof(int64_t));
         for (int64_t q = 0; q < m; q++) slots[k].last_seq[q] = -1;
     }
 agree:
     rc = sv_agree(rc, comm);
     if (rc != SV_OK) goto out;
     {
-        const size_t len = (size_t)d + 1 + (size_t)n_slots * P_COUNT;
+        const size_t len = sv_part_len(d, n_slots);
         sv_tree *tree = sv_tree_new(n_units, first[rank], last[rank], len);
         if (!tree) rc = SV_EINTERNAL;
         double t_start = now_s();
@@ -375,10 +330,10 @@ agree:
         if (rc != SV_OK) { free(tot); goto out; }
 
         /* Integer counts are exact, so a plain sum is order-invariant. */
-        int64_t ds_tot[3];
+        int64_t ds_tot[SV_D_COUNT];
         uint64_t bytes_tot = 0;
-        MPI_Allreduce(ps.ds_ints, ds_tot, 3, MPI_INT64_T, MPI_SUM, comm);
-        if (ds_tot[0] == 0) { /* nothing to evaluate: refuse rather than write NaNs */
+        MPI_Allreduce(ps.ds_ints, ds_tot, SV_D_COUNT, MPI_INT64_T, MPI_SUM, comm);
+        if (ds_tot[SV_D_EVALUATED] == 0) { /* nothing to evaluate: refuse rather than write NaNs */
             rc = sv_agree(sv_fail(SV_EINPUT, "%s: every token is masked (special_token_ids, exclude_token_ids%s): nothing to evaluate",
                                   st->path, cfg->nonfinite_skip ? ", non-finite values" : ""), comm);
             free(tot);
@@ -386,14 +341,16 @@ agree:
         }
         MPI_Reduce(&ps.bytes_read, &bytes_tot, 1, MPI_UINT64_T, MPI_SUM, 0, comm);
         for (int k = 0; k < n_slots; k++) {
-            int64_t m = slots[k].sae.cfg.d_sae, cnt = 3 * m + 3;
+            int64_t m = slots[k].sae.cfg.d_sae, cnt = (int64_t)sv_ints_len(m);
             int64_t *tot_ints = rank == 0 ? sv_malloc((size_t)cnt * sizeof(int64_t)) : NULL;
             MPI_Reduce(slots[k].ints, tot_ints, (int)cnt, MPI_INT64_T, MPI_SUM, 0, comm);
             if (rank == 0 && rc == SV_OK) {
                 const int p = sae_of[k] * pl->n_ds + j;
                 sv_pair_metrics pm;
                 sv_jw jw;
-                finalize(&slots[k], tot, d, k, tot_ints, ds_tot, st->n_seq, &pm);
+                const sv_metric_sums sums = {d, m, st->n_seq, tot, tot + sv_part_sae(d, k), tot_ints, ds_tot,
+                                             cfg->dead_density_threshold};
+                sv_metrics_finalize(&sums, &pm);
                 sv_jw_init(&jw);
                 /* Model size for the health ratings: the config wins, else the store's attribute. */
                 double mp = !isnan(cfg->model_params) ? cfg->model_params : st->model_params;
@@ -601,7 +558,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
                 rc = sv_fwd_init(&sl->fwd, &sl->sae, block);
                 if (rc == SV_OK) {
                     int64_t m = sl->sae.cfg.d_sae;
-                    sl->ints = sv_malloc((size_t)(3 * m + 3) * sizeof(int64_t));
+                    sl->ints = sv_malloc(sv_ints_len(m) * sizeof(int64_t));
                     sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
                     if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
                 }

@@ -8,3 +8,5 @@ add_test(NAME csv_comma_sae_id
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/csv_comma.sh ${CMAKE_CURRENT_BINARY_DIR}/csv_comma
                  ${CMAKE_CURRENT_BINARY_DIR}/demo ${SV_MPIEXEC} $<TARGET_FILE:saeval> $<TARGET_FILE:test_csv>)
 set_tests_properties(csv_comma_sae_id PROPERTIES FIXTURES_REQUIRED demo_data TIMEOUT 300)
+sv_test_exe(test_metrics test_metrics.c)
+add_test(NAME metrics_table COMMAND test_metrics)

@@ -35,6 +35,7 @@ typedef struct {
     int64_t memory_budget_mb; /* per rank; 0 = half the node's memory / ranks per node */
     int nonfinite_skip;     /* "nonfinite": "skip" masks tokens with NaN/Inf (default: error) */
     int geometry;           /* compute weight geometry (default 1) */
+    double dead_density_threshold; /* dead_fraction_below_density: density below this (default 1e-6) */
     double model_params;    /* language-model size for health ratings; NaN = unknown */
 } sv_config;
 
