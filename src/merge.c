@@ -10,20 +10,7 @@
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
 #include "saeval/output.h"
-
-char *sv_error_note_path(const char *out_dir, const char *sae_id, const char *dataset)
-{
-    char *p = sv_pair_path(out_dir, sae_id, dataset); /* .../id__ds.json */
-    if (!p) return NULL;
-    size_t n = strlen(p) + 16;
-    char *q = sv_malloc(n);
-    if (q) {
-        p[strlen(p) - 5] = '\0';
-        snprintf(q, n, "%s.error.txt", p);
-    }
-    free(p);
-    return q;
-}
+#include "saeval/results.h"
 
 /* Number at a dotted path, NaN when absent or null. */
 static double get_num(const cJSON *root, const char *dotted)

@@ -12,6 +12,7 @@
 #include "saeval/forward.h"
 #include "saeval/output.h"
 #include "saeval/agree.h"
+#include "saeval/env.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
 
@@ -91,6 +92,8 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     uint64_t acc = 8 * (5 * m + 3) + 3 * 8 * m; /* counters, stamps, derived norms */
     return weights + work + acc;
 }
+
+static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
 
 static sv_rc set_err(char **slot, const char *msg)
 {
@@ -234,9 +237,43 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         }
     }
     MPI_Bcast(pl->todo, np, MPI_INT, 0, comm);
+    rc = pack_passes(pl, c, comm);
 out:
     free(paths); free(cost); free(load); free(order);
     return rc;
+}
+
+/* Block rows and passes, once for the run: block rows are the config's,
+ * lowered (in GEMM tiles) until the largest SAE fits the memory budget
+ * (tiles keep results independent of it); per dataset, the SAEs that
+ * still need it are packed in config order into passes that fit the
+ * budget together. */
+static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
+{
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    pl->budget = c->memory_budget_mb > 0 ? (uint64_t)c->memory_budget_mb << 20 : sv_env_default_budget(comm);
+    int64_t block = c->block_tokens;
+    for (int i = 0; i < ns; i++)
+        while (!pl->sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) > pl->budget)
+            block -= SV_GEMM_ROWS;
+    pl->block_rows = block;
+    pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
+    pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
+    if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;
+    for (int j = 0; j < nd; j++) {
+        uint64_t used = 0;
+        int in = 0;
+        for (int i = 0; i < ns; i++) {
+            if (!pl->todo[i * nd + j]) continue;
+            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
+            if (in > 0 && used + b > pl->budget) { used = 0; in = 0; }
+            if (in == 0) pl->n_pass[j]++;
+            used += b;
+            in++;
+            pl->pass_of[i * nd + j] = pl->n_pass[j];
+        }
+    }
+    return SV_OK;
 }
 
 void sv_plan_free(sv_plan *pl)
@@ -252,7 +289,7 @@ void sv_plan_free(sv_plan *pl)
     for (int p = 0; pl->pair_err && p < pl->n_saes * pl->n_ds; p++) free(pl->pair_err[p]);
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
     free(pl->ds_err); free(pl->ds_hash); free(pl->pair_err); free(pl->pair_hash);
-    free(pl->in_shard); free(pl->todo);
+    free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
     memset(pl, 0, sizeof *pl);
 }
 

@@ -26,6 +26,12 @@ typedef struct {
     int *in_shard;
     int *todo;             /* in shard, can run, and not complete on disk (or --force) */
     int shard, n_shards;
+    /* Packing, computed once: block rows after the memory budget, and per
+     * dataset the passes over its store (SAEs that fit the budget together). */
+    uint64_t budget;       /* bytes per rank */
+    int64_t block_rows;
+    int *n_pass;           /* [n_ds] */
+    int *pass_of;          /* [pair]: 1-based pass of a todo pair, 0 otherwise */
 } sv_plan;
 
 /* Collective. Fatal errors (bad config, out of memory) return an error;

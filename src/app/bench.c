@@ -141,10 +141,9 @@ static sv_rc time_eval(const char *cfg, int repeat, MPI_Comm comm, double *med, 
     o.force = 1;
     o.n_shards = 1;
     for (int r = 0; r < repeat; r++) {
-        sv_rc rc = sv_run(cfg, &o, comm);
+        sv_rc rc = sv_run(cfg, &o, comm, st);
         if (rc != SV_OK) return rc;
-        t[r] = sv_last_run_stats()->pass_seconds;
-        *st = *sv_last_run_stats();
+        t[r] = st->pass_seconds;
     }
     *med = median(t, repeat);
     return SV_OK;
