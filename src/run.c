@@ -9,6 +9,7 @@
  * and integer counts through MPI_SUM, so result files do not depend on the
  * number of ranks. */
 #include "saeval/run.h"
+#include "saeval/watchdog.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -539,6 +540,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
     sv_rc rc = sv_env_check_launcher(comm);
     if (rc != SV_OK) return rc;
     sv_signals_install();
+    sv_watchdog_start(r.rank);
     const double t0 = sv_now();
 
     rc = setup(&r);
@@ -563,5 +565,6 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
     free(r.geom); free(r.slots); free(r.sae_of); free(r.failed_sae); free(r.out_dir);
     sv_plan_free(&r.pl);
     sv_config_free(&r.cfg);
+    sv_watchdog_stop();
     return rc;
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# usage: faults.sh CASE SAEVAL WORKDIR CMP_SH
+# usage: faults.sh CASE SAEVAL WORKDIR CMP_SH [SLOWFS_SO]
 # Provokes one fault a shared cluster throws at a long sweep and checks
 # saeval's promise for it (README, "Faults"). CASE is one of:
 #   sigkill   a rank killed with SIGKILL mid-run: every rank out within 30 s,
@@ -12,9 +12,13 @@
 #             same exit on every rank, nothing half-written.
 #   vanish    the output directory is deleted mid-run: clear error, same exit
 #             on every rank, nothing half-written.
+#   stall     a store read that stalls (the LD_PRELOAD shim tests/slowfs.c
+#             delays the first large read of the store on each rank by 4 s,
+#             watchdog threshold 1 s): each rank reports the stalled read
+#             with file and rows; the run then completes, byte-identical.
 # Needs root for the tmpfs mounts.
 set -u
-case=$1 saeval=$(readlink -f "$2") work=$3 cmp=$4
+case=$1 saeval=$(readlink -f "$2") work=$3 cmp=$4 slowfs=${5:-}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPI="mpirun --oversubscribe -np 2"
 fail() { echo "FAIL ($case): $*"; exit 1; }
@@ -158,6 +162,19 @@ vanish)
     grep -q "saeval: error: .*$out" "$work/fault.log" || { cat "$work/fault.log"; fail "no error line naming a file under $out"; }
     [ ! -e "$out" ] || [ -z "$(find "$out" -name '*.tmp*')" ] || fail "temporary file left in the recreated $out"
     echo "ok: output directory deleted mid-run: every rank exit $rc, nothing half-written"
+    ;;
+stall)
+    [ -f "$slowfs" ] || fail "no slowfs shim given"
+    out=$work/out; c=$(mkcfg out "$out") || fail "config"
+    SLOWFS_MATCH=in_sample.h5 SLOWFS_DELAY_MS=4000 SAEVAL_STALL_SECONDS=1 LD_PRELOAD=$slowfs \
+        ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0" \
+        $MPI "$saeval" run "$c" --quiet >"$work/stall.log" 2>&1 || { cat "$work/stall.log"; fail "stalled run failed"; }
+    for r in 0 1; do
+        grep -q "^\[saeval\] rank $r on .*: reading .*in_sample.h5 (rows [0-9]*-[0-9]*) has taken [0-9]* s so far" "$work/stall.log" ||
+            { cat "$work/stall.log"; fail "no stall report from rank $r"; }
+    done
+    sh "$cmp" "$ref" "$out" || fail "results after a stall differ from the reference"
+    echo "ok: stalled reads reported by both ranks: $(grep -c 'has taken' "$work/stall.log") lines; results identical"
     ;;
 *) fail "unknown case" ;;
 esac
