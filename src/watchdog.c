@@ -17,6 +17,10 @@ static double threshold = 30.0;
 static const char *cur_what, *cur_path;
 static int64_t cur_r0, cur_r1;
 static double cur_since, cur_next; /* next report when waited >= cur_next */
+/* Periodic hook. */
+static void (*hook_fn)(void *);
+static void *hook_arg;
+static double hook_period, hook_last;
 
 static double mono(void)
 {
@@ -36,7 +40,16 @@ static void *loop(void *arg)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&cv, &mu, &ts);
-        if (stopping || !cur_what) continue;
+        if (stopping) continue;
+        if (hook_fn && mono() - hook_last >= hook_period) {
+            hook_last = mono();
+            void (*fn)(void *) = hook_fn;
+            void *arg = hook_arg;
+            pthread_mutex_unlock(&mu);
+            fn(arg);
+            pthread_mutex_lock(&mu);
+        }
+        if (!cur_what) continue;
         double waited = mono() - cur_since;
         if (waited < cur_next) continue;
         fprintf(stderr, "[saeval] rank %d on %s: %s %s (rows %lld-%lld) has taken %.0f s so far: the file "
@@ -77,6 +90,7 @@ void sv_watchdog_stop(void)
     pthread_join(thr, NULL);
     pthread_mutex_lock(&mu);
     running = 0;
+    hook_fn = NULL;
     pthread_mutex_unlock(&mu);
 }
 
@@ -97,6 +111,16 @@ void sv_watch_end(void)
     pthread_mutex_lock(&mu);
     cur_what = NULL;
     cur_path = NULL;
+    pthread_mutex_unlock(&mu);
+}
+
+void sv_watchdog_every(double period_s, void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&mu);
+    hook_fn = period_s > 0 ? fn : NULL;
+    hook_arg = arg;
+    hook_period = period_s;
+    hook_last = mono();
     pthread_mutex_unlock(&mu);
 }
 

@@ -14,6 +14,10 @@ void sv_watchdog_stop(void);
 /* `what` and `path` must stay valid until sv_watch_end. */
 void sv_watch_begin(const char *what, const char *path, int64_t row0, int64_t row1);
 void sv_watch_end(void);
+/* Calls fn(arg) from the watchdog thread every period_s seconds until
+ * sv_watchdog_every(0, NULL, NULL) or stop (e.g. the claims' heartbeat:
+ * it must not wait for the end of a long work unit). fn must be thread-safe. */
+void sv_watchdog_every(double period_s, void (*fn)(void *), void *arg);
 /* Lines printed so far (tests). */
 int sv_watchdog_reports(void);
 
