@@ -346,6 +346,7 @@ agree:
             fprintf(log, "dataset %s pass %d/%d: %d SAEs, %s, %lld tokens, %lld units, %d ranks, %llu bytes read, %.3f s\n",
                     ds->name, pass, n_pass, n_slots, st->path, (long long)st->n_tokens, (long long)n_units, P,
                     (unsigned long long)bytes_tot, sv_now() - t_start);
+        if (rank == 0 && log) fflush(log);
         free(tot);
         rc = sv_agree(rc, comm);
     }
