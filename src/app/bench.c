@@ -27,6 +27,7 @@
 #include "saeval/reduce.h"
 #include "saeval/run.h"
 #include "saeval/safetensors.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "synthwrite.h"

@@ -1,5 +1,5 @@
 /* libFuzzer target: the SAELens cfg.json parser (untrusted input). */
-#include "saeval/sae.h"
+#include "saeval/fmt_saelens.h"
 
 #include <stdint.h>
 #include <stdlib.h>
