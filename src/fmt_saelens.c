@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "saeval/arch.h"
 #include "saeval/format.h"
 #include "saeval/fsutil.h"
 #include "saeval/json.h"
@@ -76,21 +77,20 @@ sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *pa
     const cJSON *a = get(root, "architecture");
     if (a) {
         if (!cJSON_IsString(a)) { rc = sv_fail(SV_EINPUT, "%s: architecture: must be a string", path); goto out; }
-        int found = 0;
-        for (int i = 0; i < 4; i++)
-            if (strcmp(a->valuestring, sv_arch_name((sv_arch)i)) == 0) { c->arch = (sv_arch)i; found = 1; }
-        if (!found) {
-            rc = sv_fail(SV_EINPUT, "%s: architecture: unknown architecture '%.64s' (want standard, topk, jumprelu or gated)",
-                         path, a->valuestring);
+        const sv_arch_row *row = sv_arch_lookup(a->valuestring, &c->alias_flags);
+        if (!row) {
+            rc = sv_fail(SV_EINPUT, "%s: architecture: unknown architecture '%.64s' (want %s)",
+                         path, a->valuestring, sv_arch_list());
             goto out;
         }
+        c->arch = row->id;
     } else if (is_topk_str(get(root, "activation_fn_str")) || is_topk_str(get(root, "activation_fn"))) {
         c->arch = SV_ARCH_TOPK;
     } else {
         c->arch = SV_ARCH_STANDARD;
     }
 
-    if (c->arch == SV_ARCH_TOPK) {
+    if (sv_arch_has(c->arch, SV_AF_TOPK)) {
         const cJSON *k = get(root, "k");
         if (!k) {
             const cJSON *kw = get(root, "activation_fn_kwargs");
@@ -164,7 +164,7 @@ static void fmt_shape(char *buf, size_t n, const int64_t *shape, int ndim)
 /* Find tensor `name`, check its shape, read it into a new array of the
  * working precision. */
 static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_t d0, int64_t d1,
-                         int precision, void **out)
+                         int precision, int scalar_ok, void **out)
 {
     int64_t want[2] = {d0, d1};
     char ws[64], gs[256];
@@ -174,15 +174,17 @@ static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_
     if (!t)
         return sv_fail(SV_EINPUT, "%s: tensor %s: missing (expected shape %s from cfg.json)",
                        f->path, name, ws);
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    /* One number for every latent (batchtopk's global threshold). */
+    const int scalar = scalar_ok && t->ndim <= 1 && sv_st_numel(t) == 1;
+    int ok = t->ndim == ndim || scalar;
+    for (int i = 0; ok && !scalar && i < ndim; i++) ok = t->shape[i] == want[i];
     if (!ok) {
         fmt_shape(gs, sizeof gs, t->shape, t->ndim);
         return sv_fail(SV_EINPUT, "%s: tensor %s: shape %s does not match cfg.json (expected %s)",
                        f->path, name, gs, ws);
     }
-    size_t numel = (size_t)sv_st_numel(t);
-    void *p = sv_malloc(numel * (precision == 32 ? sizeof(float) : sizeof(double)));
+    size_t numel = (size_t)sv_st_numel(t), full = scalar ? (size_t)d0 : numel;
+    void *p = sv_malloc(full * (precision == 32 ? sizeof(float) : sizeof(double)));
     if (!p) return SV_EINTERNAL;
     sv_rc rc = precision == 32 ? sv_st_read_f32(f, t, p) : sv_st_read_f64(f, t, p);
     if (rc != SV_OK) { free(p); return rc; }
@@ -195,6 +197,10 @@ static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_
             return sv_fail(SV_EINPUT, "%s: tensor %s: non-finite value (%g) at flat index %zu%s", f->path, name, v, i,
                            precision == 32 && t->dtype == SV_DT_F64 ? " (after conversion to float32)" : "");
         }
+    }
+    for (size_t i = 1; scalar && i < full; i++) {
+        if (precision == 32) ((float *)p)[i] = ((const float *)p)[0];
+        else ((double *)p)[i] = ((const double *)p)[0];
     }
     *out = p;
     return SV_OK;
@@ -266,18 +272,17 @@ static sv_rc saelens_load(sv_sae *s, const char *dir, int has_scale, double scal
     if ((rc = sv_st_open(&f, wpath)) != SV_OK) goto out;
     s->weights_bytes = f.file_size;
 
-    if ((rc = load_tensor(&f, "W_enc", 2, ni, ns, precision, &s->W_enc)) != SV_OK) goto out;
-    if (c->arch != SV_ARCH_GATED &&
-        (rc = load_tensor(&f, "b_enc", 1, ns, 0, precision, &s->b_enc)) != SV_OK) goto out;
-    if ((rc = load_tensor(&f, "W_dec", 2, ns, ni, precision, &s->W_dec)) != SV_OK) goto out;
-    if ((rc = load_tensor(&f, "b_dec", 1, ni, 0, precision, &s->b_dec)) != SV_OK) goto out;
-    if (c->arch == SV_ARCH_JUMPRELU &&
-        (rc = load_tensor(&f, "threshold", 1, ns, 0, precision, &s->threshold)) != SV_OK) goto out;
-    if (c->arch == SV_ARCH_GATED) {
-        if ((rc = load_tensor(&f, "b_gate", 1, ns, 0, precision, &s->b_gate)) != SV_OK) goto out;
-        if ((rc = load_tensor(&f, "r_mag", 1, ns, 0, precision, &s->r_mag)) != SV_OK) goto out;
-        if ((rc = load_tensor(&f, "b_mag", 1, ns, 0, precision, &s->b_mag)) != SV_OK) goto out;
+    /* The tensors the architecture's row lists, in its order. */
+    void **slot[] = {[SV_T_W_ENC] = &s->W_enc, [SV_T_B_ENC] = &s->b_enc, [SV_T_W_DEC] = &s->W_dec,
+                     [SV_T_B_DEC] = &s->b_dec, [SV_T_THRESHOLD] = &s->threshold, [SV_T_B_GATE] = &s->b_gate,
+                     [SV_T_R_MAG] = &s->r_mag, [SV_T_B_MAG] = &s->b_mag};
+    for (const sv_tensor_spec *ts = sv_arch_row_of(c->arch)->tensors; ts->name && rc == SV_OK; ts++) {
+        const int64_t d0 = ts->shape == SV_SHAPE_IN_SAE || ts->shape == SV_SHAPE_IN ? ni : ns;
+        const int64_t d1 = ts->shape == SV_SHAPE_IN_SAE ? ns : ts->shape == SV_SHAPE_SAE_IN ? ni : 0;
+        const int scalar_ok = ts->id == SV_T_THRESHOLD && (c->alias_flags & SV_AF_SCALAR_THRESHOLD);
+        rc = load_tensor(&f, ts->name, d1 ? 2 : 1, d0, d1, precision, scalar_ok, slot[ts->id]);
     }
+    if (rc != SV_OK) goto out;
 
 out:
     free(wpath);
@@ -318,7 +323,7 @@ static sv_rc saelens_describe(const char *dir, FILE *out)
     fprintf(out, "  architecture          %s\n", sv_arch_name(c.arch));
     fprintf(out, "  d_in                  %lld\n", (long long)c.d_in);
     fprintf(out, "  d_sae                 %lld\n", (long long)c.d_sae);
-    if (c.arch == SV_ARCH_TOPK) {
+    if (sv_arch_has(c.arch, SV_AF_TOPK)) {
         fprintf(out, "  k                     %lld\n", (long long)c.k);
         fprintf(out, "  rescale_acts_by_decoder_norm %s\n", c.rescale_acts_by_decoder_norm ? "true" : "false");
     }

@@ -12,6 +12,7 @@
 #include "saeval/forward.h"
 #include "saeval/output.h"
 #include "saeval/agree.h"
+#include "saeval/arch.h"
 #include "saeval/env.h"
 #include "saeval/format.h"
 #include "saeval/fsutil.h"
@@ -92,7 +93,7 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     /* Per-thread pre-activation tiles, never a whole [rows][d_sae] block. */
     uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
     work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
-    if (c->arch == SV_ARCH_TOPK)
+    if (sv_arch_has(c->arch, SV_AF_TOPK))
         work += tasks * SV_GEMM_ROWS * (2 * (uint64_t)c->k * (rs + 4) + rs + 8) + 2 * 12 * rows * (uint64_t)c->k; /* candidates, codes */
     else
         work += tasks * SV_GEMM_ROWS * np * 8 + 2 * 12 * rows * 64; /* counts; codes at L0 64 (they grow as needed) */

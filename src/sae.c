@@ -6,11 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *arch_names[] = {"standard", "topk", "jumprelu", "gated"};
 static const char *norm_names[] = {"none", "layer_norm", "constant_norm_rescale",
                                    "expected_average_only_in"};
 
-const char *sv_arch_name(sv_arch a) { return (unsigned)a < 4 ? arch_names[a] : "?"; }
 const char *sv_norm_name(sv_norm n) { return (unsigned)n < 4 ? norm_names[n] : "?"; }
 
 /* Per-latent norms, blocked over latents so that both W_enc rows and the

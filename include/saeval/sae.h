@@ -21,9 +21,9 @@ typedef struct {
     int apply_b_dec_to_input;         /* default 1 */
     sv_norm normalize;                /* default none */
     char dtype[32];                   /* as written in cfg.json, default "float32" */
+    unsigned alias_flags;             /* extra flags of the alias cfg.json named (arch.h), else 0 */
 } sv_sae_cfg;
 
-const char *sv_arch_name(sv_arch a);  /* "standard", "topk", "jumprelu", "gated" */
 const char *sv_norm_name(sv_norm n);  /* "none", "layer_norm", ... */
 
 typedef struct {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "saeval/agree.h"
+#include "saeval/arch.h"
 #include "saeval/forward.h"
 #include "saeval/fsutil.h"
 #include "saeval/output.h"

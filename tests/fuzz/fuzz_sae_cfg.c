@@ -1,4 +1,5 @@
 /* libFuzzer target: the SAELens cfg.json parser (untrusted input). */
+#include "saeval/arch.h"
 #include "saeval/fmt_saelens.h"
 
 #include <stdint.h>
