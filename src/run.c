@@ -31,6 +31,7 @@
 #include "saeval/progress.h"
 #include "saeval/reduce.h"
 #include "saeval/results.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/signals.h"
 #include "saeval/store.h"
