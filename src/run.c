@@ -433,9 +433,14 @@ static sv_rc claim_pairs(sv_runner *r)
                 drop[p] = 1;
             }
         }
-        if (rc == SV_OK) {
+        int held = 0;
+        for (int p = 0; p < np; p++) held += r->claimed[p];
+        if (rc == SV_OK && held) {
             rc = sv_claim_refresh(r->claim_dir, &r->me);
             sv_watchdog_every(60.0, claims_heartbeat, r);
+        } else if (rc == SV_OK) { /* nothing to compute: no claims, no heartbeat */
+            free(r->claim_dir);
+            r->claim_dir = NULL;
         }
     }
     rc = sv_agree(rc, r->comm);
