@@ -295,6 +295,25 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
         while (!pl->sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) > pl->budget)
             block -= SV_GEMM_ROWS;
     pl->block_rows = block;
+    /* An SAE that does not fit even at the smallest block is refused now,
+     * before any work, rather than killed by the OOM killer later. */
+    for (int i = 0; i < ns; i++) {
+        int needed = 0;
+        for (int j = 0; j < nd; j++) needed |= pl->todo[i * nd + j];
+        if (!needed || pl->sae_err[i]) continue;
+        uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
+        if (b > pl->budget) {
+            const sv_sae_cfg *w = &pl->cfg[i];
+            const uint64_t mib = 1u << 20, rs = c->precision == 64 ? 8 : 4;
+            const uint64_t weights = rs * 2 * (uint64_t)w->d_in * (uint64_t)w->d_sae;
+            return sv_fail(SV_EINPUT, "%s: memory_budget_mb: %llu MB per rank is too small for SAE %s (d_in %lld, "
+                           "d_sae %lld): it needs %llu MB (encoder and decoder weights %llu MB, the rest buffers "
+                           "at the smallest block of %lld rows); raise memory_budget_mb or run fewer ranks per node",
+                           c->config_path ? c->config_path : "config", (unsigned long long)(pl->budget >> 20), pl->ids[i],
+                           (long long)w->d_in, (long long)w->d_sae, (unsigned long long)((b + mib - 1) / mib),
+                           (unsigned long long)((weights + mib - 1) / mib), (long long)block);
+        }
+    }
     pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
     pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
     if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;

@@ -22,6 +22,8 @@
 #             rewrite would give) after the first results: the pairs written
 #             later that read them are refused with an error naming the file,
 #             never written from mixed inputs; the rerun computes them.
+#   budget    memory_budget_mb too small for one SAE and its buffers: a
+#             clear error before any work (exit 2 on every rank, no result).
 #   stall     a store read that stalls (the LD_PRELOAD shim tests/slowfs.c
 #             delays the first large read of the store on each rank by 4 s,
 #             watchdog threshold 1 s): each rank reports the stalled read
@@ -230,6 +232,23 @@ inputchange)
         [ ! -e "$out/$pair.error.txt" ] || fail "$pair.error.txt left after the rerun computed it"
     done
     echo "ok: pairs reading a changed store or SAE refused (exit 2 on every rank, errors name the files); rerun computed them"
+    ;;
+budget)
+    out=$work/out
+    c=$(python3 - "$work/sweep/config.json" "$out" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1])); c["output_dir"] = sys.argv[2]; c["memory_budget_mb"] = 2
+p = os.path.join(os.path.dirname(sys.argv[1]), "small.json"); json.dump(c, open(p, "w"), indent=1); print(p)
+PY
+) || fail "config"
+    run_ranks "$c" "$work/budget.log"
+    rc=$(same_rc) || exit 1
+    [ "$rc" = 2 ] || fail "exit code $rc, expected 2"
+    grep -q "saeval: error: .*small.json: memory_budget_mb: 2 MB per rank is too small for SAE .* it needs [0-9]* MB" "$work/budget.log" ||
+        { cat "$work/budget.log"; fail "no clear budget error"; }
+    if ls "$out"/*__*.json >/dev/null 2>&1; then fail "result files written"; fi
+    if grep -q "^dataset" "$out/run.log" 2>/dev/null; then fail "a pass ran before the budget error"; fi
+    echo "ok: budget too small refused before any work: $(grep -o 'too small for SAE [^:]*: it needs [0-9]* MB' "$work/budget.log" | head -n 1)"
     ;;
 stall)
     [ -f "$slowfs" ] || fail "no slowfs shim given"
