@@ -429,8 +429,6 @@ sv_rc sv_report_cli(const char *config, const char *dir)
             fprintf(stderr, "saeval: warning: plotly.min.js not found (not next to the program in report-assets/, "
                             "SAEVAL_PLOTLY_JS unset): the report has tables only\n");
         fflush(stdout);
-    } else {
-        fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
     }
     sv_config_free(&c);
     return rc;

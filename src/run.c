@@ -514,8 +514,9 @@ static sv_rc summarize(sv_runner *r)
         /* Failures were already reported once each on stderr. */
         rc = sv_merge(&r->cfg, &r->pl, r->out_dir, NULL, r->opts->table ? stdout : NULL, &mc);
         if (rc == SV_OK && mc.failed + mc.missing > 0) r->any_failed = 1;
-        /* The report is extra: its failure is printed, the run's code stands. */
-        if (rc == SV_OK && r->opts->report) (void)sv_report_cli(NULL, r->out_dir);
+        /* A report that cannot be written (disk full, ...) fails the run
+         * like any other output; the results stay complete. */
+        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir);
     }
     rc = sv_agree(rc, r->comm);
     if (rc == SV_OK && r->any_failed) {

@@ -13,6 +13,8 @@
 #   vanish    the output directory is deleted mid-run: clear error, same exit
 #             on every rank, nothing half-written.
 # Needs root for the tmpfs mounts.
+# Runs use --no-report: the faults concern the result files (the HTML report is
+# rebuilt from them at any time, and writing it would widen the timing windows).
 set -u
 case=$1 saeval=$(readlink -f "$2") work=$3 cmp=$4
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -34,12 +36,12 @@ PY
 }
 ref=$work/ref
 cref=$(mkcfg ref "$ref") || fail "config"
-$MPI "$saeval" run "$cref" --quiet >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; fail "reference run"; }
+$MPI "$saeval" run "$cref" --quiet --no-report >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; fail "reference run"; }
 
 # Runs the sweep on 2 ranks, each rank's exit code in $work/rc.RANK.
 run_ranks() { # run_ranks CONFIG LOG
     rm -f "$work"/rc.*
-    $MPI sh -c '"$0" run "$1" --quiet >"$2.rank$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"$3/rc.$OMPI_COMM_WORLD_RANK"' \
+    $MPI sh -c '"$0" run "$1" --quiet --no-report >"$2.rank$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"$3/rc.$OMPI_COMM_WORLD_RANK"' \
         "$saeval" "$1" "$2" "$work" >"$2" 2>&1
     cat "$2".rank* >>"$2" 2>/dev/null
 }
@@ -74,7 +76,7 @@ wait_first_result() { # DIR PID: until a pair file exists (or the run ends)
 case $case in
 sigkill)
     out=$work/out; c=$(mkcfg out "$out") || fail "config"
-    ($MPI "$saeval" run "$c" --quiet >"$work/kill.log" 2>&1; echo $? >"$work/kill.rc") &
+    ($MPI "$saeval" run "$c" --quiet --no-report >"$work/kill.log" 2>&1; echo $? >"$work/kill.rc") &
     bg=$!
     wait_first_result "$out" "$bg" || fail "the run wrote no result before ending"
     victim=$(pgrep -f "saeval run $c" | while read -r p; do
@@ -90,7 +92,7 @@ sigkill)
     pgrep -f "saeval run $c" >/dev/null && fail "ranks left running after the kill"
     n=$(no_partial "$out") || exit 1
     echo "ok: rank $victim killed, job ended in $(( $(date +%s) - t0 )) s, $n complete results kept, no partial file"
-    $MPI "$saeval" run "$c" --quiet >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun"; }
+    $MPI "$saeval" run "$c" --quiet --no-report >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun"; }
     grep -q "already done\|skipp\|resum" "$work/rerun.log" "$out/run.log" 2>/dev/null ||
         echo "note: the rerun log does not mention resumed pairs"
     sh "$cmp" "$ref" "$out" || fail "rerun differs from the reference"
@@ -109,7 +111,7 @@ diskfull)
     [ "$n" -gt 0 ] || fail "no complete result survived (tmpfs of ${size} KiB too small for the test)"
     echo "ok: disk full at ${size} KiB: every rank exit $rc, $n complete results intact, no partial file"
     mount -o remount,size=$(( total * 4 ))k "$out" || fail "cannot grow the tmpfs"
-    $MPI "$saeval" run "$c" --quiet >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun after freeing space"; }
+    $MPI "$saeval" run "$c" --quiet --no-report >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun after freeing space"; }
     sh "$cmp" "$ref" "$out" || fail "rerun differs from the reference"
     ;;
 readonly)
@@ -126,7 +128,7 @@ json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
     chown -R 65534:65534 "$sc" || fail "chown"
     (cd "$sc" && setpriv --reuid=65534 --regid=65534 --clear-groups env -u OMPI_ALLOW_RUN_AS_ROOT -u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM \
-        mpirun --oversubscribe -np 2 sh -c './saeval run sweep/config.json --quiet >"fault.log.$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"rc.$OMPI_COMM_WORLD_RANK"' \
+        mpirun --oversubscribe -np 2 sh -c './saeval run sweep/config.json --quiet --no-report >"fault.log.$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"rc.$OMPI_COMM_WORLD_RANK"' \
         >"$work/fault.log" 2>&1) &
     bg=$!
     wait_first_result "$out" "$bg" || { rm -rf "$sc"; fail "the run wrote no result before ending"; }

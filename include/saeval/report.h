@@ -28,8 +28,8 @@ typedef struct {
 sv_rc sv_report(const char *out_dir, const char *plotly_js, sv_report_stats *st);
 
 /* Command-line glue, rank 0 only: the output directory is dir, else
- * CONFIG's output_dir; writes the report and prints where it is (stdout),
- * why it has no charts or why it failed (stderr). */
+ * CONFIG's output_dir; writes the report and prints where it is (stdout)
+ * or why it has no charts (stderr). The caller prints an error. */
 sv_rc sv_report_cli(const char *config, const char *dir);
 
 #endif

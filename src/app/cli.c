@@ -266,6 +266,7 @@ static int cmd_report(int argc, char **argv, int rank)
     }
     if (!config && !out) return usage_error(usage_report, "report: missing CONFIG");
     int r = rank == 0 ? (int)sv_report_cli(config, out) : 0, worst;
+    if (r) fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
     MPI_Allreduce(&r, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return worst;
 }
