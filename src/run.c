@@ -30,6 +30,7 @@
 #include "saeval/plan.h"
 #include "saeval/progress.h"
 #include "saeval/reduce.h"
+#include "saeval/report.h"
 #include "saeval/results.h"
 #include "saeval/format.h"
 #include "saeval/sae.h"
@@ -636,6 +637,9 @@ static sv_rc summarize(sv_runner *r)
         /* Failures were already reported once each on stderr. */
         rc = sv_merge(&r->cfg, &r->pl, r->out_dir, NULL, r->opts->table ? stdout : NULL, &mc);
         if (rc == SV_OK && mc.failed + mc.missing > 0) r->any_failed = 1;
+        /* A report that cannot be written (disk full, ...) fails the run
+         * like any other output; the results stay complete. */
+        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir);
     }
     rc = sv_agree(rc, r->comm);
     /* Pairs refused on rank 0 alone (an input changed mid-run) count on every rank. */

@@ -11,6 +11,7 @@ typedef struct {
     int table;              /* print the summary table on rank 0 */
     int shard, n_shards;    /* evaluate shard `shard` of n_shards (0 of 1: everything) */
     int force;              /* recompute pairs whose result files are complete */
+    int report;             /* write the HTML report after the summaries */
 } sv_run_opts;
 
 /* Figures of a run, for the benchmark (rank 0: totals). */
