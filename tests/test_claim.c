@@ -102,31 +102,44 @@ int main(int argc, char **argv)
     sv_claim_release(dir, "a__d", &me);
     EXPECT(!exists(dir, "a__d"), "release by the holder");
 
-    /* 7. Racing takeovers of one stale claim: exactly one winner. */
+    /* 7. Racing takeovers of one stale claim: exactly one winner. Every
+     * contender stays alive until all have tried (a winner that exited would
+     * rightly count as dead, and its claim as stale). */
     for (int round = 0; round < 20; round++) {
         put(dir, "g__d", "saeval-claim otherhost 12 99 1700000000 otherhost-12-1\n", time(NULL) - 1000);
         enum { N = 6 };
+        int res[2], rel[2];
+        if (pipe(res) != 0 || pipe(rel) != 0) die("pipe", NULL);
         pid_t kids[N];
         for (int i = 0; i < N; i++) {
             kids[i] = fork();
             if (kids[i] == 0) {
+                close(res[0]);
+                close(rel[1]);
                 sv_claim_owner k;
                 sv_claim_me(&k);
                 sv_claim_state s2;
                 sv_claim_owner h2;
-                if (sv_claim_try(dir, "g__d", &k, 60, &s2, &h2) != SV_OK) _exit(3);
-                /* Winners stay alive a moment so their claim is live for the others. */
-                if (s2 == SV_CLAIM_TAKEN) { usleep(200000); _exit(0); }
-                _exit(1);
+                char v = 'E';
+                if (sv_claim_try(dir, "g__d", &k, 60, &s2, &h2) == SV_OK) v = s2 == SV_CLAIM_TAKEN ? 'W' : 'L';
+                if (write(res[1], &v, 1) != 1) _exit(3);
+                char b;
+                while (read(rel[0], &b, 1) > 0) {} /* until the parent releases everyone */
+                _exit(0);
             }
         }
+        close(res[1]);
+        close(rel[0]);
         int won = 0, lost = 0;
         for (int i = 0; i < N; i++) {
-            int ws = 0;
-            waitpid(kids[i], &ws, 0);
-            if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) won++;
-            else if (WIFEXITED(ws) && WEXITSTATUS(ws) == 1) lost++;
+            char v;
+            if (read(res[0], &v, 1) != 1) break;
+            won += v == 'W';
+            lost += v == 'L';
         }
+        close(rel[1]);
+        close(res[0]);
+        for (int i = 0; i < N; i++) waitpid(kids[i], NULL, 0);
         if (won != 1 || lost != N - 1) {
             fprintf(stderr, "FAIL round %d: %d winners, %d losers of %d\n", round, won, lost, N);
             failures++;
