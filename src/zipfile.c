@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zip.h>
 
 struct sv_zip {
@@ -139,6 +140,14 @@ sv_rc sv_zip_open(sv_zip **out, const char *path)
     sv_zip *z = sv_calloc(1, sizeof *z);
     if (!z) return SV_EINTERNAL;
     if (!(z->name = sv_strdup(path))) { free(z); return SV_EINTERNAL; }
+    /* libzip opens an empty file as an empty archive; a zip has at least
+     * its 22-byte end record. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size < 22) {
+        sv_rc rc = sv_fail(SV_EINPUT, "%s: not a readable zip archive: %lld bytes", path, (long long)sb.st_size);
+        sv_zip_close(z);
+        return rc;
+    }
     int err = 0;
     z->za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &err);
     if (!z->za) {
@@ -155,6 +164,11 @@ sv_rc sv_zip_open_mem(sv_zip **out, const void *buf, size_t len, const char *nam
     sv_zip *z = sv_calloc(1, sizeof *z);
     if (!z) return SV_EINTERNAL;
     if (!(z->name = sv_strdup(name))) { free(z); return SV_EINTERNAL; }
+    if (len < 22) {
+        sv_rc rc = sv_fail(SV_EINPUT, "%s: not a readable zip archive: %zu bytes", name, len);
+        sv_zip_close(z);
+        return rc;
+    }
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(len ? buf : "", len, 0, &ze);

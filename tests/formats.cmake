@@ -1,0 +1,11 @@
+# zip / npy / npz / restricted unpickler / torch .pt readers against files
+# written by independent writers (numpy, pickle+zipfile, torch.save when
+# python3-torch is installed). Debian's /usr/bin/python3 with python3-numpy.
+find_program(SV_DEBIAN_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+sv_test_exe(test_formats test_formats.c)
+add_test(NAME formats_gen
+         COMMAND ${CMAKE_COMMAND} -E env SAEVAL_NO_TORCH=$ENV{SAEVAL_NO_TORCH}
+                 ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/formats_gen.py ${CMAKE_CURRENT_BINARY_DIR}/formats_data)
+set_tests_properties(formats_gen PROPERTIES FIXTURES_SETUP formats_data)
+add_test(NAME formats COMMAND test_formats ${CMAKE_CURRENT_BINARY_DIR}/formats_data)
+set_tests_properties(formats PROPERTIES FIXTURES_REQUIRED formats_data)
