@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define MAX_VISITS 1000000
+#define MAX_NAME_BYTES ((size_t)64 << 20)
 
 void sv_pt_close(sv_torchfile *f)
 {
@@ -40,6 +41,7 @@ typedef struct {
     sv_torchfile *f;
     const char *prefix;
     int64_t visits;
+    size_t name_bytes;
     int tcap, icap;
 } walker;
 
@@ -120,8 +122,9 @@ static sv_rc add_item(walker *w, char *name, const sv_pk_value *v)
     return SV_OK;
 }
 
-/* Depth is bounded by the unpickler (256 levels); visits by MAX_VISITS so
- * shared sub-dicts cannot blow up the walk. */
+/* Depth is bounded by the unpickler (256 levels); visited values (leaves
+ * too) by MAX_VISITS and name bytes by MAX_NAME_BYTES, so sub-dicts shared
+ * through the memo cannot blow up the walk. */
 static sv_rc walk(walker *w, const char *prefix, const sv_pk_value *v)
 {
     if (++w->visits > MAX_VISITS)
@@ -144,6 +147,9 @@ static sv_rc walk(walker *w, const char *prefix, const sv_pk_value *v)
             size_t len = strlen(prefix) + strlen(ks) + 2;
             if (len > SV_PT_MAX_NAME)
                 return sv_fail(SV_EINPUT, "%s: data.pkl: entry name longer than %d bytes", w->f->path, SV_PT_MAX_NAME);
+            if (++w->visits > MAX_VISITS || (w->name_bytes += len) > MAX_NAME_BYTES)
+                return sv_fail(SV_EINPUT, "%s: data.pkl: more than %d entries or %zu MiB of names", w->f->path,
+                               MAX_VISITS, MAX_NAME_BYTES >> 20);
             char *name = sv_malloc(len);
             if (!name) return SV_EINTERNAL;
             snprintf(name, len, "%s%s%s", prefix, *prefix ? "." : "", ks);

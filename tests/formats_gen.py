@@ -288,6 +288,12 @@ case("pt", "bad_pt_truncated.pt", "open", "not a readable zip archive")
 write_pt("bad_pt_dup_name.pt", {"a.b": 1, "a": {"b": 2}}, [])
 case("pt", "bad_pt_dup_name.pt", "open", "entry 'a.b' appears twice")
 
+# One dict shared 2000 times through the memo: 4 million names if walked
+# naively from a 50 kB file.
+shared = {f"k{i}": 1 for i in range(2000)}
+write_pt("bad_pt_shared_blowup.pt", {f"s{j}": shared for j in range(2000)}, [])
+case("pt", "bad_pt_shared_blowup.pt", "open", "more than 1000000 entries")
+
 # ------------------------------------------------------------ evil pickles
 class Evil:
     def __init__(self, tag): self.tag = tag
