@@ -241,6 +241,13 @@ def mimic_state_dict():
     ints = np.arange(4, dtype="<i8")
     stor.append(_Storage(ftorch.LongStorage, "6", 4, ints.tobytes()))
     sd["stats_last_nonzero"] = FakeTensor(stor[-1], 0, (4,), (1,))
+    # 0-dim tensors (dictionary_learning's scalar threshold and k buffers)
+    s, exact = float_storage("7", np.array([0.25]), "float32")
+    stor.append(s)
+    sd["threshold"] = FakeTensor(s, 0, (), ())
+    expect.append(("threshold", "float32", (), exact.reshape(())))
+    stor.append(_Storage(ftorch.LongStorage, "8", 1, np.array([32], dtype="<i8").tobytes()))
+    sd["k"] = FakeTensor(stor[-1], 0, (), ())
     sd["activation"] = "TopK"
     sd["activation_state_dict"] = {"k": 32, "postact_fn": "ReLU", "scale": 0.5, "flag": True}
     return sd, stor, expect
@@ -254,6 +261,7 @@ for k, v in (("activation", "str TopK"), ("activation_state_dict.k", "int 32"),
              ("activation_state_dict.flag", "bool 1")):
     refs.write(f"ptitem mimic_good.pt {k} {v}\n")
 refs.write("ptint mimic_good.pt stats_last_nonzero int64\n")
+refs.write("ptint mimic_good.pt k int64\n")
 
 # bad .pt files
 write_pt("bad_pt_missing_storage.pt", sd, stor, skip=("2",))
@@ -266,7 +274,8 @@ write_pt("bad_pt_out_of_storage.pt", {"w": FakeTensor(s_over, 2, (2, 3), (3, 1))
 case("pt", "bad_pt_out_of_storage.pt", "open", "reach element 7 of a storage of 6")
 write_pt("bad_pt_transposed.pt", {"w": FakeTensor(s_over, 0, (3, 2), (1, 3))}, [s_over])
 case("pt", "bad_pt_transposed.pt", "read", "not contiguous (shape (3, 2), stride (1, 3))")
-write_pt("bad_pt_int_read.pt", {"n": FakeTensor(stor[-1], 0, (4,), (1,))}, [stor[-1]])
+s_int = [s for s in stor if s.key == "6"][0]
+write_pt("bad_pt_int_read.pt", {"n": FakeTensor(s_int, 0, (4,), (1,))}, [s_int])
 case("pt", "bad_pt_int_read.pt", "read", "dtype int64 is not a floating-point type")
 write_pt("bad_pt_list_root.pt", [1, 2], [])
 case("pt", "bad_pt_list_root.pt", "open", "holds a list, not a state dict")

@@ -32,6 +32,8 @@ sd["half"] = torch.randn(3, 2).half()
 sd["bf16"] = torch.randn(7).bfloat16()
 sd["f64"] = torch.randn(2, 2, dtype=torch.float64)
 big = torch.randn(4, 5)
+sd["threshold"] = torch.tensor(0.125)   # 0-dim, as dictionary_learning saves it
+sd["k"] = torch.tensor(4)
 sd["row_view"] = big[1:3]          # offset 5 into a shared storage, contiguous
 sd["big"] = big
 torch.save(sd, os.path.join(out, "torch_state_dict.pt"))
@@ -43,6 +45,7 @@ for k, t in sd.items():
 refs.write("ptitem torch_state_dict.pt activation str TopK\n")
 refs.write("ptitem torch_state_dict.pt activation_state_dict.k int 4\n")
 refs.write("ptint torch_state_dict.pt stats_last_nonzero int64\n")
+refs.write("ptint torch_state_dict.pt k int64\n")
 
 # Parameters saved directly (_rebuild_parameter) and a transposed view.
 p = torch.nn.Parameter(torch.randn(3, 4))
