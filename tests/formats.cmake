@@ -9,3 +9,8 @@ add_test(NAME formats_gen
 set_tests_properties(formats_gen PROPERTIES FIXTURES_SETUP formats_data)
 add_test(NAME formats COMMAND test_formats ${CMAKE_CURRENT_BINARY_DIR}/formats_data)
 set_tests_properties(formats PROPERTIES FIXTURES_REQUIRED formats_data)
+
+# The reference's new architectures (signed top-k, groupmax, skip,
+# transcoder targets) against hand-computed values.
+sv_test_exe(test_ref_arch test_ref_arch.c ref.c)
+add_test(NAME ref_arch COMMAND test_ref_arch)
