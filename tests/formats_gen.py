@@ -133,81 +133,15 @@ MARK_PREFIX = os.path.join(out, "pwned_")
 def touch_cmd(tag):
     return "touch " + MARK_PREFIX + tag
 
-class _Storage:
-    def __init__(self, typ, key, numel, data):
-        self.typ, self.key, self.numel, self.data = typ, key, numel, data
-
-def make_fake_torch():
-    """Stand-in modules so that pickle writes GLOBAL 'torch FloatStorage' etc.
-    exactly as torch.save does (pickle checks that the names resolve)."""
-    torch = types.ModuleType("torch")
-    utils = types.ModuleType("torch._utils")
-    def _rebuild_tensor_v2(*a):  # never called: only its name is pickled
-        raise AssertionError
-    def _rebuild_parameter(*a):
-        raise AssertionError
-    for f in (_rebuild_tensor_v2, _rebuild_parameter):
-        f.__module__ = "torch._utils"
-        f.__qualname__ = f.__name__
-        setattr(utils, f.__name__, f)
-    for n in ("FloatStorage", "HalfStorage", "BFloat16Storage", "DoubleStorage", "LongStorage"):
-        c = type(n, (), {})
-        c.__module__ = "torch"
-        c.__qualname__ = n
-        setattr(torch, n, c)
-    torch._utils = utils
-    sys.modules["torch"] = torch
-    sys.modules["torch._utils"] = utils
-    return torch, utils
-
-ftorch, futils = make_fake_torch()
-
-class FakeTensor:
-    """Pickles as torch.Tensor does: _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, OrderedDict())."""
-    def __init__(self, storage, offset, shape, stride):
-        self.s, self.off, self.shape, self.stride = storage, offset, tuple(shape), tuple(stride)
-    def __reduce_ex__(self, proto):
-        return (futils._rebuild_tensor_v2, (self.s, self.off, self.shape, self.stride, False, OrderedDict()))
-
-class FakeParam:
-    def __init__(self, t): self.t = t
-    def __reduce_ex__(self, proto):
-        return (futils._rebuild_parameter, (self.t, True, OrderedDict()))
-
-class Pickler(pickle.Pickler):
-    def persistent_id(self, obj):
-        if isinstance(obj, _Storage):
-            return ("storage", obj.typ, obj.key, "cpu", obj.numel)
-        return None
-
-def bf16_bytes(a):
-    u = np.asarray(a, dtype=np.float32).view(np.uint32)
-    # round to nearest even, as torch does
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return r.tobytes(), (r.astype(np.uint32) << 16).view(np.float32)
-
-def contiguous_stride(shape):
-    st, acc = [], 1
-    for d in reversed(shape):
-        st.append(acc)
-        acc *= d
-    return tuple(reversed(st))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchmimic as tm
+from torchmimic import Storage as _Storage, Tensor as FakeTensor, Param as FakeParam, bf16_bytes, contiguous_stride
+ftorch, futils = tm.torch, tm.utils
 
 def write_pt(fn, root, storages, prefix="archive", extra=(), skip=(), pkl=None):
-    b = io.BytesIO()
-    if pkl is None:
-        Pickler(b, protocol=2).dump(root)
-        pkl = b.getvalue()
-    with zipfile.ZipFile(os.path.join(out, fn), "w", zipfile.ZIP_STORED) as z:
-        z.writestr(f"{prefix}/data.pkl", pkl)
-        for s in storages:
-            if s.key not in skip:
-                z.writestr(f"{prefix}/data/{s.key}", s.data)
-        z.writestr(f"{prefix}/version", "3\n")
-        z.writestr(f"{prefix}/byteorder", "little")
-        for name, data in extra:
-            z.writestr(name, data)
-    return pkl
+    w = tm.Writer()
+    w.storages = list(storages)
+    return w.save(os.path.join(out, fn), root, prefix=prefix, pkl=pkl, skip=skip, extra=extra)
 
 def float_storage(key, a, kind):
     a = np.ascontiguousarray(a)
@@ -359,6 +293,6 @@ cases.close()
 
 # ---------------------------------------------- real torch.save (optional)
 import importlib.util
-del sys.modules["torch"], sys.modules["torch._utils"]
+del sys.modules["torch"], sys.modules["torch._utils"]  # torchmimic's stand-ins
 if importlib.util.find_spec("torch") is not None and os.environ.get("SAEVAL_NO_TORCH") != "1":
     subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "formats_gen_torch.py"), out], check=True)
