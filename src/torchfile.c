@@ -309,6 +309,47 @@ sv_rc sv_pt_open_mem(sv_torchfile *f, const void *buf, size_t len, const char *n
     return rc;
 }
 
+static sv_rc not_contiguous(const sv_torchfile *f, const sv_pt_tensor *t)
+{
+    char sh[200] = "", st[200] = "";
+    for (int i = 0; i < t->ndim; i++) {
+        size_t a = strlen(sh), b = strlen(st);
+        snprintf(sh + a, sizeof sh - a, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        snprintf(st + b, sizeof st - b, "%s%lld", i ? ", " : "", (long long)t->stride[i]);
+    }
+    return sv_fail(SV_EINPUT, "%s: tensor '%s': not contiguous (shape (%s), stride (%s)); save it with .contiguous()",
+                   f->path, t->name, sh, st);
+}
+
+sv_rc sv_pt_read_i64(sv_torchfile *f, const sv_pt_tensor *t, int64_t *out)
+{
+    if (t->dtype <= SV_TDT_F64)
+        return sv_fail(SV_EINPUT, "%s: tensor '%s': dtype %s is not an integer type", f->path, t->name,
+                       sv_tdtype_name(t->dtype));
+    if (!t->contiguous) return not_contiguous(f, t);
+    if (t->numel == 0) return SV_OK;
+    size_t isz = sv_tdtype_size(t->dtype), n = (size_t)t->numel;
+    if (n > SIZE_MAX / 8) return sv_fail(SV_EINPUT, "%s: tensor '%s': too large", f->path, t->name);
+    /* Read the raw values into the tail of out, widen front to back. */
+    unsigned char *raw = (unsigned char *)out + n * (8 - isz);
+    sv_rc rc = sv_zip_read_raw(f->z, t->entry, (uint64_t)t->offset * isz, raw, n * isz);
+    if (rc != SV_OK) return rc;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = raw + i * isz;
+        int64_t v;
+        switch (t->dtype) {
+        case SV_TDT_I64: memcpy(&v, p, 8); break;
+        case SV_TDT_I32: { int32_t x; memcpy(&x, p, 4); v = x; break; }
+        case SV_TDT_I16: { int16_t x; memcpy(&x, p, 2); v = x; break; }
+        case SV_TDT_I8: v = (int8_t)p[0]; break;
+        case SV_TDT_U8: v = p[0]; break;
+        default: v = p[0] != 0; break; /* bool */
+        }
+        out[i] = v;
+    }
+    return SV_OK;
+}
+
 static sv_rc read_conv(sv_torchfile *f, const sv_pt_tensor *t, float *of, double *od)
 {
     static const sv_dtype map[] = {[SV_TDT_F32] = SV_DT_F32, [SV_TDT_F16] = SV_DT_F16,
@@ -316,16 +357,7 @@ static sv_rc read_conv(sv_torchfile *f, const sv_pt_tensor *t, float *of, double
     if (t->dtype > SV_TDT_F64)
         return sv_fail(SV_EINPUT, "%s: tensor '%s': dtype %s is not a floating-point type", f->path, t->name,
                        sv_tdtype_name(t->dtype));
-    if (!t->contiguous) {
-        char sh[200] = "", st[200] = "";
-        for (int i = 0; i < t->ndim; i++) {
-            size_t a = strlen(sh), b = strlen(st);
-            snprintf(sh + a, sizeof sh - a, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-            snprintf(st + b, sizeof st - b, "%s%lld", i ? ", " : "", (long long)t->stride[i]);
-        }
-        return sv_fail(SV_EINPUT, "%s: tensor '%s': not contiguous (shape (%s), stride (%s)); save it with .contiguous()",
-                       f->path, t->name, sh, st);
-    }
+    if (!t->contiguous) return not_contiguous(f, t);
     if (t->numel == 0) return SV_OK;
     uint64_t isz = sv_tdtype_size(t->dtype);
     return sv_zip_read_floats(f->z, t->entry, (uint64_t)t->offset * isz, map[t->dtype], (size_t)t->numel, of, od);

@@ -368,3 +368,16 @@ out:
     }
     return rc;
 }
+
+sv_rc sv_zip_read_raw(sv_zip *z, const sv_zip_entry *e, uint64_t offset, void *out, size_t n)
+{
+    if (offset > e->size || n > e->size - offset)
+        return sv_fail(SV_EINPUT, "%s: zip entry '%s': %zu bytes at byte %llu exceed its %llu bytes", z->name,
+                       e->name, n, (unsigned long long)offset, (unsigned long long)e->size);
+    sv_zip_stream *s;
+    sv_rc rc = sv_zip_stream_open(z, e, &s);
+    if (rc != SV_OK) return rc;
+    if ((rc = sv_zip_stream_skip(s, offset)) == SV_OK) rc = sv_zip_stream_read(s, out, n);
+    sv_rc rc2 = sv_zip_stream_close(s, rc == SV_OK && offset + n == e->size);
+    return rc != SV_OK ? rc : rc2;
+}

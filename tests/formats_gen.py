@@ -182,6 +182,8 @@ def mimic_state_dict():
     expect.append(("threshold", "float32", (), exact.reshape(())))
     stor.append(_Storage(ftorch.LongStorage, "8", 1, np.array([32], dtype="<i8").tobytes()))
     sd["k"] = FakeTensor(stor[-1], 0, (), ())
+    stor.append(_Storage(ftorch.IntStorage, "9", 3, np.array([-7, 8, 2**31 - 1], dtype="<i4").tobytes()))
+    sd["k32"] = FakeTensor(stor[-1], 1, (2,), (1,))  # a view at offset 1: (8, 2147483647)
     sd["activation"] = "TopK"
     sd["activation_state_dict"] = {"k": 32, "postact_fn": "ReLU", "scale": 0.5, "flag": True}
     return sd, stor, expect
@@ -194,8 +196,9 @@ for k, v in (("activation", "str TopK"), ("activation_state_dict.k", "int 32"),
              ("activation_state_dict.postact_fn", "str ReLU"), ("activation_state_dict.scale", "float 0.5"),
              ("activation_state_dict.flag", "bool 1")):
     refs.write(f"ptitem mimic_good.pt {k} {v}\n")
-refs.write("ptint mimic_good.pt stats_last_nonzero int64\n")
-refs.write("ptint mimic_good.pt k int64\n")
+refs.write("ptint mimic_good.pt stats_last_nonzero int64 4 0 1 2 3\n")
+refs.write("ptint mimic_good.pt k int64 1 32\n")
+refs.write("ptint mimic_good.pt k32 int32 2 8 2147483647\n")
 
 # bad .pt files
 write_pt("bad_pt_missing_storage.pt", sd, stor, skip=("2",))

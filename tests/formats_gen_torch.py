@@ -34,6 +34,7 @@ sd["f64"] = torch.randn(2, 2, dtype=torch.float64)
 big = torch.randn(4, 5)
 sd["threshold"] = torch.tensor(0.125)   # 0-dim, as dictionary_learning saves it
 sd["k"] = torch.tensor(4)
+sd["k32"] = torch.tensor([5, -6], dtype=torch.int)
 sd["row_view"] = big[1:3]          # offset 5 into a shared storage, contiguous
 sd["big"] = big
 torch.save(sd, os.path.join(out, "torch_state_dict.pt"))
@@ -44,8 +45,9 @@ for k, t in sd.items():
         refs.write(f"pt torch_state_dict.pt {k} {dt} {len(shape)} {' '.join(map(str, shape))} {t.numel()} {vals(t)}\n".replace("  ", " "))
 refs.write("ptitem torch_state_dict.pt activation str TopK\n")
 refs.write("ptitem torch_state_dict.pt activation_state_dict.k int 4\n")
-refs.write("ptint torch_state_dict.pt stats_last_nonzero int64\n")
-refs.write("ptint torch_state_dict.pt k int64\n")
+refs.write("ptint torch_state_dict.pt stats_last_nonzero int64 10 0 0 0 0 0 0 0 0 0 0\n")
+refs.write("ptint torch_state_dict.pt k int64 1 4\n")
+refs.write("ptint torch_state_dict.pt k32 int32 2 5 -6\n")
 
 # Parameters saved directly (_rebuild_parameter) and a transposed view.
 p = torch.nn.Parameter(torch.randn(3, 4))

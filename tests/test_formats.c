@@ -126,7 +126,7 @@ static void check_ref(char *line, int from_mem)
     cclose(&c);
 }
 
-/* "ptitem FILE NAME TYPE VALUE" and "ptint FILE NAME DTYPE" */
+/* "ptitem FILE NAME TYPE VALUE" and "ptint FILE NAME DTYPE N v0 v1 ..." */
 static void check_item(char *line)
 {
     char *save, *kind = strtok_r(line, " \n", &save), *file = strtok_r(NULL, " \n", &save);
@@ -137,6 +137,17 @@ static void check_item(char *line)
     if (strcmp(kind, "ptint") == 0) {
         const sv_pt_tensor *t = sv_pt_find(&c.pt, name);
         CHECK(t && strcmp(sv_tdtype_name(t->dtype), type) == 0, "%s: int tensor %s", file, name);
+        int64_t n = atoll(val);
+        CHECK(t->numel == n, "%s: %s has %lld values", file, name, (long long)t->numel);
+        int64_t *got = xcalloc((size_t)n, sizeof *got);
+        CHECK(sv_pt_read_i64(&c.pt, t, got) == SV_OK, "%s", sv_errmsg());
+        for (int64_t i = 0; i < n; i++) {
+            char *tok = strtok_r(NULL, " \n", &save);
+            CHECK(tok && got[i] == atoll(tok), "%s %s[%lld] = %lld", file, name, (long long)i, (long long)got[i]);
+        }
+        float tmp;
+        CHECK(t->numel < 1 || sv_pt_read_f32(&c.pt, t, &tmp) == SV_EINPUT, "%s: int tensor read as float", name);
+        free(got);
     } else {
         const sv_pt_item *it = sv_pt_item_find(&c.pt, name);
         CHECK(it, "%s: item %s missing", file, name);

@@ -53,6 +53,10 @@ const sv_pt_item *sv_pt_item_find(const sv_torchfile *f, const char *name);
  * tensors and integer dtypes are refused with a message naming them. */
 sv_rc sv_pt_read_f32(sv_torchfile *f, const sv_pt_tensor *t, float *out);
 sv_rc sv_pt_read_f64(sv_torchfile *f, const sv_pt_tensor *t, double *out);
+/* Read an integer or bool tensor (dictionary_learning's k, group_sizes;
+ * OpenAI's counters) as int64; float tensors and non-contiguous views are
+ * refused. */
+sv_rc sv_pt_read_i64(sv_torchfile *f, const sv_pt_tensor *t, int64_t *out);
 void sv_pt_close(sv_torchfile *f);
 
 #endif

@@ -55,6 +55,8 @@ sv_rc sv_zip_stream_close(sv_zip_stream *s, int check);
 size_t sv_dtype_size(sv_dtype d);
 void sv_raw_to_f32(sv_dtype d, const void *raw, size_t n, float *out);
 void sv_raw_to_f64(sv_dtype d, const void *raw, size_t n, double *out);
+/* n raw bytes from byte `offset` of entry e into out. */
+sv_rc sv_zip_read_raw(sv_zip *z, const sv_zip_entry *e, uint64_t offset, void *out, size_t n);
 sv_rc sv_zip_read_floats(sv_zip *z, const sv_zip_entry *e, uint64_t offset, sv_dtype d,
                          size_t n, float *out_f, double *out_d);
 #endif

@@ -62,6 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 float *o = malloc((size_t)t->numel * sizeof *o + 1);
                 if (o) (void)sv_pt_read_f32(&f, t, o);
                 free(o);
+                int64_t *q = malloc((size_t)t->numel * sizeof *q + 1);
+                if (q) (void)sv_pt_read_i64(&f, t, q);
+                free(q);
             }
             for (int i = 0; i < f.n_items; i++)
                 if (f.items[i].v->type > SV_PK_STR) abort();
