@@ -14,3 +14,10 @@ set_tests_properties(formats PROPERTIES FIXTURES_REQUIRED formats_data)
 # transcoder targets) against hand-computed values.
 sv_test_exe(test_ref_arch test_ref_arch.c ref.c)
 add_test(NAME ref_arch COMMAND test_ref_arch)
+
+# Native SAE formats (nativesae.c) against tests/formats_write.py's files.
+sv_test_exe(test_native test_native.c)
+add_test(NAME native_gen COMMAND ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/native_gen.py ${CMAKE_CURRENT_BINARY_DIR}/native_data)
+set_tests_properties(native_gen PROPERTIES FIXTURES_SETUP native_data)
+add_test(NAME native COMMAND test_native ${CMAKE_CURRENT_BINARY_DIR}/native_data)
+set_tests_properties(native PROPERTIES FIXTURES_REQUIRED native_data)

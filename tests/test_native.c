@@ -1,0 +1,181 @@
+/* Native SAE formats (nativesae.c) against SAEs written by
+ * tests/formats_write.py from known canonical weights (tests/native_gen.py):
+ * names, transposes, shapes, activation and flags per format, and the
+ * weight changes a project's own loader makes (Language-Model-SAEs folding
+ * its normalization and decoder norms, dictionary_learning's AutoEncoder
+ * decoder renormalization), recomputed here with plain loops.
+ *
+ * usage: test_native DIR */
+#define TEST_NAME "test_native"
+#include "testutil.h"
+#include "saeval/nativesae.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *dir;
+
+static double *load_f64(const char *cdir, const char *name, size_t n)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s/in/%s.f64", dir, cdir, name);
+    FILE *fp = fopen(p, "rb");
+    if (!fp) die("cannot open", p);
+    double *v = xcalloc(n, sizeof *v);
+    if (fread(v, sizeof *v, n, fp) != n) die("short", p);
+    fclose(fp);
+    return v;
+}
+
+static const char *opt(char **kv, int n, const char *key)
+{
+    size_t l = strlen(key);
+    for (int i = 0; i < n; i++)
+        if (strncmp(kv[i], key, l) == 0 && kv[i][l] == '=') return kv[i] + l + 1;
+    return NULL;
+}
+
+/* got == want exactly (tol 0) or within tol relative to max(1, |want|). */
+static void same(const char *c, const char *what, const double *got, const double *want, size_t n, double tol)
+{
+    CHECK(got, "%s: %s missing", c, what);
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - want[i]), scale = fabs(want[i]) > 1 ? fabs(want[i]) : 1;
+        CHECK(tol == 0 ? got[i] == want[i] : err <= tol * scale, "%s: %s[%zu] = %.17g, want %.17g", c, what, i, got[i], want[i]);
+    }
+}
+
+static int n_cases;
+
+static void check_case(char *line)
+{
+    char *kv[32] = {0};
+    int n = 0;
+    for (char *t = strtok(line, " \n"); t && n < 32; t = strtok(NULL, " \n")) kv[n++] = t;
+    const char *c = kv[0], *path = kv[1];
+    int64_t di = atoll(opt(kv, n, "d_in")), m = atoll(opt(kv, n, "d_sae")), dout = atoll(opt(kv, n, "d_out"));
+    sv_native s;
+    CHECK(sv_native_load(&s, path, 0) == SV_OK, "%s: %s", c, sv_errmsg());
+    CHECK(s.W_enc == NULL && s.d_in == di && s.d_sae == m, "%s: config-only load", c);
+    sv_native_free(&s);
+    CHECK(sv_native_load(&s, path, 1) == SV_OK, "%s: %s", c, sv_errmsg());
+    CHECK(strcmp(sv_native_probe(path), opt(kv, n, "format")) == 0 && strcmp(s.format, opt(kv, n, "format")) == 0,
+          "%s: format %s", c, s.format);
+    CHECK(s.d_in == di && s.d_sae == m && s.d_out == dout, "%s: dims %lld %lld %lld", c, (long long)s.d_in,
+          (long long)s.d_sae, (long long)s.d_out);
+    CHECK(strcmp(sv_nact_name(s.act), opt(kv, n, "act")) == 0, "%s: act %s", c, sv_nact_name(s.act));
+    const char *v;
+    if ((v = opt(kv, n, "k"))) CHECK(s.k == atoll(v), "%s: k %lld", c, (long long)s.k);
+    if ((v = opt(kv, n, "apply_b_dec"))) CHECK(s.apply_b_dec_to_input == atoi(v), "%s: apply_b_dec", c);
+    if ((v = opt(kv, n, "layer_norm"))) CHECK(s.layer_norm == atoi(v), "%s: layer_norm", c);
+    if ((v = opt(kv, n, "transcoder"))) CHECK(s.transcoder == atoi(v), "%s: transcoder", c);
+    CHECK(s.n_files >= 1, "%s: files for input_hash", c);
+
+    size_t ne = (size_t)(di * m), nd = (size_t)(m * dout);
+    double *We = load_f64(c, "W_enc", ne), *be = load_f64(c, "b_enc", (size_t)m), *Wd = load_f64(c, "W_dec", nd);
+    double *bd = load_f64(c, "b_dec", (size_t)dout), *th = load_f64(c, "threshold", (size_t)m);
+    double *Ws = load_f64(c, "W_skip", (size_t)(dout * di)), *bg = load_f64(c, "b_gate", (size_t)m);
+    double *rm = load_f64(c, "r_mag", (size_t)m), *bm = load_f64(c, "b_mag", (size_t)m);
+    const char *map = opt(kv, n, "map");
+    if (strcmp(map, "gemma") == 0 || strcmp(map, "plain") == 0 || strcmp(map, "scalar_thr") == 0 || strcmp(map, "gated") == 0) {
+        same(c, "W_enc", s.W_enc, We, ne, 0);
+        same(c, "W_dec", s.W_dec, Wd, nd, 0);
+        same(c, "b_dec", s.b_dec, bd, (size_t)dout, 0);
+        if (strcmp(map, "gated") == 0) {
+            CHECK(s.b_enc == NULL, "%s: gated has no b_enc", c);
+            same(c, "b_gate", s.b_gate, bg, (size_t)m, 0);
+            same(c, "r_mag", s.r_mag, rm, (size_t)m, 0);
+            same(c, "b_mag", s.b_mag, bm, (size_t)m, 0);
+        } else {
+            same(c, "b_enc", s.b_enc, be, (size_t)m, 0);
+        }
+        if (strcmp(map, "scalar_thr") == 0) {
+            double t = strtod(opt(kv, n, "thr"), NULL);
+            for (int64_t j = 0; j < m; j++) CHECK(s.threshold[j] == t, "%s: threshold[%lld]", c, (long long)j);
+        } else if (s.act == SV_NACT_JUMPRELU) {
+            same(c, "threshold", s.threshold, th, (size_t)m, 0);
+        } else {
+            CHECK(s.threshold == NULL, "%s: no threshold", c);
+        }
+        if ((v = opt(kv, n, "skip")) && atoi(v)) same(c, "W_skip", s.W_skip, Ws, (size_t)(dout * di), 0);
+        else CHECK(s.W_skip == NULL, "%s: no W_skip", c);
+    } else if (strcmp(map, "ae_norm") == 0) {
+        /* decoder rows to unit norm, encoder columns and b_enc times the norm */
+        for (int64_t j = 0; j < m; j++) {
+            double nn = 0;
+            for (int64_t i = 0; i < di; i++) nn += Wd[j * di + i] * Wd[j * di + i];
+            nn = sqrt(nn);
+            for (int64_t i = 0; i < di; i++) { Wd[j * di + i] /= nn; We[i * m + j] *= nn; }
+            be[j] *= nn;
+        }
+        same(c, "W_enc", s.W_enc, We, ne, 1e-15);
+        same(c, "W_dec", s.W_dec, Wd, nd, 1e-15);
+        same(c, "b_enc", s.b_enc, be, (size_t)m, 1e-15);
+        same(c, "b_dec", s.b_dec, bd, (size_t)dout, 0);
+    } else if (strcmp(map, "llama") == 0) {
+        double thr = strtod(opt(kv, n, "thr"), NULL);
+        double cin = sqrt((double)di) / strtod(opt(kv, n, "norm_in"), NULL);
+        double cout = sqrt((double)di) / strtod(opt(kv, n, "norm_out"), NULL);
+        for (int64_t j = 0; j < m; j++) {
+            double nn = 0;
+            for (int64_t i = 0; i < di; i++) {
+                double w = Wd[j * di + i] * cin / cout;
+                nn += w * w;
+            }
+            nn = sqrt(nn);
+            for (int64_t i = 0; i < di; i++) {
+                Wd[j * di + i] = Wd[j * di + i] * cin / cout / nn;
+                We[i * m + j] *= nn;
+            }
+            be[j] = be[j] / cin * nn;
+        }
+        for (int64_t i = 0; i < di; i++) bd[i] /= cout;
+        same(c, "W_enc", s.W_enc, We, ne, 1e-14);
+        same(c, "W_dec", s.W_dec, Wd, nd, 1e-14);
+        same(c, "b_enc", s.b_enc, be, (size_t)m, 1e-14);
+        same(c, "b_dec", s.b_dec, bd, (size_t)dout, 1e-14);
+        for (int64_t j = 0; j < m; j++) CHECK(s.threshold[j] == thr, "%s: threshold", c);
+        CHECK(strstr(s.note, "folded"), "%s: note '%s'", c, s.note);
+    } else {
+        CHECK(0, "%s: unknown map %s", c, map);
+    }
+    free(We); free(be); free(Wd); free(bd); free(th); free(Ws); free(bg); free(rm); free(bm);
+    sv_native_free(&s);
+    n_cases++;
+}
+
+static void check_bad(char *line)
+{
+    char *path = strtok(line, "\t"), *expect = strtok(NULL, "\t\n");
+    sv_native s;
+    sv_clear_error();
+    sv_rc rc = sv_native_load(&s, path, 1);
+    CHECK(rc == SV_EINPUT && strstr(sv_errmsg(), expect), "%s: rc %d '%s' lacks '%s'", path, (int)rc, sv_errmsg(), expect);
+    CHECK(s.W_enc == NULL && s.n_files == 0, "%s: failed load left data", path);
+    n_cases++;
+}
+
+static void each_line(const char *name, void (*fn)(char *))
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "r");
+    if (!fp) die("cannot open", p);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) fn(line);
+    free(line);
+    fclose(fp);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) die("usage: test_native DIR", NULL);
+    dir = argv[1];
+    each_line("cases.txt", check_case);
+    int good = n_cases;
+    each_line("bad.txt", check_bad);
+    CHECK(good >= 16 && n_cases - good >= 8, "%d good, %d bad", good, n_cases - good);
+    printf("test_native: %d SAEs in native formats read as written, %d bad ones refused\n", good, n_cases - good);
+    return 0;
+}
