@@ -138,10 +138,10 @@ import torchmimic as tm
 from torchmimic import Storage as _Storage, Tensor as FakeTensor, Param as FakeParam, bf16_bytes, contiguous_stride
 ftorch, futils = tm.torch, tm.utils
 
-def write_pt(fn, root, storages, prefix="archive", extra=(), skip=(), pkl=None):
+def write_pt(fn, root, storages, prefix="archive", extra=(), skip=(), pkl=None, protocol=2):
     w = tm.Writer()
     w.storages = list(storages)
-    return w.save(os.path.join(out, fn), root, prefix=prefix, pkl=pkl, skip=skip, extra=extra)
+    return w.save(os.path.join(out, fn), root, prefix=prefix, pkl=pkl, skip=skip, extra=extra, protocol=protocol)
 
 def float_storage(key, a, kind):
     a = np.ascontiguousarray(a)
@@ -190,6 +190,11 @@ def mimic_state_dict():
 
 sd, stor, expect = mimic_state_dict()
 write_pt("mimic_good.pt", sd, stor)
+# torch.save(..., pickle_protocol=4): FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL
+p4 = write_pt("mimic_p4.pt", sd, stor, prefix="p4", protocol=4)
+assert b"\x95" in p4 and b"\x93" in p4
+for name, kind, shape, exact in expect:
+    refs.write(f"pt mimic_p4.pt {name} {kind} {len(shape)} {' '.join(map(str, shape))} {int(np.prod(shape))} {vals(exact)}\n".replace("  ", " "))
 for name, kind, shape, exact in expect:
     refs.write(f"pt mimic_good.pt {name} {kind} {len(shape)} {' '.join(map(str, shape))} {int(np.prod(shape))} {vals(exact)}\n".replace("  ", " "))
 for k, v in (("activation", "str TopK"), ("activation_state_dict.k", "int 32"),

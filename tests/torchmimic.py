@@ -99,10 +99,10 @@ class Writer:
         self.storages.append(s)
         return Tensor(s, 0, a.shape, contiguous_stride(a.shape)), exact.reshape(a.shape)
 
-    def save(self, path, root, prefix="archive", pkl=None, skip=(), extra=()):
+    def save(self, path, root, prefix="archive", pkl=None, skip=(), extra=(), protocol=2):
         if pkl is None:
             b = io.BytesIO()
-            _Pickler(b, protocol=2).dump(root)
+            _Pickler(b, protocol=protocol).dump(root)
             pkl = b.getvalue()
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
             z.writestr(f"{prefix}/data.pkl", pkl)
