@@ -21,3 +21,7 @@ add_test(NAME native_gen COMMAND ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR
 set_tests_properties(native_gen PROPERTIES FIXTURES_SETUP native_data)
 add_test(NAME native COMMAND test_native ${CMAKE_CURRENT_BINARY_DIR}/native_data)
 set_tests_properties(native PROPERTIES FIXTURES_REQUIRED native_data)
+
+# Helper for the manual cross-check against the projects' own classes
+# (tests/native_vs_projects.py); built, not run by ctest.
+sv_test_exe(native_forward native_forward.c ref.c)
