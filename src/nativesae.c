@@ -622,3 +622,92 @@ sv_rc sv_native_load(sv_native *s, const char *path, int with_weights)
         }
     return sv_fail(SV_EINPUT, "%s: not an SAE in a known format (SAELens, Gemma Scope, Llama Scope, sparsify, OpenAI .pt, dictionary_learning)", path);
 }
+
+/* ---------------------------------------------------------------- adapter */
+
+static sv_rc to_prec(const double *src, size_t n, int precision, void **out)
+{
+    *out = NULL;
+    if (!src) return SV_OK;
+    void *p = sv_malloc(n * (precision == 32 ? sizeof(float) : sizeof(double)));
+    if (!p) return SV_EINTERNAL;
+    for (size_t i = 0; i < n; i++) {
+        if (precision == 32) ((float *)p)[i] = (float)src[i];
+        else ((double *)p)[i] = src[i];
+    }
+    *out = p;
+    return SV_OK;
+}
+
+static double wat(const sv_sae *s, const void *a, size_t i)
+{
+    return s->precision == 32 ? (double)((const float *)a)[i] : ((const double *)a)[i];
+}
+
+sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s)
+{
+    memset(s, 0, sizeof *s);
+    if (precision != 32 && precision != 64) return sv_fail(SV_EINTERNAL, "%s: precision must be 32 or 64", path);
+    static const sv_arch arch[] = {[SV_NACT_RELU] = SV_ARCH_STANDARD, [SV_NACT_JUMPRELU] = SV_ARCH_JUMPRELU,
+                                   [SV_NACT_TOPK] = SV_ARCH_TOPK, [SV_NACT_GATED] = SV_ARCH_GATED};
+    if (n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX || n->W_skip || n->transcoder || n->d_out != n->d_in)
+        return sv_fail(SV_EINPUT, "%s: %s %s%s%s: this architecture is not evaluated yet", path, n->format,
+                       sv_nact_name(n->act), n->W_skip ? " with skip connection" : "",
+                       n->transcoder ? " (transcoder)" : "");
+    if (!n->W_enc) return sv_fail(SV_EINTERNAL, "%s: weights were not loaded", path);
+    sv_sae_cfg *c = &s->cfg;
+    c->arch = arch[n->act];
+    c->d_in = n->d_in;
+    c->d_sae = n->d_sae;
+    c->k = n->act == SV_NACT_TOPK ? n->k : 0;
+    c->apply_b_dec_to_input = n->apply_b_dec_to_input;
+    c->normalize = n->layer_norm ? SV_NORM_LAYER_NORM : SV_NORM_NONE;
+    snprintf(c->dtype, sizeof c->dtype, "float32");
+    s->precision = precision;
+    s->scaling_factor = 1.0;
+    size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae;
+    sv_rc rc;
+    if (!(s->dir = sv_strdup(path))) return SV_EINTERNAL;
+    if ((rc = to_prec(n->W_enc, di * ds, precision, &s->W_enc)) != SV_OK ||
+        (rc = to_prec(n->act == SV_NACT_GATED ? NULL : n->b_enc, ds, precision, &s->b_enc)) != SV_OK ||
+        (rc = to_prec(n->W_dec, ds * di, precision, &s->W_dec)) != SV_OK ||
+        (rc = to_prec(n->b_dec, di, precision, &s->b_dec)) != SV_OK ||
+        (rc = to_prec(n->act == SV_NACT_JUMPRELU ? n->threshold : NULL, ds, precision, &s->threshold)) != SV_OK ||
+        (rc = to_prec(n->b_gate, ds, precision, &s->b_gate)) != SV_OK ||
+        (rc = to_prec(n->r_mag, ds, precision, &s->r_mag)) != SV_OK ||
+        (rc = to_prec(n->b_mag, ds, precision, &s->b_mag)) != SV_OK)
+        goto out;
+    if (n->act == SV_NACT_JUMPRELU && !s->threshold) { rc = sv_fail(SV_EINPUT, "%s: jumprelu without threshold", path); goto out; }
+    if (n->act == SV_NACT_GATED && (!s->b_gate || !s->r_mag || !s->b_mag)) { rc = sv_fail(SV_EINPUT, "%s: gated tensors missing", path); goto out; }
+    /* Working-precision values must stay finite (float64 weights beyond float range). */
+    if (precision == 32) {
+        void *arrs[] = {s->W_enc, s->b_enc, s->W_dec, s->b_dec, s->threshold, s->b_gate, s->r_mag, s->b_mag};
+        size_t lens[] = {di * ds, ds, ds * di, di, ds, ds, ds, ds};
+        for (size_t a = 0; a < 8; a++)
+            for (size_t i = 0; arrs[a] && i < lens[a]; i++)
+                if (!isfinite(((float *)arrs[a])[i])) {
+                    rc = sv_fail(SV_EINPUT, "%s: a weight overflows float32 (array %zu, index %zu)", path, a, i);
+                    goto out;
+                }
+    }
+    s->dec_norm = sv_calloc(ds, sizeof(double));
+    s->enc_norm = sv_calloc(ds, sizeof(double));
+    s->enc_dec_cos = sv_calloc(ds, sizeof(double));
+    if (!s->dec_norm || !s->enc_norm || !s->enc_dec_cos) { rc = SV_EINTERNAL; goto out; }
+    /* Per latent, sums over i in order (what sae.c computes for SAELens SAEs). */
+    for (size_t j = 0; j < ds; j++) {
+        double en = 0, dn = 0, dot = 0;
+        for (size_t i = 0; i < di; i++) {
+            double e = wat(s, s->W_enc, i * ds + j), d = wat(s, s->W_dec, j * di + i);
+            en += e * e;
+            dn += d * d;
+            dot += e * d;
+        }
+        s->enc_norm[j] = sqrt(en);
+        s->dec_norm[j] = sqrt(dn);
+        s->enc_dec_cos[j] = (s->enc_norm[j] > 0 && s->dec_norm[j] > 0) ? dot / (s->enc_norm[j] * s->dec_norm[j]) : 0.0;
+    }
+out:
+    if (rc != SV_OK) sv_sae_free(s);
+    return rc;
+}

@@ -52,4 +52,12 @@ const char *sv_native_probe(const char *path);
 sv_rc sv_native_load(sv_native *s, const char *path, int with_weights);
 void sv_native_free(sv_native *s);
 
+/* Hand a canonical SAE to the evaluator as an sv_sae (cfg, weights in the
+ * run's precision 32 or 64, per-latent norms), for the architectures the
+ * evaluator has today (relu, topk, jumprelu, gated; layer_norm). Others
+ * (signed top-k, groupmax, skip, transcoders) are refused by name until the
+ * architecture table has rows for them. `path` becomes s->dir. */
+#include "saeval/sae.h"
+sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s);
+
 #endif
