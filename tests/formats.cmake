@@ -25,3 +25,4 @@ set_tests_properties(native PROPERTIES FIXTURES_REQUIRED native_data)
 # Helper for the manual cross-check against the projects' own classes
 # (tests/native_vs_projects.py); built, not run by ctest.
 sv_test_exe(native_forward native_forward.c ref.c)
+target_sources(test_native PRIVATE ref.c)

@@ -8,7 +8,9 @@
  * usage: test_native DIR */
 #define TEST_NAME "test_native"
 #include "testutil.h"
+#include "saeval/forward.h"
 #include "saeval/nativesae.h"
+#include "ref.h"
 
 #include <math.h>
 #include <string.h>
@@ -45,7 +47,48 @@ static void same(const char *c, const char *what, const double *got, const doubl
     }
 }
 
-static int n_cases, n_adapted;
+static int n_cases, n_adapted, n_forward;
+
+/* The evaluator's forward pass (forward.c) on the adapted SAE against the
+ * double reference (tests/ref.c) on the canonical arrays: same active
+ * latents, values and reconstruction up to summation order. */
+static void check_forward(const char *c, const sv_native *n, const sv_sae *s)
+{
+    static const ref_arch map[] = {REF_STANDARD, REF_JUMPRELU, REF_TOPK, REF_SIGNED_TOPK, REF_GROUPMAX, REF_GATED};
+    ref_sae r = {map[n->act], (int)n->d_in, (int)n->d_sae, (int)n->k, 0, n->apply_b_dec_to_input,
+                 n->layer_norm ? REF_NORM_LAYER : REF_NORM_NONE, 1, n->W_enc, n->b_enc, n->W_dec, n->b_dec,
+                 n->threshold, n->b_gate, n->r_mag, n->b_mag, (int)n->d_out, n->W_skip};
+    enum { T = 9 };
+    int64_t di = n->d_in, m = n->d_sae;
+    float *x = xcalloc((size_t)(T * di), sizeof *x);
+    uint64_t st = 12345;
+    for (int64_t i = 0; i < T * di; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(st >> 11) / 9007199254740992.0 * 4.0 - 2.0);
+    }
+    sv_fwd w;
+    sv_fwd_set_threads(1);
+    CHECK(sv_fwd_init(&w, s, SV_GEMM_ROWS) == SV_OK, "%s: %s", c, sv_errmsg());
+    CHECK(sv_fwd_run(&w, x, T) == SV_OK, "%s: %s", c, sv_errmsg());
+    double *xd = xcalloc((size_t)di, sizeof *xd), *f = xcalloc((size_t)m, sizeof *f), *xh = xcalloc((size_t)di, sizeof *xh);
+    for (int t = 0; t < T; t++) {
+        for (int64_t i = 0; i < di; i++) xd[i] = x[t * di + i];
+        ref_forward(&r, xd, f, xh);
+        int64_t nz = 0;
+        for (int64_t j = 0; j < m; j++) nz += f[j] != 0;
+        CHECK(w.rowptr[t + 1] - w.rowptr[t] == nz, "%s: token %d: %lld active, reference %lld", c, t,
+              (long long)(w.rowptr[t + 1] - w.rowptr[t]), (long long)nz);
+        for (int64_t q = w.rowptr[t]; q < w.rowptr[t + 1]; q++)
+            CHECK(fabs(w.val[q] - f[w.idx[q]]) <= 1e-12 * (1 + fabs(f[w.idx[q]])), "%s: token %d latent %d: %.17g vs %.17g",
+                  c, t, w.idx[q], w.val[q], f[w.idx[q]]);
+        for (int64_t i = 0; i < di; i++)
+            CHECK(fabs(w.xhat[t * di + i] - xh[i]) <= 1e-11 * (1 + fabs(xh[i])), "%s: token %d xhat[%lld]: %.17g vs %.17g",
+                  c, t, (long long)i, w.xhat[t * di + i], xh[i]);
+    }
+    sv_fwd_free(&w);
+    free(x); free(xd); free(f); free(xh);
+    n_forward++;
+}
 
 /* sv_native_to_sae: cfg fields, weights rounded to the precision, and the
  * per-latent norms recomputed here from those rounded weights. */
@@ -84,6 +127,7 @@ static void check_adapter(const char *c, const sv_native *n, const char *path)
             }
         }
         CHECK((s.b_enc == NULL) == (n->act == SV_NACT_GATED), "%s: b_enc presence", c);
+        if (prec == 64) check_forward(c, n, &s);
         sv_sae_free(&s);
         n_adapted++;
     }
@@ -219,8 +263,8 @@ int main(int argc, char **argv)
     int good = n_cases;
     each_line("bad.txt", check_bad);
     CHECK(good >= 16 && n_cases - good >= 8, "%d good, %d bad", good, n_cases - good);
-    CHECK(n_adapted >= 20, "only %d adapted", n_adapted);
-    printf("test_native: %d SAEs in native formats read as written (%d handed to the evaluator's sv_sae), %d bad ones refused\n",
-           good, n_adapted / 2, n_cases - good);
+    CHECK(n_adapted >= 20 && n_forward >= 10, "only %d adapted, %d forward", n_adapted, n_forward);
+    printf("test_native: %d SAEs in native formats read as written (%d handed to the evaluator; its forward pass matches the reference on %d), %d bad ones refused\n",
+           good, n_adapted / 2, n_forward, n_cases - good);
     return 0;
 }
