@@ -12,7 +12,10 @@ set_tests_properties(formats PROPERTIES FIXTURES_REQUIRED formats_data)
 
 # The reference's new architectures (signed top-k, groupmax, skip,
 # transcoder targets) against hand-computed values.
-sv_test_exe(test_ref_arch test_ref_arch.c ref.c)
+# Standalone (no saevalcore): the reference needs only libm.
+add_executable(test_ref_arch test_ref_arch.c ref.c)
+target_include_directories(test_ref_arch PRIVATE ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_ref_arch PRIVATE MPI::MPI_C m) # MPI: headers reached through testutil.h
 add_test(NAME ref_arch COMMAND test_ref_arch)
 
 # Native SAE formats (nativesae.c) against tests/formats_write.py's files.
