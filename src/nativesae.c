@@ -302,7 +302,12 @@ static sv_rc load_llama(sv_native *s, const char *dir, int w)
     if (!act) act = "relu";
     if (strcmp(act, "jumprelu") == 0 || (strcmp(act, "topk") == 0 && thr > 0)) s->act = SV_NACT_JUMPRELU;
     else if (strcmp(act, "relu") == 0) s->act = SV_NACT_RELU;
-    else { rc = sv_fail(SV_EINPUT, "%s: act_fn: '%s' is not supported (jumprelu, relu, topk with jump_relu_threshold)", hp, act); goto out; }
+    else if (strcmp(act, "topk") == 0) {
+        /* top-k of ReLU(h) (times the decoder norms, which are 1 after the transform below) */
+        s->act = SV_NACT_TOPK;
+        if ((rc = jint(cfg, "top_k", hp, 1, &s->k)) != SV_OK) goto out;
+        if (s->k < 1 || s->k > d_sae) { rc = sv_fail(SV_EINPUT, "%s: top_k: %lld outside 1..d_sae", hp, (long long)s->k); goto out; }
+    } else { rc = sv_fail(SV_EINPUT, "%s: act_fn: '%s' is not supported (jumprelu, relu, topk)", hp, act); goto out; }
     snprintf(s->variant, sizeof s->variant, "%s", act);
     double c_in = 1, c_out = 1;
     if (norm && strcmp(norm, "dataset-wise") == 0) {

@@ -11,7 +11,8 @@ little-endian float64 in saeval's canonical layout (row-major):
 meta.json: {"format", "d_in", "d_sae", "d_out" (default d_in), "dtype" (float32 |
 float16 | bfloat16 | float64, default float32), and per format:
   gemma_scope:         "lowercase" (w_enc/w_dec names), "scaling_factor" (optional scalar)
-  llama_scope:         "threshold" (scalar), "norm_in", "norm_out" (dataset average norms)
+  llama_scope:         "threshold" (scalar), "norm_in", "norm_out" (dataset average norms),
+                       "act_fn" (jumprelu | topk), "k" (top_k)
   sparsify:            "activation" (topk | groupmax), "k", "signed", "skip", "transcode"
   openai:              "activation" (TopK | ReLU), "k"
   dictionary_learning: "dict_class", "k", "threshold" (scalar), "group_sizes"}
@@ -99,7 +100,8 @@ elif fmt == "llama_scope":
     write_safetensors(os.path.join(out, "checkpoints", "final.safetensors"), {
         "encoder.weight": W["W_enc"].T, "encoder.bias": W["b_enc"],
         "decoder.weight": W["W_dec"].T, "decoder.bias": W["b_dec"]})
-    hp = {"d_model": d_in, "d_sae": d_sae, "act_fn": "jumprelu", "jump_relu_threshold": meta["threshold"],
+    hp = {"d_model": d_in, "d_sae": d_sae, "act_fn": meta.get("act_fn", "jumprelu"), "jump_relu_threshold": meta["threshold"],
+          "top_k": meta.get("k", 0),
           "norm_activation": "dataset-wise", "dataset_average_activation_norm": {"in": meta["norm_in"], "out": meta["norm_out"]},
           "sparsity_include_decoder_norm": True, "apply_decoder_bias_to_pre_encoder": False, "use_decoder_bias": True,
           "hook_point_in": "blocks.0.hook_resid_post", "hook_point_out": "blocks.0.hook_resid_post"}

@@ -45,6 +45,8 @@ make("gemma_lower", {"format": "gemma_scope", "lowercase": True, "compressed": T
 make("gemma_transcoder", {"format": "gemma_scope"}, d_out=4, expect="format=gemma_scope act=jumprelu transcoder=1 map=gemma")
 make("llama", {"format": "llama_scope", "threshold": 0.7, "norm_in": 9.0, "norm_out": 11.0},
      expect="format=llama_scope act=jumprelu apply_b_dec=0 map=llama thr=0.7 norm_in=9 norm_out=11")
+make("llama_topk", {"format": "llama_scope", "act_fn": "topk", "k": 3, "threshold": 0, "norm_in": 5.0, "norm_out": 5.0},
+     expect="format=llama_scope act=topk k=3 apply_b_dec=0 map=llama thr=0 norm_in=5 norm_out=5")
 make("sparsify", {"format": "sparsify", "k": 3}, expect="format=sparsify act=topk k=3 apply_b_dec=1 map=plain")
 make("sparsify_signed", {"format": "sparsify", "k": 3, "signed": True}, expect="format=sparsify act=signed_topk k=3 map=plain")
 make("sparsify_groupmax", {"format": "sparsify", "k": 4, "activation": "groupmax"}, expect="format=sparsify act=groupmax k=4 map=plain")
