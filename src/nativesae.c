@@ -602,6 +602,13 @@ const char *sv_native_probe(const char *path)
     return NULL;
 }
 
+int sv_native_probe_as(const char *format, const char *path)
+{
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (strcmp(formats[i].name, format) == 0) return formats[i].probe(path);
+    return 0;
+}
+
 void sv_native_free(sv_native *s)
 {
     if (!s) return;
@@ -649,18 +656,15 @@ static double wat(const sv_sae *s, const void *a, size_t i)
     return s->precision == 32 ? (double)((const float *)a)[i] : ((const double *)a)[i];
 }
 
-sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s)
+sv_rc sv_native_cfg(const sv_native *n, const char *path, sv_sae_cfg *c)
 {
-    memset(s, 0, sizeof *s);
-    if (precision != 32 && precision != 64) return sv_fail(SV_EINTERNAL, "%s: precision must be 32 or 64", path);
+    memset(c, 0, sizeof *c);
     static const sv_arch arch[] = {[SV_NACT_RELU] = SV_ARCH_STANDARD, [SV_NACT_JUMPRELU] = SV_ARCH_JUMPRELU,
                                    [SV_NACT_TOPK] = SV_ARCH_TOPK, [SV_NACT_GATED] = SV_ARCH_GATED};
     if (n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX || n->W_skip || n->transcoder || n->d_out != n->d_in)
         return sv_fail(SV_EINPUT, "%s: %s %s%s%s: this architecture is not evaluated yet", path, n->format,
                        sv_nact_name(n->act), n->W_skip ? " with skip connection" : "",
                        n->transcoder ? " (transcoder)" : "");
-    if (!n->W_enc) return sv_fail(SV_EINTERNAL, "%s: weights were not loaded", path);
-    sv_sae_cfg *c = &s->cfg;
     c->arch = arch[n->act];
     c->d_in = n->d_in;
     c->d_sae = n->d_sae;
@@ -668,11 +672,18 @@ sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_s
     c->apply_b_dec_to_input = n->apply_b_dec_to_input;
     c->normalize = n->layer_norm ? SV_NORM_LAYER_NORM : SV_NORM_NONE;
     snprintf(c->dtype, sizeof c->dtype, "float32");
-    s->precision = precision;
+    return SV_OK;
+}
+
+sv_rc sv_native_fill_sae(const sv_native *n, const char *path, sv_sae *s)
+{
+    int precision = s->precision;
+    if (precision != 32 && precision != 64) return sv_fail(SV_EINTERNAL, "%s: precision must be 32 or 64", path);
+    sv_rc rc = sv_native_cfg(n, path, &s->cfg);
+    if (rc != SV_OK) return rc;
+    if (!n->W_enc) return sv_fail(SV_EINTERNAL, "%s: weights were not loaded", path);
     s->scaling_factor = 1.0;
     size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae;
-    sv_rc rc;
-    if (!(s->dir = sv_strdup(path))) return SV_EINTERNAL;
     if ((rc = to_prec(n->W_enc, di * ds, precision, &s->W_enc)) != SV_OK ||
         (rc = to_prec(n->act == SV_NACT_GATED ? NULL : n->b_enc, ds, precision, &s->b_enc)) != SV_OK ||
         (rc = to_prec(n->W_dec, ds * di, precision, &s->W_dec)) != SV_OK ||
@@ -681,20 +692,30 @@ sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_s
         (rc = to_prec(n->b_gate, ds, precision, &s->b_gate)) != SV_OK ||
         (rc = to_prec(n->r_mag, ds, precision, &s->r_mag)) != SV_OK ||
         (rc = to_prec(n->b_mag, ds, precision, &s->b_mag)) != SV_OK)
-        goto out;
-    if (n->act == SV_NACT_JUMPRELU && !s->threshold) { rc = sv_fail(SV_EINPUT, "%s: jumprelu without threshold", path); goto out; }
-    if (n->act == SV_NACT_GATED && (!s->b_gate || !s->r_mag || !s->b_mag)) { rc = sv_fail(SV_EINPUT, "%s: gated tensors missing", path); goto out; }
+        return rc;
+    if (n->act == SV_NACT_JUMPRELU && !s->threshold) return sv_fail(SV_EINPUT, "%s: jumprelu without threshold", path);
+    if (n->act == SV_NACT_GATED && (!s->b_gate || !s->r_mag || !s->b_mag)) return sv_fail(SV_EINPUT, "%s: gated tensors missing", path);
+    if (n->act != SV_NACT_GATED && !s->b_enc) return sv_fail(SV_EINPUT, "%s: encoder bias missing", path);
     /* Working-precision values must stay finite (float64 weights beyond float range). */
     if (precision == 32) {
         void *arrs[] = {s->W_enc, s->b_enc, s->W_dec, s->b_dec, s->threshold, s->b_gate, s->r_mag, s->b_mag};
         size_t lens[] = {di * ds, ds, ds * di, di, ds, ds, ds, ds};
         for (size_t a = 0; a < 8; a++)
             for (size_t i = 0; arrs[a] && i < lens[a]; i++)
-                if (!isfinite(((float *)arrs[a])[i])) {
-                    rc = sv_fail(SV_EINPUT, "%s: a weight overflows float32 (array %zu, index %zu)", path, a, i);
-                    goto out;
-                }
+                if (!isfinite(((float *)arrs[a])[i]))
+                    return sv_fail(SV_EINPUT, "%s: a weight overflows float32 (array %zu, index %zu)", path, a, i);
     }
+    return SV_OK;
+}
+
+sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s)
+{
+    memset(s, 0, sizeof *s);
+    s->precision = precision;
+    size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae;
+    sv_rc rc = SV_OK;
+    if (!(s->dir = sv_strdup(path))) return SV_EINTERNAL;
+    if ((rc = sv_native_fill_sae(n, path, s)) != SV_OK) goto out;
     s->dec_norm = sv_calloc(ds, sizeof(double));
     s->enc_norm = sv_calloc(ds, sizeof(double));
     s->enc_dec_cos = sv_calloc(ds, sizeof(double));

@@ -59,5 +59,12 @@ void sv_native_free(sv_native *s);
  * architecture table has rows for them. `path` becomes s->dir. */
 #include "saeval/sae.h"
 sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s);
+/* The parts a format row needs: the evaluator's cfg of a canonical SAE
+ * (unsupported architectures refused), and cfg + scaling_factor + weights
+ * in s->precision (no per-latent norms, s->dir untouched). */
+sv_rc sv_native_cfg(const sv_native *n, const char *path, sv_sae_cfg *c);
+sv_rc sv_native_fill_sae(const sv_native *n, const char *path, sv_sae *s);
+/* Does `format` (a row name: gemma_scope, ...) claim path? */
+int sv_native_probe_as(const char *format, const char *path);
 
 #endif
