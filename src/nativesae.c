@@ -637,16 +637,23 @@ sv_rc sv_native_load(sv_native *s, const char *path, int with_weights)
 
 /* ---------------------------------------------------------------- adapter */
 
-static sv_rc to_prec(const double *src, size_t n, int precision, void **out)
+/* Move a canonical array into the working precision: precision 64 takes
+ * the array itself, 32 converts and frees it, so a load never holds a
+ * double and a float copy of more than one tensor at a time. */
+static sv_rc to_prec(double **src, size_t n, int precision, void **out)
 {
     *out = NULL;
-    if (!src) return SV_OK;
-    void *p = sv_malloc(n * (precision == 32 ? sizeof(float) : sizeof(double)));
-    if (!p) return SV_EINTERNAL;
-    for (size_t i = 0; i < n; i++) {
-        if (precision == 32) ((float *)p)[i] = (float)src[i];
-        else ((double *)p)[i] = src[i];
+    if (!*src) return SV_OK;
+    if (precision == 64) {
+        *out = *src;
+        *src = NULL;
+        return SV_OK;
     }
+    float *p = sv_malloc(n * sizeof(float));
+    if (!p) return SV_EINTERNAL;
+    for (size_t i = 0; i < n; i++) p[i] = (float)(*src)[i];
+    free(*src);
+    *src = NULL;
     *out = p;
     return SV_OK;
 }
@@ -675,7 +682,7 @@ sv_rc sv_native_cfg(const sv_native *n, const char *path, sv_sae_cfg *c)
     return SV_OK;
 }
 
-sv_rc sv_native_fill_sae(const sv_native *n, const char *path, sv_sae *s)
+sv_rc sv_native_fill_sae(sv_native *n, const char *path, sv_sae *s)
 {
     int precision = s->precision;
     if (precision != 32 && precision != 64) return sv_fail(SV_EINTERNAL, "%s: precision must be 32 or 64", path);
@@ -684,14 +691,16 @@ sv_rc sv_native_fill_sae(const sv_native *n, const char *path, sv_sae *s)
     if (!n->W_enc) return sv_fail(SV_EINTERNAL, "%s: weights were not loaded", path);
     s->scaling_factor = 1.0;
     size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae;
-    if ((rc = to_prec(n->W_enc, di * ds, precision, &s->W_enc)) != SV_OK ||
-        (rc = to_prec(n->act == SV_NACT_GATED ? NULL : n->b_enc, ds, precision, &s->b_enc)) != SV_OK ||
-        (rc = to_prec(n->W_dec, ds * di, precision, &s->W_dec)) != SV_OK ||
-        (rc = to_prec(n->b_dec, di, precision, &s->b_dec)) != SV_OK ||
-        (rc = to_prec(n->act == SV_NACT_JUMPRELU ? n->threshold : NULL, ds, precision, &s->threshold)) != SV_OK ||
-        (rc = to_prec(n->b_gate, ds, precision, &s->b_gate)) != SV_OK ||
-        (rc = to_prec(n->r_mag, ds, precision, &s->r_mag)) != SV_OK ||
-        (rc = to_prec(n->b_mag, ds, precision, &s->b_mag)) != SV_OK)
+    /* Arrays the architecture does not use stay with n (freed by sv_native_free). */
+    double *none = NULL;
+    if ((rc = to_prec(&n->W_enc, di * ds, precision, &s->W_enc)) != SV_OK ||
+        (rc = to_prec(n->act == SV_NACT_GATED ? &none : &n->b_enc, ds, precision, &s->b_enc)) != SV_OK ||
+        (rc = to_prec(&n->W_dec, ds * di, precision, &s->W_dec)) != SV_OK ||
+        (rc = to_prec(&n->b_dec, di, precision, &s->b_dec)) != SV_OK ||
+        (rc = to_prec(n->act == SV_NACT_JUMPRELU ? &n->threshold : &none, ds, precision, &s->threshold)) != SV_OK ||
+        (rc = to_prec(&n->b_gate, ds, precision, &s->b_gate)) != SV_OK ||
+        (rc = to_prec(&n->r_mag, ds, precision, &s->r_mag)) != SV_OK ||
+        (rc = to_prec(&n->b_mag, ds, precision, &s->b_mag)) != SV_OK)
         return rc;
     if (n->act == SV_NACT_JUMPRELU && !s->threshold) return sv_fail(SV_EINPUT, "%s: jumprelu without threshold", path);
     if (n->act == SV_NACT_GATED && (!s->b_gate || !s->r_mag || !s->b_mag)) return sv_fail(SV_EINPUT, "%s: gated tensors missing", path);
@@ -708,7 +717,7 @@ sv_rc sv_native_fill_sae(const sv_native *n, const char *path, sv_sae *s)
     return SV_OK;
 }
 
-sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s)
+sv_rc sv_native_to_sae(sv_native *n, const char *path, int precision, sv_sae *s)
 {
     memset(s, 0, sizeof *s);
     s->precision = precision;

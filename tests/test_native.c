@@ -96,7 +96,11 @@ static void check_adapter(const char *c, const sv_native *n, const char *path)
 {
     for (int prec = 32; prec <= 64; prec += 32) {
         sv_sae s;
-        sv_rc rc = sv_native_to_sae(n, path, prec, &s);
+        sv_native moved; /* the adapter takes its arrays: a fresh copy each time */
+        CHECK(sv_native_load(&moved, path, 1) == SV_OK, "%s: %s", c, sv_errmsg());
+        sv_rc rc = sv_native_to_sae(&moved, path, prec, &s);
+        CHECK(rc != SV_OK || moved.W_enc == NULL, "%s: W_enc not moved", c);
+        sv_native_free(&moved);
         int unsupported = n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX || n->W_skip || n->transcoder;
         if (unsupported) {
             CHECK(rc == SV_EINPUT && strstr(sv_errmsg(), "not evaluated yet") && s.W_enc == NULL, "%s: %s", c, sv_errmsg());

@@ -53,17 +53,18 @@ sv_rc sv_native_load(sv_native *s, const char *path, int with_weights);
 void sv_native_free(sv_native *s);
 
 /* Hand a canonical SAE to the evaluator as an sv_sae (cfg, weights in the
- * run's precision 32 or 64, per-latent norms), for the architectures the
+ * run's precision 32 or 64, per-latent norms). The weight arrays MOVE from
+ * n to s (n keeps only what s does not use). For the architectures the
  * evaluator has today (relu, topk, jumprelu, gated; layer_norm). Others
  * (signed top-k, groupmax, skip, transcoders) are refused by name until the
  * architecture table has rows for them. `path` becomes s->dir. */
 #include "saeval/sae.h"
-sv_rc sv_native_to_sae(const sv_native *n, const char *path, int precision, sv_sae *s);
+sv_rc sv_native_to_sae(sv_native *n, const char *path, int precision, sv_sae *s);
 /* The parts a format row needs: the evaluator's cfg of a canonical SAE
  * (unsupported architectures refused), and cfg + scaling_factor + weights
- * in s->precision (no per-latent norms, s->dir untouched). */
+ * in s->precision, moved from n (no per-latent norms, s->dir untouched). */
 sv_rc sv_native_cfg(const sv_native *n, const char *path, sv_sae_cfg *c);
-sv_rc sv_native_fill_sae(const sv_native *n, const char *path, sv_sae *s);
+sv_rc sv_native_fill_sae(sv_native *n, const char *path, sv_sae *s);
 /* Does `format` (a row name: gemma_scope, ...) claim path? */
 int sv_native_probe_as(const char *format, const char *path);
 
