@@ -661,8 +661,11 @@ sv_rc sv_pickle_load(sv_pickle *p, const void *buf, size_t n, const char *what)
         return sv_fail(SV_EINPUT, "%s: pickle of %zu bytes (at most %u accepted)", what, n, SV_PK_MAX_INPUT);
     sv_pk_arena *a = calloc(1, sizeof *a);
     if (!a) return sv_fail(SV_EINTERNAL, "out of memory");
-    /* Values cost at most ~100 bytes per input byte; cap well below that. */
-    a->limit = (size_t)n * 48 + ((size_t)1 << 20);
+    /* A plain state dict costs ~30 bytes of values per pickle byte (a tensor
+     * record of ~90 bytes builds ~17 values); hostile input at most ~200
+     * (an EMPTY_LIST byte is one value). 256 per byte, capped, covers the
+     * first and bounds the second. */
+    a->limit = (size_t)n * 256 + ((size_t)1 << 20);
     if (a->limit > ARENA_MAX) a->limit = ARENA_MAX;
     um m = {.b = buf, .n = n, .what = what, .a = a};
     sv_pk_value *root = NULL;
