@@ -15,7 +15,9 @@ float16 | bfloat16 | float64, default float32), and per format:
                        "act_fn" (jumprelu | topk), "k" (top_k)
   sparsify:            "activation" (topk | groupmax), "k", "signed", "skip", "transcode"
   openai:              "activation" (TopK | ReLU), "k"
-  dictionary_learning: "dict_class", "k", "threshold" (scalar), "group_sizes"}
+  dictionary_learning: "dict_class", "k", "threshold" (scalar), "group_sizes"
+  saelens (a twin for comparisons): "architecture", "k", "apply_b_dec_to_input",
+                       "normalize_activations", "threshold_scalar"}
 OUT is a directory (an openai file is OUT itself, e.g. .../autoencoders/3.pt).
 Tensor names, shapes and files follow each project's own code: Gemma Scope's
 params.npz; OpenMOSS Language-Model-SAEs (hyperparams.json +
@@ -179,5 +181,25 @@ elif fmt in ("openai", "dictionary_learning"):
             trainer["k"] = meta["k"]
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump({"trainer": trainer, "buffer": {"d_submodule": d_in}}, f, indent=1)
+elif fmt == "saelens":
+    # The SAELens twin of a canonical SAE (tests/native_e2e.py): cfg.json +
+    # sae_weights.safetensors with saeval's own names.
+    arch = meta["architecture"]
+    t = {"W_enc": W["W_enc"], "W_dec": W["W_dec"], "b_dec": W["b_dec"]}
+    if arch == "gated":
+        t.update(b_gate=W["b_gate"], r_mag=W["r_mag"], b_mag=W["b_mag"])
+    else:
+        t["b_enc"] = W["b_enc"]
+    if arch == "jumprelu":
+        thr = W["threshold"] if "threshold_scalar" not in meta else np.full(d_sae, meta["threshold_scalar"])
+        t["threshold"] = thr
+    write_safetensors(os.path.join(out, "sae_weights.safetensors"), t)
+    cfg = {"architecture": arch, "d_in": d_in, "d_sae": d_sae, "dtype": "float32",
+           "apply_b_dec_to_input": bool(meta.get("apply_b_dec_to_input", True)),
+           "normalize_activations": meta.get("normalize_activations", "none")}
+    if arch == "topk":
+        cfg["k"] = meta["k"]
+    with open(os.path.join(out, "cfg.json"), "w") as f:
+        json.dump(cfg, f)
 else:
     sys.exit(f"formats_write: unknown format {fmt}")
