@@ -8,6 +8,7 @@
 #include "saeval/torchfile.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,13 +172,25 @@ static int ends_with(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-/* A JSON file, parsed exactly; messages name it. */
+/* A small JSON file (at most 16 MiB), parsed exactly; messages name it. */
 static sv_rc read_json(const char *path, cJSON **out)
 {
-    char *txt;
-    size_t n;
-    sv_rc rc = sv_read_file(path, &txt, &n);
-    if (rc != SV_OK) return rc;
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return sv_fail(SV_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    long sz = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    if (sz < 0 || sz > (16L << 20) || fseek(fp, 0, SEEK_SET) != 0) {
+        fclose(fp);
+        return sv_fail(SV_EINPUT, "%s: %s", path, sz > 0 ? "larger than 16 MiB" : "cannot size");
+    }
+    char *txt = sv_malloc((size_t)sz + 1);
+    size_t n = txt ? fread(txt, 1, (size_t)sz, fp) : 0;
+    fclose(fp);
+    if (!txt) return SV_EINTERNAL;
+    if (n != (size_t)sz) {
+        free(txt);
+        return sv_fail(SV_EINPUT, "%s: short read", path);
+    }
     *out = sv_json_parse_exact(txt, n);
     free(txt);
     if (!*out || !cJSON_IsObject(*out)) {
