@@ -29,3 +29,13 @@ set_tests_properties(native PROPERTIES FIXTURES_REQUIRED native_data)
 # (tests/native_vs_projects.py); built, not run by ctest.
 sv_test_exe(native_forward native_forward.c ref.c)
 target_sources(test_native PRIVATE ref.c)
+
+# End to end through the format table (format.h, from the structure work):
+# native SAEs vs SAELens twins with the same weights, 1 and 2 ranks. Needs
+# the native rows in src/format.c's registry (sv_fmt_gemma_scope, ...).
+if(EXISTS ${CMAKE_SOURCE_DIR}/include/saeval/format.h)
+  add_test(NAME native_e2e
+           COMMAND ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/native_e2e.py $<TARGET_FILE:saeval>
+                   ${CMAKE_CURRENT_BINARY_DIR}/native_e2e ${SV_MPIEXEC} ${SV_MPI_FLAGS})
+  set_tests_properties(native_e2e PROPERTIES TIMEOUT 300)
+endif()

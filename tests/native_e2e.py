@@ -77,13 +77,17 @@ for f in files:
         print(f"FAIL {f}: 1-rank and 2-rank files differ"); fails += 1
 by_id = {json.load(open(os.path.join(results[1], f)))["sae_id"]: json.load(open(os.path.join(results[1], f))) for f in files}
 for name, (meta, rel, twin) in CASES.items():
-    nat = [v for k, v in by_id.items() if k.startswith(name) and "twin" not in k]
-    tw = [v for k, v in by_id.items() if k.startswith(name) and "twin" in k]
+    # sae_id: the SAE's directory or file name, or a longer path suffix when names collide
+    nat = [v for k, v in by_id.items() if k in (rel, f"{name}/{rel}", f"{name}-{rel}")]
+    tw = [v for k, v in by_id.items() if k in (f"{name}/twin", f"{name}-twin")]
     if len(nat) != 1 or len(tw) != 1:
         print(f"FAIL {name}: results not found ({sorted(by_id)})"); fails += 1; continue
-    for part in ("metrics", "feature_metrics"):
-        if json.dumps(nat[0][part], sort_keys=True) != json.dumps(tw[0][part], sort_keys=True):
-            print(f"FAIL {name}: {part} differ from the SAELens twin's"); fails += 1
-    if not fails:
-        print(f"ok   {name}: {meta['format']} == SAELens twin (l0 {nat[0]['metrics']['sparsity']['l0']:.4g})")
+    bad = [part for part in ("metrics", "feature_metrics")
+           if json.dumps(nat[0][part], sort_keys=True) != json.dumps(tw[0][part], sort_keys=True)]
+    for part in bad:
+        print(f"FAIL {name}: {part} differ from the SAELens twin's")
+    fails += len(bad)
+    if not bad:
+        print(f"ok   {name}: {meta['format']} == SAELens twin (l0 {nat[0]['metrics']['sparsity']['l0']:.6g})")
+print(f"native_e2e: {len(CASES)} native SAEs, {len(files)} result files, 1 vs 2 ranks, {fails} failures")
 sys.exit(1 if fails else 0)
