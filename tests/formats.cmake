@@ -39,3 +39,20 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/include/saeval/format.h)
                    ${CMAKE_CURRENT_BINARY_DIR}/native_e2e ${SV_MPIEXEC} ${SV_MPI_FLAGS})
   set_tests_properties(native_e2e PROPERTIES TIMEOUT 300)
 endif()
+
+# Bad native SAEs through `saeval run` with the corpus checks (exit 2, one
+# error line naming file and field, no result file), and no pickle payload run.
+if(EXISTS ${CMAKE_SOURCE_DIR}/include/saeval/format.h)
+  set(SV_NCORPUS ${CMAKE_CURRENT_BINARY_DIR}/corpus_native)
+  add_test(NAME corpus_native_gen
+           COMMAND sh -c "rm -rf \"$2\" && \"$0\" synth \"$2/synth\" > /dev/null && \"$1\" \"$3\" \"$2/cases\" \"$2/synth/stores/in_sample.h5\""
+                   $<TARGET_FILE:saeval> ${SV_DEBIAN_PYTHON3} ${SV_NCORPUS} ${CMAKE_CURRENT_SOURCE_DIR}/corpus_native.py)
+  set_tests_properties(corpus_native_gen PROPERTIES FIXTURES_SETUP corpus_native TIMEOUT 300)
+  add_test(NAME corpus_native_bad_inputs
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/corpus_run.sh ${SV_NCORPUS}/cases $<TARGET_FILE:saeval>)
+  set_tests_properties(corpus_native_bad_inputs PROPERTIES FIXTURES_REQUIRED corpus_native TIMEOUT 300
+                       ENVIRONMENT "MPIEXEC=${SV_CORPUS_MPIEXEC_STR}")
+  add_test(NAME corpus_native_no_payload
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/corpus_native_check.sh ${SV_NCORPUS}/cases)
+  set_tests_properties(corpus_native_no_payload PROPERTIES FIXTURES_REQUIRED corpus_native DEPENDS corpus_native_bad_inputs)
+endif()
