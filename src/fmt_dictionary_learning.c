@@ -1,6 +1,4 @@
 /* Format row: dictionary_learning: DIR/ae.pt + DIR/config.json (trainer.dict_class) (reader: nativesae.c). */
-/* Compiled once the format table (format.h) is in the tree. */
-#if __has_include("saeval/format.h")
 #include "saeval/format.h"
 #include "saeval/nativerow.h"
 
@@ -11,4 +9,3 @@ static sv_rc identity(const char *p, sv_ident_visit v, void *ctx) { return sv_nr
 static sv_rc describe(const char *p, FILE *out) { return sv_nrow_describe("dictionary_learning", p, out); }
 
 const sv_format sv_fmt_dictionary_learning = {"dictionary_learning", probe, config, load, identity, describe};
-#endif

@@ -1,7 +1,5 @@
 /* The format-table side of the native formats (format.h): what every
  * native row does, parameterized by the row's name; src/fmt_X.c are thin. */
-/* Compiled once the format table (format.h) is in the tree. */
-#if __has_include("saeval/format.h")
 #include "saeval/nativerow.h"
 #include "saeval/nativesae.h"
 
@@ -96,4 +94,3 @@ sv_rc sv_nrow_describe(const char *format, const char *path, FILE *out)
     sv_native_free(&n);
     return SV_OK;
 }
-#endif

@@ -8,6 +8,7 @@
  * usage: test_native DIR */
 #define TEST_NAME "test_native"
 #include "testutil.h"
+#include "saeval/arch.h"
 #include "saeval/forward.h"
 #include "saeval/nativesae.h"
 #include "ref.h"

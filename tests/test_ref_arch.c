@@ -68,7 +68,7 @@ int main(void)
      * -> explained_variance 1 - 0.5/0.25 = -1. */
     const double X[8] = {1, 2, 3, 4, 1, 2, 3, 4}, Y[4] = {5.5, 9.5, 5.5, 8.5};
     const int64_t off[2] = {0, 2};
-    ref_data dt = {2, 4, X, NULL, 1, off, 16, Y};
+    ref_data dt = {2, 4, X, NULL, 1, off, 16, 0, Y};
     ref_metrics m;
     CHECK(ref_eval(&s, &dt, &m) == 0, "ref_eval");
     CHECK(m.mse == 0.5 && m.l0 == 4 && m.l1 == 10 && m.explained_variance == -1, "mse %g l0 %g l1 %g ev %g",

@@ -3,7 +3,7 @@
 #ifndef SAEVAL_NATIVEROW_H
 #define SAEVAL_NATIVEROW_H
 #include <stdio.h>
-#include "saeval/format.h" /* only included once format.h exists (see the .c files) */
+#include "saeval/format.h"
 
 int sv_nrow_probe(const char *format, const char *path);
 sv_rc sv_nrow_config(const char *format, const char *path, sv_sae_cfg *c);
