@@ -36,7 +36,7 @@ if(TRUE)
   add_test(NAME native_e2e
            COMMAND ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/native_e2e.py $<TARGET_FILE:saeval>
                    ${CMAKE_CURRENT_BINARY_DIR}/native_e2e ${SV_MPIEXEC} ${SV_MPI_FLAGS})
-  set_tests_properties(native_e2e PROPERTIES TIMEOUT 300)
+  set_tests_properties(native_e2e PROPERTIES TIMEOUT 600)
 endif()
 
 # Bad native SAEs through `saeval run` with the corpus checks (exit 2, one

@@ -56,7 +56,7 @@ for name, (meta, rel, twin) in CASES.items():
     if info.returncode != 0 or meta["format"] not in info.stdout:
         sys.exit(f"native_e2e: saeval info {name}: exit {info.returncode}: {info.stdout}{info.stderr}")
 
-store = os.path.join(work, "synth", "stores", "in_sample.h5")
+store = os.path.join(work, "synth", "stores", "oos_task.h5")  # the smallest synth store
 cfg = {"output_dir": "results", "saes": saes, "datasets": [{"name": "in", "path": store, "role": "in_sample"}],
        "geometry": True}
 results = {}
