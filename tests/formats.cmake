@@ -44,12 +44,12 @@ endif()
 if(TRUE)
   set(SV_NCORPUS ${CMAKE_CURRENT_BINARY_DIR}/corpus_native)
   add_test(NAME corpus_native_gen
-           COMMAND sh -c "rm -rf \"$2\" && \"$0\" synth \"$2/synth\" > /dev/null && \"$1\" \"$3\" \"$2/cases\" \"$2/synth/stores/in_sample.h5\""
+           COMMAND sh -c "rm -rf \"$2\" && \"$0\" synth \"$2/synth\" > /dev/null && \"$1\" \"$3\" \"$2/cases\" \"$2/synth/stores/oos_task.h5\""
                    $<TARGET_FILE:saeval> ${SV_DEBIAN_PYTHON3} ${SV_NCORPUS} ${CMAKE_CURRENT_SOURCE_DIR}/corpus_native.py)
   set_tests_properties(corpus_native_gen PROPERTIES FIXTURES_SETUP corpus_native TIMEOUT 300)
   add_test(NAME corpus_native_bad_inputs
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/corpus_run.sh ${SV_NCORPUS}/cases $<TARGET_FILE:saeval>)
-  set_tests_properties(corpus_native_bad_inputs PROPERTIES FIXTURES_REQUIRED corpus_native TIMEOUT 300
+  set_tests_properties(corpus_native_bad_inputs PROPERTIES FIXTURES_REQUIRED corpus_native TIMEOUT 600
                        ENVIRONMENT "MPIEXEC=${SV_CORPUS_MPIEXEC_STR}")
   add_test(NAME corpus_native_no_payload
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/corpus_native_check.sh ${SV_NCORPUS}/cases)
