@@ -7,6 +7,11 @@
 /* One line per format; the first is the default. */
 const sv_format *const sv_formats[] = {
     &sv_fmt_saelens,
+    &sv_fmt_gemma_scope,
+    &sv_fmt_llama_scope,
+    &sv_fmt_sparsify,
+    &sv_fmt_openai,
+    &sv_fmt_dictionary_learning,
 };
 const int sv_n_formats = (int)(sizeof sv_formats / sizeof *sv_formats);
 

@@ -6,10 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int d_out_of(const ref_sae *s) { return s->d_out > 0 ? s->d_out : s->d_in; }
+
 static double dec_norm(const ref_sae *s, int j)
 {
+    int o = d_out_of(s);
     double n2 = 0;
-    for (int i = 0; i < s->d_in; i++) n2 += s->W_dec[(size_t)j * s->d_in + i] * s->W_dec[(size_t)j * s->d_in + i];
+    for (int i = 0; i < o; i++) n2 += s->W_dec[(size_t)j * o + i] * s->W_dec[(size_t)j * o + i];
     return sqrt(n2);
 }
 
@@ -96,14 +99,37 @@ static void topk_select(const double *h, int m, int k, unsigned char *chosen)
     }
 }
 
+/* Per group of m/k latents, the index of the largest ReLU(h), lower first. */
+static void groupmax_select(const double *h, int m, int k, unsigned char *chosen)
+{
+    memset(chosen, 0, (size_t)m);
+    int g = m / k;
+    for (int q = 0; q < k; q++) {
+        int best = q * g;
+        double bv = h[best] > 0 ? h[best] : 0.0;
+        for (int j = q * g + 1; j < (q + 1) * g; j++) {
+            double v = h[j] > 0 ? h[j] : 0.0;
+            if (v > bv) { best = j; bv = v; }
+        }
+        chosen[best] = 1;
+    }
+}
+
 void ref_forward(const ref_sae *s, const double *x, double *f, double *xhat)
 {
-    int d = s->d_in, m = s->d_sae;
+    int d = d_out_of(s), m = s->d_sae;
     double *h = malloc((size_t)m * sizeof(double));
     double *g = malloc((size_t)m * sizeof(double));
     unsigned char *chosen = malloc((size_t)m);
     ref_preacts(s, x, h, g);
     if (s->arch == REF_TOPK) topk_select(h, m, s->k, chosen);
+    if (s->arch == REF_SIGNED_TOPK) {
+        double *a = malloc((size_t)m * sizeof(double));
+        for (int j = 0; j < m; j++) a[j] = fabs(h[j]);
+        topk_select(a, m, s->k, chosen);
+        free(a);
+    }
+    if (s->arch == REF_GROUPMAX) groupmax_select(h, m, s->k, chosen);
     for (int j = 0; j < m; j++) {
         double relu = h[j] > 0 ? h[j] : 0.0;
         switch (s->arch) {
@@ -114,6 +140,8 @@ void ref_forward(const ref_sae *s, const double *x, double *f, double *xhat)
             f[j] = chosen[j] ? relu : 0.0;
             if (s->rescale && f[j] != 0) f[j] /= dec_norm(s, j);
             break;
+        case REF_SIGNED_TOPK: f[j] = chosen[j] ? h[j] : 0.0; break;
+        case REF_GROUPMAX: f[j] = chosen[j] ? relu : 0.0; break;
         }
     }
     for (int i = 0; i < d; i++) {
@@ -122,6 +150,12 @@ void ref_forward(const ref_sae *s, const double *x, double *f, double *xhat)
         xhat[i] = a;
     }
     norm_output(s, x, xhat);
+    if (s->W_skip)
+        for (int i = 0; i < d; i++) {
+            double a = 0;
+            for (int c = 0; c < s->d_in; c++) a += s->W_skip[(size_t)i * s->d_in + c] * x[c];
+            xhat[i] += a;
+        }
     free(h);
     free(g);
     free(chosen);
@@ -151,7 +185,26 @@ double ref_margin(const ref_sae *s, const double *x)
             best = fmin(best, fabs(g[j]));
             if (g[j] > 0) best = fmin(best, fabs(h[j]));
             break;
-        case REF_TOPK: break;
+        case REF_TOPK: case REF_SIGNED_TOPK: case REF_GROUPMAX: break;
+        }
+    }
+    if (s->arch == REF_SIGNED_TOPK) {
+        for (int j = 0; j < m; j++) h[j] = fabs(h[j]);
+        qsort(h, (size_t)m, sizeof(double), cmp_desc);
+        int k = s->k < m ? s->k : m;
+        for (int r = 0; r < k; r++) best = fmin(best, h[r]);
+        if (k < m) best = fmin(best, h[k - 1] - h[k]);
+    }
+    if (s->arch == REF_GROUPMAX) {
+        int g = m / s->k;
+        for (int q = 0; q < s->k; q++) {
+            double b1 = -INFINITY, b2 = -INFINITY;
+            for (int j = q * g; j < (q + 1) * g; j++) {
+                double v = h[j] > 0 ? h[j] : 0.0;
+                best = fmin(best, fabs(h[j]));
+                if (v > b1) { b2 = b1; b1 = v; } else if (v > b2) b2 = v;
+            }
+            if (g > 1 && b1 > 0) best = fmin(best, b1 - b2);
         }
     }
     if (s->arch == REF_TOPK) {
@@ -167,10 +220,14 @@ double ref_margin(const ref_sae *s, const double *x)
 
 int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
 {
-    const int d = dt->d_in, M = s->d_sae;
+    /* d: the dimension of the compared vectors y (targets, or x itself). */
+    const int d = d_out_of(s), di = dt->d_in, M = s->d_sae;
     const int B = dt->legacy_batch_sequences;
     memset(m, 0, sizeof *m);
-    if (d != s->d_in || B < 1) return -1;
+    if (di != s->d_in || B < 1) return -1;
+    if (d != di && (!dt->y || s->apply_b_dec || s->norm != REF_NORM_NONE)) return -1;
+    if ((s->arch == REF_GROUPMAX) && (s->k < 1 || M % s->k != 0)) return -1;
+    const double *Y = dt->y ? dt->y : dt->x;
     m->d_sae = M;
     m->sequences = dt->n_seq;
     m->l0_histogram = calloc((size_t)M + 1, sizeof(int64_t));
@@ -192,7 +249,7 @@ int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
     for (int64_t t = 0; t < dt->n_tokens; t++) {
         if (dt->mask && dt->mask[t]) { m->tokens_masked++; continue; }
         N++;
-        for (int i = 0; i < d; i++) mu[i] += dt->x[(size_t)t * d + i];
+        for (int i = 0; i < d; i++) mu[i] += Y[(size_t)t * d + i];
     }
     m->tokens_evaluated = N;
     for (int i = 0; i < d; i++) mu[i] /= (double)N;
@@ -200,7 +257,7 @@ int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
     for (int64_t t = 0; t < dt->n_tokens; t++) {
         if (dt->mask && dt->mask[t]) continue;
         for (int i = 0; i < d; i++) {
-            double v = dt->x[(size_t)t * d + i] - mu[i];
+            double v = Y[(size_t)t * d + i] - mu[i];
             var += v * v;
         }
     }
@@ -216,7 +273,7 @@ int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
         for (int64_t t = dt->seq_off[s0]; t < dt->seq_off[s1]; t++) {
             if (dt->mask && dt->mask[t]) continue;
             nb++;
-            for (int i = 0; i < d; i++) mu_b[i] += dt->x[(size_t)t * d + i];
+            for (int i = 0; i < d; i++) mu_b[i] += Y[(size_t)t * d + i];
         }
         if (nb == 0) continue;
         for (int i = 0; i < d; i++) mu_b[i] /= (double)nb;
@@ -225,8 +282,8 @@ int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
             memset(fired_here, 0, (size_t)M);
             for (int64_t t = dt->seq_off[q]; t < dt->seq_off[q + 1]; t++) {
                 if (dt->mask && dt->mask[t]) continue;
-                const double *x = dt->x + (size_t)t * d;
-                ref_forward(s, x, f, xh);
+                ref_forward(s, dt->x + (size_t)t * di, f, xh);
+                const double *x = Y + (size_t)t * d; /* what xh is compared with */
                 double e = 0, nx2 = 0, nh2 = 0, dot = 0, dm = 0;
                 for (int i = 0; i < d; i++) {
                     e += (x[i] - xh[i]) * (x[i] - xh[i]);
@@ -290,12 +347,17 @@ int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
         m->feature_density[j] = (double)m->firing_counts[j] / (double)N;
         m->consistent_activation_heuristic[j] =
             fired_seq[j] > 0 ? (double)m->firing_counts[j] / (double)fired_seq[j] : -1.0;
+        /* With d_out != d_in encoder and decoder live in different spaces:
+         * their cosine is reported as 0. */
         double ne = 0, nd = 0, dot = 0;
-        for (int i = 0; i < d; i++) {
-            double we = s->W_enc[(size_t)i * M + j], wd = s->W_dec[(size_t)j * d + i];
+        for (int i = 0; i < di; i++) {
+            double we = s->W_enc[(size_t)i * M + j];
             ne += we * we;
-            nd += wd * wd;
-            dot += we * wd;
+            if (d == di) {
+                double wd = s->W_dec[(size_t)j * d + i];
+                nd += wd * wd;
+                dot += we * wd;
+            }
         }
         m->encoder_norm[j] = sqrt(ne);
         m->encoder_bias[j] = s->arch == REF_GATED ? s->b_mag[j] : s->b_enc[j];

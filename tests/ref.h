@@ -5,7 +5,12 @@
 #define SAEVAL_TESTS_REF_H
 #include <stdint.h>
 
-typedef enum { REF_STANDARD = 0, REF_TOPK, REF_JUMPRELU, REF_GATED } ref_arch;
+/* REF_SIGNED_TOPK: the k largest |h| keep their sign (sparsify's `signed`,
+ * SAEBench's AbsTopK), no ReLU. REF_GROUPMAX: d_sae split into k contiguous
+ * groups; in each, the largest ReLU(h) (lower index on ties) is kept.
+ * batchtopk/matryoshka at inference are REF_JUMPRELU with the global
+ * threshold broadcast to every latent. */
+typedef enum { REF_STANDARD = 0, REF_TOPK, REF_JUMPRELU, REF_GATED, REF_SIGNED_TOPK, REF_GROUPMAX } ref_arch;
 typedef enum { REF_NORM_NONE = 0, REF_NORM_LAYER, REF_NORM_CONST, REF_NORM_EXPAVG } ref_norm;
 
 typedef struct {
@@ -23,6 +28,12 @@ typedef struct {
     const double *b_dec;     /* [d_in] */
     const double *threshold; /* jumprelu */
     const double *b_gate, *r_mag, *b_mag; /* gated */
+    /* Transcoders: the decoder writes d_out values (0 means d_in): W_dec is
+     * [d_sae][d_out], b_dec [d_out]; apply_b_dec must be 0 and norm NONE
+     * when d_out != d_in. W_skip [d_out][d_in] (or NULL) adds W_skip·x of
+     * the raw input x to the reconstruction (sparsify's skip connection). */
+    int d_out;
+    const double *W_skip;
 } ref_sae;
 
 typedef struct {
@@ -34,6 +45,9 @@ typedef struct {
     const int64_t *seq_off;     /* [n_seq+1] */
     int legacy_batch_sequences;
     double dead_density_threshold; /* 0: the default 1e-6 */
+    /* Transcoders: targets y [n_tokens][d_out] that every reconstruction
+     * metric compares with; NULL: y = x (d_out = d_in). */
+    const double *y;
 } ref_data;
 
 typedef struct {
@@ -51,7 +65,7 @@ typedef struct {
     double *encoder_norm, *encoder_bias, *encoder_decoder_cosine_sim;
 } ref_metrics;
 
-/* One token: f [d_sae] activations, xhat [d_in] final reconstruction. */
+/* One token: f [d_sae] activations, xhat [d_out] final reconstruction. */
 void ref_forward(const ref_sae *s, const double *x, double *f, double *xhat);
 
 /* Pre-activations that decide which latents fire, for margin checks:

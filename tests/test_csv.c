@@ -9,7 +9,6 @@
 #include "testutil.h"
 
 static int fails;
-#define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
 static void cell(const char *in, const char *want)
 {

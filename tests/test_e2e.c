@@ -726,7 +726,7 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
         for (int k = 0; k < cs->n_saes; k++) /* SAE-major, like all_eval_results.json */
             for (int i = 0; i < cs->n_ds; i++) {
                 ref_data rd = {dss[i].n_tok, cs->d_in, dss[i].x, dss[i].mask, dss[i].n_seq, dss[i].off, cs->legacy_B,
-                              cs->dead_density};
+                              cs->dead_density, NULL};
                 ref_metrics m;
                 if (ref_eval(&saes[k].r, &rd, &m) != 0) die("ref_eval failed", cs->name);
                 cJSON_AddItemToArray(pairs, pair_json(cs, &saes[k], &cs->ds[i], &m));
@@ -1030,12 +1030,12 @@ static int selftest(void)
     double *We = xcalloc(64, sizeof(double)), *Wd = xcalloc(64, sizeof(double));
     double *be = xcalloc(8, sizeof(double)), *bd = xcalloc(8, sizeof(double));
     for (int i = 0; i < 8; i++) We[i * 8 + i] = Wd[i * 8 + i] = 1;
-    ref_sae s = {REF_STANDARD, d, m, 0, 0, 1, REF_NORM_NONE, 1, We, be, Wd, bd, NULL, NULL, NULL, NULL};
+    ref_sae s = {REF_STANDARD, d, m, 0, 0, 1, REF_NORM_NONE, 1, We, be, Wd, bd, NULL, NULL, NULL, NULL, 0, NULL};
     int64_t n = 40, off[5] = {0, 10, 20, 30, 40};
     double *x = xcalloc((size_t)n * d, sizeof(double));
     rng r = {5};
     for (int64_t i = 0; i < n * d; i++) x[i] = 0.1 + runif(&r);
-    ref_data dt = {n, d, x, NULL, 4, off, 2, 0};
+    ref_data dt = {n, d, x, NULL, 4, off, 2, 0, NULL};
     ref_metrics mt;
     ref_eval(&s, &dt, &mt);
     if (mt.mse != 0 || mt.explained_variance != 1 || fabs(mt.cossim - 1) > 1e-15 || fabs(mt.l2_ratio - 1) > 1e-15 ||

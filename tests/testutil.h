@@ -21,6 +21,18 @@ static inline void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
+/* CHECK(cond, fmt, ...): stop the test with file:line, the condition and
+ * a message when cond is false. */
+#define CHECK(cond, ...)                                                              \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, TEST_NAME ": %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fputc('\n', stderr);                                                      \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+
 /* The library's mkdir -p; a test that cannot make its directories stops. */
 static inline void mkdirs(const char *path)
 {

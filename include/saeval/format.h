@@ -36,6 +36,9 @@ typedef struct {
 /* The rows, each defined in its src/fmt_X.c (declared here, as IOR's
  * aiori.h does, so that the registry depends on no format's header). */
 extern const sv_format sv_fmt_saelens;
+/* Other projects' formats (nativesae.c reads them, src/fmt_<name>.c). */
+extern const sv_format sv_fmt_gemma_scope, sv_fmt_llama_scope, sv_fmt_sparsify, sv_fmt_openai,
+    sv_fmt_dictionary_learning;
 
 /* The registry, in probe order; the first row is the default. */
 extern const sv_format *const sv_formats[];
