@@ -257,15 +257,12 @@ static sv_rc neox_parse(sv_model_cfg *c, const cJSON *r, const char *p)
     TRY(get_bool(r, "use_parallel_residual", 1, &c->parallel_residual, p));
     TRY(get_bool(r, "attention_bias", 1, &c->qkv_bias, p));
     TRY(get_bool(r, "tie_word_embeddings", 0, &c->tied, p));
-    double pct, base, alias;
+    double pct, base;
+    /* 4.48's GPTNeoXConfig.__init__ sets partial_rotary_factor and
+     * rope_theta from rotary_pct / rotary_emb_base after the base class
+     * stored any aliases found in the file, so the aliases never count. */
     TRY(get_num(r, "rotary_pct", 0.25, 0, 1, &pct, p));
     TRY(get_num(r, "rotary_emb_base", 10000, 1e-9, 1e30, &base, p));
-    /* 4.48 writes the aliases partial_rotary_factor / rope_theta too; a
-     * file where they disagree is ambiguous. */
-    TRY(get_num(r, "partial_rotary_factor", pct, 0, 1, &alias, p));
-    if (alias != pct) return sv_fail(SV_EINPUT, "%s: field 'partial_rotary_factor' disagrees with 'rotary_pct'", p);
-    TRY(get_num(r, "rope_theta", base, 1e-9, 1e30, &alias, p));
-    if (alias != base) return sv_fail(SV_EINPUT, "%s: field 'rope_theta' disagrees with 'rotary_emb_base'", p);
     TRY(get_rope_scaling(c, r, p));
     TRY(get_tokens(c, r, 0, 2, -1, p));
     TRY(head_split(c, p, "hidden_size", "num_attention_heads"));
@@ -274,8 +271,7 @@ static sv_rc neox_parse(sv_model_cfg *c, const cJSON *r, const char *p)
     c->o_bias = c->qkv_bias;
     c->mlp_bias = 1;
     c->rope_theta = base;
-    c->rotary_dim = (int64_t)((double)c->head_dim * pct); /* int(head_size * rotary_pct) */
-    if (c->rotary_dim % 2) c->rotary_dim--; /* rope_init uses arange(0, dim, 2): an odd dim rotates dim-1 */
+    c->rotary_dim = (int64_t)((double)c->head_dim * pct); /* int(head_size * rotary_pct); odd is refused (HF fails) */
     if (c->rope == SV_ROPE_NONE) c->rope = SV_ROPE_DEFAULT;
     c->attn_scale = 1.0 / sqrt((double)c->head_dim);
     return check_heads(c, p);

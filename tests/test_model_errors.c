@@ -266,8 +266,8 @@ int main(int argc, char **argv)
         d = make_dir("gqa", "llama3", "num_key_value_heads", "3", NULL);
         refuse(d, "config.json", "num_key_value_heads");
         free(d);
-        d = make_dir("neox_alias", "pythia", "rope_theta", "20000", NULL);
-        refuse(d, "config.json", "rope_theta");
+        d = make_dir("neox_odd_rotary", "pythia", "rotary_pct", "0.3125", NULL); /* 16 * 0.3125 = 5 dims */
+        refuse(d, "config.json", "rotary");
         free(d);
         d = make_dir("float_layers", "gpt2", "n_layer", "2.5", NULL);
         refuse(d, "config.json", "n_layer");
@@ -283,6 +283,20 @@ int main(int argc, char **argv)
         tensors t = read_all("llama3_rope_scaled");
         char *d = make_dir("llama_tie_default", "llama3_rope_scaled", "tie_word_embeddings", "null", &t);
         refuse(d, "lm_head.weight", "missing");
+        free(d);
+        free_all(&t);
+    }
+    /* NeoX: the aliases partial_rotary_factor / rope_theta are overridden
+     * by rotary_pct / rotary_emb_base, as in GPTNeoXConfig. */
+    {
+        char pyd[1024];
+        snprintf(pyd, sizeof pyd, "%s/pythia", data);
+        tensors t = read_all("pythia");
+        char *d = make_dir("neox_alias", "pythia", "rope_theta", "20000", &t);
+        float *a = run(pyd), *b = run(d);
+        CHECK(a && b && !memcmp(a, b, n), "rope_theta alias changed the model");
+        free(a);
+        free(b);
         free(d);
         free_all(&t);
     }
