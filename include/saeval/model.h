@@ -26,7 +26,7 @@
 #define SV_MODEL_ROWS 64     /* token rows per GEMM call */
 #define SV_MODEL_COLS 512    /* output columns per GEMM call */
 #define SV_MODEL_QBLOCK 64   /* queries per attention task */
-#define SV_MODEL_VTILE 4096  /* vocabulary entries per logits tile */
+#define SV_MODEL_VTILE 2048  /* vocabulary entries per logits tile: streams x T x 2048 floats */
 
 typedef enum { SV_ACT_GELU_ERF, SV_ACT_GELU_TANH, SV_ACT_RELU, SV_ACT_SILU } sv_act;
 typedef enum { SV_NORMK_LAYER, SV_NORMK_RMS, SV_NORMK_RMS_1P } sv_normk; /* RMS_1P: Gemma (1 + w) */
