@@ -134,6 +134,24 @@ void sv_model_free(sv_model *m)
 
 size_t sv_model_weight_bytes(const sv_model *m) { return m->weight_bytes; }
 
+size_t sv_model_cfg_weight_bytes(const sv_model_cfg *c, int precision)
+{
+    const sv_model_family *f = sv_model_family_find(c->model_type);
+    if (!f) return 0;
+    sv_model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = *c;
+    if (!(m.layers = calloc((size_t)c->n_layers, sizeof *m.layers))) return 0;
+    sv_binder b = {0};
+    f->bind(&b, &m); /* the same list the loader checks the files against */
+    size_t n = 0;
+    for (int k = 0; k < b.n; k++) n += (size_t)b.v[k].shape[0] * (size_t)(b.v[k].ndim == 2 ? b.v[k].shape[1] : 1);
+    const int oom = b.oom;
+    free(b.v);
+    free(m.layers);
+    return oom ? 0 : n * (precision == 64 ? sizeof(double) : sizeof(float));
+}
+
 static char *join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include "saeval/forward.h"
 #include "saeval/model.h"
+#include "saeval/safetensors.h"
 #include "testutil.h"
 
 typedef struct {
@@ -96,6 +97,31 @@ static double ref_kl(const float *p, const float *q, int64_t V)
     return kl;
 }
 
+/* Gemma-2 post-norm of module outputs y [T][d]: y rsqrt(mean y^2 + eps)
+ * (1 + w), a plain double loop with w read directly from the file. */
+static float *post_norm(const char *dir, const char *which, int64_t L, const float *y, int64_t T, int64_t d, double eps)
+{
+    char p[1200], nm[200];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    snprintf(nm, sizeof nm, "model.layers.%lld.%s.weight", (long long)L, which);
+    sv_st_file f;
+    if (sv_st_open(&f, p) != SV_OK) die("open", sv_errmsg());
+    const sv_st_tensor *t = sv_st_find(&f, nm);
+    if (!t) die("no tensor", nm);
+    double *w = xcalloc((size_t)d, sizeof(double));
+    if (sv_st_read_f64(&f, t, w) != SV_OK) die("read", sv_errmsg());
+    sv_st_close(&f);
+    float *o = xcalloc((size_t)(T * d), sizeof(float));
+    for (int64_t r = 0; r < T; r++) {
+        double ms = 0;
+        for (int64_t i = 0; i < d; i++) ms += (double)y[r * d + i] * y[r * d + i];
+        const double s = 1 / sqrt(ms / (double)d + eps);
+        for (int64_t i = 0; i < d; i++) o[r * d + i] = (float)(y[r * d + i] * s * (1 + w[i]));
+    }
+    free(w);
+    return o;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) die("usage: test_model DATA_DIR MODEL PRECISION [THREADS]", NULL);
@@ -114,6 +140,8 @@ int main(int argc, char **argv)
     printf("%s: %s, %lld layers, d %lld, vocab %lld, %zu weight bytes\n", argv[2], c->model_type, (long long)NL,
            (long long)d, (long long)V, sv_model_weight_bytes(&m));
 
+    CHECK(sv_model_cfg_weight_bytes(c, prec) == sv_model_weight_bytes(&m), "weight bytes from the config %zu, loaded %zu",
+          sv_model_cfg_weight_bytes(c, prec), sv_model_weight_bytes(&m));
     hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) die("cannot open", h5);
     if (c->rotary_dim && H5Lexists(f, "rope_inv_freq", H5P_DEFAULT) > 0) {
@@ -171,6 +199,17 @@ int main(int argc, char **argv)
                 }
                 e = rel_err(sum, inc, (size_t)TD);
                 CHECK(e <= 2 * tol_h, "layer %lld attn_out + mlp_out vs residual increment: rel err %.3g", (long long)L, e);
+                /* And each hook alone: the fixture's module output through
+                 * the post-norm, weights read straight from the file. */
+                for (int k = 0; k < 2; k++) {
+                    float *pn = post_norm(dir, k ? "post_feedforward_layernorm" : "post_attention_layernorm", L,
+                                          (k ? mo.v : ao.v) + L * TD, T, d, c->norm_eps);
+                    double e2 = rel_err(k ? out2 : out, pn, (size_t)TD);
+                    CHECK(e2 <= tol_h, "layer %lld %s after the post-norm: rel err %.3g", (long long)L,
+                          k ? "hook_mlp_out" : "hook_attn_out", e2);
+                    worst = e2 > worst ? e2 : worst;
+                    free(pn);
+                }
                 free(inc);
                 free(sum);
             } else {

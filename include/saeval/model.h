@@ -110,8 +110,10 @@ void sv_model_index_free(sv_model_index *ix);
 /* Load dir/config.json and the weights; precision 32 or 64. */
 sv_rc sv_model_load(sv_model *m, const char *dir, int precision);
 void sv_model_free(sv_model *m);
-/* Bytes of the weights in memory (for memory_budget_mb). */
+/* Bytes of the weights in memory (for memory_budget_mb): of a loaded
+ * model, or from the config alone before loading (0: out of memory). */
 size_t sv_model_weight_bytes(const sv_model *m);
+size_t sv_model_cfg_weight_bytes(const sv_model_cfg *c, int precision);
 
 /* "blocks.L.hook_resid_pre" etc. -> hook; refuses other names and L beyond
  * the model's layers with a message listing the supported hooks. */
