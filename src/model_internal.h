@@ -25,7 +25,9 @@ __attribute__((format(printf, 6, 7)))
 #endif
 void sv_bind(sv_binder *b, void **dst, int ndim, int64_t d0, int64_t d1, const char *fmt, ...);
 
-typedef void (*sv_block_fn)(sv_model_ws *ws, int64_t layer, int64_t T, void *attn_out, void *mlp_out);
+/* One block on ws->x in place, leaving the attention / MLP hook values in
+ * ws->ao / ws->mo. */
+typedef void (*sv_block_fn)(sv_model_ws *ws, int64_t layer, int64_t T);
 
 typedef struct sv_model_family {
     const char *model_type;
@@ -41,7 +43,7 @@ const sv_model_family *sv_model_family_find(const char *model_type);
 const char *sv_model_family_list(void);
 
 /* The block bodies (model_ops.c). */
-void sv_block_f32(sv_model_ws *ws, int64_t layer, int64_t T, void *attn_out, void *mlp_out);
-void sv_block_f64(sv_model_ws *ws, int64_t layer, int64_t T, void *attn_out, void *mlp_out);
+void sv_block_f32(sv_model_ws *ws, int64_t layer, int64_t T);
+void sv_block_f64(sv_model_ws *ws, int64_t layer, int64_t T);
 
 #endif

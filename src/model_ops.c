@@ -37,21 +37,29 @@ static sv_rc check_T(const sv_model_ws *ws, int64_t T)
     return SV_OK;
 }
 
-sv_rc sv_model_prefix(sv_model_ws *ws, const int32_t *ids, int64_t T, sv_hook hook, void *out)
+sv_rc sv_model_prefix_multi(sv_model_ws *ws, const int32_t *ids, int64_t T, int n, const sv_hook *hooks,
+                            void *const *out)
 {
     sv_rc rc = check_T(ws, T);
     if (rc != SV_OK) return rc;
     const sv_model *m = ws->m;
-    if (hook.layer < 0 || hook.layer >= m->cfg.n_layers)
-        return sv_fail(SV_EINPUT, "%s: hook layer %lld beyond the model's %lld layers", m->dir, (long long)hook.layer,
-                       (long long)m->cfg.n_layers);
+    if (n < 1) return sv_fail(SV_EINTERNAL, "model: prefix without a hook");
+    for (int i = 0; i < n; i++)
+        if (hooks[i].layer < 0 || hooks[i].layer >= m->cfg.n_layers)
+            return sv_fail(SV_EINPUT, "%s: hook layer %lld beyond the model's %lld layers", m->dir,
+                           (long long)hooks[i].layer, (long long)m->cfg.n_layers);
     for (int64_t t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= m->cfg.vocab)
             return sv_fail(SV_EINPUT, "token id %lld at position %lld is outside the vocabulary of %s (%lld)",
                            (long long)ids[t], (long long)t, m->dir, (long long)m->cfg.vocab);
-    if (m->precision == 64) prefix_f64(ws, ids, T, hook, out);
-    else prefix_f32(ws, ids, T, hook, out);
+    if (m->precision == 64) prefix_f64(ws, ids, T, n, hooks, out);
+    else prefix_f32(ws, ids, T, n, hooks, out);
     return SV_OK;
+}
+
+sv_rc sv_model_prefix(sv_model_ws *ws, const int32_t *ids, int64_t T, sv_hook hook, void *out)
+{
+    return sv_model_prefix_multi(ws, ids, T, 1, &hook, &out);
 }
 
 sv_rc sv_model_suffix(sv_model_ws *ws, sv_hook hook, const void *resid, int64_t T, void *normed)
@@ -158,6 +166,10 @@ sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ta
     if (n < 0 || n + 1 > ws->max_streams)
         return sv_fail(SV_EINTERNAL, "model: %d spliced streams, scratch holds %d in all", n, ws->max_streams);
     const sv_model *m = ws->m;
+    for (int64_t t = 0; t < T; t++)
+        if (targets[t] < -1 || targets[t] >= m->cfg.vocab)
+            return sv_fail(SV_EINPUT, "token id %lld at position %lld is outside the vocabulary of %s (%lld)",
+                           (long long)targets[t], (long long)t + 1, m->dir, (long long)m->cfg.vocab);
     const size_t rs = m->precision == 64 ? sizeof(double) : sizeof(float);
     const void *normed[n + 1];
     for (int s = 0; s <= n; s++) {

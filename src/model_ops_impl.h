@@ -199,9 +199,9 @@ static void FN(mlp)(sv_model_ws *ws, const sv_layer *L, int64_t T)
     FN(linear)(ws, &L->down, f1, f, T, ws->mo, d);
 }
 
-/* One block on ws->x in place. attn_out / mlp_out (NULL or [T][d]) get the
- * hook values: the module outputs, after Gemma-2's post-norms. */
-void FN(sv_block)(sv_model_ws *ws, int64_t l, int64_t T, void *attn_out, void *mlp_out)
+/* One block on ws->x in place; ws->ao / ws->mo keep the hook values: the
+ * module outputs, after Gemma-2's post-norms. */
+void FN(sv_block)(sv_model_ws *ws, int64_t l, int64_t T)
 {
     const sv_model *m = ws->m;
     const sv_model_cfg *c = &m->cfg;
@@ -226,8 +226,6 @@ void FN(sv_block)(sv_model_ws *ws, int64_t l, int64_t T, void *attn_out, void *m
         for (int64_t i = 0; i < n; i++) x[i] = (mo[i] + ao[i]) + x[i];
     else
         for (int64_t i = 0; i < n; i++) x[i] = x[i] + mo[i];
-    if (attn_out) memcpy(attn_out, ao, (size_t)n * sizeof(REAL));
-    if (mlp_out) memcpy(mlp_out, mo, (size_t)n * sizeof(REAL));
 }
 
 static void FN(embed)(sv_model_ws *ws, const int32_t *ids, int64_t T)
@@ -247,18 +245,28 @@ static void FN(embed)(sv_model_ws *ws, const int32_t *ids, int64_t T)
     if (m->cfg.rotary_dim) FN(rope_tables)(m, ws->cosb, ws->sinb, T);
 }
 
-static void FN(prefix)(sv_model_ws *ws, const int32_t *ids, int64_t T, sv_hook hk, REAL *out)
+/* Blocks 0..(last hook's layer), copying each hook's value on the way. */
+static void FN(prefix)(sv_model_ws *ws, const int32_t *ids, int64_t T, int nh, const sv_hook *hk, void *const *out)
 {
     const sv_model *m = ws->m;
-    const int64_t n = T * m->cfg.d_model;
+    const size_t bytes = (size_t)(T * m->cfg.d_model) * sizeof(REAL);
+    int64_t last = 0;
+    for (int i = 0; i < nh; i++) last = hk[i].layer > last ? hk[i].layer : last;
     FN(embed)(ws, ids, T);
-    for (int64_t l = 0; l <= hk.layer; l++) {
-        if (l == hk.layer && hk.kind == SV_HOOK_RESID_PRE) break;
-        const int here = l == hk.layer;
-        m->fam->block[sizeof(REAL) == 8](ws, l, T, here && hk.kind == SV_HOOK_ATTN_OUT ? out : NULL,
-                                         here && hk.kind == SV_HOOK_MLP_OUT ? out : NULL);
+    for (int64_t l = 0; l <= last; l++) {
+        for (int i = 0; i < nh; i++)
+            if (hk[i].layer == l && hk[i].kind == SV_HOOK_RESID_PRE) memcpy(out[i], ws->x, bytes);
+        int need = 0;
+        for (int i = 0; i < nh; i++) need |= hk[i].layer == l && hk[i].kind != SV_HOOK_RESID_PRE;
+        if (!need && l == last) break; /* only resid_pre hooks here: the block itself is not needed */
+        m->fam->block[sizeof(REAL) == 8](ws, l, T);
+        for (int i = 0; i < nh; i++) {
+            if (hk[i].layer != l) continue;
+            if (hk[i].kind == SV_HOOK_RESID_POST) memcpy(out[i], ws->x, bytes);
+            if (hk[i].kind == SV_HOOK_ATTN_OUT) memcpy(out[i], ws->ao, bytes);
+            if (hk[i].kind == SV_HOOK_MLP_OUT) memcpy(out[i], ws->mo, bytes);
+        }
     }
-    if (hk.kind == SV_HOOK_RESID_PRE || hk.kind == SV_HOOK_RESID_POST) memcpy(out, ws->x, (size_t)n * sizeof(REAL));
 }
 
 static void FN(suffix)(sv_model_ws *ws, sv_hook hk, const REAL *resid, int64_t T, REAL *normed)
@@ -268,7 +276,7 @@ static void FN(suffix)(sv_model_ws *ws, sv_hook hk, const REAL *resid, int64_t T
     memcpy(ws->x, resid, (size_t)n * sizeof(REAL));
     if (m->cfg.rotary_dim) FN(rope_tables)(m, ws->cosb, ws->sinb, T);
     for (int64_t l = hk.kind == SV_HOOK_RESID_PRE ? hk.layer : hk.layer + 1; l < m->cfg.n_layers; l++)
-        m->fam->block[sizeof(REAL) == 8](ws, l, T, NULL, NULL);
+        m->fam->block[sizeof(REAL) == 8](ws, l, T);
     FN(norm)(&m->cfg, &m->ln_f, ws->x, normed, T, ws->threads);
 }
 

@@ -340,6 +340,50 @@ int main(int argc, char **argv)
             free(r[k][1]);
         }
     }
+
+    /* Several hooks in one pass = each hook alone, byte for byte. */
+    {
+        const int nh = (int)(3 * NL + 1);
+        sv_hook *hks = xcalloc((size_t)nh, sizeof *hks);
+        void **o = xcalloc((size_t)nh, sizeof *o);
+        for (int64_t L = 0; L < NL; L++) {
+            hks[3 * L] = (sv_hook){SV_HOOK_MLP_OUT, NL - 1 - L}; /* any order */
+            hks[3 * L + 1] = (sv_hook){SV_HOOK_RESID_PRE, L};
+            hks[3 * L + 2] = (sv_hook){SV_HOOK_ATTN_OUT, L};
+        }
+        hks[nh - 1] = (sv_hook){SV_HOOK_RESID_POST, NL - 1};
+        for (int i = 0; i < nh; i++) o[i] = xcalloc((size_t)TD, rsz());
+        sv_model_ws w;
+        if (sv_model_ws_init(&w, &m, T, 2) != SV_OK) die("ws", sv_errmsg());
+        if (sv_model_prefix_multi(&w, ids, T, nh, hks, o) != SV_OK) die("prefix_multi", sv_errmsg());
+        void *one = xcalloc((size_t)TD, rsz());
+        for (int i = 0; i < nh; i++) {
+            if (sv_model_prefix(&w, ids, T, hks[i], one) != SV_OK) die("prefix", sv_errmsg());
+            CHECK(!memcmp(one, o[i], (size_t)TD * rsz()), "hook %d (kind %d layer %lld) differs in a multi-hook pass", i,
+                  (int)hks[i].kind, (long long)hks[i].layer);
+            free(o[i]);
+        }
+        /* The clean pass starts from stored activations; how far is a full
+         * forward from the tokens? (README: the measurement.) */
+        void *h1 = xcalloc((size_t)TD, rsz()), *hs1 = to_real(hs.v + TD, (size_t)TD);
+        if (sv_model_prefix(&w, ids, T, (sv_hook){SV_HOOK_RESID_PRE, 1}, h1) != SV_OK) die("prefix", sv_errmsg());
+        double *n2 = xcalloc((size_t)(2 * T), sizeof(double)), *k2 = xcalloc((size_t)T, sizeof(double));
+        const void *rr[2] = {hs1, h1};
+        if (sv_model_ce_kl(&w, (sv_hook){SV_HOOK_RESID_PRE, 1}, T, tgt, 1, rr, n2, k2) != SV_OK) die("ce_kl", sv_errmsg());
+        double dn = 0, dk = 0;
+        for (int64_t t = 0; t + 1 < T; t++) dn = fmax(dn, fabs(n2[t] - n2[T + t]));
+        for (int64_t t = 0; t < T; t++) dk = fmax(dk, fabs(k2[t]));
+        printf("  stored hidden_states[1] vs own forward from tokens: max |dNLL| %.3g, max |KL| %.3g\n", dn, dk);
+        CHECK(dn <= tol_logit, "own forward vs stored activations: dNLL %g", dn);
+        free(h1);
+        free(hs1);
+        free(n2);
+        free(k2);
+        free(one);
+        free(o);
+        free(hks);
+        sv_model_ws_free(&w);
+    }
     free(ids);
     free(tgt);
     free(tok.v);

@@ -145,6 +145,10 @@ void sv_model_ws_free(sv_model_ws *ws);
 /* Token ids [T] (checked against vocab and max positions) -> out [T][d]
  * at the hook, in the compute precision (float or double). */
 sv_rc sv_model_prefix(sv_model_ws *ws, const int32_t *ids, int64_t T, sv_hook hook, void *out);
+/* The same for n hooks in one pass (collect: several stores at once);
+ * out[i] [T][d] each. */
+sv_rc sv_model_prefix_multi(sv_model_ws *ws, const int32_t *ids, int64_t T, int n, const sv_hook *hooks,
+                            void *const *out);
 /* resid [T][d] (compute precision) at a hook_resid_pre / hook_resid_post
  * -> the remaining blocks and the final norm -> normed [T][d]. */
 sv_rc sv_model_suffix(sv_model_ws *ws, sv_hook hook, const void *resid, int64_t T, void *normed);
