@@ -104,12 +104,33 @@ static sv_rc get_act(const cJSON *root, const char *key, const char *def, sv_act
 #define BIG ((int64_t)1 << 24)
 #define TRY(x) do { sv_rc rc_ = (x); if (rc_ != SV_OK) return rc_; } while (0)
 
-/* Token ids are informational (collect writes them as attributes). */
+/* Token ids are informational (collect writes them as attributes). An
+ * id may be a list (Llama-3.1 Instruct: three eos ids): the first counts. */
+static sv_rc get_token(const cJSON *root, const char *key, int64_t def, int64_t *out, const char *path)
+{
+    const cJSON *j = field(root, key);
+    if (cJSON_IsArray(j)) {
+        const cJSON *first = cJSON_GetArrayItem(j, 0);
+        if (!first) {
+            *out = -1;
+            return SV_OK;
+        }
+        cJSON tmp = *first; /* read through the integer checks under the list's name */
+        tmp.next = tmp.prev = NULL;
+        tmp.string = (char *)key;
+        cJSON wrap = {0};
+        wrap.type = cJSON_Object;
+        wrap.child = &tmp;
+        return get_int(&wrap, key, def, -1, BIG, out, path);
+    }
+    return get_int(root, key, def, -1, BIG, out, path);
+}
+
 static sv_rc get_tokens(sv_model_cfg *c, const cJSON *root, int64_t bos, int64_t eos, int64_t pad, const char *path)
 {
-    TRY(get_int(root, "bos_token_id", bos, -1, BIG, &c->bos, path));
-    TRY(get_int(root, "eos_token_id", eos, -1, BIG, &c->eos, path));
-    TRY(get_int(root, "pad_token_id", pad, -1, BIG, &c->pad, path));
+    TRY(get_token(root, "bos_token_id", bos, &c->bos, path));
+    TRY(get_token(root, "eos_token_id", eos, &c->eos, path));
+    TRY(get_token(root, "pad_token_id", pad, &c->pad, path));
     return SV_OK;
 }
 

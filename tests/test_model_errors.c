@@ -286,6 +286,29 @@ int main(int argc, char **argv)
         free(d);
         free_all(&t);
     }
+    /* Token-id lists (Llama-3.1 Instruct) and defaults per family. */
+    {
+        sv_model_cfg c;
+        const char *j = "{\"model_type\":\"llama\",\"eos_token_id\":[128001,128008,128009],\"bos_token_id\":128000}";
+        CHECK(sv_model_cfg_parse(&c, j, strlen(j), "x/config.json") == SV_OK && c.eos == 128001 && c.bos == 128000,
+              "eos list: %s", sv_errmsg());
+        CHECK(!c.tied && c.n_kv_heads == 32 && c.head_dim == 128 && c.rope_theta == 10000 && c.norm_eps == 1e-6,
+              "LlamaConfig defaults");
+        j = "{\"model_type\":\"gemma2\"}";
+        CHECK(sv_model_cfg_parse(&c, j, strlen(j), "x/config.json") == SV_OK && c.tied && c.head_dim == 256 &&
+                  c.n_kv_heads == 4 && c.attn_softcap == 50 && c.final_softcap == 30 && c.sliding_window == 4096 &&
+                  fabs(c.attn_scale - 1.0 / 16) < 1e-15 && c.embed_scale,
+              "Gemma2Config defaults");
+        j = "{\"model_type\":\"gemma2\",\"attn_logit_softcapping\":null,\"final_logit_softcapping\":null}";
+        CHECK(sv_model_cfg_parse(&c, j, strlen(j), "x/config.json") == SV_OK && c.attn_softcap == 0 &&
+                  c.final_softcap == 0, "null soft-caps");
+        j = "{\"model_type\":\"gpt2\"}";
+        CHECK(sv_model_cfg_parse(&c, j, strlen(j), "x/config.json") == SV_OK && c.tied && c.d_ff == 3072 &&
+                  c.act == SV_ACT_GELU_TANH && c.vocab == 50257, "GPT2Config defaults");
+        j = "{\"model_type\":\"gpt_neox\"}";
+        CHECK(sv_model_cfg_parse(&c, j, strlen(j), "x/config.json") == SV_OK && !c.tied && c.rotary_dim == 24 &&
+                  c.parallel_residual && c.act == SV_ACT_GELU_ERF, "GPTNeoXConfig defaults");
+    }
     /* NeoX: the aliases partial_rotary_factor / rope_theta are overridden
      * by rotary_pct / rotary_emb_base, as in GPTNeoXConfig. */
     {
