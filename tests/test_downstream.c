@@ -1,0 +1,351 @@
+/* Downstream CE / KL sums of one sequence (src/downstream.c) against
+ *  (a) the transformers 4.48 fixture logits (no mask: clean, zero splice,
+ *      perturbed splice at layer 1), and
+ *  (b) a plain double-precision GPT-2 written here, separately from the
+ *      optimized path, for a masked splice (masked positions keep the
+ *      stored activation; SAELens's CE / KL masks);
+ * plus the sharing rule: K SAEs together, alone, or in walks of one give
+ * byte-identical sums.
+ * usage: test_downstream DATA_DIR */
+#define TEST_NAME "test_downstream"
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "saeval/downstream.h"
+#include "saeval/forward.h"
+#include "saeval/model.h"
+#include "saeval/safetensors.h"
+#include "testutil.h"
+
+#define M_PI_VAL 3.14159265358979323846
+
+static float *rd(hid_t f, const char *name, size_t *n)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) die("missing dataset", name);
+    hid_t s = H5Dget_space(d);
+    hsize_t dims[4];
+    int nd = H5Sget_simple_extent_dims(s, dims, NULL);
+    *n = 1;
+    for (int i = 0; i < nd; i++) *n *= dims[i];
+    float *v = xcalloc(*n, sizeof(float));
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) die("cannot read", name);
+    H5Sclose(s);
+    H5Dclose(d);
+    return v;
+}
+
+/* ---- a plain double GPT-2 suffix from block L (no tiles, no BLAS) ---- */
+
+static sv_st_file stf;
+static double *W(const char *fmt, long long l)
+{
+    char nm[128];
+    snprintf(nm, sizeof nm, fmt, l);
+    const sv_st_tensor *t = sv_st_find(&stf, nm);
+    if (!t) die("no tensor", nm);
+    double *v = xcalloc((size_t)sv_st_numel(t), sizeof(double));
+    if (sv_st_read_f64(&stf, t, v) != SV_OK) die("read", sv_errmsg());
+    return v;
+}
+
+static void layer_norm(const double *x, double *y, const double *w, const double *b, int64_t d)
+{
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < d; i++) mu += x[i];
+    mu /= d;
+    for (int64_t i = 0; i < d; i++) var += (x[i] - mu) * (x[i] - mu);
+    var /= d;
+    for (int64_t i = 0; i < d; i++) y[i] = (x[i] - mu) / sqrt(var + 1e-5) * w[i] + b[i];
+}
+
+/* logits [T][V] of the suffix from the input of block L0, for GPT-2 with
+ * d = 64, 4 heads, vocab 512, 3 layers (the fixture). */
+static double *gpt2_ref(const double *x0, int64_t T, int64_t L0)
+{
+    const int64_t d = 64, H = 4, hd = 16, F = 256, V = 512, NL = 3;
+    double *x = xcalloc((size_t)(T * d), sizeof(double)), *h = xcalloc((size_t)(T * d), sizeof(double));
+    double *qkv = xcalloc((size_t)(T * 3 * d), sizeof(double)), *a = xcalloc((size_t)(T * d), sizeof(double));
+    double *f = xcalloc((size_t)(T * F), sizeof(double)), *p = xcalloc((size_t)T, sizeof(double));
+    memcpy(x, x0, (size_t)(T * d) * sizeof(double));
+    for (int64_t l = L0; l < NL; l++) {
+        double *l1w = W("transformer.h.%lld.ln_1.weight", l), *l1b = W("transformer.h.%lld.ln_1.bias", l);
+        double *caw = W("transformer.h.%lld.attn.c_attn.weight", l), *cab = W("transformer.h.%lld.attn.c_attn.bias", l);
+        double *cpw = W("transformer.h.%lld.attn.c_proj.weight", l), *cpb = W("transformer.h.%lld.attn.c_proj.bias", l);
+        double *l2w = W("transformer.h.%lld.ln_2.weight", l), *l2b = W("transformer.h.%lld.ln_2.bias", l);
+        double *fw = W("transformer.h.%lld.mlp.c_fc.weight", l), *fb = W("transformer.h.%lld.mlp.c_fc.bias", l);
+        double *pw = W("transformer.h.%lld.mlp.c_proj.weight", l), *pb = W("transformer.h.%lld.mlp.c_proj.bias", l);
+        for (int64_t t = 0; t < T; t++) layer_norm(x + t * d, h + t * d, l1w, l1b, d);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t o = 0; o < 3 * d; o++) {
+                double s = cab[o];
+                for (int64_t i = 0; i < d; i++) s += h[t * d + i] * caw[i * 3 * d + o];
+                qkv[t * 3 * d + o] = s;
+            }
+        for (int64_t hh = 0; hh < H; hh++)
+            for (int64_t i = 0; i < T; i++) {
+                double mx = -INFINITY, z = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    double s = 0;
+                    for (int64_t e = 0; e < hd; e++) s += qkv[i * 3 * d + hh * hd + e] * qkv[j * 3 * d + d + hh * hd + e];
+                    p[j] = s / sqrt((double)hd);
+                    mx = fmax(mx, p[j]);
+                }
+                for (int64_t j = 0; j <= i; j++) z += (p[j] = exp(p[j] - mx));
+                for (int64_t e = 0; e < hd; e++) {
+                    double s = 0;
+                    for (int64_t j = 0; j <= i; j++) s += p[j] / z * qkv[j * 3 * d + 2 * d + hh * hd + e];
+                    a[i * d + hh * hd + e] = s;
+                }
+            }
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t o = 0; o < d; o++) {
+                double s = cpb[o];
+                for (int64_t i = 0; i < d; i++) s += a[t * d + i] * cpw[i * d + o];
+                x[t * d + o] += s;
+            }
+        for (int64_t t = 0; t < T; t++) layer_norm(x + t * d, h + t * d, l2w, l2b, d);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t o = 0; o < F; o++) {
+                double s = fb[o];
+                for (int64_t i = 0; i < d; i++) s += h[t * d + i] * fw[i * F + o];
+                f[t * F + o] = 0.5 * s * (1 + tanh(sqrt(2 / M_PI_VAL) * (s + 0.044715 * s * s * s)));
+            }
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t o = 0; o < d; o++) {
+                double s = pb[o];
+                for (int64_t i = 0; i < F; i++) s += f[t * F + i] * pw[i * d + o];
+                x[t * d + o] += s;
+            }
+        double *all[] = {l1w, l1b, caw, cab, cpw, cpb, l2w, l2b, fw, fb, pw, pb};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    }
+    double *lw = W("transformer.ln_f.weight", 0), *lb = W("transformer.ln_f.bias", 0), *E = W("transformer.wte.weight", 0);
+    double *lg = xcalloc((size_t)(T * V), sizeof(double));
+    for (int64_t t = 0; t < T; t++) {
+        layer_norm(x + t * d, h + t * d, lw, lb, d);
+        for (int64_t v = 0; v < V; v++) {
+            double s = 0;
+            for (int64_t i = 0; i < d; i++) s += h[t * d + i] * E[v * d + i];
+            lg[t * V + v] = s;
+        }
+    }
+    free(lw);
+    free(lb);
+    free(E);
+    free(x);
+    free(h);
+    free(qkv);
+    free(a);
+    free(f);
+    free(p);
+    return lg;
+}
+
+/* ---- reference CE / KL from logits, plain double loops ---- */
+
+static double lse(const double *z, int64_t V)
+{
+    double m = -INFINITY, s = 0;
+    for (int64_t v = 0; v < V; v++) m = fmax(m, z[v]);
+    for (int64_t v = 0; v < V; v++) s += exp(z[v] - m);
+    return m + log(s);
+}
+
+typedef struct {
+    double ce_clean, ce_abl, kl_abl, ce[4], kl[4];
+    int64_t nce, nkl;
+} ref_sums;
+
+/* logits: [2 + K][T][V]: clean, ablated, SAEs. */
+static ref_sums ref_sum(double *const *lg, int K, const int32_t *ids, const uint8_t *masked, int64_t T, int64_t V)
+{
+    ref_sums r;
+    memset(&r, 0, sizeof r);
+    for (int64_t t = 0; t < T; t++) {
+        if (masked && masked[t]) continue;
+        const double lc = lse(lg[0] + t * V, V);
+        for (int s = 1; s < 2 + K; s++) {
+            const double ln = lse(lg[s] + t * V, V);
+            double kl = 0;
+            for (int64_t v = 0; v < V; v++)
+                kl += exp(lg[0][t * V + v] - lc) * ((lg[0][t * V + v] - lc) - (lg[s][t * V + v] - ln));
+            if (s == 1) r.kl_abl += kl;
+            else r.kl[s - 2] += kl;
+            if (t + 1 < T) {
+                const double ce = ln - lg[s][t * V + ids[t + 1]];
+                if (s == 1) r.ce_abl += ce;
+                else r.ce[s - 2] += ce;
+            }
+        }
+        r.nkl++;
+        if (t + 1 < T) {
+            r.ce_clean += lc - lg[0][t * V + ids[t + 1]];
+            r.nce++;
+        }
+    }
+    return r;
+}
+
+static int close_to(double a, double b, double tol) { return fabs(a - b) <= tol * fmax(1.0, fabs(b)); }
+
+static void compare(const char *what, const sv_ds_sums *s, const ref_sums *r, int K, double tol)
+{
+    CHECK(s->ce_tokens == r->nce && s->kl_tokens == r->nkl, "%s: tokens %lld/%lld vs %lld/%lld", what,
+          (long long)s->ce_tokens, (long long)s->kl_tokens, (long long)r->nce, (long long)r->nkl);
+    CHECK(close_to(s->ce_clean, r->ce_clean, tol), "%s: ce_clean %.10g vs %.10g", what, s->ce_clean, r->ce_clean);
+    CHECK(close_to(s->ce_ablation, r->ce_abl, tol), "%s: ce_ablation %.10g vs %.10g", what, s->ce_ablation, r->ce_abl);
+    CHECK(close_to(s->kl_ablation, r->kl_abl, tol), "%s: kl_ablation %.10g vs %.10g", what, s->kl_ablation, r->kl_abl);
+    for (int k = 0; k < K; k++) {
+        CHECK(close_to(s->ce_sae[k], r->ce[k], tol), "%s: ce_sae[%d] %.10g vs %.10g", what, k, s->ce_sae[k], r->ce[k]);
+        CHECK(close_to(s->kl_sae[k], r->kl[k], tol), "%s: kl_sae[%d] %.10g vs %.10g", what, k, s->kl_sae[k], r->kl[k]);
+    }
+    printf("  %s: ce clean %.6f abl %.6f sae0 %.6f, kl abl %.6f sae0 %.6f (%lld / %lld tokens)\n", what,
+           s->ce_clean / s->ce_tokens, s->ce_ablation / s->ce_tokens, s->ce_sae[0] / s->ce_tokens,
+           s->kl_ablation / s->kl_tokens, s->kl_sae[0] / s->kl_tokens, (long long)s->ce_tokens,
+           (long long)s->kl_tokens);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) die("usage: test_downstream DATA_DIR", NULL);
+    char dir[1024], p[1100];
+    snprintf(dir, sizeof dir, "%s/gpt2", argv[1]);
+    sv_fwd_set_threads(1);
+    snprintf(p, sizeof p, "%s/fixtures.h5", dir);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) die("cannot open", p);
+    size_t n;
+    float *tok = rd(f, "seq2/tokens", &n);
+    const int64_t T = (int64_t)n, d = 64, V = 512, TD = T * d;
+    float *hs = rd(f, "seq2/hidden_states", &n), *lg = rd(f, "seq2/logits", &n);
+    float *pr = rd(f, "seq2/splice_L1_perturbed/resid_pre", &n), *plg = rd(f, "seq2/splice_L1_perturbed/logits", &n);
+    float *zlg = rd(f, "seq2/splice_L1_zero/logits", &n);
+    H5Fclose(f);
+    int32_t *ids = xcalloc((size_t)T, sizeof *ids);
+    for (int64_t t = 0; t < T; t++) ids[t] = (int32_t)tok[t];
+    const float *x = hs + TD; /* the store: hidden_states[1] = blocks.1.hook_resid_pre */
+    /* Two "SAE reconstructions": the fixture's perturbed input, and the
+     * clean input plus a quarter of that perturbation. */
+    double *xh[2] = {xcalloc((size_t)TD, sizeof(double)), xcalloc((size_t)TD, sizeof(double))};
+    for (int64_t j = 0; j < TD; j++) {
+        xh[0][j] = pr[j];
+        xh[1][j] = x[j] + 0.25 * ((double)pr[j] - x[j]);
+    }
+    const sv_hook hook = {SV_HOOK_RESID_PRE, 1};
+
+    for (int prec = 32; prec <= 64; prec += 32) {
+        sv_model m;
+        if (sv_model_load(&m, dir, prec) != SV_OK) die("load", sv_errmsg());
+        const double tol = 2e-5;
+        /* (a) no mask, SAE 0 = the perturbed splice: fixture logits. */
+        {
+            double *L[3] = {xcalloc((size_t)(T * V), 8), xcalloc((size_t)(T * V), 8), xcalloc((size_t)(T * V), 8)};
+            for (int64_t i = 0; i < T * V; i++) {
+                L[0][i] = lg[i];
+                L[1][i] = zlg[i];
+                L[2][i] = plg[i];
+            }
+            ref_sums r = ref_sum(L, 1, ids, NULL, T, V);
+            sv_model_ws ws;
+            if (sv_model_ws_init(&ws, &m, T, 3) != SV_OK) die("ws", sv_errmsg());
+            sv_ds_sums s;
+            if (sv_ds_sums_init(&s, 1) != SV_OK) die("sums", NULL);
+            if (sv_ds_sequence(&ws, hook, T, ids, NULL, x, 1, (const double *const *)xh, &s) != SV_OK)
+                die("sequence", sv_errmsg());
+            compare(prec == 64 ? "fixture, f64" : "fixture, f32", &s, &r, 1, 1e-4);
+            sv_ds_metrics mm;
+            sv_ds_finish(&s, 0, &mm);
+            const double want = ((r.ce_abl - r.ce[0]) / r.nce) / ((r.ce_abl - r.ce_clean) / r.nce);
+            CHECK(close_to(mm.ce_loss_score, want, 1e-4), "ce_loss_score %.10g vs %.10g", mm.ce_loss_score, want);
+            CHECK(close_to(mm.kl_div_score, (r.kl_abl - r.kl[0]) / r.kl_abl, 1e-4), "kl_div_score %.10g",
+                  mm.kl_div_score);
+            sv_ds_sums_free(&s);
+            sv_model_ws_free(&ws);
+            for (int i = 0; i < 3; i++) free(L[i]);
+        }
+        /* (b) a mask (BOS and two more positions) against the plain double
+         * GPT-2; first the reference itself against the fixture. */
+        {
+            snprintf(p, sizeof p, "%s/model.safetensors", dir);
+            if (sv_st_open(&stf, p) != SV_OK) die("open", sv_errmsg());
+            uint8_t mask[64] = {0};
+            mask[0] = mask[7] = mask[T - 1] = 1;
+            double *in = xcalloc((size_t)TD, sizeof(double));
+            for (int64_t j = 0; j < TD; j++) in[j] = x[j];
+            double *L[4];
+            L[0] = gpt2_ref(in, T, 1);
+            double em = 0;
+            for (int64_t i = 0; i < T * V; i++) em = fmax(em, fabs(L[0][i] - lg[i]));
+            CHECK(em < 1e-4, "the double reference GPT-2 is off the fixture by %g", em);
+            for (int64_t j = 0; j < TD; j++) in[j] = 0;
+            L[1] = gpt2_ref(in, T, 1);
+            for (int k = 0; k < 2; k++) {
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t i = 0; i < d; i++) in[t * d + i] = mask[t] ? x[t * d + i] : xh[k][t * d + i];
+                L[2 + k] = gpt2_ref(in, T, 1);
+            }
+            ref_sums r = ref_sum(L, 2, ids, mask, T, V);
+            sv_model_ws ws;
+            if (sv_model_ws_init(&ws, &m, T, 4) != SV_OK) die("ws", sv_errmsg());
+            sv_ds_sums s;
+            if (sv_ds_sums_init(&s, 2) != SV_OK) die("sums", NULL);
+            if (sv_ds_sequence(&ws, hook, T, ids, mask, x, 2, (const double *const *)xh, &s) != SV_OK)
+                die("sequence", sv_errmsg());
+            compare(prec == 64 ? "masked vs double GPT-2, f64" : "masked vs double GPT-2, f32", &s, &r, 2,
+                    prec == 64 ? 1e-10 : tol);
+            sv_ds_sums_free(&s);
+            sv_model_ws_free(&ws);
+            for (int i = 0; i < 4; i++) free(L[i]);
+            free(in);
+            sv_st_close(&stf);
+        }
+        /* Sharing: 3 SAEs in one walk, in walks of one, and each alone. */
+        {
+            double *x3[3] = {xh[0], xh[1], xh[0]};
+            uint8_t mask[64] = {0};
+            mask[0] = 1;
+            sv_ds_sums all, one, alone;
+            sv_model_ws w5, w3;
+            if (sv_model_ws_init(&w5, &m, T, 5) != SV_OK || sv_model_ws_init(&w3, &m, T, 3) != SV_OK) die("ws", NULL);
+            if (sv_ds_sums_init(&all, 3) || sv_ds_sums_init(&one, 3) || sv_ds_sums_init(&alone, 1)) die("sums", NULL);
+            if (sv_ds_sequence(&w5, hook, T, ids, mask, x, 3, (const double *const *)x3, &all) != SV_OK ||
+                sv_ds_sequence(&w3, hook, T, ids, mask, x, 3, (const double *const *)x3, &one) != SV_OK)
+                die("sequence", sv_errmsg());
+            for (int k = 0; k < 3; k++) {
+                sv_ds_sums_zero(&alone);
+                if (sv_ds_sequence(&w5, hook, T, ids, mask, x, 1, (const double *const *)&x3[k], &alone) != SV_OK)
+                    die("sequence", sv_errmsg());
+                CHECK(!memcmp(&all.ce_sae[k], &alone.ce_sae[0], 8) && !memcmp(&all.kl_sae[k], &alone.kl_sae[0], 8) &&
+                          !memcmp(&one.ce_sae[k], &alone.ce_sae[0], 8) && !memcmp(&one.kl_sae[k], &alone.kl_sae[0], 8),
+                      "SAE %d: sums differ between shared and single runs", k);
+                CHECK(!memcmp(&all.ce_clean, &alone.ce_clean, 8) && !memcmp(&all.kl_ablation, &alone.kl_ablation, 8) &&
+                          !memcmp(&one.ce_ablation, &alone.ce_ablation, 8), "shared clean / ablation sums differ");
+            }
+            CHECK(!memcmp(&all.ce_sae[0], &all.ce_sae[2], 8), "the same reconstruction twice gives two sums");
+            sv_ds_sums_free(&all);
+            sv_ds_sums_free(&one);
+            sv_ds_sums_free(&alone);
+            sv_model_ws_free(&w5);
+            sv_model_ws_free(&w3);
+        }
+        sv_model_free(&m);
+    }
+    free(xh[0]);
+    free(xh[1]);
+    free(ids);
+    free(tok);
+    free(hs);
+    free(lg);
+    free(pr);
+    free(plg);
+    free(zlg);
+    if (tu_failures()) {
+        fprintf(stderr, "%d failures\n", tu_failures());
+        return 1;
+    }
+    printf("ok\n");
+    return 0;
+}
