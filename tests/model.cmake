@@ -15,3 +15,18 @@ set_tests_properties(model_gemma2_f32_threads2 model_errors PROPERTIES TIMEOUT 1
 sv_test_exe(test_downstream test_downstream.c)
 add_test(NAME model_downstream COMMAND test_downstream ${SV_LM_DATA})
 set_tests_properties(model_downstream PROPERTIES TIMEOUT 120)
+# saeval collect: 1, 3 and 4 ranks, then the stores compared byte for byte.
+sv_test_exe(test_collect test_collect.c)
+set(SV_COLLECT_OUT ${CMAKE_CURRENT_BINARY_DIR}/collect_out)
+foreach(np 1 3 4)
+  add_test(NAME model_collect_np${np}
+           COMMAND ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np ${np} $<TARGET_FILE:test_collect> ${SV_LM_DATA} ${SV_COLLECT_OUT} np${np})
+  set_tests_properties(model_collect_np${np} PROPERTIES TIMEOUT 180 FIXTURES_SETUP collect_np${np})
+endforeach()
+foreach(np 3 4)
+  foreach(f h0 h1 h2 bf16)
+    add_test(NAME model_collect_identical_np${np}_${f}
+             COMMAND ${CMAKE_COMMAND} -E compare_files ${SV_COLLECT_OUT}/np1_${f}.h5 ${SV_COLLECT_OUT}/np${np}_${f}.h5)
+    set_tests_properties(model_collect_identical_np${np}_${f} PROPERTIES FIXTURES_REQUIRED "collect_np1;collect_np${np}")
+  endforeach()
+endforeach()
