@@ -363,6 +363,57 @@ out:
     return rc;
 }
 
+sv_rc sv_model_random(sv_model *m, const sv_model_cfg *c, int precision, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    m->precision = precision;
+    m->fam = sv_model_family_find(c->model_type);
+    sv_binder b = {0};
+    sv_rc rc = SV_OK;
+    if (!m->fam) return sv_fail(SV_EINPUT, "model_type '%s' is not supported", c->model_type);
+    if (!(m->dir = sv_strdup("(random)")) || !(m->layers = sv_calloc((size_t)c->n_layers, sizeof *m->layers))) {
+        sv_model_free(m);
+        return SV_EINTERNAL;
+    }
+    m->fam->bind(&b, m);
+    const size_t rs = precision == 64 ? sizeof(double) : sizeof(float);
+    size_t total = 0;
+    for (int k = 0; k < b.n; k++) total += (size_t)b.v[k].shape[0] * (size_t)(b.v[k].ndim == 2 ? b.v[k].shape[1] : 1);
+    m->weight_bytes = total * rs;
+    if (b.oom || !(m->buf = sv_malloc(m->weight_bytes ? m->weight_bytes : 1))) {
+        rc = SV_EINTERNAL;
+    } else {
+        uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+        size_t off = 0;
+        for (int k = 0; k < b.n; k++) {
+            const sv_need *nd = &b.v[k];
+            const size_t n = (size_t)nd->shape[0] * (size_t)(nd->ndim == 2 ? nd->shape[1] : 1);
+            /* matrices: unit-variance outputs; vectors: norm weights near 1, biases near 0 */
+            const double a = nd->ndim == 2 ? sqrt(3.0 / (double)nd->shape[1]) : 0.1;
+            const int normw = nd->ndim == 1 && (strstr(nd->name, "norm") || strstr(nd->name, "ln_")) &&
+                              strstr(nd->name, "weight");
+            const double base = normw && c->norm != SV_NORMK_RMS_1P ? 1.0 : 0.0;
+            char *dst = (char *)m->buf + off * rs;
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                const double v = base + a * (2.0 * ((double)(x >> 11) * 0x1.0p-53) - 1.0);
+                if (precision == 64) ((double *)dst)[i] = v;
+                else ((float *)dst)[i] = (float)v;
+            }
+            *nd->dst = dst;
+            off += n;
+        }
+        if (c->tied) m->unembed = m->embed;
+        rc = rope_init(m);
+    }
+    free(b.v);
+    if (rc != SV_OK) sv_model_free(m);
+    return rc;
+}
+
 /* ---- hooks ---- */
 
 sv_rc sv_hook_parse(sv_hook *h, const char *name, const sv_model_cfg *c)

@@ -190,3 +190,17 @@ sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ta
     for (int s = 0; s <= n; s++) sv_lm_acc_free(&acc[s]);
     return rc;
 }
+
+void sv_model_gemm_only(sv_model_ws *ws, int64_t T, int ns)
+{
+    if (ws->m->precision == 64) gemm_only_f64(ws, T, ns);
+    else gemm_only_f32(ws, T, ns);
+}
+
+double sv_model_suffix_flops(const sv_model_cfg *c, int64_t T)
+{
+    const double d = (double)c->d_model, f = (double)c->d_ff, hq = (double)(c->n_heads * c->head_dim);
+    const double hk = (double)(c->n_kv_heads * c->head_dim);
+    const double per_layer = d * (hq + 2 * hk) + hq * d + (c->gated_mlp ? 3 : 2) * d * f;
+    return 2.0 * (double)T * ((double)c->n_layers * per_layer + d * (double)c->vocab);
+}

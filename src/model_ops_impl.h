@@ -343,3 +343,39 @@ static void FN(acc_tile)(sv_lm_acc *a, const REAL *z, const REAL *zr, int64_t v0
         a->ks[t] += ks;
     }
 }
+
+/* The GEMMs of a suffix from layer 0 for ns streams alone (the same tiles,
+ * threads and shapes; no attention, norms or softmax): the benchmark's
+ * compute limit. Contents of the buffers are whatever they hold. */
+static void FN(gemm_only)(sv_model_ws *ws, int64_t T, int ns)
+{
+    const sv_model *m = ws->m;
+    const sv_model_cfg *c = &m->cfg;
+    const int64_t d = c->d_model, f = c->d_ff, hq = c->n_heads * c->head_dim, hk = c->n_kv_heads * c->head_dim;
+    for (int s = 0; s < ns; s++) {
+        for (int64_t l = 0; l < c->n_layers; l++) {
+            const sv_layer *L = &m->layers[l];
+            if (L->qkv.w) {
+                FN(linear)(ws, &L->qkv, ws->h, d, T, ws->tmp, 3 * d);
+            } else {
+                FN(linear)(ws, &L->q, ws->h, d, T, ws->tmp, hq + 2 * hk);
+                FN(linear)(ws, &L->k, ws->h, d, T, (REAL *)ws->tmp + hq, hq + 2 * hk);
+                FN(linear)(ws, &L->v, ws->h, d, T, (REAL *)ws->tmp + hq + hk, hq + 2 * hk);
+            }
+            FN(linear)(ws, &L->o, ws->att, hq, T, ws->ao, d);
+            if (c->gated_mlp) {
+                FN(linear)(ws, &L->gate, ws->h, d, T, ws->f1, f);
+                FN(linear)(ws, &L->up, ws->h, d, T, ws->f2, f);
+            } else {
+                FN(linear)(ws, &L->fc, ws->h, d, T, ws->f1, f);
+            }
+            FN(linear)(ws, &L->down, ws->f1, f, T, ws->mo, d);
+        }
+        const int64_t V = c->vocab, VT = ws->vtile;
+        for (int64_t v0 = 0; v0 < V; v0 += VT) {
+            const int64_t vt = V - v0 < VT ? V - v0 : VT;
+            const sv_lin U = {(REAL *)m->unembed + v0 * d, NULL, d, vt, 1};
+            FN(linear)(ws, &U, ws->h, d, T, ws->tiles, vt);
+        }
+    }
+}

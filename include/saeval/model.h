@@ -191,4 +191,13 @@ void sv_lm_acc_result(const sv_lm_acc *a, double *lse, double *nll, double *kl);
 sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *targets,
                      int n, const void *const *resid, double *nll, double *kl);
 
+/* Benchmark helpers: the GEMMs of ns suffix passes from layer 0 alone
+ * (same tiles; attention, norms and softmax left out), and their FLOPs per
+ * pass (linear layers + unembedding). */
+void sv_model_gemm_only(sv_model_ws *ws, int64_t T, int ns);
+double sv_model_suffix_flops(const sv_model_cfg *c, int64_t T);
+/* A model with the config's shapes and deterministic random weights (no
+ * files): benchmarks and tests. */
+sv_rc sv_model_random(sv_model *m, const sv_model_cfg *c, int precision, uint64_t seed);
+
 #endif
