@@ -145,18 +145,25 @@ void sv_lm_acc_result(const sv_lm_acc *a, double *lse, double *nll, double *kl)
     }
 }
 
+void sv_lm_acc_tiles(sv_lm_acc *const *a, int n, int precision, const void *const *tiles, int64_t v0, int64_t vt,
+                     const int32_t *targets, int threads, double *rowbuf)
+{
+    if (precision == 64) acc_tiles_f64(a, n, (const double *const *)tiles, v0, vt, targets, threads, rowbuf);
+    else acc_tiles_f32(a, n, (const float *const *)tiles, v0, vt, targets, threads, rowbuf);
+}
+
 typedef struct {
-    sv_lm_acc *acc;
+    sv_lm_acc **acc;
     int n, precision, threads;
     const int32_t *targets;
+    double *rowbuf;
 } ce_ctx;
 
 static int ce_tile(void *vctx, int64_t v0, int64_t vt, int64_t T, const void *const *tiles)
 {
     (void)T;
     ce_ctx *c = vctx;
-    for (int s = 0; s <= c->n; s++)
-        sv_lm_acc_tile(&c->acc[s], c->precision, tiles[s], s ? tiles[0] : NULL, v0, vt, c->targets, c->threads);
+    sv_lm_acc_tiles(c->acc, c->n + 1, c->precision, tiles, v0, vt, c->targets, c->threads, c->rowbuf);
     return 0;
 }
 
@@ -177,14 +184,20 @@ sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ta
         sv_rc rc = sv_model_suffix(ws, hook, resid[s], T, (void *)normed[s]);
         if (rc != SV_OK) return rc;
     }
-    sv_lm_acc acc[n + 1];
+    sv_lm_acc acc[n + 1], *ap[n + 1];
     memset(acc, 0, sizeof acc);
     sv_rc rc = SV_OK;
-    for (int s = 0; s <= n && rc == SV_OK; s++) rc = sv_lm_acc_init(&acc[s], T, s > 0);
+    for (int s = 0; s <= n && rc == SV_OK; s++) {
+        ap[s] = &acc[s];
+        rc = sv_lm_acc_init(&acc[s], T, s > 0);
+    }
+    double *rowbuf = rc == SV_OK ? sv_malloc((size_t)ws->threads * (size_t)ws->vtile * sizeof(double)) : NULL;
+    if (rc == SV_OK && !rowbuf) rc = SV_EINTERNAL;
     if (rc == SV_OK) {
-        ce_ctx c = {acc, n, m->precision, ws->threads, targets};
+        ce_ctx c = {ap, n, m->precision, ws->threads, targets, rowbuf};
         rc = sv_model_logit_tiles(ws, n + 1, normed, T, ce_tile, &c);
     }
+    free(rowbuf);
     if (rc == SV_OK)
         for (int s = 0; s <= n; s++) sv_lm_acc_result(&acc[s], NULL, nll + (size_t)s * T, s ? kl + (size_t)(s - 1) * T : NULL);
     for (int s = 0; s <= n; s++) sv_lm_acc_free(&acc[s]);

@@ -379,3 +379,53 @@ static void FN(gemm_only)(sv_model_ws *ws, int64_t T, int ns)
         }
     }
 }
+
+/* One tile for a reference stream a[0] (z[0]) and streams a[1..n-1] with
+ * KL against it: the reference's exp(zr - running max) row is computed
+ * once per position and shared, with the same operations and order as
+ * acc_tile, so every stream's numbers are bitwise those of acc_tile. */
+static void FN(acc_tiles)(sv_lm_acc *const *a, int n, const REAL *const *z, int64_t v0, int64_t vt,
+                          const int32_t *targets, int threads, double *rowbuf)
+{
+    const int64_t T = a[0]->T;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t t = 0; t < T; t++) {
+        double *er = rowbuf + (int64_t)omp_get_thread_num() * vt;
+        for (int s = 0; s < n; s++) {
+            sv_lm_acc *A = a[s];
+            const REAL *zt = z[s] + t * vt;
+            double tm = -INFINITY;
+            for (int64_t j = 0; j < vt; j++)
+                if (zt[j] > tm) tm = zt[j];
+            if (tm > A->mx[t]) {
+                A->se[t] *= exp(A->mx[t] - tm);
+                A->mx[t] = tm;
+            }
+            double sum = 0;
+            if (s == 0) { /* the reference: keep its exps for the KL sums */
+                for (int64_t j = 0; j < vt; j++) sum += er[j] = exp((double)zt[j] - A->mx[t]);
+            } else {
+                for (int64_t j = 0; j < vt; j++) sum += exp((double)zt[j] - A->mx[t]);
+            }
+            A->se[t] += sum;
+            if (targets && targets[t] >= v0 && targets[t] < v0 + vt) A->tgt[t] = zt[targets[t] - v0];
+            if (!A->kl || s == 0) continue;
+            /* rmx/rse follow the reference exactly as acc_tile computes them,
+             * so they equal a[0]'s mx/se and er[] holds exp(zr - rmx). */
+            const REAL *rt = z[0] + t * vt;
+            if (a[0]->mx[t] > A->rmx[t]) {
+                const double f = exp(A->rmx[t] - a[0]->mx[t]);
+                A->rse[t] *= f;
+                A->ks[t] *= f;
+                A->rmx[t] = a[0]->mx[t];
+            }
+            double rs = 0, ks = 0;
+            for (int64_t j = 0; j < vt; j++) {
+                rs += er[j];
+                ks += er[j] * ((double)rt[j] - (double)zt[j]);
+            }
+            A->rse[t] += rs;
+            A->ks[t] += ks;
+        }
+    }
+}

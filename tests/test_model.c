@@ -122,6 +122,19 @@ static float *post_norm(const char *dir, const char *which, int64_t L, const flo
     return o;
 }
 
+typedef struct {
+    sv_lm_acc a[3];
+    int prec;
+    const int32_t *tgt;
+} sep_ctx;
+static int sep_tile(void *vc, int64_t v0, int64_t vt, int64_t T, const void *const *tiles)
+{
+    (void)T;
+    sep_ctx *c = vc;
+    for (int s = 0; s < 3; s++) sv_lm_acc_tile(&c->a[s], c->prec, tiles[s], s ? tiles[0] : NULL, v0, vt, c->tgt, 1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) die("usage: test_model DATA_DIR MODEL PRECISION [THREADS]", NULL);
@@ -282,6 +295,33 @@ int main(int argc, char **argv)
             CHECK(ek <= 2 * tol_logit, "kl (hook %d): max rel err %.3g", hk, ek);
             CHECK(kmax > 0.01, "kl reference is trivially small (%g)", kmax);
             printf("  splice: nll max err %.3g, kl max rel err %.3g (largest kl %.3g)\n", en, ek, kmax);
+        }
+        /* The shared-exp accumulation of sv_model_ce_kl = each stream
+         * accumulated alone with sv_lm_acc_tile, bit for bit. */
+        {
+            sv_hook h = {SV_HOOK_RESID_PRE, 1};
+            if (sv_model_ce_kl(&ws, h, T, tgt, 2, (const void *const *)res, nl, kl) != SV_OK) die("ce_kl", sv_errmsg());
+            sep_ctx sc;
+            sc.prec = prec;
+            sc.tgt = tgt;
+            for (int s = 0; s < 3; s++)
+                if (sv_lm_acc_init(&sc.a[s], T, s > 0) != SV_OK) die("acc", NULL);
+            const void *nrm[3];
+            for (int s = 0; s < 3; s++) {
+                nrm[s] = (char *)xcalloc((size_t)TD, rsz());
+                if (sv_model_suffix(&ws, h, res[s], T, (void *)nrm[s]) != SV_OK) die("suffix", sv_errmsg());
+            }
+            if (sv_model_logit_tiles(&ws, 3, nrm, T, sep_tile, &sc) != SV_OK) die("tiles", sv_errmsg());
+            double *n1 = xcalloc((size_t)T, sizeof(double)), *k1 = xcalloc((size_t)T, sizeof(double));
+            for (int s = 0; s < 3; s++) {
+                sv_lm_acc_result(&sc.a[s], NULL, n1, k1);
+                CHECK(!memcmp(n1, nl + s * T, (size_t)T * sizeof(double)), "stream %d nll: shared != separate", s);
+                CHECK(!s || !memcmp(k1, kl + (s - 1) * T, (size_t)T * sizeof(double)), "stream %d kl: shared != separate", s);
+                sv_lm_acc_free(&sc.a[s]);
+                free((void *)nrm[s]);
+            }
+            free(n1);
+            free(k1);
         }
         /* Clean stream vs itself: KL exactly 0 (same tiles). */
         {

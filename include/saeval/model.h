@@ -180,6 +180,12 @@ void sv_lm_acc_free(sv_lm_acc *a);
  * targets[t] = id of the token after t, or -1. */
 void sv_lm_acc_tile(sv_lm_acc *a, int precision, const void *tile, const void *ref, int64_t v0, int64_t vt,
                     const int32_t *targets, int threads);
+/* The same for a reference a[0] and streams a[1..n-1] (KL against it)
+ * started together: the reference's exps are computed once per tile and
+ * shared; bitwise the results of sv_lm_acc_tile per stream. rowbuf:
+ * [threads][vt] doubles. */
+void sv_lm_acc_tiles(sv_lm_acc *const *a, int n, int precision, const void *const *tiles, int64_t v0, int64_t vt,
+                     const int32_t *targets, int threads, double *rowbuf);
 /* Per position (any output may be NULL): lse, nll = lse - z[target] (NaN
  * without a target), kl (NaN without kl). */
 void sv_lm_acc_result(const sv_lm_acc *a, double *lse, double *nll, double *kl);
