@@ -3,6 +3,7 @@
 #include "saeval/downstream.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,35 @@ out:
     free(nll);
     free(kl);
     return rc;
+}
+
+sv_rc sv_ds_check_store(const sv_store *s, const sv_model *m, sv_hook *hook)
+{
+    if (!s->hook_name)
+        return sv_fail(SV_EINPUT, "%s: attribute hook_name is missing: the downstream metrics need the hook the "
+                       "activations were taken at", s->path);
+    sv_rc rc = sv_hook_parse(hook, s->hook_name, &m->cfg);
+    if (rc != SV_OK) {
+        char msg[512]; /* sv_fail formats into the buffer sv_errmsg() returns */
+        snprintf(msg, sizeof msg, "%s", sv_errmsg());
+        return sv_fail(SV_EINPUT, "%s: attribute %s", s->path, msg);
+    }
+    if (hook->kind != SV_HOOK_RESID_PRE && hook->kind != SV_HOOK_RESID_POST)
+        return sv_fail(SV_EINPUT, "%s: attribute hook_name '%s': the downstream metrics splice only at "
+                       "blocks.L.hook_resid_pre or blocks.L.hook_resid_post", s->path, s->hook_name);
+    if (s->d_in != m->cfg.d_model)
+        return sv_fail(SV_EINPUT, "%s: /activations has d_in = %lld but the model %s has d_model = %lld", s->path,
+                       (long long)s->d_in, m->dir, (long long)m->cfg.d_model);
+    if (!s->has_token_ids)
+        return sv_fail(SV_EINPUT, "%s: /token_ids is missing: the downstream metrics need the tokens", s->path);
+    for (int64_t q = 0; q < s->n_seq; q++) {
+        const int64_t len = s->seq_offsets[q + 1] - s->seq_offsets[q];
+        if (len > m->cfg.max_pos)
+            return sv_fail(SV_EINPUT, "%s: sequence %lld has %lld tokens, more than the model's %lld positions "
+                           "(sequences must be the model's context windows, from position 0)", s->path, (long long)q,
+                           (long long)len, (long long)m->cfg.max_pos);
+    }
+    return SV_OK;
 }
 
 void sv_ds_finish(const sv_ds_sums *s, int k, sv_ds_metrics *m)

@@ -13,7 +13,7 @@ add_test(NAME model_gemma2_f32_threads2 COMMAND test_model ${SV_LM_DATA} gemma2 
 add_test(NAME model_errors COMMAND test_model_errors ${SV_LM_DATA} ${CMAKE_CURRENT_BINARY_DIR}/model_errors_tmp)
 set_tests_properties(model_gemma2_f32_threads2 model_errors PROPERTIES TIMEOUT 120)
 sv_test_exe(test_downstream test_downstream.c)
-add_test(NAME model_downstream COMMAND test_downstream ${SV_LM_DATA})
+add_test(NAME model_downstream COMMAND test_downstream ${SV_LM_DATA} ${CMAKE_CURRENT_BINARY_DIR}/downstream_tmp)
 set_tests_properties(model_downstream PROPERTIES TIMEOUT 120)
 # saeval collect: 1, 3 and 4 ranks, then the stores compared byte for byte.
 sv_test_exe(test_collect test_collect.c)

@@ -17,6 +17,8 @@
 #include "saeval/forward.h"
 #include "saeval/model.h"
 #include "saeval/safetensors.h"
+#include "saeval/store.h"
+#include <mpi.h>
 #include "testutil.h"
 
 #define M_PI_VAL 3.14159265358979323846
@@ -208,9 +210,41 @@ static void compare(const char *what, const sv_ds_sums *s, const ref_sums *r, in
            (long long)s->kl_tokens);
 }
 
+/* Store checks against the model: a store per defect, written here. */
+static void store_case(const sv_model *m, const char *dir, const char *name, const char *hook, int64_t d,
+                       int with_ids, int64_t seqlen, const char *frag)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s.h5", dir, name);
+    const int64_t n = seqlen * 2;
+    float *x = xcalloc((size_t)(n * d), sizeof(float));
+    int64_t *ids = xcalloc((size_t)n, sizeof(int64_t));
+    sv_store_wopts o;
+    memset(&o, 0, sizeof o);
+    o.context_size = seqlen;
+    o.token_ids = with_ids ? ids : NULL;
+    o.hook_name = hook;
+    if (sv_store_write(path, x, n, d, &o) != SV_OK) die("write store", sv_errmsg());
+    sv_store s;
+    if (sv_store_open(&s, path, MPI_COMM_SELF) != SV_OK) die("open store", sv_errmsg());
+    sv_hook h;
+    sv_rc rc = sv_ds_check_store(&s, m, &h);
+    if (!frag) {
+        CHECK(rc == SV_OK && h.kind == SV_HOOK_RESID_PRE && h.layer == 1, "%s: %s", name, sv_errmsg());
+    } else {
+        CHECK(rc == SV_EINPUT && strstr(sv_errmsg(), frag) && strstr(sv_errmsg(), path), "%s: rc %d, message: %s", name,
+              (int)rc, sv_errmsg());
+        printf("  refused as expected: %s\n", sv_errmsg());
+    }
+    sv_store_close(&s);
+    free(x);
+    free(ids);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) die("usage: test_downstream DATA_DIR", NULL);
+    MPI_Init(&argc, &argv);
+    if (argc < 3) die("usage: test_downstream DATA_DIR TMP_DIR", NULL);
     char dir[1024], p[1100];
     snprintf(dir, sizeof dir, "%s/gpt2", argv[1]);
     sv_fwd_set_threads(1);
@@ -331,6 +365,28 @@ int main(int argc, char **argv)
             sv_model_ws_free(&w5);
             sv_model_ws_free(&w3);
         }
+        if (prec == 32) {
+            mkdirs(argv[2]);
+            store_case(&m, argv[2], "good", "blocks.1.hook_resid_pre", 64, 1, 128, NULL);
+            store_case(&m, argv[2], "no_hook", NULL, 64, 1, 16, "hook_name");
+            store_case(&m, argv[2], "mlp_hook", "blocks.0.hook_mlp_out", 64, 1, 16, "hook_resid_pre");
+            store_case(&m, argv[2], "deep_hook", "blocks.3.hook_resid_pre", 64, 1, 16, "beyond");
+            store_case(&m, argv[2], "odd_hook", "blocks.1.ln2.hook_normalized", 64, 1, 16, "not supported");
+            store_case(&m, argv[2], "d_in", "blocks.1.hook_resid_pre", 32, 1, 16, "d_in = 32");
+            store_case(&m, argv[2], "no_ids", "blocks.1.hook_resid_pre", 64, 0, 16, "/token_ids");
+            store_case(&m, argv[2], "long", "blocks.1.hook_resid_pre", 64, 1, 130, "positions");
+            /* ids >= vocab: refused when the sequence runs */
+            sv_model_ws ws;
+            if (sv_model_ws_init(&ws, &m, T, 3) != SV_OK) die("ws", sv_errmsg());
+            sv_ds_sums s;
+            if (sv_ds_sums_init(&s, 1) != SV_OK) die("sums", NULL);
+            ids[5] = 512;
+            CHECK(sv_ds_sequence(&ws, hook, T, ids, NULL, x, 1, (const double *const *)xh, &s) == SV_EINPUT &&
+                      strstr(sv_errmsg(), "vocabulary"), "id >= vocab: %s", sv_errmsg());
+            ids[5] = (int32_t)tok[5];
+            sv_ds_sums_free(&s);
+            sv_model_ws_free(&ws);
+        }
         sv_model_free(&m);
     }
     free(xh[0]);
@@ -342,6 +398,7 @@ int main(int argc, char **argv)
     free(pr);
     free(plg);
     free(zlg);
+    MPI_Finalize();
     if (tu_failures()) {
         fprintf(stderr, "%d failures\n", tu_failures());
         return 1;

@@ -17,6 +17,15 @@
 #define SAEVAL_DOWNSTREAM_H
 #include <stdint.h>
 #include "saeval/model.h"
+#include "saeval/store.h"
+
+/* Checks a store against the model before anything runs (each a clear
+ * SV_EINPUT naming the store and the field): a hook_name attribute that
+ * names blocks.L.hook_resid_pre / hook_resid_post with L < n_layers,
+ * d_in = d_model, /token_ids present, every sequence within the model's
+ * positions. Token ids >= vocab are refused when a sequence is run. Sets
+ * *hook. Reads nothing from the file. */
+sv_rc sv_ds_check_store(const sv_store *s, const sv_model *m, sv_hook *hook);
 
 /* Sums in double, accumulated position by position in order. */
 typedef struct {
