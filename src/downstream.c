@@ -122,6 +122,47 @@ out:
     return rc;
 }
 
+sv_rc sv_ds_sequence_saes(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ids, const uint8_t *masked,
+                          const float *x, int K, sv_fwd *const *fw, sv_ds_sums *s)
+{
+    const int64_t d = ws->m->cfg.d_model;
+    sv_rc rc = SV_OK;
+    double **xh = sv_calloc((size_t)(K > 0 ? K : 1), sizeof(double *));
+    float *xe = sv_malloc((size_t)(T * d) * sizeof(float) + 1);
+    int64_t *row = sv_malloc((size_t)T * sizeof(int64_t) + 1);
+    if (!xh || !xe || !row) rc = SV_EINTERNAL;
+    int64_t ne = 0; /* unmasked rows, gathered in order */
+    for (int64_t t = 0; rc == SV_OK && t < T; t++)
+        if (!(masked && masked[t])) {
+            memcpy(xe + ne * d, x + t * d, (size_t)d * sizeof(float));
+            row[ne++] = t;
+        }
+    for (int k = 0; rc == SV_OK && k < K; k++) {
+        if (fw[k]->sae->cfg.d_in != d) {
+            rc = sv_fail(SV_EINPUT, "%s: d_in = %lld but the model %s has d_model = %lld", fw[k]->sae->dir,
+                         (long long)fw[k]->sae->cfg.d_in, ws->m->dir, (long long)d);
+            break;
+        }
+        if (!(xh[k] = sv_calloc((size_t)(T * d), sizeof(double)))) {
+            rc = SV_EINTERNAL;
+            break;
+        }
+        const int64_t R = fw[k]->max_rows;
+        for (int64_t r0 = 0; rc == SV_OK && r0 < ne; r0 += R) {
+            const int64_t nb = ne - r0 < R ? ne - r0 : R;
+            if ((rc = sv_fwd_run(fw[k], xe + r0 * d, nb)) != SV_OK) break;
+            for (int64_t r = 0; r < nb; r++)
+                memcpy(xh[k] + row[r0 + r] * d, fw[k]->xhat + r * d, (size_t)d * sizeof(double));
+        }
+    }
+    if (rc == SV_OK) rc = sv_ds_sequence(ws, hook, T, ids, masked, x, K, (const double *const *)xh, s);
+    for (int k = 0; xh && k < K; k++) free(xh[k]);
+    free(xh);
+    free(xe);
+    free(row);
+    return rc;
+}
+
 sv_rc sv_ds_check_store(const sv_store *s, const sv_model *m, sv_hook *hook)
 {
     if (!s->hook_name)

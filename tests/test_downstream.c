@@ -20,8 +20,7 @@
 #include "saeval/store.h"
 #include <mpi.h>
 #include "testutil.h"
-
-#define M_PI_VAL 3.14159265358979323846
+#include "ref_lm.h"
 
 static float *rd(hid_t f, const char *name, size_t *n)
 {
@@ -39,161 +38,9 @@ static float *rd(hid_t f, const char *name, size_t *n)
     return v;
 }
 
-/* ---- a plain double GPT-2 suffix from block L (no tiles, no BLAS) ---- */
-
-static sv_st_file stf;
-static double *W(const char *fmt, long long l)
-{
-    char nm[128];
-    snprintf(nm, sizeof nm, fmt, l);
-    const sv_st_tensor *t = sv_st_find(&stf, nm);
-    if (!t) die("no tensor", nm);
-    double *v = xcalloc((size_t)sv_st_numel(t), sizeof(double));
-    if (sv_st_read_f64(&stf, t, v) != SV_OK) die("read", sv_errmsg());
-    return v;
-}
-
-static void layer_norm(const double *x, double *y, const double *w, const double *b, int64_t d)
-{
-    double mu = 0, var = 0;
-    for (int64_t i = 0; i < d; i++) mu += x[i];
-    mu /= d;
-    for (int64_t i = 0; i < d; i++) var += (x[i] - mu) * (x[i] - mu);
-    var /= d;
-    for (int64_t i = 0; i < d; i++) y[i] = (x[i] - mu) / sqrt(var + 1e-5) * w[i] + b[i];
-}
-
-/* logits [T][V] of the suffix from the input of block L0, for GPT-2 with
- * d = 64, 4 heads, vocab 512, 3 layers (the fixture). */
-static double *gpt2_ref(const double *x0, int64_t T, int64_t L0)
-{
-    const int64_t d = 64, H = 4, hd = 16, F = 256, V = 512, NL = 3;
-    double *x = xcalloc((size_t)(T * d), sizeof(double)), *h = xcalloc((size_t)(T * d), sizeof(double));
-    double *qkv = xcalloc((size_t)(T * 3 * d), sizeof(double)), *a = xcalloc((size_t)(T * d), sizeof(double));
-    double *f = xcalloc((size_t)(T * F), sizeof(double)), *p = xcalloc((size_t)T, sizeof(double));
-    memcpy(x, x0, (size_t)(T * d) * sizeof(double));
-    for (int64_t l = L0; l < NL; l++) {
-        double *l1w = W("transformer.h.%lld.ln_1.weight", l), *l1b = W("transformer.h.%lld.ln_1.bias", l);
-        double *caw = W("transformer.h.%lld.attn.c_attn.weight", l), *cab = W("transformer.h.%lld.attn.c_attn.bias", l);
-        double *cpw = W("transformer.h.%lld.attn.c_proj.weight", l), *cpb = W("transformer.h.%lld.attn.c_proj.bias", l);
-        double *l2w = W("transformer.h.%lld.ln_2.weight", l), *l2b = W("transformer.h.%lld.ln_2.bias", l);
-        double *fw = W("transformer.h.%lld.mlp.c_fc.weight", l), *fb = W("transformer.h.%lld.mlp.c_fc.bias", l);
-        double *pw = W("transformer.h.%lld.mlp.c_proj.weight", l), *pb = W("transformer.h.%lld.mlp.c_proj.bias", l);
-        for (int64_t t = 0; t < T; t++) layer_norm(x + t * d, h + t * d, l1w, l1b, d);
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t o = 0; o < 3 * d; o++) {
-                double s = cab[o];
-                for (int64_t i = 0; i < d; i++) s += h[t * d + i] * caw[i * 3 * d + o];
-                qkv[t * 3 * d + o] = s;
-            }
-        for (int64_t hh = 0; hh < H; hh++)
-            for (int64_t i = 0; i < T; i++) {
-                double mx = -INFINITY, z = 0;
-                for (int64_t j = 0; j <= i; j++) {
-                    double s = 0;
-                    for (int64_t e = 0; e < hd; e++) s += qkv[i * 3 * d + hh * hd + e] * qkv[j * 3 * d + d + hh * hd + e];
-                    p[j] = s / sqrt((double)hd);
-                    mx = fmax(mx, p[j]);
-                }
-                for (int64_t j = 0; j <= i; j++) z += (p[j] = exp(p[j] - mx));
-                for (int64_t e = 0; e < hd; e++) {
-                    double s = 0;
-                    for (int64_t j = 0; j <= i; j++) s += p[j] / z * qkv[j * 3 * d + 2 * d + hh * hd + e];
-                    a[i * d + hh * hd + e] = s;
-                }
-            }
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t o = 0; o < d; o++) {
-                double s = cpb[o];
-                for (int64_t i = 0; i < d; i++) s += a[t * d + i] * cpw[i * d + o];
-                x[t * d + o] += s;
-            }
-        for (int64_t t = 0; t < T; t++) layer_norm(x + t * d, h + t * d, l2w, l2b, d);
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t o = 0; o < F; o++) {
-                double s = fb[o];
-                for (int64_t i = 0; i < d; i++) s += h[t * d + i] * fw[i * F + o];
-                f[t * F + o] = 0.5 * s * (1 + tanh(sqrt(2 / M_PI_VAL) * (s + 0.044715 * s * s * s)));
-            }
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t o = 0; o < d; o++) {
-                double s = pb[o];
-                for (int64_t i = 0; i < F; i++) s += f[t * F + i] * pw[i * d + o];
-                x[t * d + o] += s;
-            }
-        double *all[] = {l1w, l1b, caw, cab, cpw, cpb, l2w, l2b, fw, fb, pw, pb};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
-    }
-    double *lw = W("transformer.ln_f.weight", 0), *lb = W("transformer.ln_f.bias", 0), *E = W("transformer.wte.weight", 0);
-    double *lg = xcalloc((size_t)(T * V), sizeof(double));
-    for (int64_t t = 0; t < T; t++) {
-        layer_norm(x + t * d, h + t * d, lw, lb, d);
-        for (int64_t v = 0; v < V; v++) {
-            double s = 0;
-            for (int64_t i = 0; i < d; i++) s += h[t * d + i] * E[v * d + i];
-            lg[t * V + v] = s;
-        }
-    }
-    free(lw);
-    free(lb);
-    free(E);
-    free(x);
-    free(h);
-    free(qkv);
-    free(a);
-    free(f);
-    free(p);
-    return lg;
-}
-
-/* ---- reference CE / KL from logits, plain double loops ---- */
-
-static double lse(const double *z, int64_t V)
-{
-    double m = -INFINITY, s = 0;
-    for (int64_t v = 0; v < V; v++) m = fmax(m, z[v]);
-    for (int64_t v = 0; v < V; v++) s += exp(z[v] - m);
-    return m + log(s);
-}
-
-typedef struct {
-    double ce_clean, ce_abl, kl_abl, ce[4], kl[4];
-    int64_t nce, nkl;
-} ref_sums;
-
-/* logits: [2 + K][T][V]: clean, ablated, SAEs. */
-static ref_sums ref_sum(double *const *lg, int K, const int32_t *ids, const uint8_t *masked, int64_t T, int64_t V)
-{
-    ref_sums r;
-    memset(&r, 0, sizeof r);
-    for (int64_t t = 0; t < T; t++) {
-        if (masked && masked[t]) continue;
-        const double lc = lse(lg[0] + t * V, V);
-        for (int s = 1; s < 2 + K; s++) {
-            const double ln = lse(lg[s] + t * V, V);
-            double kl = 0;
-            for (int64_t v = 0; v < V; v++)
-                kl += exp(lg[0][t * V + v] - lc) * ((lg[0][t * V + v] - lc) - (lg[s][t * V + v] - ln));
-            if (s == 1) r.kl_abl += kl;
-            else r.kl[s - 2] += kl;
-            if (t + 1 < T) {
-                const double ce = ln - lg[s][t * V + ids[t + 1]];
-                if (s == 1) r.ce_abl += ce;
-                else r.ce[s - 2] += ce;
-            }
-        }
-        r.nkl++;
-        if (t + 1 < T) {
-            r.ce_clean += lc - lg[0][t * V + ids[t + 1]];
-            r.nce++;
-        }
-    }
-    return r;
-}
-
 static int close_to(double a, double b, double tol) { return fabs(a - b) <= tol * fmax(1.0, fabs(b)); }
 
-static void compare(const char *what, const sv_ds_sums *s, const ref_sums *r, int K, double tol)
+static void compare(const char *what, const sv_ds_sums *s, const ref_lm_sums *r, int K, double tol)
 {
     CHECK(s->ce_tokens == r->nce && s->kl_tokens == r->nkl, "%s: tokens %lld/%lld vs %lld/%lld", what,
           (long long)s->ce_tokens, (long long)s->kl_tokens, (long long)r->nce, (long long)r->nkl);
@@ -282,7 +129,7 @@ int main(int argc, char **argv)
                 L[1][i] = zlg[i];
                 L[2][i] = plg[i];
             }
-            ref_sums r = ref_sum(L, 1, ids, NULL, T, V);
+            ref_lm_sums r = ref_lm_sum(L, 1, ids, NULL, T, V);
             sv_model_ws ws;
             if (sv_model_ws_init(&ws, &m, T, 3) != SV_OK) die("ws", sv_errmsg());
             sv_ds_sums s;
@@ -303,25 +150,24 @@ int main(int argc, char **argv)
         /* (b) a mask (BOS and two more positions) against the plain double
          * GPT-2; first the reference itself against the fixture. */
         {
-            snprintf(p, sizeof p, "%s/model.safetensors", dir);
-            if (sv_st_open(&stf, p) != SV_OK) die("open", sv_errmsg());
+            ref_gpt2 *g = ref_gpt2_load(dir);
             uint8_t mask[64] = {0};
             mask[0] = mask[7] = mask[T - 1] = 1;
             double *in = xcalloc((size_t)TD, sizeof(double));
             for (int64_t j = 0; j < TD; j++) in[j] = x[j];
             double *L[4];
-            L[0] = gpt2_ref(in, T, 1);
+            L[0] = ref_gpt2_logits(g, in, T, 1);
             double em = 0;
             for (int64_t i = 0; i < T * V; i++) em = fmax(em, fabs(L[0][i] - lg[i]));
             CHECK(em < 1e-4, "the double reference GPT-2 is off the fixture by %g", em);
             for (int64_t j = 0; j < TD; j++) in[j] = 0;
-            L[1] = gpt2_ref(in, T, 1);
+            L[1] = ref_gpt2_logits(g, in, T, 1);
             for (int k = 0; k < 2; k++) {
                 for (int64_t t = 0; t < T; t++)
                     for (int64_t i = 0; i < d; i++) in[t * d + i] = mask[t] ? x[t * d + i] : xh[k][t * d + i];
-                L[2 + k] = gpt2_ref(in, T, 1);
+                L[2 + k] = ref_gpt2_logits(g, in, T, 1);
             }
-            ref_sums r = ref_sum(L, 2, ids, mask, T, V);
+            ref_lm_sums r = ref_lm_sum(L, 2, ids, mask, T, V);
             sv_model_ws ws;
             if (sv_model_ws_init(&ws, &m, T, 4) != SV_OK) die("ws", sv_errmsg());
             sv_ds_sums s;
@@ -334,7 +180,7 @@ int main(int argc, char **argv)
             sv_model_ws_free(&ws);
             for (int i = 0; i < 4; i++) free(L[i]);
             free(in);
-            sv_st_close(&stf);
+            ref_gpt2_free(g);
         }
         /* Sharing: 3 SAEs in one walk, in walks of one, and each alone. */
         {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include "saeval/model.h"
 #include "saeval/store.h"
+#include "saeval/forward.h"
 
 /* Checks a store against the model before anything runs (each a clear
  * SV_EINPUT naming the store and the field): a hook_name attribute that
@@ -49,6 +50,12 @@ int sv_ds_streams(int K, int max_streams);
  * xhat[k] [T][d] the SAE reconstructions in double. Adds to s. */
 sv_rc sv_ds_sequence(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ids, const uint8_t *masked,
                      const float *x, int K, const double *const *xhat, sv_ds_sums *s);
+
+/* The same with the reconstructions computed here: each SAE's forward pass
+ * (fw[k], initialised for that SAE) on the sequence's unmasked rows, in
+ * order, in blocks of fw[k]->max_rows from the sequence start. */
+sv_rc sv_ds_sequence_saes(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ids, const uint8_t *masked,
+                          const float *x, int K, sv_fwd *const *fw, sv_ds_sums *s);
 
 /* Final metrics from summed counts (NaN where a denominator is 0):
  * ce_* = sums / ce_tokens, kl_* = sums / kl_tokens,
