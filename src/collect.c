@@ -490,3 +490,80 @@ done:
     sv_model_free(&m);
     return rc;
 }
+
+const char *sv_collect_usage =
+    "usage: mpirun -np N saeval collect --model DIR --tokens FILE --hook NAME=STORE.h5 [--hook ...]\n"
+    "                               [--dtype float32|bfloat16] [--precision float32|float64]\n"
+    "                               [--model-name S] [--dataset-name S] [--force]\n"
+    "\n"
+    "Runs the Hugging Face model in DIR (gpt2, gpt_neox, gemma2, llama) over the token ids\n"
+    "of FILE (/token_ids, /sequence_offsets or context_size, special_token_ids) and\n"
+    "writes one activation store per hook (blocks.L.hook_resid_pre, hook_resid_post,\n"
+    "hook_attn_out, hook_mlp_out) in one pass. Ranks take whole sequences; the stores\n"
+    "are byte-identical for any number of ranks. A store is written as STORE.h5.partial\n"
+    "and renamed when complete; complete stores are kept unless --force.\n"
+    "  --dtype        activations stored as float32 (default) or bfloat16\n"
+    "  --precision    the model's compute precision (default float32)\n"
+    "  --model-name   attribute model_name (default: the model directory's name)\n"
+    "  --dataset-name attribute dataset_name (default: FILE's name without extension)\n";
+
+void sv_collect_args_free(sv_collect_args *a)
+{
+    free(a->hooks);
+    free(a->outs);
+    memset(a, 0, sizeof *a);
+}
+
+sv_rc sv_collect_parse_args(sv_collect_args *a, int argc, char **argv)
+{
+    memset(a, 0, sizeof *a);
+    a->o.precision = 32;
+    a->hooks = sv_calloc((size_t)argc + 1, sizeof(char *));
+    a->outs = sv_calloc((size_t)argc + 1, sizeof(char *));
+    if (!a->hooks || !a->outs) {
+        sv_collect_args_free(a);
+        return SV_EINTERNAL;
+    }
+    sv_rc rc = SV_OK;
+    for (int i = 1; i < argc && rc == SV_OK; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const int takes = strcmp(k, "--force") != 0;
+        if (takes && !v) {
+            rc = sv_fail(SV_EINPUT, "collect: %s needs a value", k);
+            break;
+        }
+        if (!strcmp(k, "--model")) a->o.model_dir = v;
+        else if (!strcmp(k, "--tokens")) a->o.tokens_path = v;
+        else if (!strcmp(k, "--model-name")) a->o.model_name = v;
+        else if (!strcmp(k, "--dataset-name")) a->o.dataset_name = v;
+        else if (!strcmp(k, "--force")) a->o.force = 1;
+        else if (!strcmp(k, "--dtype")) {
+            if (!strcmp(v, "float32")) a->o.bf16 = 0;
+            else if (!strcmp(v, "bfloat16")) a->o.bf16 = 1;
+            else rc = sv_fail(SV_EINPUT, "collect: --dtype takes float32 or bfloat16, not '%.40s'", v);
+        } else if (!strcmp(k, "--precision")) {
+            if (!strcmp(v, "float32")) a->o.precision = 32;
+            else if (!strcmp(v, "float64")) a->o.precision = 64;
+            else rc = sv_fail(SV_EINPUT, "collect: --precision takes float32 or float64, not '%.40s'", v);
+        } else if (!strcmp(k, "--hook")) {
+            char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                rc = sv_fail(SV_EINPUT, "collect: --hook takes NAME=STORE.h5, not '%.80s'", v);
+                break;
+            }
+            *eq = 0; /* argv is ours to split */
+            a->hooks[a->o.n_hooks] = (char *)v;
+            a->outs[a->o.n_hooks++] = eq + 1;
+        } else {
+            rc = sv_fail(SV_EINPUT, "collect: unknown option '%.60s'", k);
+        }
+        if (takes) i++;
+    }
+    if (rc == SV_OK && !a->o.model_dir) rc = sv_fail(SV_EINPUT, "collect: --model DIR is required");
+    if (rc == SV_OK && !a->o.tokens_path) rc = sv_fail(SV_EINPUT, "collect: --tokens FILE is required");
+    if (rc == SV_OK && !a->o.n_hooks) rc = sv_fail(SV_EINPUT, "collect: at least one --hook NAME=STORE.h5 is required");
+    a->o.hooks = (const char *const *)a->hooks;
+    a->o.out_paths = (const char *const *)a->outs;
+    if (rc != SV_OK) sv_collect_args_free(a);
+    return rc;
+}

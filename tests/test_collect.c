@@ -121,6 +121,9 @@ int main(int argc, char **argv)
         mkdirs(argv[2]);
         for (int h = 0; h < 3; h++) remove(out[h]);
         remove(bf);
+        char cli[1200];
+        snprintf(cli, sizeof cli, "%s/%s_cli_bf16.h5", argv[2], argv[3]);
+        remove(cli);
         write_tokens(tok, ftok, -1, 0);
         write_tokens(bad, ftok, 100, 0);
         write_tokens(lng, ftok, -1, 1);
@@ -172,6 +175,29 @@ int main(int argc, char **argv)
     snprintf(part, sizeof part, "%s.partial", bo);
     CHECK(!exists(bo) && !exists(part), "a refused collection left a file");
 
+    /* Command line: the same stores through sv_collect_parse_args. */
+    {
+        char a0[] = "collect", a1[] = "--model", a3[] = "--tokens", a5[] = "--hook", a7[] = "--dtype", a8[] = "bfloat16",
+             a9[] = "--model-name", a10[] = "gpt2-fixture", a11[] = "--dataset-name", a12[] = "fixture-tokens";
+        char hookarg[1200];
+        snprintf(hookarg, sizeof hookarg, "blocks.1.hook_resid_pre=%s/%s_cli_bf16.h5", argv[2], argv[3]);
+        char *av[] = {a0, a1, model, a3, tok, a5, hookarg, a7, a8, a9, a10, a11, a12};
+        sv_collect_args ca;
+        if (sv_collect_parse_args(&ca, 13, av) != SV_OK) die("args", sv_errmsg());
+        CHECK(ca.o.n_hooks == 1 && ca.o.bf16 && !strcmp(ca.o.hooks[0], "blocks.1.hook_resid_pre"), "parsed args");
+        ca.o.batch_tokens = 50;
+        if (sv_collect(&ca.o, MPI_COMM_WORLD) != SV_OK) die("collect (cli)", sv_errmsg());
+        sv_collect_args_free(&ca);
+        char bad1[] = "--hook", bad2[] = "nohook", bad3[] = "--bogus", bad4[] = "--dtype", bad5[] = "f16";
+        char *b1[] = {a0, bad1, bad2};
+        char *b2[] = {a0, bad3};
+        char *b3[] = {a0, bad4, bad5};
+        char *b4[] = {a0, a1, model};
+        CHECK(sv_collect_parse_args(&ca, 3, b1) == SV_EINPUT && strstr(sv_errmsg(), "NAME=STORE"), "%s", sv_errmsg());
+        CHECK(sv_collect_parse_args(&ca, 2, b2) == SV_EINPUT && strstr(sv_errmsg(), "--bogus"), "%s", sv_errmsg());
+        CHECK(sv_collect_parse_args(&ca, 3, b3) == SV_EINPUT && strstr(sv_errmsg(), "bfloat16"), "%s", sv_errmsg());
+        CHECK(sv_collect_parse_args(&ca, 3, b4) == SV_EINPUT && strstr(sv_errmsg(), "--tokens"), "%s", sv_errmsg());
+    }
     if (rank == 0) {
         sv_model m;
         if (sv_model_load(&m, model, 32) != SV_OK) die("load", sv_errmsg());
@@ -220,6 +246,20 @@ int main(int argc, char **argv)
                         }
                 }
             }
+        }
+        {
+            char cli[1200];
+            snprintf(cli, sizeof cli, "%s/%s_cli_bf16.h5", argv[2], argv[3]);
+            FILE *fa = fopen(bf, "rb"), *fb = fopen(cli, "rb");
+            int same = fa && fb;
+            while (same) {
+                int ca_ = fgetc(fa), cb_ = fgetc(fb);
+                if (ca_ != cb_) same = 0;
+                if (ca_ == EOF) break;
+            }
+            CHECK(same, "the command-line store differs from the library call's");
+            if (fa) fclose(fa);
+            if (fb) fclose(fb);
         }
         free(row);
         free(rb);

@@ -40,4 +40,18 @@ typedef struct {
 /* Collective over comm. */
 sv_rc sv_collect(const sv_collect_opts *o, MPI_Comm comm);
 
+/* Command line of `saeval collect` (argv[0] = "collect"):
+ *   --model DIR --tokens FILE --hook NAME=STORE.h5 [--hook ...]
+ *   [--dtype float32|bfloat16] [--precision float32|float64]
+ *   [--model-name S] [--dataset-name S] [--force]
+ * Fills o (pointing into argv and a hooks array owned by a); SV_EINPUT with
+ * a message on a bad option. */
+typedef struct {
+    sv_collect_opts o;
+    char **hooks, **outs; /* [n_hooks] */
+} sv_collect_args;
+extern const char *sv_collect_usage;
+sv_rc sv_collect_parse_args(sv_collect_args *a, int argc, char **argv);
+void sv_collect_args_free(sv_collect_args *a);
+
 #endif
