@@ -150,18 +150,22 @@ static void FN(attention)(sv_model_ws *ws, int64_t l, int64_t T)
     for (int64_t task = 0; task < nh * nb; task++) {
         const int64_t hh = task / nb, q0 = (task % nb) * QB;
         const int64_t qb = T - q0 < QB ? T - q0 : QB, kend = q0 + qb;
+        /* Keys [kb, kend): a sliding layer skips keys no query of the
+         * block can see (the shapes still depend only on T and W). */
+        const int64_t kb = win && q0 - win + 1 > 0 ? q0 - win + 1 : 0, nk = kend - kb;
         const int tid = omp_get_thread_num();
         REAL *S = (REAL *)ws->scores + (int64_t)tid * SV_MODEL_QBLOCK * lds;
         double *e = ws->rowd + (int64_t)tid * lds;
-        const REAL *Q = q + (hh * T + q0) * hd, *K = k + (hh / grp) * T * hd, *V = v + (hh / grp) * T * hd;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)kend, (int)hd, 1, Q, (int)hd, K, (int)hd, 0, S,
+        const REAL *Q = q + (hh * T + q0) * hd, *K = k + ((hh / grp) * T + kb) * hd, *V = v + ((hh / grp) * T + kb) * hd;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)nk, (int)hd, 1, Q, (int)hd, K, (int)hd, 0, S,
              (int)lds);
         for (int64_t r = 0; r < qb; r++) {
+            /* key j (absolute) is column j - kb */
             const int64_t i = q0 + r, j0 = win && i - win + 1 > 0 ? i - win + 1 : 0;
             REAL *s = S + r * lds;
             double mx = -INFINITY, sum = 0;
             for (int64_t j = j0; j <= i; j++) {
-                REAL z = s[j] * scale;
+                REAL z = s[j - kb] * scale;
                 if (cap > 0) z = (REAL)tanh((double)(z / cap)) * cap;
                 e[j] = z;
                 if (e[j] > mx) mx = e[j];
@@ -170,9 +174,9 @@ static void FN(attention)(sv_model_ws *ws, int64_t l, int64_t T)
                 e[j] = exp(e[j] - mx);
                 sum += e[j];
             }
-            for (int64_t j = 0; j < kend; j++) s[j] = (j >= j0 && j <= i) ? (REAL)(e[j] / sum) : 0;
+            for (int64_t j = kb; j < kend; j++) s[j - kb] = (j >= j0 && j <= i) ? (REAL)(e[j] / sum) : 0;
         }
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qb, (int)hd, (int)kend, 1, S, (int)lds, V, (int)hd, 0,
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qb, (int)hd, (int)nk, 1, S, (int)lds, V, (int)hd, 0,
              att + q0 * hq + hh * hd, (int)hq);
     }
     FN(linear)(ws, &L->o, att, hq, T, ws->ao, d);
