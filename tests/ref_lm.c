@@ -83,6 +83,11 @@ static void layer_norm(const double *x, double *y, const double *w, const double
 
 double *ref_gpt2_logits(const ref_gpt2 *g, const double *x0, int64_t T, int64_t L0)
 {
+    return ref_gpt2_logits_opt(g, x0, T, L0, 1, 0);
+}
+
+double *ref_gpt2_logits_opt(const ref_gpt2 *g, const double *x0, int64_t T, int64_t L0, int scale, int inv_layer)
+{
     double *x = xcalloc((size_t)(T * D), sizeof(double)), *h = xcalloc((size_t)(T * D), sizeof(double));
     double *qkv = xcalloc((size_t)(T * 3 * D), sizeof(double)), *a = xcalloc((size_t)(T * D), sizeof(double));
     double *f = xcalloc((size_t)(T * F), sizeof(double)), *p = xcalloc((size_t)T, sizeof(double));
@@ -101,7 +106,7 @@ double *ref_gpt2_logits(const ref_gpt2 *g, const double *x0, int64_t T, int64_t 
                 for (int64_t j = 0; j <= i; j++) {
                     double s = 0;
                     for (int64_t e = 0; e < HD; e++) s += qkv[i * 3 * D + hh * HD + e] * qkv[j * 3 * D + D + hh * HD + e];
-                    p[j] = s / sqrt((double)HD);
+                    p[j] = (scale ? s / sqrt((double)HD) : s) / (inv_layer ? (double)(l + 1) : 1.0);
                     mx = fmax(mx, p[j]);
                 }
                 for (int64_t j = 0; j <= i; j++) z += (p[j] = exp(p[j] - mx));
@@ -144,6 +149,139 @@ double *ref_gpt2_logits(const ref_gpt2 *g, const double *x0, int64_t T, int64_t 
     free(h);
     free(qkv);
     free(a);
+    free(f);
+    free(p);
+    return lg;
+}
+
+/* ---- GPT-NeoX ---- */
+
+struct ref_neox {
+    double *emb_out, *lf_w, *lf_b;
+    double *i_w[NL], *i_b[NL], *p_w[NL], *p_b[NL], *qkv_w[NL], *qkv_b[NL], *o_w[NL], *o_b[NL], *up_w[NL], *up_b[NL],
+        *dn_w[NL], *dn_b[NL];
+};
+
+ref_neox *ref_neox_load(const char *dir)
+{
+    char p[1100];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    sv_st_file f;
+    if (sv_st_open(&f, p) != SV_OK) die("open", sv_errmsg());
+    ref_neox *g = xcalloc(1, sizeof *g);
+    g->emb_out = W(&f, "embed_out.weight", 0);
+    g->lf_w = W(&f, "gpt_neox.final_layer_norm.weight", 0);
+    g->lf_b = W(&f, "gpt_neox.final_layer_norm.bias", 0);
+    for (long long l = 0; l < NL; l++) {
+        g->i_w[l] = W(&f, "gpt_neox.layers.%lld.input_layernorm.weight", l);
+        g->i_b[l] = W(&f, "gpt_neox.layers.%lld.input_layernorm.bias", l);
+        g->p_w[l] = W(&f, "gpt_neox.layers.%lld.post_attention_layernorm.weight", l);
+        g->p_b[l] = W(&f, "gpt_neox.layers.%lld.post_attention_layernorm.bias", l);
+        g->qkv_w[l] = W(&f, "gpt_neox.layers.%lld.attention.query_key_value.weight", l);
+        g->qkv_b[l] = W(&f, "gpt_neox.layers.%lld.attention.query_key_value.bias", l);
+        g->o_w[l] = W(&f, "gpt_neox.layers.%lld.attention.dense.weight", l);
+        g->o_b[l] = W(&f, "gpt_neox.layers.%lld.attention.dense.bias", l);
+        g->up_w[l] = W(&f, "gpt_neox.layers.%lld.mlp.dense_h_to_4h.weight", l);
+        g->up_b[l] = W(&f, "gpt_neox.layers.%lld.mlp.dense_h_to_4h.bias", l);
+        g->dn_w[l] = W(&f, "gpt_neox.layers.%lld.mlp.dense_4h_to_h.weight", l);
+        g->dn_b[l] = W(&f, "gpt_neox.layers.%lld.mlp.dense_4h_to_h.bias", l);
+    }
+    sv_st_close(&f);
+    return g;
+}
+
+void ref_neox_free(ref_neox *g)
+{
+    if (!g) return;
+    free(g->emb_out);
+    free(g->lf_w);
+    free(g->lf_b);
+    for (int l = 0; l < NL; l++) {
+        double *all[] = {g->i_w[l],  g->i_b[l],  g->p_w[l],  g->p_b[l],  g->qkv_w[l], g->qkv_b[l],
+                         g->o_w[l],  g->o_b[l],  g->up_w[l], g->up_b[l], g->dn_w[l], g->dn_b[l]};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    }
+    free(g);
+}
+
+/* nn.Linear: y = W x + b with W [out][in] */
+static void lin(const double *W, const double *b, const double *x, double *y, int in, int out)
+{
+    for (int o = 0; o < out; o++) {
+        double s = b[o];
+        for (int i = 0; i < in; i++) s += W[(size_t)o * in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+/* rotate_half on the first rot dims of a head vector at position t */
+static void rope(double *v, int rot, int64_t t)
+{
+    const int h = rot / 2;
+    for (int i = 0; i < h; i++) {
+        const double f = 1.0 / pow(10000.0, (double)(2 * i) / rot), c = cos(t * f), s = sin(t * f);
+        const double x1 = v[i], x2 = v[i + h];
+        v[i] = x1 * c - x2 * s;
+        v[i + h] = x2 * c + x1 * s;
+    }
+}
+
+double *ref_neox_logits(const ref_neox *g, const double *x0, int64_t T, int64_t L0, int parallel, int rot)
+{
+    double *x = xcalloc((size_t)(T * D), 8), *h = xcalloc((size_t)(T * D), 8), *qkv = xcalloc((size_t)(T * 3 * D), 8);
+    double *a = xcalloc((size_t)(T * D), 8), *ao = xcalloc((size_t)(T * D), 8), *f = xcalloc(F, 8), *p = xcalloc((size_t)T, 8);
+    memcpy(x, x0, (size_t)(T * D) * sizeof(double));
+    for (int64_t l = L0; l < NL; l++) {
+        for (int64_t t = 0; t < T; t++) {
+            layer_norm(x + t * D, h + t * D, g->i_w[l], g->i_b[l]);
+            lin(g->qkv_w[l], g->qkv_b[l], h + t * D, qkv + t * 3 * D, D, 3 * D);
+            for (int hh = 0; hh < H; hh++) { /* per head [q k v], HD each */
+                rope(qkv + t * 3 * D + hh * 3 * HD, rot, t);
+                rope(qkv + t * 3 * D + hh * 3 * HD + HD, rot, t);
+            }
+        }
+        for (int hh = 0; hh < H; hh++)
+            for (int64_t i = 0; i < T; i++) {
+                double mx = -INFINITY, z = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    double s = 0;
+                    for (int e = 0; e < HD; e++) s += qkv[i * 3 * D + hh * 3 * HD + e] * qkv[j * 3 * D + hh * 3 * HD + HD + e];
+                    p[j] = s / sqrt((double)HD);
+                    mx = fmax(mx, p[j]);
+                }
+                for (int64_t j = 0; j <= i; j++) z += (p[j] = exp(p[j] - mx));
+                for (int e = 0; e < HD; e++) {
+                    double s = 0;
+                    for (int64_t j = 0; j <= i; j++) s += p[j] / z * qkv[j * 3 * D + hh * 3 * HD + 2 * HD + e];
+                    a[i * D + hh * HD + e] = s;
+                }
+            }
+        for (int64_t t = 0; t < T; t++) lin(g->o_w[l], g->o_b[l], a + t * D, ao + t * D, D, D);
+        for (int64_t t = 0; t < T; t++) {
+            double *xt = x + t * D, mo[D], hin[D];
+            if (!parallel)
+                for (int i = 0; i < D; i++) xt[i] += ao[t * D + i];
+            layer_norm(xt, hin, g->p_w[l], g->p_b[l]);
+            lin(g->up_w[l], g->up_b[l], hin, f, D, F);
+            for (int o = 0; o < F; o++) f[o] = 0.5 * f[o] * (1 + erf(f[o] / sqrt(2.0)));
+            lin(g->dn_w[l], g->dn_b[l], f, mo, F, D);
+            for (int i = 0; i < D; i++) xt[i] += mo[i] + (parallel ? ao[t * D + i] : 0);
+        }
+    }
+    double *lg = xcalloc((size_t)(T * V), sizeof(double));
+    for (int64_t t = 0; t < T; t++) {
+        layer_norm(x + t * D, h + t * D, g->lf_w, g->lf_b);
+        for (int64_t v = 0; v < V; v++) {
+            double s = 0;
+            for (int64_t i = 0; i < D; i++) s += h[t * D + i] * g->emb_out[v * D + i];
+            lg[t * V + v] = s;
+        }
+    }
+    free(x);
+    free(h);
+    free(qkv);
+    free(a);
+    free(ao);
     free(f);
     free(p);
     return lg;

@@ -15,6 +15,18 @@ void ref_gpt2_free(ref_gpt2 *g);
  * x0 [T][64], the input of block L0. */
 double *ref_gpt2_logits(const ref_gpt2 *g, const double *x0, int64_t T, int64_t L0);
 
+/* GPT-2 variants for configs the fixture does not exercise: scale
+ * (0 = no 1/sqrt(head_dim)), divide scores by layer+1. */
+double *ref_gpt2_logits_opt(const ref_gpt2 *g, const double *x0, int64_t T, int64_t L0, int scale, int inv_layer);
+
+/* GPT-NeoX (the fixture pythia: d 64, 4 heads, d_ff 256, vocab 512, 3
+ * layers, rotary dims rot of 16, base 10000, exact GELU, untied embed_out),
+ * with parallel (1) or sequential (0) residual. */
+typedef struct ref_neox ref_neox;
+ref_neox *ref_neox_load(const char *dir);
+void ref_neox_free(ref_neox *g);
+double *ref_neox_logits(const ref_neox *g, const double *x0, int64_t T, int64_t L0, int parallel, int rot);
+
 typedef struct {
     double ce_clean, ce_abl, kl_abl, ce[8], kl[8];
     int64_t nce, nkl;
