@@ -191,7 +191,7 @@ sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ta
         ap[s] = &acc[s];
         rc = sv_lm_acc_init(&acc[s], T, s > 0);
     }
-    double *rowbuf = rc == SV_OK ? sv_malloc((size_t)ws->threads * (size_t)ws->vtile * sizeof(double)) : NULL;
+    double *rowbuf = rc == SV_OK ? sv_malloc((size_t)ws->threads * SV_MODEL_VTILE * sizeof(double)) : NULL;
     if (rc == SV_OK && !rowbuf) rc = SV_EINTERNAL;
     if (rc == SV_OK) {
         ce_ctx c = {ap, n, m->precision, ws->threads, targets, rowbuf};

@@ -8,7 +8,7 @@
  * one single-threaded BLAS call, so no result depends on the threads. */
 static void FN(linear)(const sv_model_ws *ws, const sv_lin *L, const REAL *x, int64_t ldx, int64_t T, REAL *y, int64_t ldy)
 {
-    const int64_t RB = ws->rows, CB = ws->cols;
+    const int64_t RB = ws->rows > 0 ? ws->rows : SV_MODEL_ROWS, CB = ws->cols > 0 ? ws->cols : SV_MODEL_COLS;
     const int threads = ws->threads;
     const int64_t nr = (T + RB - 1) / RB, nc = (L->out + CB - 1) / CB;
     const REAL *W = L->w, *b = L->b;
@@ -141,7 +141,7 @@ static void FN(attention)(sv_model_ws *ws, int64_t l, int64_t T)
     /* Per (head, query block): scores by GEMM over the keys 0..q_end-1,
      * scale, soft-cap, causal (+ sliding window) mask, softmax in double,
      * then P V by GEMM. Shapes depend only on T and the block. */
-    const int64_t QB = ws->qblock, nb = (T + QB - 1) / QB, grp = nh / nkv;
+    const int64_t QB = ws->qblock > 0 && ws->qblock < SV_MODEL_QBLOCK ? ws->qblock : SV_MODEL_QBLOCK, nb = (T + QB - 1) / QB, grp = nh / nkv;
     const REAL scale = (REAL)(c->attn_scale / (c->attn_scale_by_layer ? (double)(l + 1) : 1.0));
     const REAL cap = (REAL)c->attn_softcap;
     const int64_t win = (c->sliding_window > 0 && l % 2 == 0) ? c->sliding_window : 0; /* even layers slide */
@@ -291,7 +291,7 @@ static int FN(logit_tiles)(sv_model_ws *ws, int ns, const void *const *normed, i
     const int64_t d = m->cfg.d_model, V = m->cfg.vocab;
     const REAL cap = (REAL)m->cfg.final_softcap;
     const void *tiles[ns > 0 ? ns : 1];
-    const int64_t VT = ws->vtile;
+    const int64_t VT = ws->vtile > 0 && ws->vtile < SV_MODEL_VTILE ? ws->vtile : SV_MODEL_VTILE; /* buffers hold SV_MODEL_VTILE */
     for (int64_t v0 = 0; v0 < V; v0 += VT) {
         const int64_t vt = V - v0 < VT ? V - v0 : VT;
         const sv_lin U = {(REAL *)m->unembed + v0 * d, NULL, d, vt, 1};
@@ -375,7 +375,7 @@ static void FN(gemm_only)(sv_model_ws *ws, int64_t T, int ns)
             }
             FN(linear)(ws, &L->down, ws->f1, f, T, ws->mo, d);
         }
-        const int64_t V = c->vocab, VT = ws->vtile;
+        const int64_t V = c->vocab, VT = ws->vtile > 0 && ws->vtile < SV_MODEL_VTILE ? ws->vtile : SV_MODEL_VTILE;
         for (int64_t v0 = 0; v0 < V; v0 += VT) {
             const int64_t vt = V - v0 < VT ? V - v0 : VT;
             const sv_lin U = {(REAL *)m->unembed + v0 * d, NULL, d, vt, 1};
