@@ -4,8 +4,9 @@
  * family prefix; known buffers ignored; unknown, duplicate, missing or
  * misshapen tensors refused by name), upcast to the compute precision.
  * Also hook names, scratch sizes and the workspace. */
-#include "model_internal.h"
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "model_impl.h"
+#include "saeval/json.h" /* sv_json_parse_exact */
+#include "saeval/fsutil.h" /* sv_read_file */
 #include "saeval/safetensors.h"
 #include "saeval/forward.h" /* sv_fwd_get_threads */
 

@@ -2,8 +2,8 @@
  * parser (defaults as transformers 4.48's configuration_*.py), its tensor
  * names (as save_pretrained writes them, without the family prefix) and its
  * block function. A new family is a new row. */
-#include "model_internal.h"
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "model_impl.h"
+#include "saeval/json.h" /* sv_json_parse_exact */
 
 #include <math.h>
 #include <stdarg.h>

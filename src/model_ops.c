@@ -1,7 +1,7 @@
 /* Transformer forward ops; the bodies live in model_ops_impl.h, compiled
  * for float (sgemm) and double (dgemm). Public entry points check their
  * inputs and dispatch on the model's precision. */
-#include "model_internal.h"
+#include "model_impl.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -1,5 +1,6 @@
 /* Naive double references for the language-model tests (see ref_lm.h). */
 #define TEST_NAME "ref_lm"
+#define TU_CHECK 1
 #include "ref_lm.h"
 
 #include <math.h>

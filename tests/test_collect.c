@@ -6,6 +6,7 @@
  * metadata, bad token files refused with no store left, complete stores
  * kept. ctest compares the files of 1, 3 and 4 ranks byte for byte. */
 #define TEST_NAME "test_collect"
+#define TU_CHECK 1
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>

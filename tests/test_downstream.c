@@ -8,6 +8,7 @@
  * byte-identical sums.
  * usage: test_downstream DATA_DIR */
 #define TEST_NAME "test_downstream"
+#define TU_CHECK 1
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>

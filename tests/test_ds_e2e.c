@@ -6,6 +6,7 @@
  * tests/ref_lm.c for GPT-2 and the CE/KL sums.
  * usage: test_ds_e2e DATA_DIR TMP_DIR */
 #define TEST_NAME "test_ds_e2e"
+#define TU_CHECK 1
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -15,7 +16,8 @@
 #include "saeval/downstream.h"
 #include "saeval/forward.h"
 #include "saeval/model.h"
-#include "saeval/output.h"
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 #include "saeval/sae.h"
 #include "saeval/safetensors.h"
 #include "ref.h"

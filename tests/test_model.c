@@ -6,6 +6,7 @@
  * KL against a plain double reference computed here from the fixture
  * logits; the streaming accumulator is never compared with itself. */
 #define TEST_NAME "test_model"
+#define TU_CHECK 1
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>

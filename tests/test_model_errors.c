@@ -3,6 +3,7 @@
  * a clear SV_EINPUT naming the file and the field or tensor.
  * usage: test_model_errors DATA_DIR TMP_DIR */
 #define TEST_NAME "test_model_errors"
+#define TU_CHECK 1
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,8 @@
 #include <string.h>
 #include "saeval/forward.h"
 #include "saeval/model.h"
-#include "saeval/output.h"
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 #include "saeval/safetensors.h"
 #include "testutil.h"
 

@@ -5,6 +5,7 @@
  * (use_parallel_residual false) and another rotary_pct.
  * usage: test_model_variants DATA_DIR TMP_DIR */
 #define TEST_NAME "test_model_variants"
+#define TU_CHECK 1
 #include <cjson/cJSON.h>
 #include <hdf5.h>
 #include <math.h>
@@ -13,7 +14,8 @@
 #include <string.h>
 #include "saeval/forward.h"
 #include "saeval/model.h"
-#include "saeval/output.h"
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 #include "ref_lm.h"
 #include "testutil.h"
 

@@ -28,8 +28,9 @@ static inline void mkdirs(const char *path)
 }
 
 /* CHECK(cond, fmt, ...): report a failure and count it; tu_failures()
- * gives the count for the exit code. Tests with their own CHECK keep it. */
-#ifndef CHECK
+ * gives the count for the exit code. Opt-in (define TU_CHECK before the
+ * include) while other tests still carry their own CHECK. */
+#if defined(TU_CHECK) && !defined(CHECK)
 static inline int *tu_fail_count(void)
 {
     static int n;

@@ -1,7 +1,7 @@
 /* Private to the model modules: the family table row and the tensor
  * binder the family rows use to declare their weights. */
-#ifndef SAEVAL_MODEL_INTERNAL_H
-#define SAEVAL_MODEL_INTERNAL_H
+#ifndef SAEVAL_MODEL_IMPL_H
+#define SAEVAL_MODEL_IMPL_H
 #include <cjson/cJSON.h>
 #include "saeval/model.h"
 
