@@ -527,6 +527,14 @@ sv_rc sv_collect_parse_args(sv_collect_args *a, int argc, char **argv)
     sv_rc rc = SV_OK;
     for (int i = 1; i < argc && rc == SV_OK; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        static const char *const known[] = {"--model", "--tokens", "--model-name", "--dataset-name",
+                                            "--dtype", "--precision", "--hook", "--force"};
+        int kn = 0;
+        for (size_t q = 0; q < sizeof known / sizeof known[0]; q++) kn |= !strcmp(k, known[q]);
+        if (!kn) {
+            rc = sv_fail(SV_EINPUT, "collect: unknown option '%.60s'", k);
+            break;
+        }
         const int takes = strcmp(k, "--force") != 0;
         if (takes && !v) {
             rc = sv_fail(SV_EINPUT, "collect: %s needs a value", k);

@@ -36,3 +36,19 @@ set_tests_properties(model_downstream_e2e PROPERTIES TIMEOUT 120)
 sv_test_exe(test_model_variants test_model_variants.c ref_lm.c)
 add_test(NAME model_variants COMMAND test_model_variants ${SV_LM_DATA} ${CMAKE_CURRENT_BINARY_DIR}/variants_tmp)
 set_tests_properties(model_variants PROPERTIES TIMEOUT 120)
+# The command line: 2 ranks, one hook; the store equals the library's (1 rank, three hooks).
+add_test(NAME model_collect_cli_np2
+         COMMAND ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np 2 $<TARGET_FILE:saeval> collect --model ${SV_LM_DATA}/gpt2
+                 --tokens ${SV_COLLECT_OUT}/np1_tokens.h5 --hook blocks.1.hook_resid_pre=${SV_COLLECT_OUT}/cli_np2_h0.h5
+                 --model-name gpt2-fixture --dataset-name fixture-tokens --force)
+set_tests_properties(model_collect_cli_np2 PROPERTIES TIMEOUT 120 FIXTURES_REQUIRED collect_np1 FIXTURES_SETUP collect_cli)
+add_test(NAME model_collect_cli_identical
+         COMMAND ${CMAKE_COMMAND} -E compare_files ${SV_COLLECT_OUT}/np1_h0.h5 ${SV_COLLECT_OUT}/cli_np2_h0.h5)
+set_tests_properties(model_collect_cli_identical PROPERTIES FIXTURES_REQUIRED "collect_np1;collect_cli")
+add_test(NAME model_collect_cli_bad_option COMMAND $<TARGET_FILE:saeval> collect --model x --bogus)
+set_tests_properties(model_collect_cli_bad_option PROPERTIES WILL_FAIL TRUE)
+add_test(NAME model_collect_cli_bad_hook
+         COMMAND ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np 2 $<TARGET_FILE:saeval> collect --model ${SV_LM_DATA}/gpt2
+                 --tokens ${SV_COLLECT_OUT}/np1_tokens.h5 --hook blocks.9.hook_resid_pre=${SV_COLLECT_OUT}/never.h5)
+set_tests_properties(model_collect_cli_bad_hook PROPERTIES FIXTURES_REQUIRED collect_np1
+                     PASS_REGULAR_EXPRESSION "beyond the model's last layer")
