@@ -156,6 +156,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     opt = fnv_u64(opt, (uint64_t)c->geometry);
     opt = fnv_u64(opt, (uint64_t)c->nonfinite_skip);
     opt = fnv(opt, &c->dead_density_threshold, sizeof c->dead_density_threshold);
+    opt = fnv_u64(opt, (uint64_t)c->downstream_sequences);
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
@@ -183,6 +184,17 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         h = fnv_u64(h, (uint64_t)st->mtime_ns);
         h = fnv_u64(h, (uint64_t)st->n_tokens);
         pl->ds_hash[j] = fnv_u64(h, (uint64_t)st->d_in);
+        if (c->datasets[j].model) { /* the downstream model: its config and weight files */
+            const char *names[3] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
+            uint64_t hm = fnv_str(pl->ds_hash[j], c->datasets[j].model);
+            for (int q = 0; q < 3 && rc == SV_OK; q++) {
+                char *mp = sv_path_join(c->datasets[j].model, names[q]);
+                if (!mp) rc = SV_EINTERNAL;
+                else hm = q == 1 ? hash_stat(hm, mp) : hash_file(hm, mp);
+                free(mp);
+            }
+            pl->ds_hash[j] = hm;
+        }
     }
     if (rc != SV_OK) goto out;
 

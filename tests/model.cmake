@@ -52,3 +52,42 @@ add_test(NAME model_collect_cli_bad_hook
                  --tokens ${SV_COLLECT_OUT}/np1_tokens.h5 --hook blocks.9.hook_resid_pre=${SV_COLLECT_OUT}/never.h5)
 set_tests_properties(model_collect_cli_bad_hook PROPERTIES FIXTURES_REQUIRED collect_np1
                      PASS_REGULAR_EXPRESSION "beyond the model's last layer")
+# saeval run with a model: the downstream metrics through the evaluator, on
+# the collected GPT-2 store (np1_h0.h5: blocks.1.hook_resid_pre, BOS masked)
+# and the two SAEs of test_ds_e2e; result files byte-identical for 1-4
+# ranks and 1-2 threads.
+set(SV_DS_RUN ${CMAKE_CURRENT_BINARY_DIR}/ds_run)
+file(WRITE ${SV_DS_RUN}/config.json
+"{\"output_dir\": \"out\", \"saes\": [\"${CMAKE_CURRENT_BINARY_DIR}/ds_e2e_tmp/standard\", \"${CMAKE_CURRENT_BINARY_DIR}/ds_e2e_tmp/topk\"],
+  \"datasets\": [{\"name\": \"gpt2_l1\", \"path\": \"${SV_COLLECT_OUT}/np1_h0.h5\"}],
+  \"model\": \"${SV_LM_DATA}/gpt2\", \"downstream_sequences\": 5, \"legacy_batch_sequences\": 2, \"geometry\": false}\n")
+set_tests_properties(model_downstream_e2e PROPERTIES FIXTURES_SETUP ds_saes)
+foreach(run np1 np2 np3 np4 np2t2)
+  string(REGEX REPLACE "^np([0-9]).*" "\\1" np ${run})
+  set(th 1)
+  if(run MATCHES "t2$")
+    set(th 2)
+  endif()
+  add_test(NAME model_run_${run}
+           COMMAND ${CMAKE_COMMAND} -E env SAEVAL_THREADS=${th}
+                   ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np ${np} $<TARGET_FILE:saeval> run ${SV_DS_RUN}/config.json
+                   --output-dir ${SV_DS_RUN}/out_${run} --force --quiet --no-table)
+  set_tests_properties(model_run_${run} PROPERTIES TIMEOUT 300 FIXTURES_REQUIRED "collect_np1;ds_saes"
+                       FIXTURES_SETUP ds_run_${run})
+endforeach()
+foreach(run np2 np3 np4 np2t2)
+  foreach(sae standard topk)
+    add_test(NAME model_run_identical_${run}_${sae}
+             COMMAND ${CMAKE_COMMAND} -E compare_files ${SV_DS_RUN}/out_np1/${sae}__gpt2_l1.json
+                     ${SV_DS_RUN}/out_${run}/${sae}__gpt2_l1.json)
+    set_tests_properties(model_run_identical_${run}_${sae} PROPERTIES FIXTURES_REQUIRED "ds_run_np1;ds_run_${run}")
+  endforeach()
+endforeach()
+add_test(NAME model_run_has_group COMMAND grep -c "\"ce_loss_score\"" ${SV_DS_RUN}/out_np1/topk__gpt2_l1.json)
+set_tests_properties(model_run_has_group PROPERTIES FIXTURES_REQUIRED ds_run_np1)
+# The evaluator's numbers against the double reference (tests/ref.c +
+# tests/ref_lm.c) over the same 5 sequences, BOS (special id 511) masked.
+add_test(NAME model_run_vs_reference
+         COMMAND test_ds_e2e ${SV_LM_DATA} ${CMAKE_CURRENT_BINARY_DIR}/ds_e2e_check_tmp --check ${SV_DS_RUN}/out_np1
+                 ${SV_COLLECT_OUT}/np1_h0.h5 5)
+set_tests_properties(model_run_vs_reference PROPERTIES TIMEOUT 120 FIXTURES_REQUIRED ds_run_np1)

@@ -7,6 +7,7 @@
  * usage: test_ds_e2e DATA_DIR TMP_DIR */
 #define TEST_NAME "test_ds_e2e"
 #define TU_CHECK 1
+#include <cjson/cJSON.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -78,6 +79,112 @@ static sae_w make_sae(const char *dir, int m, int k)
 
 static int close_to(double a, double b, double tol) { return fabs(a - b) <= tol * fmax(1.0, fabs(b)); }
 
+static ref_sae ref_of(const sae_w *w)
+{
+    ref_sae r;
+    memset(&r, 0, sizeof r);
+    r.arch = w->k ? REF_TOPK : REF_STANDARD;
+    r.d_in = D;
+    r.d_sae = w->m;
+    r.k = w->k;
+    r.apply_b_dec = 1;
+    r.norm = REF_NORM_NONE;
+    r.scale = 1;
+    r.W_enc = w->W_enc;
+    r.b_enc = w->b_enc;
+    r.W_dec = w->W_dec;
+    r.b_dec = w->b_dec;
+    return r;
+}
+
+/* --check: the evaluator's result file (saeval run with "model") against the
+ * double reference over the first nseq sequences of the store, its
+ * special_token_ids masked. */
+static void check_run(const char *model_dir, const sae_w *w, int k, const char *result, const char *store, int64_t nseq)
+{
+    hid_t f = H5Fopen(store, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) die("cannot open", store);
+    size_t n, no;
+    float *x = rd(f, "activations", &n), *tk = rd(f, "token_ids", &n);
+    hid_t od = H5Dopen2(f, "sequence_offsets", H5P_DEFAULT);
+    hid_t os = H5Dget_space(od);
+    no = (size_t)H5Sget_simple_extent_npoints(os);
+    int64_t *off = xcalloc(no, sizeof(int64_t)), special = -1;
+    H5Dread(od, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
+    H5Sclose(os);
+    H5Dclose(od);
+    hid_t a = H5Aopen(f, "special_token_ids", H5P_DEFAULT);
+    H5Aread(a, H5T_NATIVE_INT64, &special);
+    H5Aclose(a);
+    H5Fclose(f);
+    ref_gpt2 *g = ref_gpt2_load(model_dir);
+    ref_sae rs = ref_of(w);
+    double fbuf[128];
+    ref_lm_sums tot;
+    memset(&tot, 0, sizeof tot);
+    for (int64_t q = 0; q < nseq && q + 1 < (int64_t)no; q++) {
+        const int64_t a0 = off[q], T = off[q + 1] - off[q];
+        int32_t *ids = xcalloc((size_t)T, sizeof *ids);
+        uint8_t *mask = xcalloc((size_t)T, 1);
+        double *in = xcalloc((size_t)(T * D), sizeof(double)), *L[3];
+        for (int64_t t = 0; t < T; t++) {
+            ids[t] = (int32_t)tk[a0 + t];
+            mask[t] = ids[t] == special;
+        }
+        for (int64_t j = 0; j < T * D; j++) in[j] = x[a0 * D + j];
+        L[0] = ref_gpt2_logits(g, in, T, 1);
+        for (int64_t t = 0; t < T; t++)
+            if (!mask[t]) {
+                double xt[D];
+                memcpy(xt, in + t * D, sizeof xt);
+                ref_forward(&rs, xt, fbuf, in + t * D);
+            }
+        L[2] = ref_gpt2_logits(g, in, T, 1);
+        memset(in, 0, (size_t)(T * D) * sizeof(double));
+        L[1] = ref_gpt2_logits(g, in, T, 1);
+        ref_lm_sums r = ref_lm_sum(L, 1, ids, mask, T, V);
+        tot.ce_clean += r.ce_clean;
+        tot.ce_abl += r.ce_abl;
+        tot.kl_abl += r.kl_abl;
+        tot.ce[0] += r.ce[0];
+        tot.kl[0] += r.kl[0];
+        tot.nce += r.nce;
+        tot.nkl += r.nkl;
+        for (int i = 0; i < 3; i++) free(L[i]);
+        free(in);
+        free(ids);
+        free(mask);
+    }
+    char *text;
+    size_t len;
+    if (sv_read_file(result, &text, &len) != SV_OK) die("read", sv_errmsg());
+    cJSON *j = sv_json_parse_exact(text, len);
+    free(text);
+    const cJSON *mb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "metrics"),
+                                                       "model_behavior_preservation");
+    if (!mb) die("no model_behavior_preservation group in", result);
+    const double cc = tot.ce_clean / tot.nce, cs = tot.ce[0] / tot.nce, ca = tot.ce_abl / tot.nce;
+    const double ks = tot.kl[0] / tot.nkl, ka = tot.kl_abl / tot.nkl;
+    const char *keys[7] = {"ce_loss_without_sae", "ce_loss_with_sae", "ce_loss_with_ablation", "ce_loss_score",
+                           "kl_div_with_sae", "kl_div_with_ablation", "kl_div_score"};
+    const double want[7] = {cc, cs, ca, (ca - cs) / (ca - cc), ks, ka, (ka - ks) / ka};
+    for (int i = 0; i < 7; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(mb, keys[i]);
+        CHECK(cJSON_IsNumber(v) && close_to(v->valuedouble, want[i], i == 3 || i == 6 ? 2e-3 : 1e-4),
+              "%s %s: %.10g vs reference %.10g", result, keys[i], cJSON_IsNumber(v) ? v->valuedouble : NAN, want[i]);
+    }
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(mb, "ce_tokens"), *kt = cJSON_GetObjectItemCaseSensitive(mb, "kl_tokens");
+    CHECK(cJSON_IsNumber(ct) && ct->valuedouble == (double)tot.nce && cJSON_IsNumber(kt) &&
+              kt->valuedouble == (double)tot.nkl, "token counts");
+    printf("  %s (SAE %d): ce %.6f/%.6f/%.6f kl %.6f/%.6f vs the double reference: ok within tolerance\n", result, k, cc,
+           cs, ca, ks, ka);
+    cJSON_Delete(j);
+    ref_gpt2_free(g);
+    free(x);
+    free(tk);
+    free(off);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -102,6 +209,29 @@ int main(int argc, char **argv)
     snprintf(sd[0], sizeof sd[0], "%s/standard", argv[2]);
     snprintf(sd[1], sizeof sd[1], "%s/topk", argv[2]);
     sae_w w[2] = {make_sae(sd[0], 96, 0), make_sae(sd[1], 128, 8)};
+    if (argc >= 7 && !strcmp(argv[3], "--check")) { /* the same SAEs (same seed) against a run's results */
+        char res[1200];
+        for (int k = 0; k < 2; k++) {
+            snprintf(res, sizeof res, "%s/%s__gpt2_l1.json", argv[4], k ? "topk" : "standard");
+            check_run(dir, &w[k], k, res, argv[5], atoll(argv[6]));
+        }
+        for (int k = 0; k < 2; k++) {
+            free(w[k].W_enc);
+            free(w[k].b_enc);
+            free(w[k].W_dec);
+            free(w[k].b_dec);
+        }
+        free(ids);
+        free(tok);
+        free(hs);
+        MPI_Finalize();
+        if (tu_failures()) {
+            fprintf(stderr, "%d failures\n", tu_failures());
+            return 1;
+        }
+        printf("ok\n");
+        return 0;
+    }
 
     /* Reference: SAEs by tests/ref.c, the model by tests/ref_lm.c. */
     ref_gpt2 *g = ref_gpt2_load(dir);
