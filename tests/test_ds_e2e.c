@@ -19,6 +19,7 @@
 #include "saeval/model.h"
 #include "saeval/fsutil.h"
 #include "saeval/json.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/safetensors.h"
 #include "ref.h"
