@@ -18,6 +18,12 @@
 #             results byte-identical.
 #   stale     a run killed with SIGKILL leaves its claims: the next run on
 #             the host sees the owner's pid gone and takes them over.
+#   inputchange  a store and an SAE's weights are touched (new mtime, as a
+#             rewrite would give) after the first results: the pairs written
+#             later that read them are refused with an error naming the file,
+#             never written from mixed inputs; the rerun computes them.
+#   budget    memory_budget_mb too small for one SAE and its buffers: a
+#             clear error before any work (exit 2 on every rank, no result).
 #   stall     a store read that stalls (the LD_PRELOAD shim tests/slowfs.c
 #             delays the first large read of the store on each rank by 4 s,
 #             watchdog threshold 1 s): each rank reports the stalled read
@@ -201,6 +207,48 @@ stale)
     grep -q "left to another run" "$work/after.log" && fail "a dead run's claims blocked pairs"
     sh "$cmp" "$ref" "$out" || fail "results differ from the reference"
     echo "ok: $n stale claims of a SIGKILLed run taken over (owner pid gone); results identical"
+    ;;
+inputchange)
+    out=$work/out; c=$(mkcfg out "$out") || fail "config"
+    SAEVAL_TEST_UNIT_DELAY_MS=150 run_ranks "$c" "$work/change.log" &
+    bg=$!
+    wait_first_result "$out" "$bg" || fail "the run wrote no result before ending"
+    touch "$work/sweep/stores/oos_task.h5" "$work/sweep/saes/std_w512/sae_weights.safetensors"
+    wait "$bg"
+    rc=$(same_rc) || exit 1
+    [ "$rc" = 2 ] || fail "exit code $rc after inputs changed, expected 2"
+    grep -q "saeval: error: .*oos_task.h5: the store changed during the run" "$work/change.log" ||
+        { cat "$work/change.log"; fail "no error naming the changed store"; }
+    grep -q "saeval: error: .*std_w512: the SAE's files changed during the run" "$work/change.log" ||
+        { cat "$work/change.log"; fail "no error naming the changed SAE"; }
+    for pair in std_w1024__oos_task topk_k32_w512__oos_task std_w512__oos_domain; do
+        [ ! -e "$out/$pair.json" ] || fail "$pair.json written although its input changed"
+        [ -f "$out/$pair.error.txt" ] || fail "no error note for $pair"
+    done
+    n=$(no_partial "$out" 1 2>/dev/null | tail -n 1)
+    $MPI "$saeval" run "$c" --quiet >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun after the change"; }
+    for pair in std_w1024__oos_task topk_k32_w512__oos_task std_w512__oos_domain; do
+        [ -f "$out/$pair.json" ] || fail "the rerun did not compute $pair"
+        [ ! -e "$out/$pair.error.txt" ] || fail "$pair.error.txt left after the rerun computed it"
+    done
+    echo "ok: pairs reading a changed store or SAE refused (exit 2 on every rank, errors name the files); rerun computed them"
+    ;;
+budget)
+    out=$work/out
+    c=$(python3 - "$work/sweep/config.json" "$out" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1])); c["output_dir"] = sys.argv[2]; c["memory_budget_mb"] = 2
+p = os.path.join(os.path.dirname(sys.argv[1]), "small.json"); json.dump(c, open(p, "w"), indent=1); print(p)
+PY
+) || fail "config"
+    run_ranks "$c" "$work/budget.log"
+    rc=$(same_rc) || exit 1
+    [ "$rc" = 2 ] || fail "exit code $rc, expected 2"
+    grep -q "saeval: error: .*small.json: memory_budget_mb: 2 MB per rank is too small for SAE .* it needs [0-9]* MB" "$work/budget.log" ||
+        { cat "$work/budget.log"; fail "no clear budget error"; }
+    if ls "$out"/*__*.json >/dev/null 2>&1; then fail "result files written"; fi
+    if grep -q "^dataset" "$out/run.log" 2>/dev/null; then fail "a pass ran before the budget error"; fi
+    echo "ok: budget too small refused before any work: $(grep -o 'too small for SAE [^:]*: it needs [0-9]* MB' "$work/budget.log" | head -n 1)"
     ;;
 stall)
     [ -f "$slowfs" ] || fail "no slowfs shim given"

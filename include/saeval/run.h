@@ -20,6 +20,7 @@ typedef struct {
     int passes;
     int64_t tokens;        /* tokens in the stores, counted once per pass */
     int64_t block_rows;
+    int inputs_changed;        /* rank 0: pairs refused because an input changed mid-run */
 } sv_run_stats;
 
 /* Collective. Returns SV_OK or the error code; the message has already been
