@@ -217,6 +217,10 @@ static sv_rc parse_datasets(sv_config *c, const cJSON *arr, const char *dir, con
                     free(d->shift);
                     d->shift = sv_strdup(v);
                 }
+            } else if (strcmp(k, "model") == 0) {
+                if (!cJSON_IsString(kv) || !kv->valuestring[0]) return sv_fail(SV_EINPUT, "%s: datasets[%d].model: must be a non-empty string (a Hugging Face model directory)", cp, i);
+                free(d->model);
+                if (!(d->model = sv_path_join(dir, kv->valuestring))) return SV_EINTERNAL;
             } else {
                 return sv_fail(SV_EINPUT, "%s: datasets[%d]: unknown key \"%s\"", cp, i, k);
             }
@@ -304,6 +308,13 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
         } else if (strcmp(k, "model_params") == 0) {
             if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0) { rc = sv_fail(SV_EINPUT, "%s: model_params: must be a positive number (parameters of the language model)", cp); goto done; }
             c->model_params = kv->valuedouble;
+        } else if (strcmp(k, "model") == 0) {
+            if (!cJSON_IsString(kv) || !kv->valuestring[0]) { rc = sv_fail(SV_EINPUT, "%s: model: must be a non-empty string (a Hugging Face model directory)", cp); goto done; }
+            free(c->model);
+            if (!(c->model = sv_path_join(dir, kv->valuestring))) { rc = SV_EINTERNAL; goto done; }
+        } else if (strcmp(k, "downstream_sequences") == 0) {
+            if (!is_int(kv) || kv->valuedouble < 0 || kv->valuedouble > 1e15) { rc = sv_fail(SV_EINPUT, "%s: downstream_sequences: must be a non-negative integer (0: every sequence)", cp); goto done; }
+            c->downstream_sequences = (int64_t)kv->valuedouble;
         } else if (strcmp(k, "block_tokens") == 0) {
             /* Whole encoder tiles, so that blocks never change results. */
             if (!is_int(kv) || kv->valuedouble < SV_GEMM_ROWS || kv->valuedouble > 1048576 || fmod(kv->valuedouble, SV_GEMM_ROWS) != 0) { rc = sv_fail(SV_EINPUT, "%s: block_tokens: must be a multiple of %d from %d to 1048576", cp, SV_GEMM_ROWS, SV_GEMM_ROWS); goto done; }
@@ -320,6 +331,8 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     if (!c->output_dir) { rc = SV_EINTERNAL; goto done; }
     if ((rc = parse_saes(c, saes, dir, cp)) != SV_OK) goto done;
     rc = parse_datasets(c, datasets, dir, cp);
+    for (int j = 0; rc == SV_OK && j < c->n_datasets; j++)
+        if (!c->datasets[j].model && c->model && !(c->datasets[j].model = sv_strdup(c->model))) rc = SV_EINTERNAL;
 done:
     cJSON_Delete(root);
     free(dir);
@@ -346,7 +359,9 @@ void sv_config_free(sv_config *c)
         free(c->datasets[i].name);
         free(c->datasets[i].path);
         free(c->datasets[i].shift);
+        free(c->datasets[i].model);
     }
+    free(c->model);
     free(c->saes);
     free(c->datasets);
     free(c->exclude_ids);

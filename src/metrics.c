@@ -96,7 +96,35 @@ static double f_freq10(const sv_metric_sums *s, const double *v) { (void)v; retu
 static double f_nfreq1(const sv_metric_sums *s, const double *v) { (void)v; return misc(s, 3); }
 static double f_nfreq10(const sv_metric_sums *s, const double *v) { (void)v; return misc(s, 4); }
 
+/* Downstream (SAELens evals.get_downstream_reconstruction_metrics):
+ * token-weighted means of the per-position sums, then the two scores. */
+static double ds_mean(const sv_metric_sums *s, int slot, int tok)
+{
+    const int64_t n = s->ints[tok];
+    return n > 0 ? s->p[slot] / (double)n : NAN;
+}
+static double f_ce_clean(const sv_metric_sums *s, const double *v) { (void)v; return ds_mean(s, SV_P_DS_CE_CLEAN, SV_I_DS_CE_TOKENS); }
+static double f_ce_sae(const sv_metric_sums *s, const double *v) { (void)v; return ds_mean(s, SV_P_DS_CE_SAE, SV_I_DS_CE_TOKENS); }
+static double f_ce_abl(const sv_metric_sums *s, const double *v) { (void)v; return ds_mean(s, SV_P_DS_CE_ABL, SV_I_DS_CE_TOKENS); }
+static double f_ce_score(const sv_metric_sums *s, const double *v)
+{
+    (void)s;
+    const double den = v[SV_M_CE_ABL] - v[SV_M_CE_CLEAN];
+    return den != 0 ? (v[SV_M_CE_ABL] - v[SV_M_CE_SAE]) / den : NAN;
+}
+static double f_kl_sae(const sv_metric_sums *s, const double *v) { (void)v; return ds_mean(s, SV_P_DS_KL_SAE, SV_I_DS_KL_TOKENS); }
+static double f_kl_abl(const sv_metric_sums *s, const double *v) { (void)v; return ds_mean(s, SV_P_DS_KL_ABL, SV_I_DS_KL_TOKENS); }
+static double f_kl_score(const sv_metric_sums *s, const double *v)
+{
+    (void)s;
+    return v[SV_M_KL_ABL] != 0 ? (v[SV_M_KL_ABL] - v[SV_M_KL_SAE]) / v[SV_M_KL_ABL] : NAN;
+}
+static double f_ds_ce_tok(const sv_metric_sums *s, const double *v) { (void)v; return (double)s->ints[SV_I_DS_CE_TOKENS]; }
+static double f_ds_kl_tok(const sv_metric_sums *s, const double *v) { (void)v; return (double)s->ints[SV_I_DS_KL_TOKENS]; }
+
 #define RQ "reconstruction_quality"
+#define MB "model_behavior_preservation"
+#define DS SV_MF_DOWNSTREAM
 const sv_metric sv_metrics[SV_M_COUNT] = {
     /* id                  group       key                              kind        finalize     flags      table: pos head width fmt scale   gen */
     {SV_M_MSE,            RQ,          "mse",                           SV_MK_NUM,  f_mse,       SV_MF_CSV, 2, "mse", 10, "%10.4g", 1, 2},
@@ -123,6 +151,15 @@ const sv_metric sv_metrics[SV_M_COUNT] = {
     {SV_M_FREQ_10,        "misc",      "freq_over_10_percent",          SV_MK_NUM,  f_freq10,    SV_MF_CSV, 0, 0, 0, 0, 0, 0},
     {SV_M_NFREQ_1,        "misc",      "normalized_freq_over_1_percent", SV_MK_NUM, f_nfreq1,    SV_MF_CSV, 0, 0, 0, 0, 0, 0},
     {SV_M_NFREQ_10,       "misc",      "normalized_freq_over_10_percent", SV_MK_NUM, f_nfreq10,  SV_MF_CSV, 0, 0, 0, 0, 0, 0},
+    {SV_M_CE_CLEAN,       MB,          "ce_loss_without_sae",           SV_MK_NUM,  f_ce_clean,  DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_CE_SAE,         MB,          "ce_loss_with_sae",              SV_MK_NUM,  f_ce_sae,    DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_CE_ABL,         MB,          "ce_loss_with_ablation",         SV_MK_NUM,  f_ce_abl,    DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_CE_SCORE,       MB,          "ce_loss_score",                 SV_MK_NUM,  f_ce_score,  DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_KL_SAE,         MB,          "kl_div_with_sae",               SV_MK_NUM,  f_kl_sae,    DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_KL_ABL,         MB,          "kl_div_with_ablation",          SV_MK_NUM,  f_kl_abl,    DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_KL_SCORE,       MB,          "kl_div_score",                  SV_MK_NUM,  f_kl_score,  DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_DS_CE_TOKENS,   MB,          "ce_tokens",                     SV_MK_INT,  f_ds_ce_tok, DS,        0, 0, 0, 0, 0, 0},
+    {SV_M_DS_KL_TOKENS,   MB,          "kl_tokens",                     SV_MK_INT,  f_ds_kl_tok, DS,        0, 0, 0, 0, 0, 0},
     /* Written by geometry (output.c) and health: listed for the CSV and the table. */
     {SV_M_GEO_MAX_DEC,    "geometry",  "average_max_decoder_cosine_sim", SV_MK_EXTERNAL, 0, SV_MF_CSV, 0, 0, 0, 0, 0, 0},
     {SV_M_GEO_MAX_ENC,    "geometry",  "average_max_encoder_cosine_sim", SV_MK_EXTERNAL, 0, SV_MF_CSV, 0, 0, 0, 0, 0, 0},
@@ -142,6 +179,7 @@ void sv_metrics_finalize(const sv_metric_sums *s, sv_pair_metrics *m)
         m->val[r->id] = r->finalize ? r->finalize(s, m->val) : NAN;
     }
     m->d_sae = s->d_sae;
+    m->downstream = s->downstream;
     m->firing_counts = s->ints + sv_ints_firing(s->d_sae);
     m->fired_sequences = s->ints + sv_ints_fired_seq(s->d_sae);
     m->l0_histogram = s->ints + sv_ints_hist(s->d_sae);
@@ -156,6 +194,7 @@ void sv_metrics_json(sv_jw *w, const sv_pair_metrics *m)
     for (int i = 0; i < SV_M_COUNT; i++) {
         const sv_metric *r = &sv_metrics[i];
         if (r->kind == SV_MK_EXTERNAL) continue;
+        if ((r->flags & SV_MF_DOWNSTREAM) && !m->downstream) continue;
         if (!open || strcmp(open, r->group) != 0) {
             if (open) sv_jw_end(w);
             sv_jw_obj(w, r->group);

@@ -91,6 +91,17 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_arr(w, "exclude_token_ids");
     for (int i = 0; i < c->n_exclude; i++) sv_jw_int(w, NULL, c->exclude_ids[i]);
     sv_jw_end(w);
+    if (m->downstream) { /* README "Downstream metrics": SAELens 6.18 evals.py, get_recons_loss */
+        sv_jw_obj(w, "downstream");
+        sv_jw_str(w, "model", m->ds_model);
+        sv_jw_str(w, "hook_name", m->ds_hook);
+        sv_jw_int(w, "downstream_sequences", c->downstream_sequences);
+        sv_jw_int(w, "sequences_used", m->ds_sequences);
+        sv_jw_str(w, "definition", "saelens: suffix from the stored activation; spliced = x_hat at unmasked positions, "
+                                   "stored value at masked ones; ablation = zeros everywhere; CE at t where token t is "
+                                   "unmasked and t < T-1; KL(p_clean || p_new) at unmasked t; token-weighted means");
+        sv_jw_end(w);
+    }
     sv_jw_end(w);
 
     sv_jw_obj(w, "metrics");

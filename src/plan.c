@@ -1,5 +1,8 @@
 /* Sweep planning; see plan.h. */
 #include "saeval/plan.h"
+#include "saeval/downstream.h"
+#include "saeval/forward.h"
+#include "saeval/model.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -179,6 +182,8 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     pl->stores = sv_calloc((size_t)nd, sizeof *pl->stores);
     pl->ds_err = sv_calloc((size_t)nd, sizeof *pl->ds_err);
     pl->ds_hash = sv_calloc((size_t)nd, sizeof *pl->ds_hash);
+    pl->ds_model_bytes = sv_calloc((size_t)nd + 1, sizeof *pl->ds_model_bytes);
+    pl->ds_stream_bytes = sv_calloc((size_t)nd + 1, sizeof *pl->ds_stream_bytes);
     pl->pair_err = sv_calloc((size_t)np, sizeof *pl->pair_err);
     pl->pair_hash = sv_calloc((size_t)np, sizeof *pl->pair_hash);
     pl->in_shard = sv_calloc((size_t)np, sizeof *pl->in_shard);
@@ -188,6 +193,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     int *order = sv_calloc((size_t)np, sizeof *order);
     sv_rc rc = SV_OK;
     if (!pl->ids || !pl->cfg || !pl->sae_err || !pl->sae_hash || !pl->stores || !pl->ds_err || !pl->ds_hash ||
+        !pl->ds_model_bytes || !pl->ds_stream_bytes ||
         !pl->pair_err || !pl->pair_hash || !pl->in_shard || !pl->todo || !paths || !cost || !load || !order)
         rc = SV_EINTERNAL;
     if (rc == SV_OK) {
@@ -205,6 +211,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     opt = fnv_u64(opt, (uint64_t)c->geometry);
     opt = fnv_u64(opt, (uint64_t)c->nonfinite_skip);
     opt = fnv(opt, &c->dead_density_threshold, sizeof c->dead_density_threshold);
+    opt = fnv_u64(opt, (uint64_t)c->downstream_sequences);
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
@@ -221,6 +228,43 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         h = fnv_u64(h, (uint64_t)st->mtime_ns);
         h = fnv_u64(h, (uint64_t)st->n_tokens);
         pl->ds_hash[j] = fnv_u64(h, (uint64_t)st->d_in);
+        if (c->datasets[j].model) { /* the downstream model: its config and weight files */
+            const char *names[3] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
+            uint64_t hm = fnv_str(pl->ds_hash[j], c->datasets[j].model);
+            for (int q = 0; q < 3 && rc == SV_OK; q++) {
+                char *mp = sv_path_join(c->datasets[j].model, names[q]);
+                if (!mp) rc = SV_EINTERNAL;
+                else hm = q == 1 ? hash_stat(hm, mp) : hash_file(hm, mp);
+                free(mp);
+            }
+            pl->ds_hash[j] = hm;
+            /* Checked before anything runs, failing only this dataset's
+             * pairs: the model's config, and the store against it. */
+            char *cp = sv_path_join(c->datasets[j].model, "config.json"), *text = NULL;
+            size_t len = 0;
+            sv_model_cfg mc;
+            sv_rc r2 = cp ? sv_read_file(cp, &text, &len) : SV_EINTERNAL;
+            if (r2 == SV_OK) r2 = sv_model_cfg_parse(&mc, text, len, cp);
+            if (r2 == SV_OK) {
+                sv_model tm;
+                sv_hook hk;
+                memset(&tm, 0, sizeof tm);
+                tm.cfg = mc;
+                tm.dir = c->datasets[j].model;
+                r2 = sv_ds_check_store(st, &tm, &hk);
+            }
+            free(cp);
+            free(text);
+            rc = item_verdict(r2, comm, &pl->ds_err[j]);
+            if (rc == SV_EINPUT) { sv_store_close(&pl->stores[j]); rc = SV_OK; continue; }
+            int64_t maxT = 1;
+            for (int64_t q = 0; q < st->n_seq; q++)
+                if (st->seq_offsets[q + 1] - st->seq_offsets[q] > maxT) maxT = st->seq_offsets[q + 1] - st->seq_offsets[q];
+            const int th = sv_fwd_get_threads();
+            const size_t s2 = sv_model_scratch_bytes(&mc, c->precision, maxT, 2, th);
+            pl->ds_model_bytes[j] = sv_model_cfg_weight_bytes(&mc, c->precision) + s2;
+            pl->ds_stream_bytes[j] = sv_model_scratch_bytes(&mc, c->precision, maxT, 3, th) - s2;
+        }
     }
     if (rc != SV_OK) goto out;
 
@@ -318,12 +362,14 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
     pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
     if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;
     for (int j = 0; j < nd; j++) {
-        uint64_t used = 0;
+        /* A downstream model is loaded once per pass: its weights and fixed
+         * workspace start every pass, each SAE adds its streams. */
+        uint64_t used = pl->ds_model_bytes[j];
         int in = 0;
         for (int i = 0; i < ns; i++) {
             if (!pl->todo[i * nd + j]) continue;
-            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
-            if (in > 0 && used + b > pl->budget) { used = 0; in = 0; }
+            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) + pl->ds_stream_bytes[j];
+            if (in > 0 && used + b > pl->budget) { used = pl->ds_model_bytes[j]; in = 0; }
             if (in == 0) pl->n_pass[j]++;
             used += b;
             in++;
@@ -345,7 +391,7 @@ void sv_plan_free(sv_plan *pl)
     }
     for (int p = 0; pl->pair_err && p < pl->n_saes * pl->n_ds; p++) free(pl->pair_err[p]);
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
-    free(pl->ds_err); free(pl->ds_hash); free(pl->pair_err); free(pl->pair_hash);
+    free(pl->ds_err); free(pl->ds_hash); free(pl->ds_model_bytes); free(pl->ds_stream_bytes); free(pl->pair_err); free(pl->pair_hash);
     free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
     memset(pl, 0, sizeof *pl);
 }

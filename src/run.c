@@ -20,6 +20,7 @@
 
 #include "saeval/agree.h"
 #include "saeval/config.h"
+#include "saeval/downstream.h"
 #include "saeval/env.h"
 #include "saeval/forward.h"
 #include "saeval/fsutil.h"
@@ -70,7 +71,54 @@ typedef struct {
     double *rowq; /* [block rows][RQ_N] */
     int64_t ds_ints[SV_D_COUNT]; /* evaluated, masked, non-finite (masked too) */
     uint64_t bytes_read;
+    /* Downstream metrics (a model for this dataset), else ds_model NULL. */
+    sv_model *ds_model;
+    sv_model_ws ds_ws;
+    sv_hook ds_hook;
+    int64_t ds_nseq;    /* sequences [0, ds_nseq) get them */
+    sv_ds_sums ds_sums;
+    uint8_t *ds_mask;
+    int32_t *ds_ids;
+    sv_fwd **ds_fw;
 } sv_pass;
+
+/* The downstream sums of the unit's first-N sequences, into each SAE's
+ * partials, sequence by sequence in order (downstream.c). */
+static sv_rc eval_downstream(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
+{
+    sv_store *st = ps->st;
+    const int64_t d = st->d_in, t0 = st->seq_offsets[s0];
+    sv_rc rc = SV_OK;
+    for (int64_t s = s0; rc == SV_OK && s < s1 && s < ps->ds_nseq; s++) {
+        const int64_t a = st->seq_offsets[s] - t0, T = st->seq_offsets[s + 1] - st->seq_offsets[s];
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t id = ps->tok[a + t];
+            ps->ds_ids[t] = id >= 0 && id <= INT32_MAX ? (int32_t)id : -1; /* -1: refused as outside the vocabulary */
+            int m = ps->n_mask > 0 && bsearch(&ps->tok[a + t], ps->mask_ids, (size_t)ps->n_mask, sizeof(int64_t), cmp_i64);
+            for (int64_t i = 0; !m && i < d; i++) m = !isfinite(ps->x[(a + t) * d + i]);
+            ps->ds_mask[t] = (uint8_t)m;
+        }
+        sv_ds_sums_zero(&ps->ds_sums);
+        rc = sv_ds_sequence_saes(&ps->ds_ws, ps->ds_hook, T, ps->ds_ids, ps->ds_mask, ps->x + a * d, ps->n_slots,
+                                 ps->ds_fw, &ps->ds_sums);
+        if (rc != SV_OK) {
+            char msg[600]; /* name the store: the message is about one of its sequences */
+            snprintf(msg, sizeof msg, "%s", sv_errmsg());
+            return sv_fail(rc, "%s: sequence %lld: %s", st->path, (long long)s, msg);
+        }
+        for (int k = 0; k < ps->n_slots; k++) {
+            double *p = leaf + sv_part_sae(d, k);
+            p[SV_P_DS_CE_CLEAN] += ps->ds_sums.ce_clean;
+            p[SV_P_DS_CE_ABL] += ps->ds_sums.ce_ablation;
+            p[SV_P_DS_KL_ABL] += ps->ds_sums.kl_ablation;
+            p[SV_P_DS_CE_SAE] += ps->ds_sums.ce_sae[k];
+            p[SV_P_DS_KL_SAE] += ps->ds_sums.kl_sae[k];
+            ps->slots[k].ints[SV_I_DS_CE_TOKENS] += ps->ds_sums.ce_tokens;
+            ps->slots[k].ints[SV_I_DS_KL_TOKENS] += ps->ds_sums.kl_tokens;
+        }
+    }
+    return rc;
+}
 
 /* Evaluate one unit: sequences [s0, s1). */
 static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
@@ -82,7 +130,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     if (rc != SV_OK) return rc;
     ps->bytes_read += (uint64_t)(nt * d) * (st->dtype == SV_STORE_F32 ? 4u : 2u);
     int use_mask = ps->n_mask > 0 && st->has_token_ids;
-    if (use_mask && (rc = sv_store_read_token_ids(st, t0, nt, ps->tok)) != SV_OK) return rc;
+    if ((use_mask || ps->ds_model) && (rc = sv_store_read_token_ids(st, t0, nt, ps->tok)) != SV_OK) return rc;
 
     /* Gather evaluated tokens; accumulate the dataset's sums in token order. */
     double *sum_x = leaf, *sum_sq = leaf + d;
@@ -186,6 +234,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         sl->ints[SV_I_UNITS]++;
     }
     free(mu_b);
+    if (rc == SV_OK && ps->ds_model) rc = eval_downstream(ps, s0, s1, leaf);
     return rc;
 }
 
@@ -224,6 +273,7 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     const int64_t n_units = (st->n_seq + B - 1) / B;
     sv_rc rc = SV_OK;
     sv_pass ps;
+    sv_model *ds_model = NULL;
     memset(&ps, 0, sizeof ps);
     ps.cfg = cfg;
     ps.st = st;
@@ -257,6 +307,23 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
         int64_t m = slots[k].sae.cfg.d_sae;
         memset(slots[k].ints, 0, sv_ints_len(m) * sizeof(int64_t));
         for (int64_t q = 0; q < m; q++) slots[k].last_seq[q] = -1;
+    }
+    if (ds->model) { /* the model of the downstream metrics, once per pass and rank, shared by every SAE */
+        int64_t maxT = 1;
+        for (int64_t q = 0; q < st->n_seq; q++)
+            if (st->seq_offsets[q + 1] - st->seq_offsets[q] > maxT) maxT = st->seq_offsets[q + 1] - st->seq_offsets[q];
+        if (!(ds_model = sv_calloc(1, sizeof *ds_model))) { rc = SV_EINTERNAL; goto agree; }
+        if ((rc = sv_model_load(ds_model, ds->model, cfg->precision)) != SV_OK) { free(ds_model); ds_model = NULL; goto agree; }
+        ps.ds_model = ds_model;
+        if ((rc = sv_ds_check_store(st, ds_model, &ps.ds_hook)) != SV_OK) goto agree;
+        if ((rc = sv_model_ws_init(&ps.ds_ws, ds_model, maxT, n_slots + 2)) != SV_OK) goto agree;
+        if ((rc = sv_ds_sums_init(&ps.ds_sums, n_slots)) != SV_OK) goto agree;
+        ps.ds_nseq = cfg->downstream_sequences > 0 && cfg->downstream_sequences < st->n_seq ? cfg->downstream_sequences : st->n_seq;
+        ps.ds_mask = sv_malloc((size_t)maxT);
+        ps.ds_ids = sv_malloc((size_t)maxT * sizeof(int32_t));
+        ps.ds_fw = sv_malloc((size_t)n_slots * sizeof(sv_fwd *));
+        if (!ps.ds_mask || !ps.ds_ids || !ps.ds_fw) { rc = SV_EINTERNAL; goto agree; }
+        for (int k = 0; k < n_slots; k++) ps.ds_fw[k] = &slots[k].fwd;
     }
 agree:
     rc = sv_agree(rc, comm);
@@ -322,8 +389,11 @@ agree:
                 sv_pair_metrics pm;
                 sv_jw jw;
                 const sv_metric_sums sums = {d, m, st->n_seq, tot, tot + sv_part_sae(d, k), tot_ints, ds_tot,
-                                             cfg->dead_density_threshold};
+                                             cfg->dead_density_threshold, ds_model != NULL};
                 sv_metrics_finalize(&sums, &pm);
+                pm.ds_model = ds->model;
+                pm.ds_hook = st->hook_name;
+                pm.ds_sequences = ps.ds_nseq;
                 sv_jw_init(&jw);
                 /* Model size for the health ratings: the config wins, else the store's attribute. */
                 double mp = !isnan(cfg->model_params) ? cfg->model_params : st->model_params;
@@ -362,6 +432,10 @@ agree:
 out:
     free(w); free(first); free(last); free(ps.mask_ids);
     free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of); free(ps.rowq);
+    sv_model_ws_free(&ps.ds_ws);
+    sv_ds_sums_free(&ps.ds_sums);
+    free(ps.ds_mask); free(ps.ds_ids); free(ps.ds_fw);
+    if (ds_model) { sv_model_free(ds_model); free(ds_model); }
     return rc;
 }
 

@@ -11,7 +11,8 @@ rc=$?
 echo "$out"
 [ $rc = 0 ] || { echo "bench exited $rc"; exit 1; }
 for row in "budget: d_sae 131072" "compute topk, f32 store" "compute jumprelu, bf16 store" \
-           "scaling: 1 rank x 1 thread" "I/O d_sae 512" "read once per pass" "BENCH ranks=2"; do
+           "scaling: 1 rank x 1 thread" "I/O d_sae 512" "read once per pass" "downstream suffix" \
+           "downstream 8 SAEs vs 1" "BENCH ranks=2"; do
   echo "$out" | grep -q "$row" || { echo "missing row: $row"; exit 1; }
 done
 echo "bench_quick: all rows present"

@@ -70,6 +70,17 @@ int main(void)
     bad(buf, "saes[0]: empty path");
     snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [{\"path\": \"a\", \"path\": \"b\"}], %s}", ds);
     bad(buf, "saes[0].path: key given twice");
+    /* Downstream metrics: "model" (top level or per dataset) and downstream_sequences. */
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s, \"model\": 5}", ds);
+    bad(buf, "model: must be a non-empty string");
+    snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s, \"downstream_sequences\": -1}", ds);
+    bad(buf, "downstream_sequences: must be a non-negative integer");
+    bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a\", \"path\": \"x\", \"model\": \"\"}]}", "datasets[0].model");
+    CHECK(parse(&c, "{\"output_dir\": \"o\", \"saes\": [\"s\"], \"model\": \"m\", \"downstream_sequences\": 8, "
+                    "\"datasets\": [{\"name\": \"a\", \"path\": \"x\"}, {\"name\": \"b\", \"path\": \"y\", \"model\": \"/n\"}]}",
+                "/cfgdir/run.json") == SV_OK && c.downstream_sequences == 8 && !strcmp(c.datasets[0].model, "/cfgdir/m") &&
+              !strcmp(c.datasets[1].model, "/n"), "model keys: %s", sv_errmsg());
+    sv_config_free(&c);
     bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a\", \"path\": \"\"}]}", "datasets[0].path: missing or empty");
     bad("{\"output_dir\": \"o\", \"saes\": [\"s\"], \"datasets\": [{\"name\": \"a\", \"path\": \"x\", \"name\": \"b\"}]}", "datasets[0].name: key given twice");
     snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s, \"typo_key\": 1}", ds);

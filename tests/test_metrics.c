@@ -36,7 +36,7 @@ int main(void)
     CHECK(sv_ints_len(M) == sizeof ints / sizeof *ints, "sv_ints_len");
     double ds[3] = {0, 0, 1}, p[SV_P_COUNT] = {0};
     int64_t dsi[SV_D_COUNT] = {1000, 0, 0};
-    sv_metric_sums s = {2, M, 10, ds, p, ints, dsi, 0.01};
+    sv_metric_sums s = {2, M, 10, ds, p, ints, dsi, 0.01, 0};
     sv_pair_metrics m;
     sv_metrics_finalize(&s, &m);
     CHECK(m.val[SV_M_DEAD_FEATURES] == 1 && m.val[SV_M_DEAD_FRACTION] == 0.2, "never fired: %g", m.val[SV_M_DEAD_FEATURES]);

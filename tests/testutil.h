@@ -39,4 +39,25 @@ static inline void mkdirs(const char *path)
     if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
 }
 
+/* CHECK(cond, fmt, ...): report a failure and count it; tu_failures()
+ * gives the count for the exit code. Opt-in (define TU_CHECK before the
+ * include) while other tests still carry their own CHECK. */
+#if defined(TU_CHECK) && !defined(CHECK)
+static inline int *tu_fail_count(void)
+{
+    static int n;
+    return &n;
+}
+#define CHECK(cond, ...)                                                           \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, TEST_NAME ": FAIL %s:%d: ", __FILE__, __LINE__);       \
+            fprintf(stderr, __VA_ARGS__);                                          \
+            fputc('\n', stderr);                                                   \
+            (*tu_fail_count())++;                                                  \
+        }                                                                          \
+    } while (0)
+static inline int tu_failures(void) { return *tu_fail_count(); }
+#endif
+
 #endif

@@ -18,6 +18,8 @@ typedef struct {
     char *path;             /* resolved */
     sv_role role;
     char *shift;            /* NULL, "domain", "task" or "distribution" */
+    char *model;            /* resolved Hugging Face model directory for the downstream
+                             * metrics (the dataset's own "model", else the top-level one); NULL = none */
 } sv_dataset_spec;
 
 typedef struct {
@@ -37,6 +39,8 @@ typedef struct {
     int geometry;           /* compute weight geometry (default 1) */
     double dead_density_threshold; /* dead_fraction_below_density: density below this (default 1e-6) */
     double model_params;    /* language-model size for health ratings; NaN = unknown */
+    char *model;            /* top-level "model" (resolved), NULL = none */
+    int64_t downstream_sequences; /* downstream metrics on the first N sequences of each store; 0 = all */
 } sv_config;
 
 /* Parse text (length n) read from config_path. */

@@ -18,7 +18,10 @@
 #define SV_RESULT_VERSION "saeval-result-v2"
 
 /* Double partials of one SAE over one unit, summed in token order. */
-enum { SV_P_SSE, SV_P_COS, SV_P_NORM_IN, SV_P_NORM_OUT, SV_P_RATIO, SV_P_L1, SV_P_LEGACY, SV_P_RRB, SV_P_COUNT };
+enum { SV_P_SSE, SV_P_COS, SV_P_NORM_IN, SV_P_NORM_OUT, SV_P_RATIO, SV_P_L1, SV_P_LEGACY, SV_P_RRB,
+       /* downstream sums (downstream.h), zero without a model */
+       SV_P_DS_CE_CLEAN, SV_P_DS_CE_SAE, SV_P_DS_CE_ABL, SV_P_DS_KL_SAE, SV_P_DS_KL_ABL,
+       SV_P_COUNT };
 /* The reduction vector of a pass: the dataset's [sum_x (d_in), sum ||x||^2],
  * then SV_P_COUNT partials per SAE of the pass. */
 static inline size_t sv_part_len(int64_t d_in, int n_saes) { return (size_t)d_in + 1 + (size_t)n_saes * SV_P_COUNT; }
@@ -26,7 +29,7 @@ static inline size_t sv_part_sae(int64_t d_in, int k) { return (size_t)d_in + 1 
 
 /* Integer partials of one SAE (exact, summed with MPI_SUM):
  * [sum of L0, units, firing[d_sae], fired_sequences[d_sae], l0_hist[d_sae+1]]. */
-enum { SV_I_L0, SV_I_UNITS, SV_I_HEAD };
+enum { SV_I_L0, SV_I_UNITS, SV_I_DS_CE_TOKENS, SV_I_DS_KL_TOKENS, SV_I_HEAD };
 static inline size_t sv_ints_len(int64_t d_sae) { return SV_I_HEAD + 3 * (size_t)d_sae + 1; }
 static inline size_t sv_ints_firing(int64_t d_sae) { (void)d_sae; return SV_I_HEAD; }
 static inline size_t sv_ints_fired_seq(int64_t d_sae) { return SV_I_HEAD + (size_t)d_sae; }
@@ -43,6 +46,7 @@ typedef struct {
     const int64_t *ints;    /* this SAE's sv_ints_len(d_sae) counts */
     const int64_t *ds_ints; /* SV_D_COUNT */
     double dead_density_threshold;
+    int downstream;         /* the pair has the downstream metrics (a model was given) */
 } sv_metric_sums;
 
 /* Scalar metric ids, in table (= JSON) order. */
@@ -52,6 +56,8 @@ typedef enum {
     SV_M_L0, SV_M_L1, SV_M_DEAD_FEATURES, SV_M_DEAD_FRACTION, SV_M_DEAD_BELOW_DENSITY, SV_M_L0_HIST,
     SV_M_TOK_EVALUATED, SV_M_TOK_MASKED, SV_M_TOK_NONFINITE, SV_M_SEQUENCES,
     SV_M_FRAC_ALIVE, SV_M_FREQ_1, SV_M_FREQ_10, SV_M_NFREQ_1, SV_M_NFREQ_10,
+    SV_M_CE_CLEAN, SV_M_CE_SAE, SV_M_CE_ABL, SV_M_CE_SCORE, SV_M_KL_SAE, SV_M_KL_ABL, SV_M_KL_SCORE,
+    SV_M_DS_CE_TOKENS, SV_M_DS_KL_TOKENS,
     SV_M_GEO_MAX_DEC, SV_M_GEO_MAX_ENC, SV_M_GEO_MEAN_ABS, SV_M_GEO_MEAN, SV_M_GEO_OVER_09, SV_M_GEO_OVER_099,
     SV_M_QUALITY,
     SV_M_COUNT
@@ -64,7 +70,7 @@ typedef enum {
     SV_MK_EXTERNAL  /* written by its own module (geometry, health): CSV/table only */
 } sv_metric_kind;
 
-enum { SV_MF_CSV = 1 };
+enum { SV_MF_CSV = 1, SV_MF_DOWNSTREAM = 2 /* written only when the pair has a model */ };
 
 typedef struct {
     sv_metric_id id;
@@ -91,6 +97,9 @@ typedef struct {
     double val[SV_M_COUNT];
     int64_t d_sae, hist_len;
     const int64_t *l0_histogram, *firing_counts, *fired_sequences;
+    int downstream;
+    const char *ds_model, *ds_hook; /* for eval_cfg when downstream */
+    int64_t ds_sequences;           /* sequences the downstream metrics ran on */
 } sv_pair_metrics;
 
 void sv_metrics_finalize(const sv_metric_sums *s, sv_pair_metrics *m);

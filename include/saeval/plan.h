@@ -31,6 +31,8 @@ typedef struct {
     uint64_t budget;       /* bytes per rank */
     int64_t block_rows;
     int *n_pass;           /* [n_ds] */
+    uint64_t *ds_model_bytes;  /* [n_ds] downstream model: weights + fixed workspace (0: no model) */
+    uint64_t *ds_stream_bytes; /* [n_ds] its workspace per SAE of a pass */
     int *pass_of;          /* [pair]: 1-based pass of a todo pair, 0 otherwise */
 } sv_plan;
 

@@ -9,6 +9,8 @@
 
 #include "saeval/agree.h"
 #include "saeval/bench.h"
+#include "saeval/collect.h"
+#include "saeval/signals.h"
 #include "saeval/config.h"
 #include "saeval/error.h"
 #include "saeval/forward.h"
@@ -32,6 +34,8 @@ static const char *usage_main =
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
     "  bench          measure speed against this machine's limits (use under mpirun)\n"
+    "  collect        run a Hugging Face model over token ids and write activation\n"
+    "                 stores at one or several hook points (use under mpirun)\n"
     "\n"
     "`saeval <command> --help` describes each command. Exit codes: 0 success,\n"
     "1 internal error, 2 bad input (the message names the file and the field),\n"
@@ -230,6 +234,27 @@ static int cmd_bench(int argc, char **argv)
     return sv_bench(&o, MPI_COMM_WORLD);
 }
 
+static int cmd_collect(int argc, char **argv, int rank)
+{
+    sv_collect_args a;
+    sv_rc rc = sv_collect_parse_args(&a, argc - 1, argv + 1);
+    if (rc != SV_OK) {
+        if (rank == 0) fprintf(stderr, "saeval: %s\n%s", sv_errmsg(), sv_collect_usage);
+        return rc;
+    }
+    sv_fwd_set_threads_default(MPI_COMM_WORLD);
+    sv_signals_install();
+    a.o.stop = sv_signals_stop;
+    rc = sv_collect(&a.o, MPI_COMM_WORLD);
+    if (rc != SV_OK && rank == 0) fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
+    else if (rank == 0)
+        for (int h = 0; h < a.o.n_hooks; h++) printf("[saeval] %s -> %s\n", a.o.hooks[h], a.o.out_paths[h]);
+    sv_collect_args_free(&a);
+    int r = (int)rc, worst;
+    MPI_Allreduce(&r, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
 static int cmd_synth(int argc, char **argv, int rank)
 {
     const char *dir = NULL;
@@ -297,7 +322,8 @@ int sv_cli_main(int argc, char **argv)
                       : strcmp(cmd, "bench") == 0 ? usage_bench
                       : strcmp(cmd, "synth") == 0 ? usage_synth
                       : strcmp(cmd, "info") == 0 ? usage_info
-                      : strcmp(cmd, "report") == 0 ? usage_report : NULL;
+                      : strcmp(cmd, "report") == 0 ? usage_report 
+                      : strcmp(cmd, "collect") == 0 ? sv_collect_usage : NULL;
     if (!usage) {
         fprintf(stderr, "saeval: unknown command '%s'\n%s", cmd, usage_main);
         return SV_EINPUT;
@@ -315,6 +341,7 @@ int sv_cli_main(int argc, char **argv)
     else if (usage == usage_bench) rc = cmd_bench(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
     else if (usage == usage_report) rc = cmd_report(argc, argv, rank);
+    else if (usage == sv_collect_usage) rc = cmd_collect(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);
     MPI_Finalize();
     return rc;

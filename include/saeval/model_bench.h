@@ -1,0 +1,20 @@
+/* The downstream case of `saeval bench`: suffix throughput of the native
+ * transformer against the GEMM limit of the same shapes measured in the
+ * same run, and the cost of 8 SAEs against 1 at one hook (shared clean and
+ * ablated passes). Serial, on a random model (sv_model_random). */
+#ifndef SAEVAL_MODEL_BENCH_H
+#define SAEVAL_MODEL_BENCH_H
+#include <stdint.h>
+#include "saeval/error.h"
+
+typedef struct {
+    int64_t T, d_model, n_layers, vocab;
+    double suffix_s, gemm_s;         /* one clean + one spliced suffix walk; its GEMMs alone */
+    double tokens_per_s, gflops, gemm_gflops, ratio; /* ratio = GEMM-only time / suffix time */
+    double ds1_s, ds8_s, shared_ratio; /* sv_ds_sequence with 1 and 8 SAEs; ds8 / ds1 */
+} sv_model_bench_result;
+
+/* quick: tiny shapes (a smoke test); repeat: medians over that many runs. */
+sv_rc sv_model_bench(int quick, int repeat, sv_model_bench_result *r);
+
+#endif
