@@ -20,6 +20,18 @@ static inline void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
+/* A failed check names the file, line and condition, then stops the test. */
+#ifndef CHECK
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, TEST_NAME ": %s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                           \
+            exit(1);                                                                  \
+        }                                                                             \
+    } while (0)
+#endif
+
 /* The library's mkdir -p; a test that cannot make its directories stops. */
 static inline void mkdirs(const char *path)
 {

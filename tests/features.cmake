@@ -1,0 +1,4 @@
+# Feature analysis (issue 14): tokenizer.json decoding, per-latent examples,
+# feature files and the Neuronpedia export.
+sv_test_exe(test_tokenizer test_tokenizer.c)
+add_test(NAME feat_tokenizer COMMAND test_tokenizer ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus_fuzz_tokenizer)
