@@ -1,0 +1,562 @@
+/* Per-latent feature data (see features.h for what is kept and why it is
+ * order-free). Everything here is integer or exact comparisons of floats:
+ * no sum depends on the order in which tokens arrive. */
+#include "saeval/features.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOEXP INT32_MIN
+#define PACK_MAGIC 0x31544146564153ull /* "SAVFAT1" */
+
+struct sv_feat {
+    sv_feat_params p;
+    int64_t tokens;
+    int64_t *nz;      /* [d] nonzero activations */
+    float *maxv;      /* [d] */
+    float *thr;       /* [d] value of the worst kept top example once the list is full */
+    int32_t *ntop;    /* [d] */
+    sv_feat_ex *top;  /* [d x N] heaps, worst example at the root */
+    int32_t *ex;      /* [d] grid exponent e: bins cover [0, 2^e); NOEXP before the first firing */
+    double *scale;    /* [d] F * 2^-e: bin = floor(v * scale) (exact in double) */
+    int64_t *cnt;     /* [d x F] */
+    uint8_t *nsmp;    /* [d x F] */
+    sv_feat_ex *smp;  /* [d x F x K] heaps, highest (key, token) at the root */
+};
+
+void sv_feat_params_default(sv_feat_params *p, int64_t d_sae)
+{
+    memset(p, 0, sizeof *p);
+    p->d_sae = d_sae;
+    p->top_n = 20;
+    p->n_intervals = 10;
+    p->interval_k = 5;
+    p->grid_bins = 32;
+    p->ctx_before = 5;
+    p->ctx_after = 5;
+}
+
+sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
+{
+    if (p->d_sae < 1) return sv_fail(SV_EINPUT, "%s: d_sae must be >= 1", where);
+    if (p->top_n < 1 || p->top_n > 10000) return sv_fail(SV_EINPUT, "%s: top_examples: must be in [1, 10000]", where);
+    if (p->n_intervals < 1 || p->n_intervals > 1000)
+        return sv_fail(SV_EINPUT, "%s: intervals: must be in [1, 1000]", where);
+    if (p->interval_k < 0 || p->interval_k > 255)
+        return sv_fail(SV_EINPUT, "%s: interval_examples: must be in [0, 255]", where);
+    if (p->grid_bins < 2 * p->n_intervals || p->grid_bins % 2 || p->grid_bins > 4096)
+        return sv_fail(SV_EINPUT, "%s: histogram_bins: must be even, >= 2 x intervals and <= 4096", where);
+    int whole = p->ctx_before == -1 && p->ctx_after == -1;
+    if (!whole && (p->ctx_before < 0 || p->ctx_after < 0 || p->ctx_before > 4096 || p->ctx_after > 4096))
+        return sv_fail(SV_EINPUT, "%s: context: before/after must be in [0, 4096] (or the whole sequence)", where);
+    return SV_OK;
+}
+
+static size_t per_latent(const sv_feat_params *p)
+{
+    size_t F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    return sizeof(int64_t) + 2 * sizeof(float) + 2 * sizeof(int32_t) + sizeof(double) +
+           (size_t)p->top_n * sizeof(sv_feat_ex) + F * (sizeof(int64_t) + 1) + F * K * sizeof(sv_feat_ex);
+}
+
+size_t sv_feat_mem(const sv_feat_params *p)
+{
+    return sizeof(struct sv_feat) + (size_t)p->d_sae * per_latent(p);
+}
+
+uint64_t sv_feat_key(uint64_t seed, int64_t latent, int64_t token)
+{
+    /* splitmix64's finalizer, applied twice: counter-based, no state. */
+    uint64_t z = seed ^ ((uint64_t)latent * 0x9E3779B97F4A7C15ull);
+    for (int r = 0; r < 2; r++) {
+        z += 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        if (r == 0) z ^= (uint64_t)token;
+    }
+    return z;
+}
+
+sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
+{
+    *out = NULL;
+    sv_rc rc = sv_feat_params_check(p, "features");
+    if (rc != SV_OK) return rc;
+    size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    sv_feat *f = sv_calloc(1, sizeof *f);
+    if (!f) return SV_EINTERNAL;
+    f->p = *p;
+    f->nz = sv_calloc(d, sizeof *f->nz);
+    f->maxv = sv_calloc(d, sizeof *f->maxv);
+    f->thr = sv_calloc(d, sizeof *f->thr);
+    f->ntop = sv_calloc(d, sizeof *f->ntop);
+    f->top = sv_calloc(d * (size_t)p->top_n, sizeof *f->top);
+    f->ex = sv_calloc(d, sizeof *f->ex);
+    f->scale = sv_calloc(d, sizeof *f->scale);
+    f->cnt = sv_calloc(d * F, sizeof *f->cnt);
+    f->nsmp = sv_calloc(d * F, 1);
+    f->smp = sv_calloc(d * F * (K ? K : 1), sizeof *f->smp);
+    if (!f->nz || !f->maxv || !f->thr || !f->ntop || !f->top || !f->ex || !f->scale || !f->cnt || !f->nsmp || !f->smp) {
+        sv_feat_free(f);
+        return SV_EINTERNAL;
+    }
+    for (size_t j = 0; j < d; j++) f->ex[j] = NOEXP;
+    *out = f;
+    return SV_OK;
+}
+
+void sv_feat_free(sv_feat *f)
+{
+    if (!f) return;
+    free(f->nz); free(f->maxv); free(f->thr); free(f->ntop); free(f->top);
+    free(f->ex); free(f->scale); free(f->cnt); free(f->nsmp); free(f->smp);
+    free(f);
+}
+
+const sv_feat_params *sv_feat_params_of(const sv_feat *f) { return &f->p; }
+
+/* ---- heaps: "worse" at the root, so the root is what a better entry replaces ---- */
+typedef int (*worse_fn)(const sv_feat_ex *a, const sv_feat_ex *b);
+
+/* top examples: lower value is worse; equal values: the higher token is worse */
+static int worse_top(const sv_feat_ex *a, const sv_feat_ex *b)
+{
+    return a->value < b->value || (a->value == b->value && a->token > b->token);
+}
+
+/* samples: higher key is worse; equal keys: the higher token is worse */
+static int worse_smp(const sv_feat_ex *a, const sv_feat_ex *b)
+{
+    return a->key > b->key || (a->key == b->key && a->token > b->token);
+}
+
+static void sift_down(sv_feat_ex *h, int n, int i, worse_fn worse)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && worse(&h[l], &h[w])) w = l;
+        if (r < n && worse(&h[r], &h[w])) w = r;
+        if (w == i) return;
+        sv_feat_ex t = h[i]; h[i] = h[w]; h[w] = t;
+        i = w;
+    }
+}
+
+static void sift_up(sv_feat_ex *h, int i, worse_fn worse)
+{
+    while (i > 0) {
+        int up = (i - 1) / 2;
+        if (!worse(&h[i], &h[up])) return;
+        sv_feat_ex t = h[i]; h[i] = h[up]; h[up] = t;
+        i = up;
+    }
+}
+
+/* Keep the cap best entries: returns the new count. */
+static int heap_offer(sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_fn worse)
+{
+    if (cap == 0) return 0;
+    if (n < cap) {
+        h[n] = *e;
+        sift_up(h, n, worse);
+        return n + 1;
+    }
+    if (!worse(&h[0], e)) return n;
+    h[0] = *e;
+    sift_down(h, n, 0, worse);
+    return n;
+}
+
+static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e)
+{
+    int N = f->p.top_n;
+    sv_feat_ex *h = f->top + j * N;
+    f->ntop[j] = heap_offer(h, f->ntop[j], N, e, worse_top);
+    if (f->ntop[j] == N) f->thr[j] = h[0].value;
+}
+
+/* Regrid latent j's bins (cnt, nsmp, smp arrays given, so a scratch copy
+ * can be regridded too) from exponent e0 up to e1: bins merge in pairs. */
+static void regrid(const sv_feat_params *p, int64_t *cnt, uint8_t *nsmp, sv_feat_ex *smp, int e0, int e1)
+{
+    int F = p->grid_bins, K = p->interval_k;
+    sv_feat_ex tmp[2 * 255];
+    for (int e = e0; e < e1; e++) {
+        for (int i = 0; i < F / 2; i++) {
+            cnt[i] = cnt[2 * i] + cnt[2 * i + 1];
+            int n = 0;
+            for (int s = 0; s < 2; s++)
+                for (int k = 0; k < nsmp[2 * i + s]; k++) tmp[n++] = smp[(size_t)(2 * i + s) * K + k];
+            int m = 0;
+            for (int k = 0; k < n; k++) m = heap_offer(smp + (size_t)i * K, m, K, &tmp[k], worse_smp);
+            nsmp[i] = (uint8_t)m;
+        }
+        for (int i = F / 2; i < F; i++) { cnt[i] = 0; nsmp[i] = 0; }
+    }
+}
+
+static int exponent_of(float v)
+{
+    int e;
+    frexp((double)v, &e); /* v in [2^(e-1), 2^e) */
+    return e;
+}
+
+static void set_grid(sv_feat *f, int64_t j, int e)
+{
+    f->ex[j] = e;
+    f->scale[j] = ldexp((double)f->p.grid_bins, -e);
+}
+
+void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
+{
+    if (!(v > 0) || !isfinite(v)) return;
+    f->nz[j]++;
+    if (v > f->maxv[j]) f->maxv[j] = v;
+    sv_feat_ex e = {token, v, 0};
+    if (f->ntop[j] < f->p.top_n || v > f->thr[j] || (v == f->thr[j] && token < f->top[j * f->p.top_n].token))
+        top_offer(f, j, &e);
+
+    size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
+    if (f->ex[j] == NOEXP) {
+        set_grid(f, j, exponent_of(v));
+    } else if ((double)v * f->scale[j] >= (double)F) {
+        int e1 = exponent_of(v);
+        regrid(&f->p, f->cnt + j * F, f->nsmp + j * F, f->smp + j * F * K, f->ex[j], e1);
+        set_grid(f, j, e1);
+    }
+    size_t b = (size_t)((double)v * f->scale[j]);
+    f->cnt[j * F + b]++;
+    if (K) {
+        e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
+        uint8_t *n = &f->nsmp[j * F + b];
+        *n = (uint8_t)heap_offer(f->smp + (j * F + b) * K, *n, (int)K, &e, worse_smp);
+    }
+}
+
+void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, int64_t ncols,
+                          const float *a, size_t lda, const unsigned char *skip)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        if (skip && skip[r]) continue;
+        const float *row = a + (size_t)r * lda;
+        for (int64_t c = 0; c < ncols; c++)
+            if (row[c] > 0) sv_feat_observe(f, j0 + c, token0 + r, row[c]);
+    }
+}
+
+void sv_feat_add_tokens(sv_feat *f, int64_t n) { f->tokens += n; }
+
+static int same_params(const sv_feat_params *a, const sv_feat_params *b)
+{
+    return a->d_sae == b->d_sae && a->top_n == b->top_n && a->n_intervals == b->n_intervals &&
+           a->interval_k == b->interval_k && a->grid_bins == b->grid_bins && a->ctx_before == b->ctx_before &&
+           a->ctx_after == b->ctx_after && a->seed == b->seed;
+}
+
+sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
+{
+    if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
+    size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n;
+    int64_t *cnt = sv_malloc(F * sizeof *cnt);
+    uint8_t *nsmp = sv_malloc(F);
+    sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
+    if (!cnt || !nsmp || !smp) { free(cnt); free(nsmp); free(smp); return SV_EINTERNAL; }
+    dst->tokens += src->tokens;
+    for (int64_t j = 0; j < dst->p.d_sae; j++) {
+        if (src->nz[j] == 0) continue;
+        dst->nz[j] += src->nz[j];
+        if (src->maxv[j] > dst->maxv[j]) dst->maxv[j] = src->maxv[j];
+        for (int32_t k = 0; k < src->ntop[j]; k++) top_offer(dst, j, &src->top[(size_t)j * N + k]);
+
+        /* both grids at the larger exponent, then bins add */
+        int es = src->ex[j], ed = dst->ex[j];
+        memcpy(cnt, src->cnt + j * F, F * sizeof *cnt);
+        memcpy(nsmp, src->nsmp + j * F, F);
+        if (K) memcpy(smp, src->smp + j * F * K, F * K * sizeof *smp);
+        if (ed == NOEXP) {
+            set_grid(dst, j, es);
+        } else if (es < ed) {
+            regrid(&src->p, cnt, nsmp, smp, es, ed);
+        } else if (ed < es) {
+            regrid(&dst->p, dst->cnt + j * F, dst->nsmp + j * F, dst->smp + j * F * K, ed, es);
+            set_grid(dst, j, es);
+        }
+        for (size_t b = 0; b < F; b++) {
+            dst->cnt[j * F + b] += cnt[b];
+            uint8_t *n = &dst->nsmp[j * F + b];
+            for (int k = 0; k < nsmp[b]; k++)
+                *n = (uint8_t)heap_offer(dst->smp + (j * F + b) * K, *n, (int)K, &smp[b * K + k], worse_smp);
+        }
+    }
+    free(cnt);
+    free(nsmp);
+    free(smp);
+    return SV_OK;
+}
+
+/* ---- flat image: header, then each array padded to 8 bytes ---- */
+typedef struct {
+    uint64_t magic;
+    sv_feat_params p;
+    int64_t tokens;
+} pack_hdr;
+
+#define PAD8(x) (((x) + 7) & ~(size_t)7)
+
+typedef struct { size_t off[8], size[8], total; } pack_layout;
+
+static pack_layout layout(const sv_feat_params *p)
+{
+    size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    pack_layout L;
+    size_t sz[8] = {d * sizeof(int64_t), d * sizeof(float), d * sizeof(int32_t), d * (size_t)p->top_n * sizeof(sv_feat_ex),
+                    d * sizeof(int32_t), d * F * sizeof(int64_t), d * F, d * F * K * sizeof(sv_feat_ex)};
+    size_t o = PAD8(sizeof(pack_hdr));
+    for (int i = 0; i < 8; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
+    L.total = o;
+    return L;
+}
+
+size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p).total; }
+
+void sv_feat_pack(const sv_feat *f, void *buf)
+{
+    pack_layout L = layout(&f->p);
+    memset(buf, 0, L.total);
+    pack_hdr h;
+    memset(&h, 0, sizeof h);
+    h.magic = PACK_MAGIC;
+    h.p = f->p;
+    h.tokens = f->tokens;
+    memcpy(buf, &h, sizeof h);
+    const void *src[8] = {f->nz, f->maxv, f->ntop, f->top, f->ex, f->cnt, f->nsmp, f->smp};
+    for (int i = 0; i < 8; i++) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+}
+
+sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
+{
+    pack_layout L = layout(&dst->p);
+    pack_hdr h;
+    if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
+    memcpy(&h, buf, sizeof h);
+    if (h.magic != PACK_MAGIC || !same_params(&h.p, &dst->p))
+        return sv_fail(SV_EINTERNAL, "features: packed state from other parameters");
+    /* A view on the (8-byte aligned) buffer; every count is checked first. */
+    sv_feat v;
+    memset(&v, 0, sizeof v);
+    v.p = h.p;
+    v.tokens = h.tokens;
+    void **dstp[8] = {(void **)&v.nz, (void **)&v.maxv, (void **)&v.ntop, (void **)&v.top,
+                      (void **)&v.ex, (void **)&v.cnt, (void **)&v.nsmp, (void **)&v.smp};
+    for (int i = 0; i < 8; i++) *dstp[i] = (char *)buf + L.off[i];
+    size_t d = (size_t)h.p.d_sae, F = (size_t)h.p.grid_bins;
+    for (size_t j = 0; j < d; j++) {
+        if (v.ntop[j] < 0 || v.ntop[j] > h.p.top_n || (v.ex[j] == NOEXP) != (v.nz[j] == 0))
+            return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+        for (size_t b = 0; b < F; b++)
+            if (v.nsmp[j * F + b] > h.p.interval_k) return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+    }
+    return sv_feat_merge(dst, &v);
+}
+
+/* ---- results ---- */
+int64_t sv_feat_tokens(const sv_feat *f) { return f->tokens; }
+int64_t sv_feat_nonzero(const sv_feat *f, int64_t j) { return f->nz[j]; }
+float sv_feat_max(const sv_feat *f, int64_t j) { return f->maxv[j]; }
+
+/* value descending, then token ascending */
+static int cmp_best(const void *a, const void *b)
+{
+    const sv_feat_ex *x = a, *y = b;
+    if (x->value != y->value) return x->value > y->value ? -1 : 1;
+    return (x->token > y->token) - (x->token < y->token);
+}
+
+int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out)
+{
+    int n = f->ntop[j];
+    memcpy(out, f->top + (size_t)j * f->p.top_n, (size_t)n * sizeof *out);
+    qsort(out, (size_t)n, sizeof *out, cmp_best);
+    return n;
+}
+
+static int grid_used(const sv_feat *f, int64_t j)
+{
+    if (f->ex[j] == NOEXP) return 0;
+    return (int)((double)f->maxv[j] * f->scale[j]) + 1;
+}
+
+int sv_feat_hist(const sv_feat *f, int64_t j, double *width, const int64_t **counts)
+{
+    int c = grid_used(f, j);
+    *width = c ? ldexp(1.0, f->ex[j]) / f->p.grid_bins : 0;
+    *counts = f->cnt + (size_t)j * f->p.grid_bins;
+    return c;
+}
+
+int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi, int64_t *count, sv_feat_ex *out)
+{
+    int c = grid_used(f, j), n = f->p.n_intervals, K = f->p.interval_k;
+    *lo = *hi = 0;
+    *count = 0;
+    if (c == 0 || i < 0 || i >= n) return 0;
+    int b0 = (int)((int64_t)i * c / n), b1 = (int)((int64_t)(i + 1) * c / n);
+    double w = ldexp(1.0, f->ex[j]) / f->p.grid_bins;
+    *lo = b0 * w;
+    *hi = b1 * w;
+    size_t F = (size_t)f->p.grid_bins;
+    /* the K lowest keys among the bins' own lowest-K sets */
+    sv_feat_ex best[255];
+    int m = 0;
+    for (int b = b0; b < b1; b++) {
+        *count += f->cnt[j * F + b];
+        const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
+        for (int k = 0; k < f->nsmp[j * F + b]; k++) m = heap_offer(best, m, K, &s[k], worse_smp);
+    }
+    qsort(best, (size_t)m, sizeof *best, cmp_best);
+    memcpy(out, best, (size_t)m * sizeof *out);
+    return m;
+}
+
+/* ---- context windows ---- */
+size_t sv_feat_windows_mem(const sv_feat_params *p, int64_t n_latents, int64_t max_seq_len)
+{
+    int64_t W = (p->ctx_before < 0) ? max_seq_len : p->ctx_before + 1 + p->ctx_after;
+    size_t E = (size_t)p->top_n + (size_t)p->n_intervals * (size_t)p->interval_k;
+    return (size_t)n_latents * E * (sizeof(sv_feat_win) + sizeof(int64_t) + (size_t)W * (sizeof(float) + sizeof(int32_t)));
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+void sv_feat_windows_free(sv_feat_windows *w)
+{
+    free(w->win);
+    free(w->values);
+    free(w->ids);
+    free(w->by_start);
+    memset(w, 0, sizeof *w);
+}
+
+sv_rc sv_feat_windows_new(sv_feat_windows *w, const sv_feat *f, int64_t j0, int64_t j1, const int64_t *seq_off,
+                          int64_t n_seq)
+{
+    memset(w, 0, sizeof *w);
+    const sv_feat_params *p = &f->p;
+    if (j0 < 0 || j1 > p->d_sae || j0 > j1) return sv_fail(SV_EINTERNAL, "features: window latents out of range");
+    if (n_seq < 1 || seq_off[0] != 0) return sv_fail(SV_EINTERNAL, "features: no sequences");
+    int whole = p->ctx_before < 0;
+    int64_t W = p->ctx_before + 1 + p->ctx_after;
+    if (whole) {
+        W = 0;
+        for (int64_t s = 0; s < n_seq; s++)
+            if (seq_off[s + 1] - seq_off[s] > W) W = seq_off[s + 1] - seq_off[s];
+    }
+    int64_t cap = (j1 - j0) * ((int64_t)p->top_n + (int64_t)p->n_intervals * p->interval_k);
+    w->j0 = j0;
+    w->j1 = j1;
+    w->width = W;
+    w->win = sv_calloc((size_t)cap, sizeof *w->win);
+    sv_feat_ex *ex = sv_calloc((size_t)(p->top_n > p->interval_k ? p->top_n : p->interval_k), sizeof *ex);
+    if (!w->win || !ex) { free(ex); sv_feat_windows_free(w); return SV_EINTERNAL; }
+    int64_t n = 0;
+    for (int64_t j = j0; j < j1; j++) {
+        for (int kind = 0; kind < 2; kind++) {
+            int groups = kind ? p->n_intervals : 1;
+            for (int g = 0; g < groups; g++) {
+                double lo, hi;
+                int64_t cnt;
+                int m = kind ? sv_feat_interval(f, j, g, &lo, &hi, &cnt, ex) : sv_feat_top(f, j, ex);
+                for (int k = 0; k < m; k++) {
+                    int64_t t = ex[k].token;
+                    /* the sequence holding t: last s with seq_off[s] <= t */
+                    int64_t a = 0, b = n_seq;
+                    while (b - a > 1) {
+                        int64_t mid = a + (b - a) / 2;
+                        if (seq_off[mid] <= t) a = mid; else b = mid;
+                    }
+                    if (t < 0 || t >= seq_off[n_seq]) { free(ex); sv_feat_windows_free(w); return sv_fail(SV_EINTERNAL, "features: token %" PRId64 " outside the store", t); }
+                    int64_t s0 = seq_off[a], s1 = seq_off[a + 1];
+                    int64_t st = whole ? s0 : (t - p->ctx_before > s0 ? t - p->ctx_before : s0);
+                    int64_t en = whole ? s1 : (t + p->ctx_after + 1 < s1 ? t + p->ctx_after + 1 : s1);
+                    sv_feat_win *x = &w->win[n++];
+                    x->latent = j;
+                    x->token = t;
+                    x->start = st;
+                    x->len = en - st;
+                    x->kind = kind;
+                    x->group = kind ? g : k;
+                    x->value = ex[k].value;
+                }
+            }
+        }
+    }
+    free(ex);
+    w->n = n;
+    w->values = sv_calloc((size_t)(n ? n : 1) * (size_t)(W ? W : 1), sizeof *w->values);
+    w->ids = sv_malloc((size_t)(n ? n : 1) * (size_t)(W ? W : 1) * sizeof *w->ids);
+    w->by_start = sv_malloc((size_t)(n ? n : 1) * sizeof *w->by_start);
+    if (!w->values || !w->ids || !w->by_start) { sv_feat_windows_free(w); return SV_EINTERNAL; }
+    for (int64_t i = 0; i < n * W; i++) w->ids[i] = -1;
+    /* window indices by (start, index), for the fill lookups */
+    int64_t *pairs = sv_malloc((size_t)(n ? n : 1) * 2 * sizeof *pairs);
+    if (!pairs) { sv_feat_windows_free(w); return SV_EINTERNAL; }
+    for (int64_t i = 0; i < n; i++) { pairs[2 * i] = w->win[i].start; pairs[2 * i + 1] = i; }
+    qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_pair);
+    for (int64_t i = 0; i < n; i++) w->by_start[i] = pairs[2 * i + 1];
+    free(pairs);
+    return SV_OK;
+}
+
+sv_rc sv_feat_windows_ranges(const sv_feat_windows *w, int64_t **ranges, int64_t *n)
+{
+    int64_t *r = sv_malloc((size_t)(w->n ? w->n : 1) * 2 * sizeof *r);
+    if (!r) return SV_EINTERNAL;
+    for (int64_t i = 0; i < w->n; i++) { r[2 * i] = w->win[i].start; r[2 * i + 1] = w->win[i].start + w->win[i].len; }
+    qsort(r, (size_t)w->n, 2 * sizeof *r, cmp_pair);
+    int64_t m = 0;
+    for (int64_t i = 0; i < w->n; i++) {
+        if (m > 0 && r[2 * i] <= r[2 * m - 1]) {
+            if (r[2 * i + 1] > r[2 * m - 1]) r[2 * m - 1] = r[2 * i + 1];
+        } else {
+            r[2 * m] = r[2 * i];
+            r[2 * m + 1] = r[2 * i + 1];
+            m++;
+        }
+    }
+    *ranges = r;
+    *n = m;
+    return SV_OK;
+}
+
+void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
+                          const int64_t *ids)
+{
+    /* windows starting in (token0 - W, token0 + rows) can overlap the rows */
+    int64_t lo = 0, hi = w->n, first = token0 - w->width + 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (w->win[w->by_start[mid]].start < first) lo = mid + 1; else hi = mid;
+    }
+    for (int64_t k = lo; k < w->n; k++) {
+        int64_t i = w->by_start[k];
+        const sv_feat_win *x = &w->win[i];
+        if (x->start >= token0 + rows) break;
+        int64_t t0 = x->start > token0 ? x->start : token0;
+        int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
+        for (int64_t t = t0; t < t1; t++) {
+            size_t at = (size_t)i * (size_t)w->width + (size_t)(t - x->start);
+            w->values[at] = a[(size_t)(t - token0) * lda + (size_t)(x->latent - w->j0)];
+            if (ids) w->ids[at] = (int32_t)ids[t - token0];
+        }
+    }
+}
