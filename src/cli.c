@@ -10,6 +10,7 @@
 #include "saeval/bench.h"
 #include "saeval/config.h"
 #include "saeval/error.h"
+#include "saeval/featfile.h"
 #include "saeval/forward.h"
 #include "saeval/info.h"
 #include "saeval/merge.h"
@@ -29,6 +30,7 @@ static const char *usage_main =
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
     "  bench          measure speed against this machine's limits (use under mpirun)\n"
+    "  export         write a feature file as Neuronpedia dashboard batches\n"
     "\n"
     "`saeval <command> --help` describes each command. Exit codes: 0 success,\n"
     "1 internal error, 2 bad input (the message names the file and the field),\n"
@@ -78,6 +80,16 @@ static const char *usage_bench =
     "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
     "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
     "  --keep    keep the generated data\n";
+
+static const char *usage_export =
+    "usage: saeval export --neuronpedia FEATURES.h5 --out DIR [--tokenizer tokenizer.json]\n"
+    "                     [--model-id ID] [--layer N] [--sae-set NAME] [--batch-size N]\n"
+    "\n"
+    "Writes DIR/batch-<k>.json in the format of SAEDashboard's Neuronpedia exporter\n"
+    "(top activations and interval samples with their context, activation histogram,\n"
+    "firing fraction) for every latent that fired, and DIR/skipped_indexes.json for\n"
+    "the others. With --tokenizer (a Hugging Face tokenizer.json) tokens are text,\n"
+    "else token ids. Logit tables need the model and are left empty.\n";
 
 static const char *usage_info =
     "usage: saeval info PATH\n"
@@ -237,6 +249,43 @@ static int cmd_synth(int argc, char **argv, int rank)
     return worst;
 }
 
+static int cmd_export(int argc, char **argv, int rank)
+{
+    const char *feat = NULL, *out = NULL, *tok_path = NULL;
+    sv_np_opts o = {NULL, 0, NULL, 128, NULL};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (strcmp(a, "--neuronpedia") == 0 && v) feat = argv[++i];
+        else if (strcmp(a, "--out") == 0 && v) out = argv[++i];
+        else if (strcmp(a, "--tokenizer") == 0 && v) tok_path = argv[++i];
+        else if (strcmp(a, "--model-id") == 0 && v) o.model_id = argv[++i];
+        else if (strcmp(a, "--sae-set") == 0 && v) o.sae_set = argv[++i];
+        else if (strcmp(a, "--layer") == 0 && v) {
+            o.layer = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i]) return usage_error(usage_export, "export: --layer takes an integer");
+        } else if (strcmp(a, "--batch-size") == 0 && v) {
+            o.batch_size = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || o.batch_size < 1) return usage_error(usage_export, "export: --batch-size takes a positive integer");
+        } else return usage_error(usage_export, "export: unknown option or missing value");
+    }
+    if (!feat || !out) return usage_error(usage_export, "export: --neuronpedia FEATURES.h5 and --out DIR are required");
+    sv_rc rc = SV_OK;
+    if (rank == 0) {
+        sv_tokenizer *tok = NULL;
+        int64_t nb = 0;
+        o.tokenizer_path = tok_path;
+        if (tok_path) rc = sv_tokenizer_load(&tok, tok_path);
+        if (rc == SV_OK) rc = sv_export_neuronpedia(feat, tok, &o, out, &nb);
+        if (rc != SV_OK) fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
+        else printf("[saeval] %lld batch files written to %s\n", (long long)nb, out);
+        sv_tokenizer_free(tok);
+    }
+    int r = (int)rc, worst;
+    MPI_Allreduce(&r, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
 static int cmd_info(int argc, char **argv, int rank)
 {
     if (argc != 3 || argv[2][0] == '-') return usage_error(usage_info, "info: expected one PATH");
@@ -262,7 +311,8 @@ int sv_cli_main(int argc, char **argv)
                       : strcmp(cmd, "merge") == 0 ? usage_merge
                       : strcmp(cmd, "bench") == 0 ? usage_bench
                       : strcmp(cmd, "synth") == 0 ? usage_synth
-                      : strcmp(cmd, "info") == 0 ? usage_info : NULL;
+                      : strcmp(cmd, "info") == 0 ? usage_info
+                      : strcmp(cmd, "export") == 0 ? usage_export : NULL;
     if (!usage) {
         fprintf(stderr, "saeval: unknown command '%s'\n%s", cmd, usage_main);
         return SV_EINPUT;
@@ -279,6 +329,7 @@ int sv_cli_main(int argc, char **argv)
     else if (usage == usage_merge) rc = cmd_merge(argc, argv);
     else if (usage == usage_bench) rc = cmd_bench(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
+    else if (usage == usage_export) rc = cmd_export(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);
     MPI_Finalize();
     return rc;

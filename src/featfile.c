@@ -542,15 +542,28 @@ sv_rc sv_featfile_read(sv_featfile *f, int64_t j, sv_featfile_latent *out)
 }
 
 /* ---- Neuronpedia export ---- */
-static sv_rc np_activation(sv_jw *w, const sv_tokenizer *tok, const sv_featfile_ex *x, double bmin, double bmax,
+typedef struct {
+    const sv_featfile *ff;
+    const sv_tokenizer *tok;
+    const char *tok_path, *feat_path;
+} np_ctx;
+
+static sv_rc np_activation(sv_jw *w, const np_ctx *cx, const sv_featfile_ex *x, double bmin, double bmax,
                            double bcontains)
 {
     int64_t n = x->len;
     int64_t *idp = sv_malloc((size_t)n * sizeof *idp);
     if (!idp) return SV_EINTERNAL;
     for (int64_t i = 0; i < n; i++) idp[i] = x->ids[i];
+    sv_rc rc = SV_OK;
+    /* the store's ids must belong to the tokenizer (-1: the store had no ids) */
+    for (int64_t i = 0; i < n && cx->tok; i++)
+        if (idp[i] >= sv_tokenizer_size(cx->tok))
+            rc = sv_fail(SV_EINPUT, "%s: token id %" PRId64 " (token %" PRId64 ") is outside the vocabulary of %s (%" PRId64
+                         " ids): the tokenizer does not belong to this model", cx->feat_path, idp[i],
+                         x->start + i, cx->tok_path ? cx->tok_path : "the tokenizer", sv_tokenizer_size(cx->tok));
     char **s = NULL;
-    sv_rc rc = sv_tok_render(tok, idp, (size_t)n, 0, &s);
+    if (rc == SV_OK) rc = sv_tok_render(cx->tok, idp, (size_t)n, 0, &s);
     free(idp);
     if (rc != SV_OK) return rc;
     sv_jw_obj(w, NULL);
@@ -574,8 +587,9 @@ static void empty_arrays(sv_jw *w, const char *const *keys, size_t n)
     for (size_t i = 0; i < n; i++) { sv_jw_arr(w, keys[i]); sv_jw_end(w); }
 }
 
-static sv_rc np_feature(sv_jw *w, const sv_featfile *ff, const sv_tokenizer *tok, const sv_featfile_latent *l)
+static sv_rc np_feature(sv_jw *w, const np_ctx *cx, const sv_featfile_latent *l)
 {
+    const sv_featfile *ff = cx->ff;
     static const char *const align[] = {"neuron_alignment_indices", "neuron_alignment_values", "neuron_alignment_l1",
                                         "correlated_neurons_indices", "correlated_neurons_l1",
                                         "correlated_neurons_pearson", "correlated_features_indices",
@@ -606,11 +620,11 @@ static sv_rc np_feature(sv_jw *w, const sv_featfile *ff, const sv_tokenizer *tok
     sv_jw_arr_block(w, "activations");
     sv_rc rc = SV_OK;
     /* top activations as SAEDashboard labels them: bin_min -1, bin_max the max, bin_contains -1 */
-    for (int k = 0; k < l->n_top && rc == SV_OK; k++) rc = np_activation(w, tok, &l->top[k], -1, l->max, -1);
+    for (int k = 0; k < l->n_top && rc == SV_OK; k++) rc = np_activation(w, cx, &l->top[k], -1, l->max, -1);
     for (int g = sv_featfile_params(ff)->n_intervals - 1; g >= 0 && rc == SV_OK; g--) {
         const sv_featfile_interval *v = &l->iv[g];
         double frac = l->nonzero ? (double)v->count / (double)l->nonzero : 0;
-        for (int k = 0; k < v->n && rc == SV_OK; k++) rc = np_activation(w, tok, &v->ex[k], v->lo, v->hi, frac);
+        for (int k = 0; k < v->n && rc == SV_OK; k++) rc = np_activation(w, cx, &v->ex[k], v->lo, v->hi, frac);
     }
     sv_jw_end(w);
     sv_jw_end(w);
@@ -632,6 +646,7 @@ sv_rc sv_export_neuronpedia(const char *feat_path, const sv_tokenizer *tok, cons
     size_t plen = strlen(out_dir) + 64;
     char *path = sv_malloc(plen);
     if (!path) { free(skipped); sv_featfile_close(ff); return SV_EINTERNAL; }
+    np_ctx cx = {ff, tok, o->tokenizer_path, feat_path};
     int64_t j = 0, batch = 0;
     while (rc == SV_OK && j < d) {
         sv_jw w;
@@ -647,7 +662,7 @@ sv_rc sv_export_neuronpedia(const char *feat_path, const sv_tokenizer *tok, cons
             rc = sv_featfile_read(ff, j, &l);
             if (rc != SV_OK) break;
             if (l.nonzero == 0 || l.n_top == 0) skipped[ns++] = j; /* nothing to show */
-            else { rc = np_feature(&w, ff, tok, &l); in_batch++; }
+            else { rc = np_feature(&w, &cx, &l); in_batch++; }
             sv_featfile_latent_free(&l);
         }
         sv_jw_end(&w);

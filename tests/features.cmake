@@ -6,3 +6,23 @@ sv_test_exe(test_features test_features.c)
 add_test(NAME feat_features COMMAND test_features)
 sv_test_exe(test_featfile test_featfile.c)
 add_test(NAME feat_file COMMAND test_featfile ${CMAKE_CURRENT_BINARY_DIR}/featfile_work ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus_fuzz_tokenizer)
+# The export command on the file test_featfile wrote: text tokens with the
+# byte-level fixture; a tokenizer whose vocabulary is too small for the
+# file's ids, a missing file and a missing option are bad input (exit 2).
+set(SV_FEATW ${CMAKE_CURRENT_BINARY_DIR}/featfile_work)
+set(SV_TOKFIX ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus_fuzz_tokenizer)
+set_tests_properties(feat_file PROPERTIES FIXTURES_SETUP feat_file_written)
+add_test(NAME feat_export_cli
+         COMMAND $<TARGET_FILE:saeval> export --neuronpedia ${SV_FEATW}/a0.features.h5 --out ${SV_FEATW}/cli_np
+                 --tokenizer ${SV_TOKFIX}/bytelevel.json --model-id gpt2-small --layer 8 --batch-size 3)
+set_tests_properties(feat_export_cli PROPERTIES FIXTURES_REQUIRED feat_file_written)
+add_test(NAME feat_export_small_vocab
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh 2 "outside the vocabulary of"
+                 $<TARGET_FILE:saeval> export --neuronpedia ${SV_FEATW}/a0.features.h5 --out ${SV_FEATW}/cli_np2
+                 --tokenizer ${SV_TOKFIX}/unigram.json)
+set_tests_properties(feat_export_small_vocab PROPERTIES FIXTURES_REQUIRED feat_file_written)
+add_test(NAME feat_export_missing
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh 2 "nope.features.h5: cannot open"
+                 $<TARGET_FILE:saeval> export --neuronpedia ${SV_FEATW}/nope.features.h5 --out ${SV_FEATW}/cli_np3)
+add_test(NAME feat_export_usage
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh 2 "are required" $<TARGET_FILE:saeval> export --out x)

@@ -163,7 +163,7 @@ static void check_export(const char *feat, const char *dir, const char *tokdir, 
     CHECK(sv_tokenizer_load(&tok, path) == SV_OK);
     char out[4096];
     snprintf(out, sizeof out, "%s/np", dir);
-    sv_np_opts o = {"gpt2-small", 8, "res-test", 4};
+    sv_np_opts o = {"gpt2-small", 8, "res-test", 4, path};
     int64_t nb = 0;
     CHECK(sv_export_neuronpedia(feat, tok, &o, out, &nb) == SV_OK);
     int live = 0;

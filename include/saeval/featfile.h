@@ -89,6 +89,7 @@ typedef struct {
     int64_t layer;
     const char *sae_set;    /* Neuronpedia source set name */
     int64_t batch_size;     /* features per batch file (default 128) */
+    const char *tokenizer_path; /* for messages: a window id outside the tokenizer is an error */
 } sv_np_opts;
 
 /* Writes out_dir/batch-<k>.json (SAEDashboard's NeuronpediaDashboardBatch:
