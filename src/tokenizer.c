@@ -28,7 +28,7 @@ typedef struct { unsigned char *p; size_t n, cap; int oom; } buf;
 
 static void buf_put(buf *b, const void *s, size_t n)
 {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* n == 0: b->p may still be NULL */
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;

@@ -94,6 +94,16 @@ static void sentencepiece(void)
     sv_tokenizer_free(t);
 }
 
+/* An empty token string (found by fuzzing: a zero-length copy into an empty buffer). */
+static void empty_token(void)
+{
+    const char *json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\":0,\"a\":1}},\"decoder\":{\"type\":\"ByteLevel\"}}";
+    sv_tokenizer *t = NULL;
+    CHECK(sv_tokenizer_parse(&t, json, strlen(json), "empty.json") == SV_OK);
+    EXPECT(t, 0, (0, 1, 0), ("", "a", ""));
+    sv_tokenizer_free(t);
+}
+
 static void no_tokenizer(void)
 {
     EXPECT(NULL, 0, (0, 42, 50256), ("0", "42", "50256"));
@@ -152,6 +162,7 @@ int main(int argc, char **argv)
     dir = argv[1];
     byte_level();
     sentencepiece();
+    empty_token();
     no_tokenizer();
     bad_inputs();
     printf("tokenizer: all checks passed\n");
