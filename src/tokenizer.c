@@ -408,6 +408,7 @@ static sv_rc build(sv_tokenizer *t, const slot *sl, const steps *ss)
     free(b.p);
     if (oom) { free(out.p); return sv_fail(SV_EINTERNAL, "out of memory decoding the vocabulary"); }
     t->off[t->n] = out.n;
+    if (!out.p && !(out.p = malloc(1))) return sv_fail(SV_EINTERNAL, "out of memory"); /* every token empty */
     t->bytes = (char *)out.p;
     t->nbytes = out.n;
     return SV_OK;

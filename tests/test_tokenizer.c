@@ -102,6 +102,10 @@ static void empty_token(void)
     CHECK(sv_tokenizer_parse(&t, json, strlen(json), "empty.json") == SV_OK);
     EXPECT(t, 0, (0, 1, 0), ("", "a", ""));
     sv_tokenizer_free(t);
+    json = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\":0}}}"; /* nothing but empty tokens */
+    CHECK(sv_tokenizer_parse(&t, json, strlen(json), "empty.json") == SV_OK);
+    EXPECT(t, 0, (0, 0), ("", ""));
+    sv_tokenizer_free(t);
 }
 
 static void no_tokenizer(void)
