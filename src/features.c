@@ -249,6 +249,15 @@ void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, 
     }
 }
 
+void sv_feat_observe_csr(sv_feat *f, int64_t token0, int64_t rows, const int64_t *rowptr, const int32_t *idx,
+                         const double *val, const unsigned char *skip)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        if (skip && skip[r]) continue;
+        for (int64_t e = rowptr[r]; e < rowptr[r + 1]; e++) sv_feat_observe(f, idx[e], token0 + r, (float)val[e]);
+    }
+}
+
 void sv_feat_add_tokens(sv_feat *f, int64_t n) { f->tokens += n; }
 
 static int same_params(const sv_feat_params *a, const sv_feat_params *b)
@@ -538,8 +547,27 @@ sv_rc sv_feat_windows_ranges(const sv_feat_windows *w, int64_t **ranges, int64_t
     return SV_OK;
 }
 
-void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
-                          const int64_t *ids)
+/* Windows that overlap rows [token0, token0 + rows): calls visit(i, t) per token. */
+typedef struct {
+    const float *a;
+    size_t lda;
+    const int64_t *rowptr;
+    const int32_t *idx;
+    const double *val;
+} fill_src;
+
+static float src_value(const fill_src *s, int64_t r, int64_t j, int64_t j0)
+{
+    if (s->a) return s->a[(size_t)r * s->lda + (size_t)(j - j0)];
+    int64_t lo = s->rowptr[r], hi = s->rowptr[r + 1]; /* latents ascending in a row */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (s->idx[mid] < j) lo = mid + 1; else hi = mid;
+    }
+    return (lo < s->rowptr[r + 1] && s->idx[lo] == j) ? (float)s->val[lo] : 0.0f;
+}
+
+static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fill_src *src, const int64_t *ids)
 {
     /* windows starting in (token0 - W, token0 + rows) can overlap the rows */
     int64_t lo = 0, hi = w->n, first = token0 - w->width + 1;
@@ -555,8 +583,22 @@ void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, cons
         int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
         for (int64_t t = t0; t < t1; t++) {
             size_t at = (size_t)i * (size_t)w->width + (size_t)(t - x->start);
-            w->values[at] = a[(size_t)(t - token0) * lda + (size_t)(x->latent - w->j0)];
+            w->values[at] = src_value(src, t - token0, x->latent, w->j0);
             if (ids) w->ids[at] = (int32_t)ids[t - token0];
         }
     }
+}
+
+void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *rowptr,
+                              const int32_t *idx, const double *val, const int64_t *ids)
+{
+    fill_src s = {NULL, 0, rowptr, idx, val};
+    fill_from(w, token0, rows, &s, ids);
+}
+
+void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
+                          const int64_t *ids)
+{
+    fill_src s = {a, lda, NULL, NULL, NULL};
+    fill_from(w, token0, rows, &s, ids);
 }

@@ -217,13 +217,38 @@ static void merge_packed(sv_feat *dst, const sv_feat *src)
     free(buf);
 }
 
+/* Rows [t0, t0 + rows) of latents [j0, j1) as CSR: the nonzero entries, latents ascending. */
+static void to_csr(int64_t t0, int64_t rows, int64_t j0, int64_t j1, int64_t **rp, int32_t **ix, double **vv)
+{
+    *rp = xcalloc((size_t)rows + 1, sizeof **rp);
+    *ix = xcalloc((size_t)(rows * (j1 - j0)), sizeof **ix);
+    *vv = xcalloc((size_t)(rows * (j1 - j0)), sizeof **vv);
+    int64_t n = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t j = j0; j < j1; j++) {
+            float v = A[(t0 + r) * D + j];
+            if (v != 0) { (*ix)[n] = (int32_t)j; (*vv)[n] = v; n++; }
+        }
+        (*rp)[r + 1] = n;
+    }
+}
+
 static void invariance(const sv_feat_params *p)
 {
-    /* store order, one accumulator, tile by tile */
+    /* store order, one accumulator, blocks alternately dense and sparse (CSR as sv_fwd gives) */
     sv_feat *a = fresh(p);
-    for (int64_t t = 0; t < T; t += 64) {
+    for (int64_t t = 0, blk = 0; t < T; t += 64, blk++) {
         int64_t rows = T - t < 64 ? T - t : 64;
-        sv_feat_observe_tile(a, t, rows, 0, D, A + t * D, (size_t)D, NULL);
+        if (blk % 2 == 0) {
+            sv_feat_observe_tile(a, t, rows, 0, D, A + t * D, (size_t)D, NULL);
+        } else {
+            int64_t *rp;
+            int32_t *ix;
+            double *vv;
+            to_csr(t, rows, 0, D, &rp, &ix, &vv);
+            sv_feat_observe_csr(a, t, rows, rp, ix, vv, NULL);
+            free(rp); free(ix); free(vv);
+        }
         sv_feat_add_tokens(a, rows);
     }
     check_reference(a, p);
@@ -282,7 +307,16 @@ static void windows(const sv_feat_params *p)
         for (int64_t t = rg[2 * r]; t < rg[2 * r + 1];) {
             int64_t rows = 1 + (int64_t)(rnd() % 13);
             if (t + rows > rg[2 * r + 1]) rows = rg[2 * r + 1] - t;
-            sv_feat_windows_fill(&w, t, rows, blk + (t - rg[2 * r]) * (j1 - j0), (size_t)(j1 - j0), tokid + t);
+            if (rows % 2) {
+                sv_feat_windows_fill(&w, t, rows, blk + (t - rg[2 * r]) * (j1 - j0), (size_t)(j1 - j0), tokid + t);
+            } else { /* sparse rows with every latent of the data (the windows use j0..j1-1) */
+                int64_t *rp;
+                int32_t *ix;
+                double *vv;
+                to_csr(t, rows, 0, D, &rp, &ix, &vv);
+                sv_feat_windows_fill_csr(&w, t, rows, rp, ix, vv, tokid + t);
+                free(rp); free(ix); free(vv);
+            }
             t += rows;
         }
         free(blk);

@@ -58,6 +58,10 @@ void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v);
  * a[r * lda + c]. skip[r] nonzero: a masked token (may be NULL). */
 void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, int64_t ncols,
                           const float *a, size_t lda, const unsigned char *skip);
+/* The forward pass's sparse output (sv_fwd: CSR rows, latents ascending
+ * within a row): row r covers entries rowptr[r]..rowptr[r+1]-1 of idx/val. */
+void sv_feat_observe_csr(sv_feat *f, int64_t token0, int64_t rows, const int64_t *rowptr, const int32_t *idx,
+                         const double *val, const unsigned char *skip);
 /* Evaluated tokens seen (once per token, not per latent). */
 void sv_feat_add_tokens(sv_feat *f, int64_t n);
 
@@ -119,6 +123,9 @@ size_t sv_feat_windows_mem(const sv_feat_params *p, int64_t n_latents, int64_t m
 /* The token ranges to recompute, sorted and merged: pairs [start, end).
  * *ranges is allocated; *n pairs. */
 sv_rc sv_feat_windows_ranges(const sv_feat_windows *w, int64_t **ranges, int64_t *n);
+/* Fill from sparse rows (as sv_feat_observe_csr): a latent absent from a row is 0. */
+void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *rowptr,
+                              const int32_t *idx, const double *val, const int64_t *ids);
 /* Fill from rows token0..token0+rows-1 of activations a[r * lda + (j - j0)]
  * for latents j0..j1-1 of the windows; ids (may be NULL) their token ids. */
 void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
