@@ -26,3 +26,7 @@ add_test(NAME feat_export_missing
                  $<TARGET_FILE:saeval> export --neuronpedia ${SV_FEATW}/nope.features.h5 --out ${SV_FEATW}/cli_np3)
 add_test(NAME feat_export_usage
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh 2 "are required" $<TARGET_FILE:saeval> export --out x)
+# explain on the demo (fixture from outputs.cmake)
+sv_test_exe(test_explain test_explain.c)
+add_test(NAME feat_explain COMMAND test_explain ${CMAKE_CURRENT_BINARY_DIR}/demo/config.json ${CMAKE_CURRENT_BINARY_DIR}/explain_work)
+set_tests_properties(feat_explain PROPERTIES FIXTURES_REQUIRED demo_data)
