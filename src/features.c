@@ -373,6 +373,85 @@ sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
     return sv_feat_merge(dst, &v);
 }
 
+/* ---- across ranks ---- */
+#define MSG_CHUNK ((size_t)1 << 30) /* MPI counts are int: big images go in pieces */
+
+static int send_bytes(const char *b, size_t n, int to, MPI_Comm comm)
+{
+    for (size_t o = 0; o < n || n == 0; o += MSG_CHUNK) {
+        int c = (int)(n - o < MSG_CHUNK ? n - o : MSG_CHUNK);
+        if (MPI_Send(b + o, c, MPI_BYTE, to, 7411, comm) != MPI_SUCCESS) return 0;
+        if (n == 0) break;
+    }
+    return 1;
+}
+
+static int recv_bytes(char *b, size_t n, int from, MPI_Comm comm)
+{
+    for (size_t o = 0; o < n || n == 0; o += MSG_CHUNK) {
+        int c = (int)(n - o < MSG_CHUNK ? n - o : MSG_CHUNK);
+        if (MPI_Recv(b + o, c, MPI_BYTE, from, 7411, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) return 0;
+        if (n == 0) break;
+    }
+    return 1;
+}
+
+sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t n = sv_feat_pack_size(f);
+    char *buf = size > 1 ? sv_malloc(n) : NULL;
+    if (size > 1 && !buf) return SV_EINTERNAL; /* a rank that cannot take part: the caller aborts */
+    sv_rc rc = SV_OK;
+    for (int step = 1; step < size; step *= 2) {
+        if (rank % (2 * step) == step) {
+            sv_feat_pack(f, buf);
+            if (!send_bytes(buf, n, rank - step, comm)) rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
+            break;
+        }
+        if (rank % (2 * step) == 0 && rank + step < size) {
+            if (!recv_bytes(buf, n, rank + step, comm)) { rc = sv_fail(SV_EINTERNAL, "features: receive failed"); break; }
+            rc = sv_feat_merge_packed(f, buf, n);
+            if (rc != SV_OK) break;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    size_t n = sv_feat_pack_size(f);
+    char *buf = sv_malloc(n);
+    if (!buf) return SV_EINTERNAL;
+    if (rank == 0) sv_feat_pack(f, buf);
+    for (size_t o = 0; o < n; o += MSG_CHUNK) {
+        int c = (int)(n - o < MSG_CHUNK ? n - o : MSG_CHUNK);
+        if (MPI_Bcast(buf + o, c, MPI_BYTE, 0, comm) != MPI_SUCCESS) { free(buf); return sv_fail(SV_EINTERNAL, "features: broadcast failed"); }
+    }
+    sv_rc rc = SV_OK;
+    if (rank != 0) {
+        /* replace the state: clear, then merge the image */
+        sv_feat_params p = f->p;
+        size_t d = (size_t)p.d_sae, F = (size_t)p.grid_bins;
+        f->tokens = 0;
+        memset(f->nz, 0, d * sizeof *f->nz);
+        memset(f->maxv, 0, d * sizeof *f->maxv);
+        memset(f->thr, 0, d * sizeof *f->thr);
+        memset(f->ntop, 0, d * sizeof *f->ntop);
+        memset(f->cnt, 0, d * F * sizeof *f->cnt);
+        memset(f->nsmp, 0, d * F);
+        for (size_t j = 0; j < d; j++) f->ex[j] = NOEXP;
+        rc = sv_feat_merge_packed(f, buf, n);
+    }
+    free(buf);
+    return rc;
+}
+
 /* ---- results ---- */
 int64_t sv_feat_tokens(const sv_feat *f) { return f->tokens; }
 int64_t sv_feat_nonzero(const sv_feat *f, int64_t j) { return f->nz[j]; }
@@ -601,4 +680,20 @@ void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, cons
 {
     fill_src s = {a, lda, NULL, NULL, NULL};
     fill_from(w, token0, rows, &s, ids);
+}
+
+sv_rc sv_feat_windows_reduce(sv_feat_windows *w, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    size_t total = (size_t)w->n * (size_t)w->width;
+    for (size_t o = 0; o < total; o += MSG_CHUNK / 4) {
+        int c = (int)(total - o < MSG_CHUNK / 4 ? total - o : MSG_CHUNK / 4);
+        void *sv = rank == 0 ? MPI_IN_PLACE : (void *)(w->values + o);
+        void *si = rank == 0 ? MPI_IN_PLACE : (void *)(w->ids + o);
+        if (MPI_Reduce(sv, w->values + o, c, MPI_FLOAT, MPI_SUM, 0, comm) != MPI_SUCCESS ||
+            MPI_Reduce(si, w->ids + o, c, MPI_INT32_T, MPI_MAX, 0, comm) != MPI_SUCCESS)
+            return sv_fail(SV_EINTERNAL, "features: window reduction failed");
+    }
+    return SV_OK;
 }

@@ -30,3 +30,22 @@ add_test(NAME feat_export_usage
 sv_test_exe(test_explain test_explain.c)
 add_test(NAME feat_explain COMMAND test_explain ${CMAKE_CURRENT_BINARY_DIR}/demo/config.json ${CMAKE_CURRENT_BINARY_DIR}/explain_work)
 set_tests_properties(feat_explain PROPERTIES FIXTURES_REQUIRED demo_data)
+# Across ranks: 1-4 ranks (x 2 "threads"), windows and whole sequences; each
+# run checks itself against a serial computation, then the files are compared.
+sv_test_exe(test_features_mpi test_features_mpi.c)
+set(SV_FEATMPI ${CMAKE_CURRENT_BINARY_DIR}/features_mpi)
+file(MAKE_DIRECTORY ${SV_FEATMPI})
+foreach(mode win whole)
+  set(files "")
+  foreach(np 1 2 3 4)
+    add_test(NAME feat_mpi_${mode}_np${np}
+             COMMAND ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np ${np} $<TARGET_FILE:test_features_mpi>
+                     ${SV_FEATMPI}/${mode}_np${np}.features.h5 ${mode})
+    set_tests_properties(feat_mpi_${mode}_np${np} PROPERTIES FIXTURES_SETUP feat_mpi_${mode})
+    list(APPEND files ${SV_FEATMPI}/${mode}_np${np}.features.h5)
+  endforeach()
+  string(REPLACE ";" " " files "${files}")
+  add_test(NAME feat_mpi_${mode}_identical
+           COMMAND sh -c "for f in ${files}; do cmp ${SV_FEATMPI}/${mode}_np1.features.h5 $f || exit 1; done; echo identical")
+  set_tests_properties(feat_mpi_${mode}_identical PROPERTIES FIXTURES_REQUIRED feat_mpi_${mode})
+endforeach()

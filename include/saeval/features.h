@@ -18,6 +18,7 @@
 #define SAEVAL_FEATURES_H
 #include <stddef.h>
 #include <stdint.h>
+#include <mpi.h>
 #include "saeval/error.h"
 
 typedef struct {
@@ -74,6 +75,14 @@ size_t sv_feat_pack_size(const sv_feat *f);
 void sv_feat_pack(const sv_feat *f, void *buf);
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n);
 
+/* Collective: every rank's accumulator merged into rank 0's (a binomial
+ * tree of packed images; the result does not depend on the tree). Other
+ * ranks' accumulators are left as they were. Extra memory: one packed
+ * image (sv_feat_pack_size) on receiving ranks. */
+sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm);
+/* Collective: rank 0's state to every rank (for the window pass). */
+sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm);
+
 /* ---- results (after all merges) ---- */
 int64_t sv_feat_tokens(const sv_feat *f);
 int64_t sv_feat_nonzero(const sv_feat *f, int64_t j);
@@ -126,6 +135,10 @@ sv_rc sv_feat_windows_ranges(const sv_feat_windows *w, int64_t **ranges, int64_t
 /* Fill from sparse rows (as sv_feat_observe_csr): a latent absent from a row is 0. */
 void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *rowptr,
                               const int32_t *idx, const double *val, const int64_t *ids);
+/* Collective: each rank filled the window tokens of its own rows; rank 0
+ * gets them all (every entry is written by exactly one rank, so a sum of
+ * values and a max of ids over ranks is exact). Same windows on every rank. */
+sv_rc sv_feat_windows_reduce(sv_feat_windows *w, MPI_Comm comm);
 /* Fill from rows token0..token0+rows-1 of activations a[r * lda + (j - j0)]
  * for latents j0..j1-1 of the windows; ids (may be NULL) their token ids. */
 void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
