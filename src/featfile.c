@@ -290,10 +290,8 @@ sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_win
         ((int64_t *)buf[D_NONZERO])[l] = sv_feat_nonzero(f, j);
         ((float *)buf[D_MAX])[l] = sv_feat_max(f, j);
         double wd;
-        const int64_t *cnt;
-        int c = sv_feat_hist(f, j, &wd, &cnt);
+        (void)sv_feat_hist(f, j, &wd, (int64_t *)buf[D_HIST] + (size_t)l * (size_t)p->grid_bins);
         ((double *)buf[D_HISTW])[l] = wd;
-        if (c) memcpy((int64_t *)buf[D_HIST] + (size_t)l * (size_t)p->grid_bins, cnt, (size_t)p->grid_bins * sizeof *cnt);
         for (size_t g = 0; g < I; g++) {
             double lo, hi;
             int64_t count;

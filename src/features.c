@@ -1,6 +1,8 @@
 /* Per-latent feature data (see features.h for what is kept and why it is
  * order-free). Everything here is integer or exact comparisons of floats:
- * no sum depends on the order in which tokens arrive. */
+ * no sum depends on the order in which tokens arrive. The hot path touches
+ * two cache lines per firing most of the time: the latent's record and the
+ * grid bin's record; the heaps only when a value beats their worst entry. */
 #include "saeval/features.h"
 
 #include <inttypes.h>
@@ -10,20 +12,29 @@
 #include <string.h>
 
 #define NOEXP INT32_MIN
-#define PACK_MAGIC 0x31544146564153ull /* "SAVFAT1" */
+#define PACK_MAGIC 0x32544146564153ull /* "SAVFAT2" */
+
+typedef struct {      /* 32 bytes: one cache line holds two */
+    int64_t nz;       /* nonzero activations */
+    double scale;     /* F * 2^-e: bin = floor(v * scale) (exact in double) */
+    float maxv;
+    float thr;        /* value of the worst kept top example once the list is full */
+    int32_t ntop;
+    int32_t ex;       /* grid exponent e: bins cover [0, 2^e); NOEXP before the first firing */
+} hot_t;
+
+typedef struct {      /* one grid bin of one latent */
+    int64_t cnt;
+    uint32_t n;       /* samples kept (<= K) */
+    uint32_t root;    /* key at the root of the samples' heap (the worst kept) once n == K */
+} bin_t;
 
 struct sv_feat {
     sv_feat_params p;
     int64_t tokens;
-    int64_t *nz;      /* [d] nonzero activations */
-    float *maxv;      /* [d] */
-    float *thr;       /* [d] value of the worst kept top example once the list is full */
-    int32_t *ntop;    /* [d] */
+    hot_t *hot;       /* [d] */
     sv_feat_ex *top;  /* [d x N] heaps, worst example at the root */
-    int32_t *ex;      /* [d] grid exponent e: bins cover [0, 2^e); NOEXP before the first firing */
-    double *scale;    /* [d] F * 2^-e: bin = floor(v * scale) (exact in double) */
-    int64_t *cnt;     /* [d x F] */
-    uint8_t *nsmp;    /* [d x F] */
+    bin_t *bins;      /* [d x F] */
     sv_feat_ex *smp;  /* [d x F x K] heaps, highest (key, token) at the root */
 };
 
@@ -58,8 +69,7 @@ sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
 static size_t per_latent(const sv_feat_params *p)
 {
     size_t F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
-    return sizeof(int64_t) + 2 * sizeof(float) + 2 * sizeof(int32_t) + sizeof(double) +
-           (size_t)p->top_n * sizeof(sv_feat_ex) + F * (sizeof(int64_t) + 1) + F * K * sizeof(sv_feat_ex);
+    return sizeof(hot_t) + (size_t)p->top_n * sizeof(sv_feat_ex) + F * sizeof(bin_t) + F * K * sizeof(sv_feat_ex);
 }
 
 size_t sv_feat_mem(const sv_feat_params *p)
@@ -81,6 +91,23 @@ uint64_t sv_feat_key(uint64_t seed, int64_t latent, int64_t token)
     return z;
 }
 
+static void *alloc64(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
+    memset(p, 0, n ? n : 64);
+    return p;
+}
+
+static void reset(sv_feat *f)
+{
+    size_t d = (size_t)f->p.d_sae;
+    f->tokens = 0;
+    memset(f->hot, 0, d * sizeof *f->hot);
+    memset(f->bins, 0, d * (size_t)f->p.grid_bins * sizeof *f->bins);
+    for (size_t j = 0; j < d; j++) f->hot[j].ex = NOEXP;
+}
+
 sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
 {
     *out = NULL;
@@ -90,21 +117,15 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
     sv_feat *f = sv_calloc(1, sizeof *f);
     if (!f) return SV_EINTERNAL;
     f->p = *p;
-    f->nz = sv_calloc(d, sizeof *f->nz);
-    f->maxv = sv_calloc(d, sizeof *f->maxv);
-    f->thr = sv_calloc(d, sizeof *f->thr);
-    f->ntop = sv_calloc(d, sizeof *f->ntop);
-    f->top = sv_calloc(d * (size_t)p->top_n, sizeof *f->top);
-    f->ex = sv_calloc(d, sizeof *f->ex);
-    f->scale = sv_calloc(d, sizeof *f->scale);
-    f->cnt = sv_calloc(d * F, sizeof *f->cnt);
-    f->nsmp = sv_calloc(d * F, 1);
-    f->smp = sv_calloc(d * F * (K ? K : 1), sizeof *f->smp);
-    if (!f->nz || !f->maxv || !f->thr || !f->ntop || !f->top || !f->ex || !f->scale || !f->cnt || !f->nsmp || !f->smp) {
+    f->hot = alloc64(d * sizeof *f->hot);
+    f->top = alloc64(d * (size_t)p->top_n * sizeof *f->top);
+    f->bins = alloc64(d * F * sizeof *f->bins);
+    f->smp = alloc64(d * F * (K ? K : 1) * sizeof *f->smp);
+    if (!f->hot || !f->top || !f->bins || !f->smp) {
         sv_feat_free(f);
-        return SV_EINTERNAL;
+        return sv_fail(SV_EINTERNAL, "out of memory for the feature data of %zu latents", d);
     }
-    for (size_t j = 0; j < d; j++) f->ex[j] = NOEXP;
+    reset(f);
     *out = f;
     return SV_OK;
 }
@@ -112,8 +133,7 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
 void sv_feat_free(sv_feat *f)
 {
     if (!f) return;
-    free(f->nz); free(f->maxv); free(f->thr); free(f->ntop); free(f->top);
-    free(f->ex); free(f->scale); free(f->cnt); free(f->nsmp); free(f->smp);
+    free(f->hot); free(f->top); free(f->bins); free(f->smp);
     free(f);
 }
 
@@ -174,28 +194,34 @@ static int heap_offer(sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_
 static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e)
 {
     int N = f->p.top_n;
-    sv_feat_ex *h = f->top + j * N;
-    f->ntop[j] = heap_offer(h, f->ntop[j], N, e, worse_top);
-    if (f->ntop[j] == N) f->thr[j] = h[0].value;
+    hot_t *h = &f->hot[j];
+    sv_feat_ex *hp = f->top + j * N;
+    h->ntop = heap_offer(hp, h->ntop, N, e, worse_top);
+    if (h->ntop == N) h->thr = hp[0].value;
 }
 
-/* Regrid latent j's bins (cnt, nsmp, smp arrays given, so a scratch copy
- * can be regridded too) from exponent e0 up to e1: bins merge in pairs. */
-static void regrid(const sv_feat_params *p, int64_t *cnt, uint8_t *nsmp, sv_feat_ex *smp, int e0, int e1)
+static void smp_offer(bin_t *bn, sv_feat_ex *hp, int K, const sv_feat_ex *e)
+{
+    bn->n = (uint32_t)heap_offer(hp, (int)bn->n, K, e, worse_smp);
+    if ((int)bn->n == K) bn->root = hp[0].key;
+}
+
+/* Regrid one latent's bins (bins and samples given, so a scratch copy can be
+ * regridded too) from exponent e0 up to e1: bins merge in pairs. */
+static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, int e0, int e1)
 {
     int F = p->grid_bins, K = p->interval_k;
     sv_feat_ex tmp[2 * 255];
     for (int e = e0; e < e1; e++) {
         for (int i = 0; i < F / 2; i++) {
-            cnt[i] = cnt[2 * i] + cnt[2 * i + 1];
             int n = 0;
             for (int s = 0; s < 2; s++)
-                for (int k = 0; k < nsmp[2 * i + s]; k++) tmp[n++] = smp[(size_t)(2 * i + s) * K + k];
-            int m = 0;
-            for (int k = 0; k < n; k++) m = heap_offer(smp + (size_t)i * K, m, K, &tmp[k], worse_smp);
-            nsmp[i] = (uint8_t)m;
+                for (uint32_t k = 0; k < bins[2 * i + s].n; k++) tmp[n++] = smp[(size_t)(2 * i + s) * K + k];
+            bin_t nb = {bins[2 * i].cnt + bins[2 * i + 1].cnt, 0, 0};
+            for (int k = 0; k < n; k++) smp_offer(&nb, smp + (size_t)i * K, K, &tmp[k]);
+            bins[i] = nb;
         }
-        for (int i = F / 2; i < F; i++) { cnt[i] = 0; nsmp[i] = 0; }
+        for (int i = F / 2; i < F; i++) memset(&bins[i], 0, sizeof bins[i]);
     }
 }
 
@@ -206,35 +232,36 @@ static int exponent_of(float v)
     return e;
 }
 
-static void set_grid(sv_feat *f, int64_t j, int e)
+static void set_grid(hot_t *h, int F, int e)
 {
-    f->ex[j] = e;
-    f->scale[j] = ldexp((double)f->p.grid_bins, -e);
+    h->ex = e;
+    h->scale = ldexp((double)F, -e);
 }
 
 void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
 {
     if (!(v > 0) || !isfinite(v)) return;
-    f->nz[j]++;
-    if (v > f->maxv[j]) f->maxv[j] = v;
+    hot_t *h = &f->hot[j];
+    h->nz++;
+    if (v > h->maxv) h->maxv = v;
     sv_feat_ex e = {token, v, 0};
-    if (f->ntop[j] < f->p.top_n || v > f->thr[j] || (v == f->thr[j] && token < f->top[j * f->p.top_n].token))
+    if (h->ntop < f->p.top_n || v > h->thr || (v == h->thr && token < f->top[j * f->p.top_n].token))
         top_offer(f, j, &e);
 
     size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
-    if (f->ex[j] == NOEXP) {
-        set_grid(f, j, exponent_of(v));
-    } else if ((double)v * f->scale[j] >= (double)F) {
+    if (h->ex == NOEXP) {
+        set_grid(h, (int)F, exponent_of(v));
+    } else if ((double)v * h->scale >= (double)F) {
         int e1 = exponent_of(v);
-        regrid(&f->p, f->cnt + j * F, f->nsmp + j * F, f->smp + j * F * K, f->ex[j], e1);
-        set_grid(f, j, e1);
+        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, h->ex, e1);
+        set_grid(h, (int)F, e1);
     }
-    size_t b = (size_t)((double)v * f->scale[j]);
-    f->cnt[j * F + b]++;
+    size_t b = (size_t)((double)v * h->scale);
+    bin_t *bn = &f->bins[j * F + b];
+    bn->cnt++;
     if (K) {
         e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
-        uint8_t *n = &f->nsmp[j * F + b];
-        *n = (uint8_t)heap_offer(f->smp + (j * F + b) * K, *n, (int)K, &e, worse_smp);
+        if (bn->n < K || e.key <= bn->root) smp_offer(bn, f->smp + (j * F + b) * K, (int)K, &e);
     }
 }
 
@@ -271,39 +298,37 @@ sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
 {
     if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
     size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n;
-    int64_t *cnt = sv_malloc(F * sizeof *cnt);
-    uint8_t *nsmp = sv_malloc(F);
+    bin_t *bins = sv_malloc(F * sizeof *bins);
     sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
-    if (!cnt || !nsmp || !smp) { free(cnt); free(nsmp); free(smp); return SV_EINTERNAL; }
+    if (!bins || !smp) { free(bins); free(smp); return SV_EINTERNAL; }
     dst->tokens += src->tokens;
     for (int64_t j = 0; j < dst->p.d_sae; j++) {
-        if (src->nz[j] == 0) continue;
-        dst->nz[j] += src->nz[j];
-        if (src->maxv[j] > dst->maxv[j]) dst->maxv[j] = src->maxv[j];
-        for (int32_t k = 0; k < src->ntop[j]; k++) top_offer(dst, j, &src->top[(size_t)j * N + k]);
+        const hot_t *hs = &src->hot[j];
+        hot_t *hd = &dst->hot[j];
+        if (hs->nz == 0) continue;
+        hd->nz += hs->nz;
+        if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
+        for (int32_t k = 0; k < hs->ntop; k++) top_offer(dst, j, &src->top[(size_t)j * N + k]);
 
         /* both grids at the larger exponent, then bins add */
-        int es = src->ex[j], ed = dst->ex[j];
-        memcpy(cnt, src->cnt + j * F, F * sizeof *cnt);
-        memcpy(nsmp, src->nsmp + j * F, F);
+        int es = hs->ex, ed = hd->ex;
+        memcpy(bins, src->bins + j * F, F * sizeof *bins);
         if (K) memcpy(smp, src->smp + j * F * K, F * K * sizeof *smp);
         if (ed == NOEXP) {
-            set_grid(dst, j, es);
+            set_grid(hd, (int)F, es);
         } else if (es < ed) {
-            regrid(&src->p, cnt, nsmp, smp, es, ed);
+            regrid(&src->p, bins, smp, es, ed);
         } else if (ed < es) {
-            regrid(&dst->p, dst->cnt + j * F, dst->nsmp + j * F, dst->smp + j * F * K, ed, es);
-            set_grid(dst, j, es);
+            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, ed, es);
+            set_grid(hd, (int)F, es);
         }
         for (size_t b = 0; b < F; b++) {
-            dst->cnt[j * F + b] += cnt[b];
-            uint8_t *n = &dst->nsmp[j * F + b];
-            for (int k = 0; k < nsmp[b]; k++)
-                *n = (uint8_t)heap_offer(dst->smp + (j * F + b) * K, *n, (int)K, &smp[b * K + k], worse_smp);
+            bin_t *bn = &dst->bins[j * F + b];
+            bn->cnt += bins[b].cnt;
+            for (uint32_t k = 0; k < bins[b].n; k++) smp_offer(bn, dst->smp + (j * F + b) * K, (int)K, &smp[b * K + k]);
         }
     }
-    free(cnt);
-    free(nsmp);
+    free(bins);
     free(smp);
     return SV_OK;
 }
@@ -316,17 +341,18 @@ typedef struct {
 } pack_hdr;
 
 #define PAD8(x) (((x) + 7) & ~(size_t)7)
+#define NARR 4
 
-typedef struct { size_t off[8], size[8], total; } pack_layout;
+typedef struct { size_t off[NARR], size[NARR], total; } pack_layout;
 
 static pack_layout layout(const sv_feat_params *p)
 {
     size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
     pack_layout L;
-    size_t sz[8] = {d * sizeof(int64_t), d * sizeof(float), d * sizeof(int32_t), d * (size_t)p->top_n * sizeof(sv_feat_ex),
-                    d * sizeof(int32_t), d * F * sizeof(int64_t), d * F, d * F * K * sizeof(sv_feat_ex)};
+    size_t sz[NARR] = {d * sizeof(hot_t), d * (size_t)p->top_n * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
+                       d * F * K * sizeof(sv_feat_ex)};
     size_t o = PAD8(sizeof(pack_hdr));
-    for (int i = 0; i < 8; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
+    for (int i = 0; i < NARR; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
     L.total = o;
     return L;
 }
@@ -343,8 +369,8 @@ void sv_feat_pack(const sv_feat *f, void *buf)
     h.p = f->p;
     h.tokens = f->tokens;
     memcpy(buf, &h, sizeof h);
-    const void *src[8] = {f->nz, f->maxv, f->ntop, f->top, f->ex, f->cnt, f->nsmp, f->smp};
-    for (int i = 0; i < 8; i++) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+    const void *src[NARR] = {f->hot, f->top, f->bins, f->smp};
+    for (int i = 0; i < NARR; i++) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
 }
 
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
@@ -360,15 +386,17 @@ sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
     memset(&v, 0, sizeof v);
     v.p = h.p;
     v.tokens = h.tokens;
-    void **dstp[8] = {(void **)&v.nz, (void **)&v.maxv, (void **)&v.ntop, (void **)&v.top,
-                      (void **)&v.ex, (void **)&v.cnt, (void **)&v.nsmp, (void **)&v.smp};
-    for (int i = 0; i < 8; i++) *dstp[i] = (char *)buf + L.off[i];
+    v.hot = (hot_t *)((char *)buf + L.off[0]);
+    v.top = (sv_feat_ex *)((char *)buf + L.off[1]);
+    v.bins = (bin_t *)((char *)buf + L.off[2]);
+    v.smp = (sv_feat_ex *)((char *)buf + L.off[3]);
     size_t d = (size_t)h.p.d_sae, F = (size_t)h.p.grid_bins;
     for (size_t j = 0; j < d; j++) {
-        if (v.ntop[j] < 0 || v.ntop[j] > h.p.top_n || (v.ex[j] == NOEXP) != (v.nz[j] == 0))
+        const hot_t *x = &v.hot[j];
+        if (x->ntop < 0 || x->ntop > h.p.top_n || (x->ex == NOEXP) != (x->nz == 0))
             return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
         for (size_t b = 0; b < F; b++)
-            if (v.nsmp[j * F + b] > h.p.interval_k) return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+            if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k) return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
     }
     return sv_feat_merge(dst, &v);
 }
@@ -435,17 +463,7 @@ sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm)
     }
     sv_rc rc = SV_OK;
     if (rank != 0) {
-        /* replace the state: clear, then merge the image */
-        sv_feat_params p = f->p;
-        size_t d = (size_t)p.d_sae, F = (size_t)p.grid_bins;
-        f->tokens = 0;
-        memset(f->nz, 0, d * sizeof *f->nz);
-        memset(f->maxv, 0, d * sizeof *f->maxv);
-        memset(f->thr, 0, d * sizeof *f->thr);
-        memset(f->ntop, 0, d * sizeof *f->ntop);
-        memset(f->cnt, 0, d * F * sizeof *f->cnt);
-        memset(f->nsmp, 0, d * F);
-        for (size_t j = 0; j < d; j++) f->ex[j] = NOEXP;
+        reset(f); /* replace the state: clear, then merge the image */
         rc = sv_feat_merge_packed(f, buf, n);
     }
     free(buf);
@@ -454,8 +472,8 @@ sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm)
 
 /* ---- results ---- */
 int64_t sv_feat_tokens(const sv_feat *f) { return f->tokens; }
-int64_t sv_feat_nonzero(const sv_feat *f, int64_t j) { return f->nz[j]; }
-float sv_feat_max(const sv_feat *f, int64_t j) { return f->maxv[j]; }
+int64_t sv_feat_nonzero(const sv_feat *f, int64_t j) { return f->hot[j].nz; }
+float sv_feat_max(const sv_feat *f, int64_t j) { return f->hot[j].maxv; }
 
 /* value descending, then token ascending */
 static int cmp_best(const void *a, const void *b)
@@ -467,7 +485,7 @@ static int cmp_best(const void *a, const void *b)
 
 int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out)
 {
-    int n = f->ntop[j];
+    int n = f->hot[j].ntop;
     memcpy(out, f->top + (size_t)j * f->p.top_n, (size_t)n * sizeof *out);
     qsort(out, (size_t)n, sizeof *out, cmp_best);
     return n;
@@ -475,15 +493,16 @@ int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out)
 
 static int grid_used(const sv_feat *f, int64_t j)
 {
-    if (f->ex[j] == NOEXP) return 0;
-    return (int)((double)f->maxv[j] * f->scale[j]) + 1;
+    const hot_t *h = &f->hot[j];
+    if (h->ex == NOEXP) return 0;
+    return (int)((double)h->maxv * h->scale) + 1;
 }
 
-int sv_feat_hist(const sv_feat *f, int64_t j, double *width, const int64_t **counts)
+int sv_feat_hist(const sv_feat *f, int64_t j, double *width, int64_t *counts)
 {
-    int c = grid_used(f, j);
-    *width = c ? ldexp(1.0, f->ex[j]) / f->p.grid_bins : 0;
-    *counts = f->cnt + (size_t)j * f->p.grid_bins;
+    int c = grid_used(f, j), F = f->p.grid_bins;
+    *width = c ? ldexp(1.0, f->hot[j].ex) / F : 0;
+    for (int b = 0; b < F; b++) counts[b] = f->bins[(size_t)j * F + b].cnt;
     return c;
 }
 
@@ -494,7 +513,7 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
     *count = 0;
     if (c == 0 || i < 0 || i >= n) return 0;
     int b0 = (int)((int64_t)i * c / n), b1 = (int)((int64_t)(i + 1) * c / n);
-    double w = ldexp(1.0, f->ex[j]) / f->p.grid_bins;
+    double w = ldexp(1.0, f->hot[j].ex) / f->p.grid_bins;
     *lo = b0 * w;
     *hi = b1 * w;
     size_t F = (size_t)f->p.grid_bins;
@@ -502,9 +521,10 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
     sv_feat_ex best[255];
     int m = 0;
     for (int b = b0; b < b1; b++) {
-        *count += f->cnt[j * F + b];
+        const bin_t *bn = &f->bins[j * F + b];
+        *count += bn->cnt;
         const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
-        for (int k = 0; k < f->nsmp[j * F + b]; k++) m = heap_offer(best, m, K, &s[k], worse_smp);
+        for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, m, K, &s[k], worse_smp);
     }
     qsort(best, (size_t)m, sizeof *best, cmp_best);
     memcpy(out, best, (size_t)m * sizeof *out);

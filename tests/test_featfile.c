@@ -116,8 +116,8 @@ static void check_read(const char *path, const sv_feat *f)
         CHECK(l.nonzero == sv_feat_nonzero(f, j) && l.max == sv_feat_max(f, j));
         CHECK(l.frac_nonzero == (double)l.nonzero / T);
         double w;
-        const int64_t *cnt;
-        (void)sv_feat_hist(f, j, &w, &cnt);
+        int64_t cnt[4096];
+        (void)sv_feat_hist(f, j, &w, cnt);
         CHECK(l.hist_width == w);
         for (int b = 0; b < p->grid_bins; b++) CHECK(l.hist[b] == (l.nonzero ? cnt[b] : 0));
         int m = sv_feat_top(f, j, ex);

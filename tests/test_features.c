@@ -108,8 +108,8 @@ static void check_reference(const sv_feat *f, const sv_feat_params *p)
         CHECK(m == (n < p->top_n ? n : p->top_n));
         for (int k = 0; k < m; k++) CHECK(got[k].token == it[k].t && got[k].value == it[k].v);
         double w;
-        const int64_t *cnt;
-        int c = sv_feat_hist(f, j, &w, &cnt);
+        int64_t cnt[4096];
+        int c = sv_feat_hist(f, j, &w, cnt);
         if (n == 0) { CHECK(c == 0); continue; }
         int e;
         frexp((double)it[0].v, &e);
@@ -165,8 +165,8 @@ static size_t dump(const sv_feat *f, const sv_feat_params *p, unsigned char **ou
         int m = sv_feat_top(f, j, ex);
         for (int k = 0; k < m; k++) { PUT(ex[k].token); PUT(ex[k].value); }
         double w;
-        const int64_t *cnt;
-        int c = sv_feat_hist(f, j, &w, &cnt);
+        int64_t cnt[4096];
+        int c = sv_feat_hist(f, j, &w, cnt);
         PUT(c); PUT(w);
         for (int k = 0; k < c; k++) PUT(cnt[k]);
         for (int i = 0; i < p->n_intervals; i++) {

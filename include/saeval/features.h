@@ -91,8 +91,8 @@ float sv_feat_max(const sv_feat *f, int64_t j); /* 0 when the latent never fired
  * how many (<= top_n) were written to out. */
 int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out);
 /* Histogram: bins 0..c-1 of width *width cover [0, max]; returns c (0 when
- * the latent never fired); counts points at the c counts. */
-int sv_feat_hist(const sv_feat *f, int64_t j, double *width, const int64_t **counts);
+ * the latent never fired); counts[0..F) receives every bin's count. */
+int sv_feat_hist(const sv_feat *f, int64_t j, double *width, int64_t *counts);
 /* Interval i (0 <= i < n_intervals) of latent j: [*lo, *hi), *count
  * nonzero activations in it; samples (value descending, token ascending)
  * written to out (<= interval_k), returns their number. Grid bins are split
