@@ -1,7 +1,7 @@
 /* SAELens SAEs: cfg.json parsing, weight loading and derived per-latent norms. */
 #include "saeval/sae.h"
-#include "saeval/config.h" /* sv_path_join */
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 #include "saeval/safetensors.h"
 
 #include <cjson/cJSON.h>

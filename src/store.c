@@ -7,6 +7,7 @@
  * between is independent, so a rank failing validation never leaves another
  * rank waiting. */
 #include "saeval/store.h"
+#include "saeval/fsutil.h"
 #include "saeval/half.h"
 
 #include <hdf5.h>
@@ -683,11 +684,8 @@ sv_rc sv_store_write(const char *path, const float *x, int64_t n_tokens, int64_t
         return sv_fail(SV_EINPUT, "%s: write: bad special_token_ids", path);
     h5_quiet();
 
-    size_t pl = strlen(path);
-    char *tmp = sv_malloc(pl + 5);
+    char *tmp = sv_tmp_path(path);
     if (!tmp) return SV_EINTERNAL;
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
 
     errno = 0;
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -731,12 +729,7 @@ sv_rc sv_store_write(const char *path, const float *x, int64_t n_tokens, int64_t
         free(tmp);
         return sv_fail(SV_EINTERNAL, "%s: write: %s: HDF5 error", path, what);
     }
-    if (rename(tmp, path) != 0) {
-        sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return rc;
-    }
+    sv_rc rc = sv_tmp_commit(tmp, path);
     free(tmp);
-    return SV_OK;
+    return rc;
 }

@@ -149,6 +149,7 @@ typedef struct {
     ds_spec ds[3];
     uint64_t seed;
     int exact; /* dyadic data and encoder weights: pre-activations exact in float and double */
+    double dead_density; /* > 0: "dead_density_threshold" in the config; 0: left out (default 1e-6) */
 } case_spec;
 
 #define SAES_ARCH                                                                     \
@@ -181,15 +182,15 @@ typedef struct {
       {"f32c", "f32c.h5", SV_STORE_F32, 0, 0, 0, 25, 32, 0, 0, 0, 0, {0}, -1, 0, 0.3, 0} }
 
 static const case_spec cases[] = {
-    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 101, 0},
-    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 102, 0},
+    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
+    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02},
     /* d_sae 4100: three encoder panels of 2048 latents, the last ragged, so
      * activations and top-k are gathered across panels. */
-    {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0},
-    {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0},
+    {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0, 0},
+    {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0, 0},
     /* legacy_batch_sequences left out: the default 16 applies */
-    {"norm64", 64, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 201, 0},
-    {"norm32", 32, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 202, 0},
+    {"norm64", 64, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 201, 0, 0.1},
+    {"norm32", 32, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 202, 0, 0},
     /* Rank invariance: 40 sequences = 3 units, 20 = 2 units, 3 = 1 unit, so
      * ranks sit idle at -np 4. */
     {"ranks", 32, 24, 40, 16, 1, 1, {9}, 4,
@@ -201,11 +202,11 @@ static const case_spec cases[] = {
      { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
        {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
        {"c", "c.h5", SV_STORE_F32, 0, 0, 0, 3, 0, 10, 25, 0, 0, {0}, -1, 0, 0.2, 0} },
-     301, 0},
+     301, 0, 0},
     /* Exact pre-activations (see make_sae): topk ties between encoder
      * copies, tokens exactly at the jumprelu threshold and the gate. */
-    {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1},
-    {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1},
+    {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1, 0},
+    {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1, 0},
 };
 
 /* ---------- generated data ---------- */
@@ -575,6 +576,7 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     cJSON_AddStringToObject(e, "precision", cs->precision == 32 ? "float32" : "float64");
     cJSON_AddNumberToObject(e, "legacy_batch_sequences", cs->legacy_B);
     cJSON_AddItemToObject(e, "exclude_token_ids", int_array(cs->exclude, cs->n_exclude));
+    cJSON_AddNumberToObject(e, "dead_density_threshold", cs->dead_density > 0 ? cs->dead_density : 1e-6);
 
     cJSON *mt = cJSON_AddObjectToObject(p, "metrics");
     cJSON *rq = cJSON_AddObjectToObject(mt, "reconstruction_quality");
@@ -593,6 +595,7 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     add_num(sp, "l1", m->l1);
     cJSON_AddNumberToObject(sp, "dead_features", (double)m->dead_features);
     add_num(sp, "dead_fraction", m->dead_fraction);
+    add_num(sp, "dead_fraction_below_density", m->dead_fraction_below_density);
     cJSON_AddItemToObject(sp, "l0_histogram", int_array(m->l0_histogram, m->hist_len));
     cJSON *ts = cJSON_AddObjectToObject(mt, "token_stats");
     cJSON_AddNumberToObject(ts, "tokens_evaluated", (double)m->tokens_evaluated);
@@ -640,6 +643,7 @@ static void write_config(const char *dir, const case_spec *cs, const char *extra
     }
     cJSON_AddItemToObject(c, "exclude_token_ids", int_array(cs->exclude, cs->n_exclude));
     if (cs->write_legacy_B) cJSON_AddNumberToObject(c, "legacy_batch_sequences", cs->legacy_B);
+    if (cs->dead_density > 0) cJSON_AddNumberToObject(c, "dead_density_threshold", cs->dead_density);
     cJSON_AddStringToObject(c, "precision", cs->precision == 32 ? "float32" : "float64");
     if (extra_key) cJSON_AddNumberToObject(c, extra_key, 1);
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -712,7 +716,8 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
         cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
         for (int k = 0; k < cs->n_saes; k++) /* SAE-major, like all_eval_results.json */
             for (int i = 0; i < cs->n_ds; i++) {
-                ref_data rd = {dss[i].n_tok, cs->d_in, dss[i].x, dss[i].mask, dss[i].n_seq, dss[i].off, cs->legacy_B};
+                ref_data rd = {dss[i].n_tok, cs->d_in, dss[i].x, dss[i].mask, dss[i].n_seq, dss[i].off, cs->legacy_B,
+                              cs->dead_density};
                 ref_metrics m;
                 if (ref_eval(&saes[k].r, &rd, &m) != 0) die("ref_eval failed", cs->name);
                 cJSON_AddItemToArray(pairs, pair_json(cs, &saes[k], &cs->ds[i], &m));
@@ -733,7 +738,7 @@ static int gen_error(const char *dir, const char *name)
 {
     case_spec cs = {"err", 32, 24, 32, 16, 1, 0, {0}, 1,
                     { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0} }, 1,
-                    { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0};
+                    { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0, 0};
     char path[4096];
     const char *frag = NULL;
     const char *extra_key = NULL;
@@ -827,7 +832,8 @@ static int is_int_key(const char *k)
 static double floor_of(const char *k)
 {
     static const char *ones[] = {"explained_variance", "fvu", "explained_variance_legacy", "cossim",
-                                 "relative_reconstruction_bias", "l2_ratio", "dead_fraction",
+                                 "relative_reconstruction_bias", "l2_ratio", "dead_fraction", "dead_fraction_below_density",
+                                 "dead_density_threshold",
                                  "feature_density", "consistent_activation_heuristic",
                                  "encoder_decoder_cosine_sim", "encoder_bias", NULL};
     for (int i = 0; ones[i]; i++)
@@ -1020,7 +1026,7 @@ static int selftest(void)
     double *x = xcalloc((size_t)n * d, sizeof(double));
     rng r = {5};
     for (int64_t i = 0; i < n * d; i++) x[i] = 0.1 + runif(&r);
-    ref_data dt = {n, d, x, NULL, 4, off, 2};
+    ref_data dt = {n, d, x, NULL, 4, off, 2, 0};
     ref_metrics mt;
     ref_eval(&s, &dt, &mt);
     if (mt.mse != 0 || mt.explained_variance != 1 || fabs(mt.cossim - 1) > 1e-15 || fabs(mt.l2_ratio - 1) > 1e-15 ||

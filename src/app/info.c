@@ -3,7 +3,7 @@
  * MPI_COMM_SELF so the collective open involves only the caller. */
 #include "saeval/info.h"
 #include "saeval/sae.h"
-#include "saeval/config.h" /* sv_path_join */
+#include "saeval/fsutil.h"
 #include "saeval/safetensors.h"
 #include "saeval/store.h"
 
