@@ -2,7 +2,8 @@
  * The file is untrusted: every field is type-checked, ids are bounded, and
  * the decoder is a fixed list of known steps (nothing is interpreted). */
 #include "saeval/tokenizer.h"
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "saeval/fsutil.h" /* sv_read_file */
+#include "saeval/json.h"   /* sv_json_parse_exact */
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>

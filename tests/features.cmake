@@ -5,6 +5,7 @@ add_test(NAME feat_tokenizer COMMAND test_tokenizer ${CMAKE_CURRENT_SOURCE_DIR}/
 sv_test_exe(test_features test_features.c)
 add_test(NAME feat_features COMMAND test_features)
 sv_test_exe(test_featfile test_featfile.c)
+target_link_libraries(test_featfile PRIVATE saevalapp) # the export is a tool
 add_test(NAME feat_file COMMAND test_featfile ${CMAKE_CURRENT_BINARY_DIR}/featfile_work ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus_fuzz_tokenizer)
 # The export command on the file test_featfile wrote: text tokens with the
 # byte-level fixture; a tokenizer whose vocabulary is too small for the
@@ -28,6 +29,7 @@ add_test(NAME feat_export_usage
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh 2 "are required" $<TARGET_FILE:saeval> export --out x)
 # explain on the demo (fixture from outputs.cmake)
 sv_test_exe(test_explain test_explain.c)
+target_link_libraries(test_explain PRIVATE saevalapp)
 add_test(NAME feat_explain COMMAND test_explain ${CMAKE_CURRENT_BINARY_DIR}/demo/config.json ${CMAKE_CURRENT_BINARY_DIR}/explain_work)
 set_tests_properties(feat_explain PROPERTIES FIXTURES_REQUIRED demo_data)
 # Across ranks: 1-4 ranks (x 2 "threads"), windows and whole sequences; each

@@ -5,6 +5,7 @@
  * Feature / Activation), with the right types and parallel arrays.
  * usage: test_featfile WORK_DIR TOKENIZER_FIXTURE_DIR */
 #define TEST_NAME "test_featfile"
+#include "saeval/export.h"
 #include "saeval/featfile.h"
 #include "testutil.h"
 

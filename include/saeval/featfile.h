@@ -23,7 +23,6 @@
 #include <stdint.h>
 #include "saeval/error.h"
 #include "saeval/features.h"
-#include "saeval/tokenizer.h"
 
 #define SV_FEATFILE_FORMAT "saeval-features-1"
 
@@ -82,21 +81,5 @@ const char *sv_featfile_sae_id(const sv_featfile *f);
 const char *sv_featfile_dataset(const sv_featfile *f);
 sv_rc sv_featfile_read(sv_featfile *f, int64_t j, sv_featfile_latent *out);
 void sv_featfile_latent_free(sv_featfile_latent *l);
-
-/* ---- Neuronpedia export ---- */
-typedef struct {
-    const char *model_id;   /* Neuronpedia model id (e.g. "gemma-2-2b") */
-    int64_t layer;
-    const char *sae_set;    /* Neuronpedia source set name */
-    int64_t batch_size;     /* features per batch file (default 128) */
-    const char *tokenizer_path; /* for messages: a window id outside the tokenizer is an error */
-} sv_np_opts;
-
-/* Writes out_dir/batch-<k>.json (SAEDashboard's NeuronpediaDashboardBatch:
- * model_id, layer, sae_set, features[]) for every latent that fired, and
- * out_dir/skipped_indexes.json for those that never did. tok NULL: tokens
- * are shown as ids. *n_batches: files written. */
-sv_rc sv_export_neuronpedia(const char *feat_path, const sv_tokenizer *tok, const sv_np_opts *o,
-                            const char *out_dir, int64_t *n_batches);
 
 #endif

@@ -12,7 +12,7 @@
 #include "saeval/config.h"
 #include "saeval/error.h"
 #include "saeval/explain.h"
-#include "saeval/featfile.h"
+#include "saeval/export.h"
 #include "saeval/forward.h"
 #include "saeval/info.h"
 #include "saeval/merge.h"

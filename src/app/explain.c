@@ -4,7 +4,7 @@
 #include "saeval/config.h"
 #include "saeval/featfile.h"
 #include "saeval/forward.h"
-#include "saeval/run.h" /* sv_sae_ids */
+#include "saeval/plan.h" /* sv_sae_ids */
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "saeval/tokenizer.h"
