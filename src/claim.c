@@ -72,16 +72,41 @@ static int read_owner(const char *path, sv_claim_owner *o, struct stat *st)
     return parse_owner(buf, o);
 }
 
-static int is_stale(const sv_claim_owner *o, int parsed, const struct stat *st, double lease_s)
+/* A pid that is gone, or a zombie nobody has reaped yet (a killed rank
+ * whose launcher exited first), is not alive. */
+static int pid_alive(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH) return 0;
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 1; /* no procfs: trust kill() */
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = '\0';
+    const char *rp = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+static void alive_path(char *buf, size_t n, const char *dir, const char *token)
+{
+    snprintf(buf, n, "%s/%s.alive", dir, token);
+}
+
+/* The owner's heartbeat is the mtime of DIR/TOKEN.alive (one file per run,
+ * refreshed by sv_claim_refresh); a claim without one counts from its own
+ * mtime. */
+static int is_stale(const char *dir, const sv_claim_owner *o, int parsed, const struct stat *st, double lease_s)
 {
     if (parsed != 0) return 1; /* not a claim we can read: take it */
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    if (strcmp(host, o->host) == 0 && o->pid > 0) {
-        if (kill((pid_t)o->pid, 0) != 0 && errno == ESRCH) return 1;
-    }
-    double age = difftime(time(NULL), st->st_mtime);
-    return age > lease_s;
+    if (strcmp(host, o->host) == 0 && o->pid > 0 && !pid_alive((pid_t)o->pid)) return 1;
+    char ap[4200];
+    alive_path(ap, sizeof ap, dir, o->token);
+    struct stat as;
+    time_t beat = stat(ap, &as) == 0 && as.st_mtime > st->st_mtime ? as.st_mtime : st->st_mtime;
+    return difftime(time(NULL), beat) > lease_s;
 }
 
 /* 0: written; 1: exists (excl only); -1: error (message set). */
@@ -136,7 +161,7 @@ sv_rc sv_claim_try(const char *dir, const char *name, const sv_claim_owner *me,
     struct stat st;
     int parsed = read_owner(path, &o, &st);
     if (parsed == 0 && strcmp(o.token, me->token) == 0) { *state = SV_CLAIM_TAKEN; goto out; }
-    if (parsed != -2 && !is_stale(&o, parsed, &st, lease_s)) {
+    if (parsed != -2 && !is_stale(dir, &o, parsed, &st, lease_s)) {
         *state = SV_CLAIM_HELD_BY_OTHER;
         if (holder) *holder = o;
         goto out;
@@ -155,13 +180,23 @@ out:
     return rc;
 }
 
-sv_rc sv_claim_refresh(const char *dir, const char *name)
+sv_rc sv_claim_refresh(const char *dir, const sv_claim_owner *me)
 {
-    char path[4096];
-    path_of(path, sizeof path, dir, name, "");
-    if (utimensat(AT_FDCWD, path, NULL, 0) != 0)
-        return sv_fail(SV_EINTERNAL, "%s: cannot refresh claim: %s", path, strerror(errno));
+    char ap[4200];
+    alive_path(ap, sizeof ap, dir, me->token);
+    int fd = open(ap, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return sv_fail(SV_EINTERNAL, "%s: cannot refresh the run's heartbeat: %s", ap, strerror(errno));
+    int ok = futimens(fd, NULL) == 0;
+    close(fd);
+    if (!ok) return sv_fail(SV_EINTERNAL, "%s: cannot refresh the run's heartbeat: %s", ap, strerror(errno));
     return SV_OK;
+}
+
+void sv_claim_done(const char *dir, const sv_claim_owner *me)
+{
+    char ap[4200];
+    alive_path(ap, sizeof ap, dir, me->token);
+    unlink(ap);
 }
 
 void sv_claim_release(const char *dir, const char *name, const sv_claim_owner *me)

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* GLOB_ALTDIRFUNC */
 #include "saeval/config.h"
 #include "saeval/forward.h" /* SV_GEMM_ROWS */
+#include "saeval/format.h"
 #include "saeval/fsutil.h"
 #include "saeval/json.h"
 
@@ -36,14 +37,8 @@ static int is_int(const cJSON *it)
 
 static int has_glob(const char *p) { return strpbrk(p, "*?[") != NULL; }
 
-static int is_sae_dir(const char *dir)
-{
-    char *cfg = sv_path_join(dir, "cfg.json");
-    struct stat st;
-    int ok = cfg && stat(cfg, &st) == 0 && S_ISREG(st.st_mode);
-    free(cfg);
-    return ok;
-}
+/* A path some SAE format claims (format.h). */
+static int is_sae_dir(const char *dir) { return sv_format_probe(dir) != NULL; }
 
 static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, double scale)
 {

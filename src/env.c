@@ -46,4 +46,5 @@ void sv_env_log_header(FILE *log, const char *config_path, int shard, int n_shar
             openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20),
             getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
             getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)");
+    fflush(log); /* visible to `tail -f run.log` and to tests while the run goes on */
 }

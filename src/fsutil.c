@@ -51,12 +51,22 @@ char *sv_tmp_path(const char *path)
     return tmp;
 }
 
+/* Removes a temporary file after a failure. A directory that lost its
+ * write permission keeps it: then the message says so and names it. */
+static void discard_tmp(const char *tmp, char *note, size_t n)
+{
+    note[0] = '\0';
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        snprintf(note, n, "; its temporary file %s is left (cannot remove it: %s)", tmp, strerror(errno));
+}
+
 sv_rc sv_tmp_commit(const char *tmp, const char *path)
 {
     if (rename(tmp, path) != 0) {
-        sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot finish writing: %s", path, strerror(errno));
-        unlink(tmp);
-        return rc;
+        int e = errno;
+        char note[4200];
+        discard_tmp(tmp, note, sizeof note);
+        return sv_fail(SV_EINTERNAL, "%s: cannot finish writing: %s%s", path, strerror(e), note);
     }
     return SV_OK;
 }
@@ -118,15 +128,22 @@ sv_rc sv_write_atomic(const char *path, const char *buf, size_t len)
         ssize_t k = write(fd, buf + off, len - off);
         if (k < 0) {
             if (errno == EINTR) continue;
-            sv_rc rc = sv_fail(SV_EINTERNAL, "%s: write failed: %s", tmp, strerror(errno));
-            close(fd); unlink(tmp); free(tmp);
+            int e = errno;
+            char note[4200];
+            close(fd);
+            discard_tmp(tmp, note, sizeof note);
+            sv_rc rc = sv_fail(SV_EINTERNAL, "%s: write failed: %s%s", tmp, strerror(e), note);
+            free(tmp);
             return rc;
         }
         off += (size_t)k;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
-        sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot finish writing: %s", path, strerror(errno));
-        unlink(tmp); free(tmp);
+        int e = errno;
+        char note[4200];
+        discard_tmp(tmp, note, sizeof note);
+        sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot finish writing: %s%s", path, strerror(e), note);
+        free(tmp);
         return rc;
     }
     sv_rc rc = sv_tmp_commit(tmp, path);

@@ -1,5 +1,6 @@
 /* JSON emitter, atomic writes and result files. */
 #include "saeval/output.h"
+#include "saeval/arch.h"
 #include "saeval/health.h"
 
 #include <math.h>
@@ -26,7 +27,7 @@ static void write_cfg(sv_jw *w, const sv_sae *s)
     sv_jw_str(w, "architecture", sv_arch_name(c->arch));
     sv_jw_int(w, "d_in", c->d_in);
     sv_jw_int(w, "d_sae", c->d_sae);
-    if (c->arch == SV_ARCH_TOPK) {
+    if (sv_arch_has(c->arch, SV_AF_TOPK)) {
         sv_jw_int(w, "k", c->k);
         sv_jw_bool(w, "rescale_acts_by_decoder_norm", c->rescale_acts_by_decoder_norm);
     }
@@ -97,7 +98,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     write_geometry(w, g);
     const double *v = m->val;
     sv_health_in hi = {v[SV_M_EV], v[SV_M_MSE] / (double)s->cfg.d_in, v[SV_M_COSSIM], v[SV_M_L0],
-                       v[SV_M_DEAD_FRACTION], g ? g->decoder_mean_abs_cos : NAN, s->cfg.arch == SV_ARCH_TOPK,
+                       v[SV_M_DEAD_FRACTION], g ? g->decoder_mean_abs_cos : NAN, sv_arch_has(s->cfg.arch, SV_AF_TOPK),
                        s->cfg.k, model_params};
     sv_health_json(w, &hi);
     sv_jw_end(w);
@@ -118,7 +119,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, s->enc_norm[j]);
     sv_jw_end(w);
     sv_jw_arr(w, "encoder_bias");
-    const void *bias = s->cfg.arch == SV_ARCH_GATED ? s->b_mag : s->b_enc;
+    const void *bias = sv_arch_has(s->cfg.arch, SV_AF_GATED) ? s->b_mag : s->b_enc;
     for (int64_t j = 0; j < d_sae; j++)
         sv_jw_num(w, NULL, s->precision == 64 ? ((const double *)bias)[j] : (double)((const float *)bias)[j]);
     sv_jw_end(w);

@@ -12,7 +12,9 @@
 #include "saeval/forward.h"
 #include "saeval/output.h"
 #include "saeval/agree.h"
+#include "saeval/arch.h"
 #include "saeval/env.h"
+#include "saeval/format.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
 
@@ -56,6 +58,12 @@ static uint64_t hash_stat(uint64_t h, const char *path)
     return fnv_u64(h, (uint64_t)st.st_mtim.tv_nsec);
 }
 
+static void hash_visit(void *ctx, const char *file, sv_ident_kind kind)
+{
+    uint64_t *h = ctx;
+    *h = kind == SV_IDENT_BYTES ? hash_file(*h, file) : hash_stat(*h, file);
+}
+
 uint64_t sv_result_hash(const char *path)
 {
     char *text = NULL;
@@ -85,7 +93,7 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     /* Per-thread pre-activation tiles, never a whole [rows][d_sae] block. */
     uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
     work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
-    if (c->arch == SV_ARCH_TOPK)
+    if (sv_arch_has(c->arch, SV_AF_TOPK))
         work += tasks * SV_GEMM_ROWS * (2 * (uint64_t)c->k * (rs + 4) + rs + 8) + 2 * 12 * rows * (uint64_t)c->k; /* candidates, codes */
     else
         work += tasks * SV_GEMM_ROWS * np * 8 + 2 * 12 * rows * 64; /* counts; codes at L0 64 (they grow as needed) */
@@ -161,18 +169,11 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
         rc = item_verdict(r, comm, &pl->sae_err[i]);
         if (rc == SV_EINPUT) rc = SV_OK;
-        char *p = sv_path_join(c->saes[i].path, "cfg.json");
-        char *q = sv_path_join(c->saes[i].path, "sae_weights.safetensors");
-        char *a = sv_path_join(c->saes[i].path, "activation_scaler.json");
-        if (!p || !q || !a) rc = SV_EINTERNAL;
-        else {
-            uint64_t h = hash_file(FNV0, p);
-            h = hash_stat(h, q);
-            h = hash_file(h, a);
-            h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
-            pl->sae_hash[i] = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
-        }
-        free(p); free(q); free(a);
+        /* Every file the SAE's format reads, as the format lists them. */
+        uint64_t h = FNV0;
+        if (rc == SV_OK) rc = sv_format_for(c->saes[i].path)->identity(c->saes[i].path, hash_visit, &h);
+        h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
+        pl->sae_hash[i] = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
     }
     for (int j = 0; j < nd && rc == SV_OK; j++) {
         sv_rc r = sv_store_open(&pl->stores[j], c->datasets[j].path, comm);

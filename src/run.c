@@ -9,11 +9,14 @@
  * and integer counts through MPI_SUM, so result files do not depend on the
  * number of ranks. */
 #include "saeval/run.h"
+#include "saeval/watchdog.h"
+#include "saeval/claim.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "saeval/agree.h"
 #include "saeval/config.h"
@@ -28,6 +31,7 @@
 #include "saeval/progress.h"
 #include "saeval/reduce.h"
 #include "saeval/results.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/signals.h"
 #include "saeval/store.h"
@@ -192,6 +196,18 @@ static int test_fail_here(int rank)
     return e && *e && atoi(e) == rank;
 }
 
+/* Test hook: SAEVAL_TEST_UNIT_DELAY_MS=n sleeps n ms after each work unit,
+ * so the fault tests can act in the middle of a run on small data. */
+static void test_unit_delay(void)
+{
+    const char *e = getenv("SAEVAL_TEST_UNIT_DELAY_MS");
+    long ms = e && *e ? atol(e) : 0;
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* One pass over a store for a group of loaded SAEs; writes their pair files
  * on rank 0. */
 static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *slots, int n_slots,
@@ -261,6 +277,7 @@ agree:
             rc = eval_unit(&ps, u * B, s1, sv_tree_leaf(tree));
             if (rc == SV_OK) rc = sv_tree_push(tree);
             if (rc == SV_OK && test_fail_here(rank)) rc = sv_fail(SV_EINTERNAL, "injected failure (SAEVAL_TEST_FAIL_RANK)");
+            test_unit_delay();
             if (rc == SV_EINTERNAL) {
                 /* An I/O or allocation failure on one rank: the others would
                  * only learn of it after their own units, so end the job now. */
@@ -330,6 +347,7 @@ agree:
             fprintf(log, "dataset %s pass %d/%d: %d SAEs, %s, %lld tokens, %lld units, %d ranks, %llu bytes read, %.3f s\n",
                     ds->name, pass, n_pass, n_slots, st->path, (long long)st->n_tokens, (long long)n_units, P,
                     (unsigned long long)bytes_tot, sv_now() - t_start);
+        if (rank == 0 && log) fflush(log);
         free(tot);
         rc = sv_agree(rc, comm);
     }
@@ -356,7 +374,89 @@ typedef struct {
     sv_progress pg;
     int any_failed;
     sv_run_stats *stats;
+    /* Pair claims (rank 0): which pairs this run holds, and how many it left
+     * to another run working on the same output directory. */
+    char *claim_dir;
+    sv_claim_owner me;
+    int *claimed;           /* [pair] */
+    int left_to_others;
+    sv_claim_owner other;   /* the first such run, for the message */
 } sv_runner;
+
+/* A pair's claim name: its result file's name without ".json". */
+static char *claim_name(const sv_runner *r, int p)
+{
+    char *path = sv_pair_path("", r->pl.ids[p / r->pl.n_ds], r->cfg.datasets[p % r->pl.n_ds].name);
+    if (!path) return NULL;
+    memmove(path, path + 1, strlen(path)); /* drop the leading "/" */
+    path[strlen(path) - 5] = '\0';
+    return path;
+}
+
+/* Rank 0's heartbeat keeps its claims live for runs on other hosts (lease);
+ * called from the watchdog thread (claim_dir and me are fixed by then). */
+static void claims_heartbeat(void *arg)
+{
+    const sv_runner *r = arg;
+    if (sv_claim_refresh(r->claim_dir, &r->me) != SV_OK) {
+        fprintf(stderr, "[saeval] warning: %s\n", sv_errmsg());
+        sv_clear_error();
+    }
+}
+
+/* Rank 0 claims every pair it is about to compute; pairs another live run
+ * holds are left to it (dropped from this run's plan on every rank). */
+static sv_rc claim_pairs(sv_runner *r)
+{
+    sv_plan *pl = &r->pl;
+    const int np = pl->n_saes * pl->n_ds;
+    sv_rc rc = SV_OK;
+    r->claimed = sv_calloc((size_t)np, sizeof *r->claimed);
+    int *drop = sv_calloc((size_t)np, sizeof *drop);
+    if (!r->claimed || !drop) rc = SV_EINTERNAL;
+    if (rc == SV_OK && r->rank == 0) {
+        sv_claim_me(&r->me);
+        r->claim_dir = sv_path_join(r->out_dir, ".claims");
+        if (!r->claim_dir) rc = SV_EINTERNAL;
+        for (int p = 0; p < np && rc == SV_OK; p++) {
+            if (!pl->todo[p]) continue;
+            char *name = claim_name(r, p);
+            sv_claim_state st;
+            sv_claim_owner holder;
+            rc = name ? sv_claim_try(r->claim_dir, name, &r->me, 0, &st, &holder) : SV_EINTERNAL;
+            free(name);
+            if (rc != SV_OK) break;
+            if (st == SV_CLAIM_TAKEN) r->claimed[p] = 1;
+            else {
+                if (!r->left_to_others) r->other = holder;
+                r->left_to_others++;
+                drop[p] = 1;
+            }
+        }
+        if (rc == SV_OK) {
+            rc = sv_claim_refresh(r->claim_dir, &r->me);
+            sv_watchdog_every(60.0, claims_heartbeat, r);
+        }
+    }
+    rc = sv_agree(rc, r->comm);
+    if (rc == SV_OK) {
+        MPI_Bcast(drop, np, MPI_INT, 0, r->comm);
+        MPI_Bcast(&r->left_to_others, 1, MPI_INT, 0, r->comm);
+        for (int p = 0; p < np; p++)
+            if (drop[p]) pl->todo[p] = 0, pl->pass_of[p] = 0;
+    }
+    free(drop);
+    return rc;
+}
+
+static void release_claim(sv_runner *r, int p)
+{
+    if (r->rank != 0 || !r->claim_dir || !r->claimed || !r->claimed[p]) return;
+    char *name = claim_name(r, p);
+    if (name) sv_claim_release(r->claim_dir, name, &r->me);
+    free(name);
+    r->claimed[p] = 0;
+}
 
 /* Step 1: config, threads, output directory, plan and per-run buffers. */
 static sv_rc setup(sv_runner *r)
@@ -378,7 +478,8 @@ static sv_rc setup(sv_runner *r)
     r->failed_sae = sv_calloc((size_t)ns, sizeof *r->failed_sae);
     if (!r->slots || !r->geom || !r->sae_of || !r->failed_sae) rc = SV_EINTERNAL;
     if (r->stats) r->stats->block_rows = r->pl.block_rows;
-    return sv_agree(rc, r->comm);
+    if ((rc = sv_agree(rc, r->comm)) != SV_OK) return rc;
+    return claim_pairs(r);
 }
 
 /* Step 2: notes for pairs the plan already failed, progress totals, run.log
@@ -497,6 +598,8 @@ static sv_rc evaluate(sv_runner *r)
                     pass = pl->n_pass[j];
                 }
             }
+            for (int i = 0; i < ns; i++) /* their results are written (or noted as failed) */
+                if (pl->pass_of[i * nd + j] == pass) release_claim(r, i * nd + j);
             free_slots(r, n);
         }
     }
@@ -508,7 +611,15 @@ static sv_rc evaluate(sv_runner *r)
 static sv_rc summarize(sv_runner *r)
 {
     sv_rc rc = SV_OK;
-    if (r->rank == 0 && r->pl.n_shards == 1) {
+    if (r->left_to_others) {
+        /* Another run is computing some of these pairs: the summaries wait
+         * for `saeval merge` once it is done. */
+        if (r->rank == 0)
+            printf("[saeval] %d pairs were left to another run on this output directory (%s); "
+                   "run `saeval merge` when it has finished\n", r->left_to_others, sv_claim_describe(&r->other));
+        fflush(stdout);
+    }
+    if (r->rank == 0 && r->pl.n_shards == 1 && !r->left_to_others) {
         sv_merge_counts mc;
         /* Failures were already reported once each on stderr. */
         rc = sv_merge(&r->cfg, &r->pl, r->out_dir, NULL, r->opts->table ? stdout : NULL, &mc);
@@ -539,6 +650,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
     sv_rc rc = sv_env_check_launcher(comm);
     if (rc != SV_OK) return rc;
     sv_signals_install();
+    sv_watchdog_start(r.rank);
     const double t0 = sv_now();
 
     rc = setup(&r);
@@ -548,6 +660,11 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
         if (rc == SV_OK) rc = summarize(&r);
     }
 
+    if (r.claim_dir) { /* rank 0: whatever is still claimed goes, then the heartbeat */
+        sv_watchdog_every(0, NULL, NULL);
+        for (int p = 0; r.claimed && p < r.pl.n_saes * r.pl.n_ds; p++) release_claim(&r, p);
+        sv_claim_done(r.claim_dir, &r.me);
+    }
     if (r.log) {
         fprintf(r.log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", sv_now() - t0);
         fclose(r.log);
@@ -561,7 +678,9 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
         free(r.geom[i]);
     }
     free(r.geom); free(r.slots); free(r.sae_of); free(r.failed_sae); free(r.out_dir);
+    free(r.claimed); free(r.claim_dir);
     sv_plan_free(&r.pl);
     sv_config_free(&r.cfg);
+    sv_watchdog_stop();
     return rc;
 }

@@ -7,6 +7,7 @@
  * between is independent, so a rank failing validation never leaves another
  * rank waiting. */
 #include "saeval/store.h"
+#include "saeval/watchdog.h"
 #include "saeval/fsutil.h"
 #include "saeval/half.h"
 
@@ -478,6 +479,7 @@ static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
     if (fs < 0) return sv_fail(SV_EINTERNAL, "%s: /activations: cannot select rows", s->path);
     sv_rc rc = SV_OK;
     size_t cnt = (size_t)n * (size_t)s->d_in;
+    sv_watch_begin("reading", s->path, t0, t0 + n);
     if (s->dtype == SV_STORE_F32) {
         if (H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0) rc = SV_EINTERNAL;
     } else {
@@ -492,6 +494,7 @@ static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
         close_id(t, H5Tclose);
         free(raw);
     }
+    sv_watch_end();
     H5Sclose(ms);
     H5Sclose(fs);
     if (rc != SV_OK)
@@ -526,7 +529,9 @@ sv_rc sv_store_read_token_ids(sv_store *s, int64_t t0, int64_t n, int64_t *out)
         int64_t m = n - i < step ? n - i : step;
         hid_t ms = -1, fs = select_rows((hid_t)s->tok_dset, 1, t0 + i, m, 1, &ms);
         if (fs < 0) return sv_fail(SV_EINTERNAL, "%s: /token_ids: cannot select range", s->path);
+        sv_watch_begin("reading token ids of", s->path, t0 + i, t0 + i + m);
         herr_t e = H5Dread((hid_t)s->tok_dset, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out + i);
+        sv_watch_end();
         H5Sclose(ms);
         H5Sclose(fs);
         if (e < 0)

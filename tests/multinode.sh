@@ -101,7 +101,7 @@ ns=svn$tag-$nodes
 victim=""
 for _ in $(seq 1 300); do
     victim=$(for p in $(ip netns pids "$ns" 2>/dev/null); do
-                 case "$(cat /proc/"$p"/comm 2>/dev/null)" in saeval) echo "$p" ;; esac
+                 [ "$(readlink /proc/"$p"/exe 2>/dev/null)" = "$saeval" ] && echo "$p"
              done | head -n 1)
     [ -n "$victim" ] && break
     sleep 0.1
@@ -121,7 +121,7 @@ rc=$(cat "$work/kill.rc")
 left=""
 for i in $(seq 1 "$nodes"); do
     for p in $(ip netns pids "svn$tag-$i" 2>/dev/null); do
-        case "$(cat /proc/"$p"/comm 2>/dev/null)" in saeval|orted) left="$left $p" ;; esac
+        case "$(readlink /proc/"$p"/exe 2>/dev/null)" in "$saeval"|*/orted) left="$left $p" ;; esac
     done
 done
 [ -z "$left" ] || fail "processes left after the kill:$left"

@@ -84,10 +84,15 @@ int main(int argc, char **argv)
     EXPECT(sv_claim_try(dir, "d__d", &me, 60, &st, &holder) == SV_OK && st == SV_CLAIM_HELD_BY_OTHER, "fresh remote claim respected");
     put(dir, "d__d", "saeval-claim otherhost 12 99 1700000000 otherhost-12-1\n", time(NULL) - 120);
     EXPECT(sv_claim_try(dir, "d__d", &me, 60, &st, &holder) == SV_OK && st == SV_CLAIM_TAKEN, "expired remote claim taken over");
-    /* The holder's heartbeat keeps a claim fresh. */
+    /* The holder's heartbeat keeps its claims fresh. */
     put(dir, "e__d", "saeval-claim otherhost 12 99 1700000000 otherhost-12-1\n", time(NULL) - 120);
-    EXPECT(sv_claim_refresh(dir, "e__d") == SV_OK, "refresh");
+    sv_claim_owner remote;
+    memset(&remote, 0, sizeof remote);
+    snprintf(remote.token, sizeof remote.token, "otherhost-12-1");
+    EXPECT(sv_claim_refresh(dir, &remote) == SV_OK, "refresh");
     EXPECT(sv_claim_try(dir, "e__d", &me, 60, &st, &holder) == SV_OK && st == SV_CLAIM_HELD_BY_OTHER, "refreshed claim respected");
+    sv_claim_done(dir, &remote);
+    EXPECT(sv_claim_try(dir, "e__d", &me, 60, &st, &holder) == SV_OK && st == SV_CLAIM_TAKEN, "heartbeat gone: expired");
 
     /* 5. Garbage is not a claim. */
     put(dir, "f__d", "\x01\x02 not a claim", 0);

@@ -122,6 +122,7 @@ typedef struct {
     ref_norm norm;
     int scale_mode; /* expected_average_only_in: 1 config scaling_factor, 2 activation_scaler.json */
     double scale;
+    int batchtopk; /* jumprelu saved as "batchtopk": one scalar threshold for every latent */
 } sae_spec;
 
 typedef struct {
@@ -153,18 +154,19 @@ typedef struct {
 } case_spec;
 
 #define SAES_ARCH                                                                     \
-    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0},                            \
-      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0},                               \
-      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0},                            \
-      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0},                       \
-      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0} }
+    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                            \
+      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0},                               \
+      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0, 0},                            \
+      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                       \
+      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                         \
+      {"batchtopk", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 1} }
 #define SAES_NORM                                                                     \
-    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0},                        \
-      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0},                         \
-      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7},                  \
-      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6},                 \
-      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0},                     \
-      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0} }
+    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0},                        \
+      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0, 0},                         \
+      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7, 0},                  \
+      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6, 0},                 \
+      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0},                     \
+      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0, 0} }
 /* Variable-length sequences, store special ids + config exclusions, one fully
  * masked legacy batch; and a chunked f16 store with context_size. */
 #define DS_ARCH(zero)                                                                          \
@@ -174,17 +176,17 @@ typedef struct {
     { {"bf16", "bf16.h5", SV_STORE_BF16, 1, 50, 7, 50, 16, 0, 0, 1, 1, {3}, -1, 0, 0.0, 0},   \
       {"bf16u", "bf16u.h5", SV_STORE_BF16_U16, 0, 0, 0, 45, 0, 5, 50, 0, 0, {0}, -1, 0, 0.3, 0} }
 #define SAES_EXACT                                                                    \
-    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0},                         \
-      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0},                  \
-      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0} }
+    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0, 0},                         \
+      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                  \
+      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} }
 #define DS_EXACT                                                                                 \
     { {"f16v", "f16v.h5", SV_STORE_F16, 1, 19, 32, 30, 0, 5, 60, 1, 1, {0}, -1, 0, 0.0, 0},    \
       {"f32c", "f32c.h5", SV_STORE_F32, 0, 0, 0, 25, 32, 0, 0, 0, 0, {0}, -1, 0, 0.3, 0} }
 
 static const case_spec cases[] = {
-    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
-    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02},
-    /* d_sae 4100: three encoder panels of 2048 latents, the last ragged, so
+    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
+    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02},
+    /* d_sae 4100 (the first five SAEs, batchtopk left out for time): three encoder panels of 2048 latents, the last ragged, so
      * activations and top-k are gathered across panels. */
     {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0, 0},
     {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0, 0},
@@ -194,10 +196,10 @@ static const case_spec cases[] = {
     /* Rank invariance: 40 sequences = 3 units, 20 = 2 units, 3 = 1 unit, so
      * ranks sit idle at -np 4. */
     {"ranks", 32, 24, 40, 16, 1, 1, {9}, 4,
-     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0},
-       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0},
-       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0},
-       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0} },
+     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},
+       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0, 0},
+       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0},
+       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} },
      3,
      { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
        {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
@@ -298,8 +300,14 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
         for (int j = m - 3; j < m; j++) be[j] = -50;
         if (sp->arch == REF_JUMPRELU) {
             g->threshold = xcalloc((size_t)m, sizeof(double));
-            for (int j = 0; j < m; j++) g->threshold[j] = 0.05 + 0.4 * runif(r);
-            for (int j = m - 5; j < m - 3; j++) g->threshold[j] = 1000; /* dead through the threshold */
+            if (sp->batchtopk) {
+                /* The reference sees a plain jumprelu whose thresholds are all
+                 * equal (0.25 is exact in every dtype); the file holds one number. */
+                for (int j = 0; j < m; j++) g->threshold[j] = 0.25;
+            } else {
+                for (int j = 0; j < m; j++) g->threshold[j] = 0.05 + 0.4 * runif(r);
+                for (int j = m - 5; j < m - 3; j++) g->threshold[j] = 1000; /* dead through the threshold */
+            }
         }
     }
     if (w->exact) {
@@ -380,12 +388,13 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     }
     ts[nt++] = (sv_st_wtensor){"W_dec", dt, 2, {m, d}, g->W_dec};
     ts[nt++] = (sv_st_wtensor){"b_dec", dt, 1, {d}, g->b_dec};
-    if (s->arch == REF_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", dt, 1, {m}, g->threshold};
+    if (s->arch == REF_JUMPRELU && g->sp.batchtopk) ts[nt++] = (sv_st_wtensor){"threshold", dt, 0, {0}, g->threshold};
+    else if (s->arch == REF_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", dt, 1, {m}, g->threshold};
     snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
     if (sv_st_write(path, ts, nt) != SV_OK) die("sv_st_write failed", path);
 
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "architecture", arch_name(s->arch));
+    cJSON_AddStringToObject(c, "architecture", g->sp.batchtopk ? "batchtopk" : arch_name(s->arch));
     cJSON_AddNumberToObject(c, "d_in", d);
     cJSON_AddNumberToObject(c, "d_sae", m);
     if (s->arch == REF_TOPK) {
@@ -737,7 +746,7 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
 static int gen_error(const char *dir, const char *name)
 {
     case_spec cs = {"err", 32, 24, 32, 16, 1, 0, {0}, 1,
-                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0} }, 1,
+                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} }, 1,
                     { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0, 0};
     char path[4096];
     const char *frag = NULL;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "saeval/agree.h"
+#include "saeval/arch.h"
 #include "saeval/forward.h"
 #include "saeval/fsutil.h"
 #include "saeval/output.h"
@@ -27,6 +28,7 @@
 #include "saeval/reduce.h"
 #include "saeval/run.h"
 #include "saeval/safetensors.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "synthwrite.h"
