@@ -8,6 +8,8 @@
 #include "saeval/explain.h"
 #include "saeval/featfile.h"
 #include "saeval/forward.h"
+#include "saeval/arch.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "testutil.h"

@@ -5,6 +5,8 @@
 #include "saeval/featfile.h"
 #include "saeval/forward.h"
 #include "saeval/plan.h" /* sv_sae_ids */
+#include "saeval/arch.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "saeval/tokenizer.h"
