@@ -688,6 +688,23 @@ static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fi
     }
 }
 
+void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids)
+{
+    int64_t lo = 0, hi = w->n, first = token0 - w->width + 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (w->win[w->by_start[mid]].start < first) lo = mid + 1; else hi = mid;
+    }
+    for (int64_t k = lo; k < w->n; k++) {
+        int64_t i = w->by_start[k];
+        const sv_feat_win *x = &w->win[i];
+        if (x->start >= token0 + rows) break;
+        int64_t t0 = x->start > token0 ? x->start : token0;
+        int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
+        for (int64_t t = t0; t < t1; t++) w->ids[(size_t)i * (size_t)w->width + (size_t)(t - x->start)] = (int32_t)ids[t - token0];
+    }
+}
+
 void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *rowptr,
                               const int32_t *idx, const double *val, const int64_t *ids)
 {

@@ -51,3 +51,44 @@ foreach(mode win whole)
            COMMAND sh -c "for f in ${files}; do cmp ${SV_FEATMPI}/${mode}_np1.features.h5 $f || exit 1; done; echo identical")
   set_tests_properties(feat_mpi_${mode}_identical PROPERTIES FIXTURES_REQUIRED feat_mpi_${mode})
 endforeach()
+
+# saeval run with top_examples on the demo (3 SAEs, in_sample): feature files
+# byte-identical for 1-4 ranks, 2 threads and block_tokens 2048; counts agree
+# with the pair files; explain reads them.
+sv_test_exe(test_featrun test_featrun.c)
+set(SV_DEMO ${CMAKE_CURRENT_BINARY_DIR}/demo) # as in outputs.cmake (included after this file)
+set(SV_FCFG "{\"output_dir\": \"results_feat\", \"saes\": [\"saes/std_w512\", \"saes/topk_k32_w512\", \"saes/jumprelu_w512\"], \"datasets\": [{\"name\": \"in_sample\", \"path\": \"stores/in_sample.h5\", \"role\": \"in_sample\"}], \"top_examples\": 20, \"context\": [5, 5]")
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/feat_config.json.in "${SV_FCFG}}\n")
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/feat_config_b2048.json.in "${SV_FCFG}, \"block_tokens\": 2048}\n")
+add_test(NAME feat_run_config
+         COMMAND sh -c "cp '${CMAKE_CURRENT_BINARY_DIR}/feat_config.json.in' '${SV_DEMO}/config_feat.json' && cp '${CMAKE_CURRENT_BINARY_DIR}/feat_config_b2048.json.in' '${SV_DEMO}/config_feat_b2048.json'")
+set_tests_properties(feat_run_config PROPERTIES FIXTURES_REQUIRED demo_data FIXTURES_SETUP feat_cfg)
+set(SV_FRUNS "")
+foreach(run np1 np2t2 np3 np4 np2b2048)
+  set(cfgf config_feat.json)
+  set(thr 1)
+  string(REGEX MATCH "np([0-9])" _m ${run})
+  set(np ${CMAKE_MATCH_1})
+  if(run STREQUAL "np2t2")
+    set(thr 2)
+  elseif(run STREQUAL "np2b2048")
+    set(cfgf config_feat_b2048.json)
+  endif()
+  add_test(NAME feat_run_${run}
+           COMMAND ${CMAKE_COMMAND} -E env SAEVAL_THREADS=${thr}
+                   ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np ${np} $<TARGET_FILE:saeval> run ${SV_DEMO}/${cfgf}
+                   --output-dir ${SV_DEMO}/results_feat_${run} --quiet --no-table --force)
+  set_tests_properties(feat_run_${run} PROPERTIES FIXTURES_REQUIRED feat_cfg FIXTURES_SETUP feat_runs)
+  if(NOT run STREQUAL "np1")
+    add_test(NAME feat_run_identical_${run}
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_cmp.sh ${SV_DEMO}/results_feat_np1 ${SV_DEMO}/results_feat_${run})
+    set_tests_properties(feat_run_identical_${run} PROPERTIES FIXTURES_REQUIRED feat_runs)
+  endif()
+endforeach()
+foreach(sae std_w512 topk_k32_w512 jumprelu_w512)
+  add_test(NAME feat_run_counts_${sae} COMMAND test_featrun ${SV_DEMO}/results_feat_np2t2 ${sae} in_sample)
+  set_tests_properties(feat_run_counts_${sae} PROPERTIES FIXTURES_REQUIRED feat_runs)
+endforeach()
+add_test(NAME feat_run_explain
+         COMMAND sh -c "'$<TARGET_FILE:saeval>' explain '${SV_DEMO}/config_feat.json' --dataset in_sample --sequence 3 --positions 1:4 --output-dir '${SV_DEMO}/results_feat_np1' | grep -q 'fires on'")
+set_tests_properties(feat_run_explain PROPERTIES FIXTURES_REQUIRED feat_runs)

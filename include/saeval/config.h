@@ -37,6 +37,11 @@ typedef struct {
     int geometry;           /* compute weight geometry (default 1) */
     double dead_density_threshold; /* dead_fraction_below_density: density below this (default 1e-6) */
     double model_params;    /* language-model size for health ratings; NaN = unknown */
+    /* Feature analysis (features.h): top examples kept per latent, 0 = no
+     * feature files; context tokens before/after (-1/-1: whole sequence). */
+    int top_examples;
+    int ctx_before, ctx_after;
+    char *tokenizer;        /* resolved path of a tokenizer.json, or NULL */
 } sv_config;
 
 /* Parse text (length n) read from config_path. */

@@ -139,6 +139,8 @@ void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, 
  * gets them all (every entry is written by exactly one rank, so a sum of
  * values and a max of ids over ranks is exact). Same windows on every rank. */
 sv_rc sv_feat_windows_reduce(sv_feat_windows *w, MPI_Comm comm);
+/* Token ids only, for rows token0..token0+rows-1 (masked tokens included). */
+void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids);
 /* Fill from rows token0..token0+rows-1 of activations a[r * lda + (j - j0)]
  * for latents j0..j1-1 of the windows; ids (may be NULL) their token ids. */
 void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
