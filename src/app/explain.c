@@ -183,7 +183,8 @@ sv_rc sv_explain(const sv_explain_opts *o, FILE *out)
     rc = sv_store_open(&st, ds->path, MPI_COMM_SELF);
     if (rc != SV_OK) goto out;
     store_open = 1;
-    if (o->tokenizer) rc = sv_tokenizer_load(&tok, o->tokenizer);
+    const char *tok_path = o->tokenizer ? o->tokenizer : cfg.tokenizer; /* --tokenizer, else the config's */
+    if (tok_path) rc = sv_tokenizer_load(&tok, tok_path);
     if (rc != SV_OK) goto out;
 
     int64_t seq = o->sequence, pos0 = o->pos0, pos1 = o->pos1;
@@ -214,7 +215,7 @@ sv_rc sv_explain(const sv_explain_opts *o, FILE *out)
     if (rc == SV_OK && st.has_token_ids) rc = sv_store_read_token_ids(&st, s0 + pos0, n, ids);
     if (rc != SV_OK) goto out;
     if (!st.has_token_ids) for (int64_t r = 0; r < n; r++) ids[r] = -1;
-    if (tok && st.has_token_ids) rc = sv_tokenizer_check_ids(tok, o->tokenizer, ids, (size_t)n, st.path);
+    if (tok && st.has_token_ids) rc = sv_tokenizer_check_ids(tok, tok_path, ids, (size_t)n, st.path);
     if (rc != SV_OK) goto out;
     for (int64_t r = 0; r < n && st.has_token_ids; r++) {
         for (int k = 0; k < st.n_special; k++) if (ids[r] == st.special_ids[k]) masked[r] = 1;
