@@ -92,3 +92,11 @@ endforeach()
 add_test(NAME feat_run_explain
          COMMAND sh -c "'$<TARGET_FILE:saeval>' explain '${SV_DEMO}/config_feat.json' --dataset in_sample --sequence 3 --positions 1:4 --output-dir '${SV_DEMO}/results_feat_np1' | grep -q 'fires on'")
 set_tests_properties(feat_run_explain PROPERTIES FIXTURES_REQUIRED feat_runs)
+# Bad feature keys: exit 2 naming the key.
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/feat_bad_topn.json.in "${SV_FCFG}, \"top_examples\": -1}\n")
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/feat_bad_context.json.in "${SV_FCFG}, \"context\": [5]}\n")
+foreach(bad topn context)
+  add_test(NAME feat_config_bad_${bad}
+           COMMAND sh -c "sed 's/, \"top_examples\": 20, \"context\": \\[5, 5\\]//' '${CMAKE_CURRENT_BINARY_DIR}/feat_bad_${bad}.json.in' > '${SV_DEMO}/config_feat_bad_${bad}.json' && sh '${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh' 2 '$<IF:$<STREQUAL:${bad},topn>,top_examples,context>' '$<TARGET_FILE:saeval>' run '${SV_DEMO}/config_feat_bad_${bad}.json' --quiet")
+  set_tests_properties(feat_config_bad_${bad} PROPERTIES FIXTURES_REQUIRED demo_data)
+endforeach()
