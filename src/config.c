@@ -253,6 +253,7 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     c->model_params = NAN;
     c->dead_density_threshold = 1e-6;
     c->geometry = 1;
+    c->ctx_before = c->ctx_after = 5;
     c->config_path = sv_strdup(cp);
     char *dir = dir_of(cp);
     if (!c->config_path || !dir) { free(dir); return SV_EINTERNAL; }
@@ -296,6 +297,21 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
         } else if (strcmp(k, "nonfinite") == 0) {
             if (!cJSON_IsString(kv) || (strcmp(kv->valuestring, "error") && strcmp(kv->valuestring, "skip"))) { rc = sv_fail(SV_EINPUT, "%s: nonfinite: must be \"error\" or \"skip\"", cp); goto done; }
             c->nonfinite_skip = strcmp(kv->valuestring, "skip") == 0;
+        } else if (strcmp(k, "top_examples") == 0) {
+            if (!is_int(kv) || kv->valuedouble < 0 || kv->valuedouble > 10000) { rc = sv_fail(SV_EINPUT, "%s: top_examples: must be an integer in [0, 10000] (0: no feature files)", cp); goto done; }
+            c->top_examples = (int)kv->valuedouble;
+        } else if (strcmp(k, "context") == 0) {
+            const cJSON *b = cJSON_GetArrayItem(kv, 0), *a = cJSON_GetArrayItem(kv, 1);
+            if (cJSON_IsString(kv) && strcmp(kv->valuestring, "sequence") == 0) c->ctx_before = c->ctx_after = -1;
+            else if (cJSON_IsArray(kv) && cJSON_GetArraySize(kv) == 2 && is_int(b) && is_int(a) && b->valuedouble >= 0 &&
+                     a->valuedouble >= 0 && b->valuedouble <= 4096 && a->valuedouble <= 4096) {
+                c->ctx_before = (int)b->valuedouble;
+                c->ctx_after = (int)a->valuedouble;
+            } else { rc = sv_fail(SV_EINPUT, "%s: context: must be [before, after] (integers in [0, 4096]) or \"sequence\"", cp); goto done; }
+        } else if (strcmp(k, "tokenizer") == 0) {
+            if (!cJSON_IsString(kv) || !kv->valuestring[0]) { rc = sv_fail(SV_EINPUT, "%s: tokenizer: must be the path of a tokenizer.json", cp); goto done; }
+            free(c->tokenizer);
+            if (!(c->tokenizer = sv_path_join(dir, kv->valuestring))) { rc = SV_EINTERNAL; goto done; }
         } else if (strcmp(k, "geometry") == 0) {
             if (!cJSON_IsBool(kv)) { rc = sv_fail(SV_EINPUT, "%s: geometry: must be true or false", cp); goto done; }
             c->geometry = cJSON_IsTrue(kv);
@@ -365,6 +381,7 @@ void sv_config_free(sv_config *c)
     free(c->saes);
     free(c->datasets);
     free(c->exclude_ids);
+    free(c->tokenizer);
     free(c->output_dir);
     free(c->config_path);
     memset(c, 0, sizeof *c);

@@ -22,6 +22,7 @@
 #include "saeval/config.h"
 #include "saeval/downstream.h"
 #include "saeval/env.h"
+#include "saeval/featpass.h"
 #include "saeval/forward.h"
 #include "saeval/fsutil.h"
 #include "saeval/geometry.h"
@@ -48,6 +49,7 @@ typedef struct {
     int64_t *ints;     /* integer partials, layout of metrics.h (sv_ints_len) */
     int64_t *last_seq; /* per latent: last global sequence it fired in */
     const sv_geometry *geom; /* weight geometry, complete on rank 0 */
+    sv_feat *feat;     /* top examples etc. (config top_examples > 0), else NULL */
 } sv_slot;
 
 
@@ -68,6 +70,7 @@ typedef struct {
     /* per-rank buffers */
     float *x, *xe;
     int64_t *tok, *seq_of;
+    int64_t *tok_of; /* global token index of each evaluated row */
     double *rowq; /* [block rows][RQ_N] */
     int64_t ds_ints[SV_D_COUNT]; /* evaluated, masked, non-finite (masked too) */
     uint64_t bytes_read;
@@ -155,6 +158,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         }
         memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
         ps->seq_of[ne] = s;
+        ps->tok_of[ne] = t0 + t;
         double ss = 0;
         for (int64_t i = 0; i < d; i++) {
             sum_x[i] += xr[i];
@@ -227,11 +231,14 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 p[SV_P_L1] += l1;
                 sl->ints[SV_I_L0] += q1 - q0;
                 hist[q1 - q0]++;
+                if (sl->feat) /* values already computed; order-free, so no ordering needed */
+                    for (int64_t q = q0; q < q1; q++) sv_feat_observe(sl->feat, f->idx[q], ps->tok_of[r0 + r], (float)f->val[q]);
             }
         }
         if (rc != SV_OK) break;
         p[SV_P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
         sl->ints[SV_I_UNITS]++;
+        if (sl->feat) sv_feat_add_tokens(sl->feat, ne);
     }
     free(mu_b);
     if (rc == SV_OK && ps->ds_model) rc = eval_downstream(ps, s0, s1, leaf);
@@ -301,8 +308,9 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     ps.xe = sv_malloc((size_t)(max_unit * d) * sizeof(float));
     ps.tok = sv_malloc((size_t)max_unit * sizeof(int64_t));
     ps.seq_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
+    ps.tok_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
     ps.rowq = sv_malloc((size_t)slots[0].fwd.max_rows * RQ_N * sizeof(double));
-    if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
+    if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.tok_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
     for (int k = 0; k < n_slots; k++) {
         int64_t m = slots[k].sae.cfg.d_sae;
         memset(slots[k].ints, 0, sv_ints_len(m) * sizeof(int64_t));
@@ -414,6 +422,13 @@ agree:
             }
             free(tot_ints);
         }
+        /* Feature files, after the pair files (collective: agree first). */
+        rc = sv_agree(rc, comm);
+        for (int k = 0; k < n_slots && rc == SV_OK; k++) {
+            if (!slots[k].feat) continue;
+            const sv_featpass_ctx fc = {st, B, first[rank], last[rank], ps.mask_ids, ps.n_mask, out_dir, slots[k].id, ds->name};
+            rc = sv_featpass_finish(slots[k].feat, &slots[k].fwd, &fc, comm);
+        }
         pg->cost_done += pass_cost;
         if (stats) {
             stats->pass_seconds += sv_now() - t_start;
@@ -431,7 +446,7 @@ agree:
     }
 out:
     free(w); free(first); free(last); free(ps.mask_ids);
-    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of); free(ps.rowq);
+    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of); free(ps.tok_of); free(ps.rowq);
     sv_model_ws_free(&ps.ds_ws);
     sv_ds_sums_free(&ps.ds_sums);
     free(ps.ds_mask); free(ps.ds_ids); free(ps.ds_fw);
@@ -611,6 +626,7 @@ static void free_slots(sv_runner *r, int n)
         sv_sae_free(&r->slots[k].sae);
         free(r->slots[k].ints);
         free(r->slots[k].last_seq);
+        sv_feat_free(r->slots[k].feat);
         memset(&r->slots[k], 0, sizeof r->slots[k]);
     }
 }
@@ -653,6 +669,11 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
             int64_t m = sl->sae.cfg.d_sae;
             sl->ints = sv_malloc(sv_ints_len(m) * sizeof(int64_t));
             sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
+            if (rc == SV_OK && cfg->top_examples > 0) {
+                sv_feat_params fp;
+                sv_featpass_params(&fp, m, cfg->top_examples, cfg->ctx_before, cfg->ctx_after);
+                rc = sv_feat_new(&sl->feat, &fp);
+            }
             if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
         }
         r->sae_of[(*n)++] = i;

@@ -2,6 +2,7 @@
  * program's name, used in messages) before including. */
 #ifndef SAEVAL_TESTUTIL_H
 #define SAEVAL_TESTUTIL_H
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "saeval/error.h"
@@ -21,17 +22,27 @@ static inline void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
-/* CHECK(cond, fmt, ...): stop the test with file:line, the condition and
- * a message when cond is false. */
+/* CHECK(cond) or CHECK(cond, fmt, ...): stop the test with file:line, the
+ * condition and the optional message when cond is false. (A test that
+ * defines TU_CHECK gets the counting CHECK below instead.) */
+static inline void sv_test_note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+#if !defined(CHECK) && !defined(TU_CHECK)
 #define CHECK(cond, ...)                                                              \
     do {                                                                              \
         if (!(cond)) {                                                                \
-            fprintf(stderr, TEST_NAME ": %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                             \
+            fprintf(stderr, TEST_NAME ": %s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
+            sv_test_note(" " __VA_ARGS__);                                            \
             fputc('\n', stderr);                                                      \
             exit(1);                                                                  \
         }                                                                             \
     } while (0)
+#endif
 
 /* The library's mkdir -p; a test that cannot make its directories stops. */
 static inline void mkdirs(const char *path)
@@ -39,9 +50,9 @@ static inline void mkdirs(const char *path)
     if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
 }
 
-/* CHECK(cond, fmt, ...): report a failure and count it; tu_failures()
- * gives the count for the exit code. Opt-in (define TU_CHECK before the
- * include) while other tests still carry their own CHECK. */
+/* CHECK(cond, fmt, ...) for tests that go on after a failure: report it and
+ * count it; tu_failures() gives the count for the exit code. Opt-in: define
+ * TU_CHECK before the include. */
 #if defined(TU_CHECK) && !defined(CHECK)
 static inline int *tu_fail_count(void)
 {

@@ -41,6 +41,11 @@ typedef struct {
     double model_params;    /* language-model size for health ratings; NaN = unknown */
     char *model;            /* top-level "model" (resolved), NULL = none */
     int64_t downstream_sequences; /* downstream metrics on the first N sequences of each store; 0 = all */
+    /* Feature analysis (features.h): top examples kept per latent, 0 = no
+     * feature files; context tokens before/after (-1/-1: whole sequence). */
+    int top_examples;
+    int ctx_before, ctx_after;
+    char *tokenizer;        /* resolved path of a tokenizer.json, or NULL */
 } sv_config;
 
 /* Parse text (length n) read from config_path. */

@@ -13,6 +13,8 @@
 #include "saeval/signals.h"
 #include "saeval/config.h"
 #include "saeval/error.h"
+#include "saeval/explain.h"
+#include "saeval/export.h"
 #include "saeval/forward.h"
 #include "saeval/info.h"
 #include "saeval/merge.h"
@@ -36,6 +38,8 @@ static const char *usage_main =
     "  bench          measure speed against this machine's limits (use under mpirun)\n"
     "  collect        run a Hugging Face model over token ids and write activation\n"
     "                 stores at one or several hook points (use under mpirun)\n"
+    "  explain CONFIG which latents fire on a span of a store, with their top examples\n"
+    "  export         write a feature file as Neuronpedia dashboard batches\n"
     "\n"
     "`saeval <command> --help` describes each command. Exit codes: 0 success,\n"
     "1 internal error, 2 bad input (the message names the file and the field),\n"
@@ -95,6 +99,28 @@ static const char *usage_bench =
     "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
     "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
     "  --keep    keep the generated data\n";
+
+static const char *usage_export =
+    "usage: saeval export --neuronpedia FEATURES.h5 --out DIR [--tokenizer tokenizer.json]\n"
+    "                     [--model-id ID] [--layer N] [--sae-set NAME] [--batch-size N]\n"
+    "\n"
+    "Writes DIR/batch-<k>.json in the format of SAEDashboard's Neuronpedia exporter\n"
+    "(top activations and interval samples with their context, activation histogram,\n"
+    "firing fraction) for every latent that fired, and DIR/skipped_indexes.json for\n"
+    "the others. With --tokenizer (a Hugging Face tokenizer.json) tokens are text,\n"
+    "else token ids. Logit tables need the model and are left empty.\n";
+
+static const char *usage_explain =
+    "usage: saeval explain CONFIG --dataset D (--sequence S [--positions A:B] | --ids I,J,...)\n"
+    "                      [--top K] [--tokenizer tokenizer.json] [--output-dir DIR]\n"
+    "\n"
+    "For each token of positions A..B-1 of sequence S of dataset D's store (default:\n"
+    "the whole sequence), prints the K latents (default 5) of every SAE of CONFIG\n"
+    "that fire most on it, then one line per latent shown: its max, firing\n"
+    "fraction and top examples, from OUTPUT_DIR/<sae>__<dataset>.features.h5 when a\n"
+    "run wrote it. --ids finds the first occurrence of those token ids in the store\n"
+    "instead; to tokenize text:\n"
+    "  python3 -c \"from transformers import AutoTokenizer as T; print(','.join(map(str, T.from_pretrained('gpt2')('some text')['input_ids'])))\"\n";
 
 static const char *usage_info =
     "usage: saeval info PATH\n"
@@ -280,6 +306,112 @@ static int cmd_synth(int argc, char **argv, int rank)
     return worst;
 }
 
+static int cmd_export(int argc, char **argv, int rank)
+{
+    const char *feat = NULL, *out = NULL, *tok_path = NULL;
+    sv_np_opts o = {NULL, 0, NULL, 128, NULL};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (strcmp(a, "--neuronpedia") == 0 && v) feat = argv[++i];
+        else if (strcmp(a, "--out") == 0 && v) out = argv[++i];
+        else if (strcmp(a, "--tokenizer") == 0 && v) tok_path = argv[++i];
+        else if (strcmp(a, "--model-id") == 0 && v) o.model_id = argv[++i];
+        else if (strcmp(a, "--sae-set") == 0 && v) o.sae_set = argv[++i];
+        else if (strcmp(a, "--layer") == 0 && v) {
+            o.layer = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i]) return usage_error(usage_export, "export: --layer takes an integer");
+        } else if (strcmp(a, "--batch-size") == 0 && v) {
+            o.batch_size = strtoll(argv[++i], &end, 10);
+            if (*end || end == argv[i] || o.batch_size < 1) return usage_error(usage_export, "export: --batch-size takes a positive integer");
+        } else return usage_error(usage_export, "export: unknown option or missing value");
+    }
+    if (!feat || !out) return usage_error(usage_export, "export: --neuronpedia FEATURES.h5 and --out DIR are required");
+    sv_rc rc = SV_OK;
+    if (rank == 0) {
+        sv_tokenizer *tok = NULL;
+        int64_t nb = 0;
+        o.tokenizer_path = tok_path;
+        if (tok_path) rc = sv_tokenizer_load(&tok, tok_path);
+        if (rc == SV_OK) rc = sv_export_neuronpedia(feat, tok, &o, out, &nb);
+        if (rc != SV_OK) fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
+        else printf("[saeval] %lld batch files written to %s\n", (long long)nb, out);
+        sv_tokenizer_free(tok);
+    }
+    int r = (int)rc, worst;
+    MPI_Allreduce(&r, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
+static int parse_i64(const char *s, int64_t *v)
+{
+    char *end;
+    *v = strtoll(s, &end, 10);
+    return end != s && *end == '\0';
+}
+
+static int cmd_explain(int argc, char **argv, int rank)
+{
+    sv_explain_opts o;
+    memset(&o, 0, sizeof o);
+    o.sequence = -1;
+    o.pos1 = -1;
+    int64_t *ids = NULL;
+    int have_seq = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t x;
+        if (strcmp(a, "--dataset") == 0 && v) o.dataset = argv[++i];
+        else if (strcmp(a, "--sequence") == 0 && v) {
+            if (!parse_i64(argv[++i], &o.sequence) || o.sequence < 0) { free(ids); return usage_error(usage_explain, "explain: --sequence takes an integer >= 0"); }
+            have_seq = 1;
+        } else if (strcmp(a, "--positions") == 0 && v) {
+            char *colon = strchr(argv[++i], ':');
+            if (!colon) { free(ids); return usage_error(usage_explain, "explain: --positions takes A:B"); }
+            *colon = '\0';
+            if (!parse_i64(argv[i], &o.pos0) || !parse_i64(colon + 1, &o.pos1) || o.pos0 < 0 || o.pos1 <= o.pos0) {
+                free(ids);
+                return usage_error(usage_explain, "explain: --positions takes A:B with 0 <= A < B");
+            }
+        } else if (strcmp(a, "--ids") == 0 && v) {
+            const char *p = argv[++i];
+            size_t cap = strlen(p) / 2 + 1;
+            free(ids);
+            ids = malloc(cap * sizeof *ids);
+            o.n_ids = 0;
+            if (!ids) return SV_EINTERNAL;
+            while (*p) {
+                char *end;
+                long long id = strtoll(p, &end, 10);
+                if (end == p || id < 0 || (*end && *end != ',') || (size_t)o.n_ids == cap) { free(ids); return usage_error(usage_explain, "explain: --ids takes comma-separated token ids"); }
+                ids[o.n_ids++] = id;
+                p = *end ? end + 1 : end;
+            }
+            o.ids = ids;
+        } else if (strcmp(a, "--top") == 0 && v) {
+            if (!parse_i64(argv[++i], &x) || x < 1 || x > 1000) { free(ids); return usage_error(usage_explain, "explain: --top takes an integer in [1, 1000]"); }
+            o.top_latents = (int)x;
+        } else if (strcmp(a, "--tokenizer") == 0 && v) o.tokenizer = argv[++i];
+        else if (strcmp(a, "--output-dir") == 0 && v) o.output_dir = argv[++i];
+        else if (a[0] != '-' && !o.config_path) o.config_path = a;
+        else { free(ids); return usage_error(usage_explain, "explain: unknown option, missing value or second CONFIG"); }
+    }
+    if (!o.config_path || !o.dataset || have_seq == (o.n_ids > 0)) {
+        free(ids);
+        return usage_error(usage_explain, "explain: give CONFIG, --dataset and one of --sequence or --ids");
+    }
+    sv_fwd_set_threads_default(MPI_COMM_WORLD);
+    sv_rc rc = SV_OK;
+    if (rank == 0) {
+        rc = sv_explain(&o, stdout);
+        if (rc != SV_OK) fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
+    }
+    free(ids);
+    int r = (int)rc, worst;
+    MPI_Allreduce(&r, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
 static int cmd_report(int argc, char **argv, int rank)
 {
     const char *config = NULL, *out = NULL;
@@ -322,7 +454,9 @@ int sv_cli_main(int argc, char **argv)
                       : strcmp(cmd, "bench") == 0 ? usage_bench
                       : strcmp(cmd, "synth") == 0 ? usage_synth
                       : strcmp(cmd, "info") == 0 ? usage_info
-                      : strcmp(cmd, "report") == 0 ? usage_report 
+                      : strcmp(cmd, "report") == 0 ? usage_report
+                      : strcmp(cmd, "export") == 0 ? usage_export
+                      : strcmp(cmd, "explain") == 0 ? usage_explain
                       : strcmp(cmd, "collect") == 0 ? sv_collect_usage : NULL;
     if (!usage) {
         fprintf(stderr, "saeval: unknown command '%s'\n%s", cmd, usage_main);
@@ -340,6 +474,8 @@ int sv_cli_main(int argc, char **argv)
     else if (usage == usage_merge) rc = cmd_merge(argc, argv);
     else if (usage == usage_bench) rc = cmd_bench(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
+    else if (usage == usage_export) rc = cmd_export(argc, argv, rank);
+    else if (usage == usage_explain) rc = cmd_explain(argc, argv, rank);
     else if (usage == usage_report) rc = cmd_report(argc, argv, rank);
     else if (usage == sv_collect_usage) rc = cmd_collect(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);

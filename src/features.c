@@ -1,0 +1,736 @@
+/* Per-latent feature data (see features.h for what is kept and why it is
+ * order-free). Everything here is integer or exact comparisons of floats:
+ * no sum depends on the order in which tokens arrive. The hot path touches
+ * two cache lines per firing most of the time: the latent's record and the
+ * grid bin's record; the heaps only when a value beats their worst entry. */
+#include "saeval/features.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOEXP INT32_MIN
+#define PACK_MAGIC 0x32544146564153ull /* "SAVFAT2" */
+
+typedef struct {      /* 32 bytes: one cache line holds two */
+    int64_t nz;       /* nonzero activations */
+    double scale;     /* F * 2^-e: bin = floor(v * scale) (exact in double) */
+    float maxv;
+    float thr;        /* value of the worst kept top example once the list is full */
+    int32_t ntop;
+    int32_t ex;       /* grid exponent e: bins cover [0, 2^e); NOEXP before the first firing */
+} hot_t;
+
+typedef struct {      /* one grid bin of one latent */
+    int64_t cnt;
+    uint32_t n;       /* samples kept (<= K) */
+    uint32_t root;    /* key at the root of the samples' heap (the worst kept) once n == K */
+} bin_t;
+
+struct sv_feat {
+    sv_feat_params p;
+    int64_t tokens;
+    hot_t *hot;       /* [d] */
+    sv_feat_ex *top;  /* [d x N] heaps, worst example at the root */
+    bin_t *bins;      /* [d x F] */
+    sv_feat_ex *smp;  /* [d x F x K] heaps, highest (key, token) at the root */
+};
+
+void sv_feat_params_default(sv_feat_params *p, int64_t d_sae)
+{
+    memset(p, 0, sizeof *p);
+    p->d_sae = d_sae;
+    p->top_n = 20;
+    p->n_intervals = 10;
+    p->interval_k = 5;
+    p->grid_bins = 32;
+    p->ctx_before = 5;
+    p->ctx_after = 5;
+}
+
+sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
+{
+    if (p->d_sae < 1) return sv_fail(SV_EINPUT, "%s: d_sae must be >= 1", where);
+    if (p->top_n < 1 || p->top_n > 10000) return sv_fail(SV_EINPUT, "%s: top_examples: must be in [1, 10000]", where);
+    if (p->n_intervals < 1 || p->n_intervals > 1000)
+        return sv_fail(SV_EINPUT, "%s: intervals: must be in [1, 1000]", where);
+    if (p->interval_k < 0 || p->interval_k > 255)
+        return sv_fail(SV_EINPUT, "%s: interval_examples: must be in [0, 255]", where);
+    if (p->grid_bins < 2 * p->n_intervals || p->grid_bins % 2 || p->grid_bins > 4096)
+        return sv_fail(SV_EINPUT, "%s: histogram_bins: must be even, >= 2 x intervals and <= 4096", where);
+    int whole = p->ctx_before == -1 && p->ctx_after == -1;
+    if (!whole && (p->ctx_before < 0 || p->ctx_after < 0 || p->ctx_before > 4096 || p->ctx_after > 4096))
+        return sv_fail(SV_EINPUT, "%s: context: before/after must be in [0, 4096] (or the whole sequence)", where);
+    return SV_OK;
+}
+
+static size_t per_latent(const sv_feat_params *p)
+{
+    size_t F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    return sizeof(hot_t) + (size_t)p->top_n * sizeof(sv_feat_ex) + F * sizeof(bin_t) + F * K * sizeof(sv_feat_ex);
+}
+
+size_t sv_feat_mem(const sv_feat_params *p)
+{
+    return sizeof(struct sv_feat) + (size_t)p->d_sae * per_latent(p);
+}
+
+uint64_t sv_feat_key(uint64_t seed, int64_t latent, int64_t token)
+{
+    /* splitmix64's finalizer, applied twice: counter-based, no state. */
+    uint64_t z = seed ^ ((uint64_t)latent * 0x9E3779B97F4A7C15ull);
+    for (int r = 0; r < 2; r++) {
+        z += 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        if (r == 0) z ^= (uint64_t)token;
+    }
+    return z;
+}
+
+static void *alloc64(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
+    memset(p, 0, n ? n : 64);
+    return p;
+}
+
+static void reset(sv_feat *f)
+{
+    size_t d = (size_t)f->p.d_sae;
+    f->tokens = 0;
+    memset(f->hot, 0, d * sizeof *f->hot);
+    memset(f->bins, 0, d * (size_t)f->p.grid_bins * sizeof *f->bins);
+    for (size_t j = 0; j < d; j++) f->hot[j].ex = NOEXP;
+}
+
+sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
+{
+    *out = NULL;
+    sv_rc rc = sv_feat_params_check(p, "features");
+    if (rc != SV_OK) return rc;
+    size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    sv_feat *f = sv_calloc(1, sizeof *f);
+    if (!f) return SV_EINTERNAL;
+    f->p = *p;
+    f->hot = alloc64(d * sizeof *f->hot);
+    f->top = alloc64(d * (size_t)p->top_n * sizeof *f->top);
+    f->bins = alloc64(d * F * sizeof *f->bins);
+    f->smp = alloc64(d * F * (K ? K : 1) * sizeof *f->smp);
+    if (!f->hot || !f->top || !f->bins || !f->smp) {
+        sv_feat_free(f);
+        return sv_fail(SV_EINTERNAL, "out of memory for the feature data of %zu latents", d);
+    }
+    reset(f);
+    *out = f;
+    return SV_OK;
+}
+
+void sv_feat_free(sv_feat *f)
+{
+    if (!f) return;
+    free(f->hot); free(f->top); free(f->bins); free(f->smp);
+    free(f);
+}
+
+const sv_feat_params *sv_feat_params_of(const sv_feat *f) { return &f->p; }
+
+/* ---- heaps: "worse" at the root, so the root is what a better entry replaces ---- */
+typedef int (*worse_fn)(const sv_feat_ex *a, const sv_feat_ex *b);
+
+/* top examples: lower value is worse; equal values: the higher token is worse */
+static int worse_top(const sv_feat_ex *a, const sv_feat_ex *b)
+{
+    return a->value < b->value || (a->value == b->value && a->token > b->token);
+}
+
+/* samples: higher key is worse; equal keys: the higher token is worse */
+static int worse_smp(const sv_feat_ex *a, const sv_feat_ex *b)
+{
+    return a->key > b->key || (a->key == b->key && a->token > b->token);
+}
+
+static void sift_down(sv_feat_ex *h, int n, int i, worse_fn worse)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && worse(&h[l], &h[w])) w = l;
+        if (r < n && worse(&h[r], &h[w])) w = r;
+        if (w == i) return;
+        sv_feat_ex t = h[i]; h[i] = h[w]; h[w] = t;
+        i = w;
+    }
+}
+
+static void sift_up(sv_feat_ex *h, int i, worse_fn worse)
+{
+    while (i > 0) {
+        int up = (i - 1) / 2;
+        if (!worse(&h[i], &h[up])) return;
+        sv_feat_ex t = h[i]; h[i] = h[up]; h[up] = t;
+        i = up;
+    }
+}
+
+/* Keep the cap best entries: returns the new count. */
+static int heap_offer(sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_fn worse)
+{
+    if (cap == 0) return 0;
+    if (n < cap) {
+        h[n] = *e;
+        sift_up(h, n, worse);
+        return n + 1;
+    }
+    if (!worse(&h[0], e)) return n;
+    h[0] = *e;
+    sift_down(h, n, 0, worse);
+    return n;
+}
+
+static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e)
+{
+    int N = f->p.top_n;
+    hot_t *h = &f->hot[j];
+    sv_feat_ex *hp = f->top + j * N;
+    h->ntop = heap_offer(hp, h->ntop, N, e, worse_top);
+    if (h->ntop == N) h->thr = hp[0].value;
+}
+
+static void smp_offer(bin_t *bn, sv_feat_ex *hp, int K, const sv_feat_ex *e)
+{
+    bn->n = (uint32_t)heap_offer(hp, (int)bn->n, K, e, worse_smp);
+    if ((int)bn->n == K) bn->root = hp[0].key;
+}
+
+/* Regrid one latent's bins (bins and samples given, so a scratch copy can be
+ * regridded too) from exponent e0 up to e1: bins merge in pairs. */
+static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, int e0, int e1)
+{
+    int F = p->grid_bins, K = p->interval_k;
+    sv_feat_ex tmp[2 * 255];
+    for (int e = e0; e < e1; e++) {
+        for (int i = 0; i < F / 2; i++) {
+            int n = 0;
+            for (int s = 0; s < 2; s++)
+                for (uint32_t k = 0; k < bins[2 * i + s].n; k++) tmp[n++] = smp[(size_t)(2 * i + s) * K + k];
+            bin_t nb = {bins[2 * i].cnt + bins[2 * i + 1].cnt, 0, 0};
+            for (int k = 0; k < n; k++) smp_offer(&nb, smp + (size_t)i * K, K, &tmp[k]);
+            bins[i] = nb;
+        }
+        for (int i = F / 2; i < F; i++) memset(&bins[i], 0, sizeof bins[i]);
+    }
+}
+
+static int exponent_of(float v)
+{
+    int e;
+    frexp((double)v, &e); /* v in [2^(e-1), 2^e) */
+    return e;
+}
+
+static void set_grid(hot_t *h, int F, int e)
+{
+    h->ex = e;
+    h->scale = ldexp((double)F, -e);
+}
+
+void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
+{
+    if (!(v > 0) || !isfinite(v)) return;
+    hot_t *h = &f->hot[j];
+    h->nz++;
+    if (v > h->maxv) h->maxv = v;
+    sv_feat_ex e = {token, v, 0};
+    if (h->ntop < f->p.top_n || v > h->thr || (v == h->thr && token < f->top[j * f->p.top_n].token))
+        top_offer(f, j, &e);
+
+    size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
+    if (h->ex == NOEXP) {
+        set_grid(h, (int)F, exponent_of(v));
+    } else if ((double)v * h->scale >= (double)F) {
+        int e1 = exponent_of(v);
+        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, h->ex, e1);
+        set_grid(h, (int)F, e1);
+    }
+    size_t b = (size_t)((double)v * h->scale);
+    bin_t *bn = &f->bins[j * F + b];
+    bn->cnt++;
+    if (K) {
+        e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
+        if (bn->n < K || e.key <= bn->root) smp_offer(bn, f->smp + (j * F + b) * K, (int)K, &e);
+    }
+}
+
+void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, int64_t ncols,
+                          const float *a, size_t lda, const unsigned char *skip)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        if (skip && skip[r]) continue;
+        const float *row = a + (size_t)r * lda;
+        for (int64_t c = 0; c < ncols; c++)
+            if (row[c] > 0) sv_feat_observe(f, j0 + c, token0 + r, row[c]);
+    }
+}
+
+void sv_feat_observe_csr(sv_feat *f, int64_t token0, int64_t rows, const int64_t *rowptr, const int32_t *idx,
+                         const double *val, const unsigned char *skip)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        if (skip && skip[r]) continue;
+        for (int64_t e = rowptr[r]; e < rowptr[r + 1]; e++) sv_feat_observe(f, idx[e], token0 + r, (float)val[e]);
+    }
+}
+
+void sv_feat_add_tokens(sv_feat *f, int64_t n) { f->tokens += n; }
+
+static int same_params(const sv_feat_params *a, const sv_feat_params *b)
+{
+    return a->d_sae == b->d_sae && a->top_n == b->top_n && a->n_intervals == b->n_intervals &&
+           a->interval_k == b->interval_k && a->grid_bins == b->grid_bins && a->ctx_before == b->ctx_before &&
+           a->ctx_after == b->ctx_after && a->seed == b->seed;
+}
+
+sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
+{
+    if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
+    size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n;
+    bin_t *bins = sv_malloc(F * sizeof *bins);
+    sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
+    if (!bins || !smp) { free(bins); free(smp); return SV_EINTERNAL; }
+    dst->tokens += src->tokens;
+    for (int64_t j = 0; j < dst->p.d_sae; j++) {
+        const hot_t *hs = &src->hot[j];
+        hot_t *hd = &dst->hot[j];
+        if (hs->nz == 0) continue;
+        hd->nz += hs->nz;
+        if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
+        for (int32_t k = 0; k < hs->ntop; k++) top_offer(dst, j, &src->top[(size_t)j * N + k]);
+
+        /* both grids at the larger exponent, then bins add */
+        int es = hs->ex, ed = hd->ex;
+        memcpy(bins, src->bins + j * F, F * sizeof *bins);
+        if (K) memcpy(smp, src->smp + j * F * K, F * K * sizeof *smp);
+        if (ed == NOEXP) {
+            set_grid(hd, (int)F, es);
+        } else if (es < ed) {
+            regrid(&src->p, bins, smp, es, ed);
+        } else if (ed < es) {
+            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, ed, es);
+            set_grid(hd, (int)F, es);
+        }
+        for (size_t b = 0; b < F; b++) {
+            bin_t *bn = &dst->bins[j * F + b];
+            bn->cnt += bins[b].cnt;
+            for (uint32_t k = 0; k < bins[b].n; k++) smp_offer(bn, dst->smp + (j * F + b) * K, (int)K, &smp[b * K + k]);
+        }
+    }
+    free(bins);
+    free(smp);
+    return SV_OK;
+}
+
+/* ---- flat image: header, then each array padded to 8 bytes ---- */
+typedef struct {
+    uint64_t magic;
+    sv_feat_params p;
+    int64_t tokens;
+} pack_hdr;
+
+#define PAD8(x) (((x) + 7) & ~(size_t)7)
+#define NARR 4
+
+typedef struct { size_t off[NARR], size[NARR], total; } pack_layout;
+
+static pack_layout layout(const sv_feat_params *p)
+{
+    size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    pack_layout L;
+    size_t sz[NARR] = {d * sizeof(hot_t), d * (size_t)p->top_n * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
+                       d * F * K * sizeof(sv_feat_ex)};
+    size_t o = PAD8(sizeof(pack_hdr));
+    for (int i = 0; i < NARR; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
+    L.total = o;
+    return L;
+}
+
+size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p).total; }
+
+void sv_feat_pack(const sv_feat *f, void *buf)
+{
+    pack_layout L = layout(&f->p);
+    memset(buf, 0, L.total);
+    pack_hdr h;
+    memset(&h, 0, sizeof h);
+    h.magic = PACK_MAGIC;
+    h.p = f->p;
+    h.tokens = f->tokens;
+    memcpy(buf, &h, sizeof h);
+    const void *src[NARR] = {f->hot, f->top, f->bins, f->smp};
+    for (int i = 0; i < NARR; i++) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+}
+
+sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
+{
+    pack_layout L = layout(&dst->p);
+    pack_hdr h;
+    if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
+    memcpy(&h, buf, sizeof h);
+    if (h.magic != PACK_MAGIC || !same_params(&h.p, &dst->p))
+        return sv_fail(SV_EINTERNAL, "features: packed state from other parameters");
+    /* A view on the (8-byte aligned) buffer; every count is checked first. */
+    sv_feat v;
+    memset(&v, 0, sizeof v);
+    v.p = h.p;
+    v.tokens = h.tokens;
+    v.hot = (hot_t *)((char *)buf + L.off[0]);
+    v.top = (sv_feat_ex *)((char *)buf + L.off[1]);
+    v.bins = (bin_t *)((char *)buf + L.off[2]);
+    v.smp = (sv_feat_ex *)((char *)buf + L.off[3]);
+    size_t d = (size_t)h.p.d_sae, F = (size_t)h.p.grid_bins;
+    for (size_t j = 0; j < d; j++) {
+        const hot_t *x = &v.hot[j];
+        if (x->ntop < 0 || x->ntop > h.p.top_n || (x->ex == NOEXP) != (x->nz == 0))
+            return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+        for (size_t b = 0; b < F; b++)
+            if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k) return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+    }
+    return sv_feat_merge(dst, &v);
+}
+
+/* ---- across ranks ---- */
+#define MSG_CHUNK ((size_t)1 << 30) /* MPI counts are int: big images go in pieces */
+
+static int send_bytes(const char *b, size_t n, int to, MPI_Comm comm)
+{
+    for (size_t o = 0; o < n || n == 0; o += MSG_CHUNK) {
+        int c = (int)(n - o < MSG_CHUNK ? n - o : MSG_CHUNK);
+        if (MPI_Send(b + o, c, MPI_BYTE, to, 7411, comm) != MPI_SUCCESS) return 0;
+        if (n == 0) break;
+    }
+    return 1;
+}
+
+static int recv_bytes(char *b, size_t n, int from, MPI_Comm comm)
+{
+    for (size_t o = 0; o < n || n == 0; o += MSG_CHUNK) {
+        int c = (int)(n - o < MSG_CHUNK ? n - o : MSG_CHUNK);
+        if (MPI_Recv(b + o, c, MPI_BYTE, from, 7411, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) return 0;
+        if (n == 0) break;
+    }
+    return 1;
+}
+
+sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    size_t n = sv_feat_pack_size(f);
+    char *buf = size > 1 ? sv_malloc(n) : NULL;
+    if (size > 1 && !buf) return SV_EINTERNAL; /* a rank that cannot take part: the caller aborts */
+    sv_rc rc = SV_OK;
+    for (int step = 1; step < size; step *= 2) {
+        if (rank % (2 * step) == step) {
+            sv_feat_pack(f, buf);
+            if (!send_bytes(buf, n, rank - step, comm)) rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
+            break;
+        }
+        if (rank % (2 * step) == 0 && rank + step < size) {
+            if (!recv_bytes(buf, n, rank + step, comm)) { rc = sv_fail(SV_EINTERNAL, "features: receive failed"); break; }
+            rc = sv_feat_merge_packed(f, buf, n);
+            if (rc != SV_OK) break;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    size_t n = sv_feat_pack_size(f);
+    char *buf = sv_malloc(n);
+    if (!buf) return SV_EINTERNAL;
+    if (rank == 0) sv_feat_pack(f, buf);
+    for (size_t o = 0; o < n; o += MSG_CHUNK) {
+        int c = (int)(n - o < MSG_CHUNK ? n - o : MSG_CHUNK);
+        if (MPI_Bcast(buf + o, c, MPI_BYTE, 0, comm) != MPI_SUCCESS) { free(buf); return sv_fail(SV_EINTERNAL, "features: broadcast failed"); }
+    }
+    sv_rc rc = SV_OK;
+    if (rank != 0) {
+        reset(f); /* replace the state: clear, then merge the image */
+        rc = sv_feat_merge_packed(f, buf, n);
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- results ---- */
+int64_t sv_feat_tokens(const sv_feat *f) { return f->tokens; }
+int64_t sv_feat_nonzero(const sv_feat *f, int64_t j) { return f->hot[j].nz; }
+float sv_feat_max(const sv_feat *f, int64_t j) { return f->hot[j].maxv; }
+
+/* value descending, then token ascending */
+static int cmp_best(const void *a, const void *b)
+{
+    const sv_feat_ex *x = a, *y = b;
+    if (x->value != y->value) return x->value > y->value ? -1 : 1;
+    return (x->token > y->token) - (x->token < y->token);
+}
+
+int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out)
+{
+    int n = f->hot[j].ntop;
+    memcpy(out, f->top + (size_t)j * f->p.top_n, (size_t)n * sizeof *out);
+    qsort(out, (size_t)n, sizeof *out, cmp_best);
+    return n;
+}
+
+static int grid_used(const sv_feat *f, int64_t j)
+{
+    const hot_t *h = &f->hot[j];
+    if (h->ex == NOEXP) return 0;
+    return (int)((double)h->maxv * h->scale) + 1;
+}
+
+int sv_feat_hist(const sv_feat *f, int64_t j, double *width, int64_t *counts)
+{
+    int c = grid_used(f, j), F = f->p.grid_bins;
+    *width = c ? ldexp(1.0, f->hot[j].ex) / F : 0;
+    for (int b = 0; b < F; b++) counts[b] = f->bins[(size_t)j * F + b].cnt;
+    return c;
+}
+
+int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi, int64_t *count, sv_feat_ex *out)
+{
+    int c = grid_used(f, j), n = f->p.n_intervals, K = f->p.interval_k;
+    *lo = *hi = 0;
+    *count = 0;
+    if (c == 0 || i < 0 || i >= n) return 0;
+    int b0 = (int)((int64_t)i * c / n), b1 = (int)((int64_t)(i + 1) * c / n);
+    double w = ldexp(1.0, f->hot[j].ex) / f->p.grid_bins;
+    *lo = b0 * w;
+    *hi = b1 * w;
+    size_t F = (size_t)f->p.grid_bins;
+    /* the K lowest keys among the bins' own lowest-K sets */
+    sv_feat_ex best[255];
+    int m = 0;
+    for (int b = b0; b < b1; b++) {
+        const bin_t *bn = &f->bins[j * F + b];
+        *count += bn->cnt;
+        const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
+        for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, m, K, &s[k], worse_smp);
+    }
+    qsort(best, (size_t)m, sizeof *best, cmp_best);
+    memcpy(out, best, (size_t)m * sizeof *out);
+    return m;
+}
+
+/* ---- context windows ---- */
+size_t sv_feat_windows_mem(const sv_feat_params *p, int64_t n_latents, int64_t max_seq_len)
+{
+    int64_t W = (p->ctx_before < 0) ? max_seq_len : p->ctx_before + 1 + p->ctx_after;
+    size_t E = (size_t)p->top_n + (size_t)p->n_intervals * (size_t)p->interval_k;
+    return (size_t)n_latents * E * (sizeof(sv_feat_win) + sizeof(int64_t) + (size_t)W * (sizeof(float) + sizeof(int32_t)));
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+void sv_feat_windows_free(sv_feat_windows *w)
+{
+    free(w->win);
+    free(w->values);
+    free(w->ids);
+    free(w->by_start);
+    memset(w, 0, sizeof *w);
+}
+
+sv_rc sv_feat_windows_new(sv_feat_windows *w, const sv_feat *f, int64_t j0, int64_t j1, const int64_t *seq_off,
+                          int64_t n_seq)
+{
+    memset(w, 0, sizeof *w);
+    const sv_feat_params *p = &f->p;
+    if (j0 < 0 || j1 > p->d_sae || j0 > j1) return sv_fail(SV_EINTERNAL, "features: window latents out of range");
+    if (n_seq < 1 || seq_off[0] != 0) return sv_fail(SV_EINTERNAL, "features: no sequences");
+    int whole = p->ctx_before < 0;
+    int64_t W = p->ctx_before + 1 + p->ctx_after;
+    if (whole) {
+        W = 0;
+        for (int64_t s = 0; s < n_seq; s++)
+            if (seq_off[s + 1] - seq_off[s] > W) W = seq_off[s + 1] - seq_off[s];
+    }
+    int64_t cap = (j1 - j0) * ((int64_t)p->top_n + (int64_t)p->n_intervals * p->interval_k);
+    w->j0 = j0;
+    w->j1 = j1;
+    w->width = W;
+    w->win = sv_calloc((size_t)cap, sizeof *w->win);
+    sv_feat_ex *ex = sv_calloc((size_t)(p->top_n > p->interval_k ? p->top_n : p->interval_k), sizeof *ex);
+    if (!w->win || !ex) { free(ex); sv_feat_windows_free(w); return SV_EINTERNAL; }
+    int64_t n = 0;
+    for (int64_t j = j0; j < j1; j++) {
+        for (int kind = 0; kind < 2; kind++) {
+            int groups = kind ? p->n_intervals : 1;
+            for (int g = 0; g < groups; g++) {
+                double lo, hi;
+                int64_t cnt;
+                int m = kind ? sv_feat_interval(f, j, g, &lo, &hi, &cnt, ex) : sv_feat_top(f, j, ex);
+                for (int k = 0; k < m; k++) {
+                    int64_t t = ex[k].token;
+                    /* the sequence holding t: last s with seq_off[s] <= t */
+                    int64_t a = 0, b = n_seq;
+                    while (b - a > 1) {
+                        int64_t mid = a + (b - a) / 2;
+                        if (seq_off[mid] <= t) a = mid; else b = mid;
+                    }
+                    if (t < 0 || t >= seq_off[n_seq]) { free(ex); sv_feat_windows_free(w); return sv_fail(SV_EINTERNAL, "features: token %" PRId64 " outside the store", t); }
+                    int64_t s0 = seq_off[a], s1 = seq_off[a + 1];
+                    int64_t st = whole ? s0 : (t - p->ctx_before > s0 ? t - p->ctx_before : s0);
+                    int64_t en = whole ? s1 : (t + p->ctx_after + 1 < s1 ? t + p->ctx_after + 1 : s1);
+                    sv_feat_win *x = &w->win[n++];
+                    x->latent = j;
+                    x->token = t;
+                    x->start = st;
+                    x->len = en - st;
+                    x->kind = kind;
+                    x->group = kind ? g : k;
+                    x->value = ex[k].value;
+                }
+            }
+        }
+    }
+    free(ex);
+    w->n = n;
+    w->values = sv_calloc((size_t)(n ? n : 1) * (size_t)(W ? W : 1), sizeof *w->values);
+    w->ids = sv_malloc((size_t)(n ? n : 1) * (size_t)(W ? W : 1) * sizeof *w->ids);
+    w->by_start = sv_malloc((size_t)(n ? n : 1) * sizeof *w->by_start);
+    if (!w->values || !w->ids || !w->by_start) { sv_feat_windows_free(w); return SV_EINTERNAL; }
+    for (int64_t i = 0; i < n * W; i++) w->ids[i] = -1;
+    /* window indices by (start, index), for the fill lookups */
+    int64_t *pairs = sv_malloc((size_t)(n ? n : 1) * 2 * sizeof *pairs);
+    if (!pairs) { sv_feat_windows_free(w); return SV_EINTERNAL; }
+    for (int64_t i = 0; i < n; i++) { pairs[2 * i] = w->win[i].start; pairs[2 * i + 1] = i; }
+    qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_pair);
+    for (int64_t i = 0; i < n; i++) w->by_start[i] = pairs[2 * i + 1];
+    free(pairs);
+    return SV_OK;
+}
+
+sv_rc sv_feat_windows_ranges(const sv_feat_windows *w, int64_t **ranges, int64_t *n)
+{
+    int64_t *r = sv_malloc((size_t)(w->n ? w->n : 1) * 2 * sizeof *r);
+    if (!r) return SV_EINTERNAL;
+    for (int64_t i = 0; i < w->n; i++) { r[2 * i] = w->win[i].start; r[2 * i + 1] = w->win[i].start + w->win[i].len; }
+    qsort(r, (size_t)w->n, 2 * sizeof *r, cmp_pair);
+    int64_t m = 0;
+    for (int64_t i = 0; i < w->n; i++) {
+        if (m > 0 && r[2 * i] <= r[2 * m - 1]) {
+            if (r[2 * i + 1] > r[2 * m - 1]) r[2 * m - 1] = r[2 * i + 1];
+        } else {
+            r[2 * m] = r[2 * i];
+            r[2 * m + 1] = r[2 * i + 1];
+            m++;
+        }
+    }
+    *ranges = r;
+    *n = m;
+    return SV_OK;
+}
+
+/* Windows that overlap rows [token0, token0 + rows): calls visit(i, t) per token. */
+typedef struct {
+    const float *a;
+    size_t lda;
+    const int64_t *rowptr;
+    const int32_t *idx;
+    const double *val;
+} fill_src;
+
+static float src_value(const fill_src *s, int64_t r, int64_t j, int64_t j0)
+{
+    if (s->a) return s->a[(size_t)r * s->lda + (size_t)(j - j0)];
+    int64_t lo = s->rowptr[r], hi = s->rowptr[r + 1]; /* latents ascending in a row */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (s->idx[mid] < j) lo = mid + 1; else hi = mid;
+    }
+    return (lo < s->rowptr[r + 1] && s->idx[lo] == j) ? (float)s->val[lo] : 0.0f;
+}
+
+static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fill_src *src, const int64_t *ids)
+{
+    /* windows starting in (token0 - W, token0 + rows) can overlap the rows */
+    int64_t lo = 0, hi = w->n, first = token0 - w->width + 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (w->win[w->by_start[mid]].start < first) lo = mid + 1; else hi = mid;
+    }
+    for (int64_t k = lo; k < w->n; k++) {
+        int64_t i = w->by_start[k];
+        const sv_feat_win *x = &w->win[i];
+        if (x->start >= token0 + rows) break;
+        int64_t t0 = x->start > token0 ? x->start : token0;
+        int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
+        for (int64_t t = t0; t < t1; t++) {
+            size_t at = (size_t)i * (size_t)w->width + (size_t)(t - x->start);
+            w->values[at] = src_value(src, t - token0, x->latent, w->j0);
+            if (ids) w->ids[at] = (int32_t)ids[t - token0];
+        }
+    }
+}
+
+void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids)
+{
+    int64_t lo = 0, hi = w->n, first = token0 - w->width + 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (w->win[w->by_start[mid]].start < first) lo = mid + 1; else hi = mid;
+    }
+    for (int64_t k = lo; k < w->n; k++) {
+        int64_t i = w->by_start[k];
+        const sv_feat_win *x = &w->win[i];
+        if (x->start >= token0 + rows) break;
+        int64_t t0 = x->start > token0 ? x->start : token0;
+        int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
+        for (int64_t t = t0; t < t1; t++) w->ids[(size_t)i * (size_t)w->width + (size_t)(t - x->start)] = (int32_t)ids[t - token0];
+    }
+}
+
+void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *rowptr,
+                              const int32_t *idx, const double *val, const int64_t *ids)
+{
+    fill_src s = {NULL, 0, rowptr, idx, val};
+    fill_from(w, token0, rows, &s, ids);
+}
+
+void sv_feat_windows_fill(sv_feat_windows *w, int64_t token0, int64_t rows, const float *a, size_t lda,
+                          const int64_t *ids)
+{
+    fill_src s = {a, lda, NULL, NULL, NULL};
+    fill_from(w, token0, rows, &s, ids);
+}
+
+sv_rc sv_feat_windows_reduce(sv_feat_windows *w, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    size_t total = (size_t)w->n * (size_t)w->width;
+    for (size_t o = 0; o < total; o += MSG_CHUNK / 4) {
+        int c = (int)(total - o < MSG_CHUNK / 4 ? total - o : MSG_CHUNK / 4);
+        void *sv = rank == 0 ? MPI_IN_PLACE : (void *)(w->values + o);
+        void *si = rank == 0 ? MPI_IN_PLACE : (void *)(w->ids + o);
+        if (MPI_Reduce(sv, w->values + o, c, MPI_FLOAT, MPI_SUM, 0, comm) != MPI_SUCCESS ||
+            MPI_Reduce(si, w->ids + o, c, MPI_INT32_T, MPI_MAX, 0, comm) != MPI_SUCCESS)
+            return sv_fail(SV_EINTERNAL, "features: window reduction failed");
+    }
+    return SV_OK;
+}
