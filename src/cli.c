@@ -1,5 +1,6 @@
 /* Command-line front end: parses arguments, initializes MPI, dispatches. */
 #include "saeval/cli.h"
+#include "saeval/gemm.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -252,6 +253,8 @@ static int cmd_info(int argc, char **argv, int rank)
 
 int sv_cli_main(int argc, char **argv)
 {
+    /* Child of the GEMM kernel probe (gemm.h): no MPI, one line out. */
+    if (argc >= 2 && strcmp(argv[1], "__gemm-probe") == 0) return sv_gemm_probe_child(argc - 2, argv + 2);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage_main, argc < 2 ? stderr : stdout);

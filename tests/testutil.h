@@ -26,4 +26,22 @@ static inline void mkdirs(const char *path)
     if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
 }
 
+/* CHECK(cond, fmt, ...): a failed check is printed and counted; the test
+ * ends with `return sv_test_failures() ? 1 : 0`. */
+static inline int *sv_test_fail_count(void)
+{
+    static int n;
+    return &n;
+}
+static inline int sv_test_failures(void) { return *sv_test_fail_count(); }
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (!(cond)) {                                    \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
+            printf(__VA_ARGS__);                          \
+            printf("\n");                                 \
+            (*sv_test_fail_count())++;                    \
+        }                                                 \
+    } while (0)
+
 #endif
