@@ -178,41 +178,49 @@ const char *sv_gemm_openblas_core(void)
     return sv_gemm_openblas_backend.kernel();
 }
 
-static double tile_rate(sv_sgemm_fn f, int64_t k, int reps)
+/* Best of reps rounds; in a round each of threads threads runs its own
+ * tile (shared inputs, own output) at once, as saeval's tasks do. */
+static double tile_rate(sv_sgemm_fn f, int64_t k, int reps, int threads)
 {
     const int64_t m = SV_GEMM_ROWS, n = SV_GEMM_PANEL;
     float *A = malloc((size_t)(m * k) * sizeof *A), *B = malloc((size_t)(k * n) * sizeof *B);
-    float *C = malloc((size_t)(m * n) * sizeof *C);
+    float *C = malloc((size_t)(threads * m * n) * sizeof *C);
     double best = -1;
     if (A && B && C) {
         for (int64_t i = 0; i < m * k; i++) A[i] = (float)(i % 13) * 0.125f - 0.75f;
         for (int64_t i = 0; i < k * n; i++) B[i] = (float)(i % 11) * 0.0625f - 0.3125f;
-        f(m, n, k, A, k, B, n, C, n); /* warm-up: packing buffers, page faults */
-        for (int r = 0; r < reps; r++) {
+        for (int r = -1; r < reps; r++) { /* round -1: warm-up (packing buffers, page faults) */
             double t0 = omp_get_wtime();
-            f(m, n, k, A, k, B, n, C, n);
+#pragma omp parallel num_threads(threads)
+            f(m, n, k, A, k, B, n, C + (int64_t)omp_get_thread_num() * m * n, n);
             double t = omp_get_wtime() - t0;
-            if (best < 0 || t < best) best = t;
+            if (r >= 0 && (best < 0 || t < best)) best = t;
         }
     }
     free(A); free(B); free(C);
-    return best > 0 ? 2.0 * (double)m * (double)n * (double)k / best / 1e9 : -1;
+    return best > 0 ? 2.0 * (double)threads * (double)m * (double)n * (double)k / best / 1e9 : -1;
 }
 
-double sv_gemm_tile_gflops(int64_t k, int reps)
+double sv_gemm_tile_gflops(int64_t k, int reps, int threads)
 {
-    return tile_rate(sv_gemm_current()->sgemm, k, reps);
+    return tile_rate(sv_gemm_current()->sgemm, k, reps, threads > 0 ? threads : 1);
 }
 
 int sv_gemm_probe_child(int argc, char **argv)
 {
-    char *end;
-    long k = argc == 1 ? strtol(argv[0], &end, 10) : 0;
-    if (argc != 1 || *end || k < 1 || k > 65536) {
-        fprintf(stderr, "saeval __gemm-probe: expected K in 1..65536\n");
+    char *e1 = "", *e2 = "";
+    long k = argc >= 1 ? strtol(argv[0], &e1, 10) : 0, t = argc >= 2 ? strtol(argv[1], &e2, 10) : 1;
+    if (argc < 1 || argc > 3 || *e1 || *e2 || k < 1 || k > 65536 || t < 1 || t > 1024) {
+        fprintf(stderr, "usage: saeval __gemm-probe K [THREADS [BACKEND]] (K 1..65536, THREADS 1..1024)\n");
         return SV_EINPUT;
     }
-    printf("%s %.3f\n", sv_gemm_openblas_core(), tile_rate(sv_gemm_openblas_backend.sgemm, k, 3));
+    if (sv_gemm_select(argc == 3 ? argv[2] : "openblas") != SV_OK) {
+        fprintf(stderr, "saeval __gemm-probe: %s\n", sv_errmsg());
+        return SV_EINPUT;
+    }
+    const sv_gemm_backend *b = sv_gemm_current();
+    /* First word: the kernel (what the parent compares); then the rate. */
+    printf("%s %.3f %s\n", b->kernel(), sv_gemm_tile_gflops(k, 3, (int)t), b->name);
     return 0;
 }
 
@@ -237,7 +245,7 @@ static char **child_env(const char *core, char *cbuf, size_t cn)
     return e;
 }
 
-static void probe_one(const char *exe, const char *core, int64_t k, sv_gemm_kernel_rate *r)
+static void probe_one(const char *exe, const char *core, int64_t k, int threads, sv_gemm_kernel_rate *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->request, sizeof r->request, "%s", core);
@@ -245,9 +253,10 @@ static void probe_one(const char *exe, const char *core, int64_t k, sv_gemm_kern
     r->gflops = -1;
     int fd[2];
     if (pipe(fd)) return;
-    char kbuf[32], cbuf[64];
+    char kbuf[32], tbuf[32], cbuf[64];
     snprintf(kbuf, sizeof kbuf, "%lld", (long long)k);
-    char *argv[] = {(char *)exe, "__gemm-probe", kbuf, NULL};
+    snprintf(tbuf, sizeof tbuf, "%d", threads);
+    char *argv[] = {(char *)exe, "__gemm-probe", kbuf, tbuf, NULL};
     char **env = child_env(core, cbuf, sizeof cbuf);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -282,7 +291,7 @@ static void probe_one(const char *exe, const char *core, int64_t k, sv_gemm_kern
     }
 }
 
-sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, sv_gemm_kernel_rate *out, int max, int *n)
+sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, int threads, sv_gemm_kernel_rate *out, int max, int *n)
 {
     /* The kernel this process runs first (the user's OPENBLAS_CORETYPE, or
      * OpenBLAS's own choice), then every kernel this CPU can run. */
@@ -296,7 +305,7 @@ sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, sv_gemm_kernel_rate *out
     for (size_t i = 0; i < sizeof cand / sizeof cand[0] && *n < max; i++) {
         if (!cand[i].ok) continue;
         sv_gemm_kernel_rate r;
-        probe_one(exe, cand[i].core, k, &r);
+        probe_one(exe, cand[i].core, k, threads > 0 ? threads : 1, &r);
         int dup = 0;
         for (int j = 0; j < *n; j++) dup |= r.gflops > 0 && strcmp(out[j].kernel, r.kernel) == 0;
         if (!dup) out[(*n)++] = r;

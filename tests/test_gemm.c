@@ -203,7 +203,7 @@ static void check_probe(const char *exe)
 {
     sv_gemm_kernel_rate r[8];
     int n = 0;
-    CHECK(sv_gemm_probe_kernels(exe, 64, r, 8, &n) == SV_OK, "probe failed: %s", sv_errmsg());
+    CHECK(sv_gemm_probe_kernels(exe, 64, 1, r, 8, &n) == SV_OK, "probe failed: %s", sv_errmsg());
     CHECK(n >= 1 && r[0].gflops > 0, "probe: no rate for the kernel in use");
     /* The first child runs what this process runs (same library, same environment). */
     if (n >= 1 && !getenv("OPENBLAS_CORETYPE"))

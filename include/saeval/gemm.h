@@ -77,22 +77,24 @@ const char *sv_cpu_describe(char *buf, size_t n);
 
 /* Kernel probe. OpenBLAS picks its kernels when it loads (OPENBLAS_CORETYPE
  * or CPU detection), so each candidate kernel is measured in a child
- * process: `exe __gemm-probe K` with OPENBLAS_CORETYPE set. */
+ * process: `exe __gemm-probe K THREADS` with OPENBLAS_CORETYPE set. */
 typedef struct {
     char request[32]; /* the OPENBLAS_CORETYPE asked for ("" = OpenBLAS's own choice) */
     char kernel[32];  /* the core name OpenBLAS reported using */
-    double gflops;    /* single-thread float32 tile rate; <= 0 when the child failed */
+    double gflops;    /* float32 tile rate (sv_gemm_tile_gflops); <= 0 when the child failed */
 } sv_gemm_kernel_rate;
 
 /* The OpenBLAS core name of this process. */
 const char *sv_gemm_openblas_core(void);
 /* Float32 tile rate of the selected backend in this process, GFLOP/s:
- * best of reps tiles of SV_GEMM_ROWS x SV_GEMM_PANEL x k on one thread. */
-double sv_gemm_tile_gflops(int64_t k, int reps);
+ * threads threads each running an SV_GEMM_ROWS x SV_GEMM_PANEL x k tile at
+ * once, best of reps rounds. */
+double sv_gemm_tile_gflops(int64_t k, int reps, int threads);
 /* Children for OpenBLAS's own choice and each kernel this CPU can run
  * (deduplicated by the kernel they report); *n set to the rows filled. */
-sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, sv_gemm_kernel_rate *out, int max, int *n);
-/* The child's side: prints "corename gflops". argv: {K}. Exit code 0/2. */
+sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, int threads, sv_gemm_kernel_rate *out, int max, int *n);
+/* The child's side, argv {K [THREADS [BACKEND]]} (default 1, openblas):
+ * prints "kernel gflops backend". Exit code 0, or 2 on bad arguments. */
 int sv_gemm_probe_child(int argc, char **argv);
 
 #endif
