@@ -104,13 +104,24 @@ const char *sv_gemm_bf16_describe(void)
     return buf;
 }
 
-size_t sv_gemm_bf16_work(int64_t rows, int64_t cols, int64_t k)
+size_t sv_gemm_bf16_elem(void)
 {
-    return sv_gemm_bf16_native() ? 0 : (size_t)(rows * k + k * cols);
+    return sv_gemm_bf16_native() ? sizeof(uint16_t) : sizeof(float);
 }
 
-sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
-                   int64_t ldb, float *C, int64_t ldc, float *work)
+void sv_gemm_bf16_round(const float *src, void *dst, size_t n)
+{
+    if (sv_gemm_bf16_native()) {
+        uint16_t *d = dst;
+        for (size_t i = 0; i < n; i++) d[i] = sv_f32_to_bf16(src[i]);
+    } else {
+        float *d = dst;
+        for (size_t i = 0; i < n; i++) d[i] = sv_bf16_to_f32(sv_f32_to_bf16(src[i]));
+    }
+}
+
+sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
+                   float *C, int64_t ldc)
 {
     if (sv_gemm_bf16_native()) {
         if (bf16_be->bf16gemm(rows, cols, k, A, lda, B, ldb, C, ldc))
@@ -118,14 +129,10 @@ sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int
                            (long long)rows, (long long)cols, (long long)k);
         return SV_OK;
     }
-    /* bfloat16 -> float32 is exact, and so is the product of two widened
-     * values (16 significant bits), so the float32 kernel does the same
-     * arithmetic: exact products, float32 sums. Compact copies keep the
-     * tile's bits independent of lda/ldb. */
-    float *a = work, *b = work + rows * k;
-    for (int64_t i = 0; i < rows; i++) sv_bf16_to_f32_n(A + i * lda, a + i * k, (size_t)k);
-    for (int64_t i = 0; i < k; i++) sv_bf16_to_f32_n(B + i * ldb, b + i * cols, (size_t)cols);
-    sv_gemm_current()->sgemm(rows, cols, k, a, k, b, cols, C, ldc);
+    /* Rounded values are exact in float32, and so is the product of two of
+     * them (16 significant bits): the float32 kernel does the arithmetic of
+     * a bfloat16 one - exact products, float32 sums. */
+    sv_gemm_current()->sgemm(rows, cols, k, A, lda, B, ldb, C, ldc);
     return SV_OK;
 }
 

@@ -121,21 +121,37 @@ static double from_bf16(uint16_t h)
     return f;
 }
 
+/* The layer's rounded operand (its format) equals this file's rounding. */
+static int same_rounding(const void *op, const uint16_t *ref, size_t n)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= sv_gemm_bf16_elem() == 2 ? ((const uint16_t *)op)[i] == ref[i]
+                                       : (double)((const float *)op)[i] == from_bf16(ref[i]);
+    return ok;
+}
+
+/* Element i of a rounded operand, for copies. */
+static void *elem(void *op, int64_t i)
+{
+    return (char *)op + (size_t)i * sv_gemm_bf16_elem();
+}
+
 static void check_bf16(int64_t m, int64_t n, int64_t k)
 {
     const int64_t lda = k + 3, ldb = n + 9;
+    const size_t es = sv_gemm_bf16_elem();
+    float *Af = xcalloc((size_t)(m * lda), sizeof(float)), *Bf = xcalloc((size_t)(k * ldb), sizeof(float));
     uint16_t *A = xcalloc((size_t)(m * lda), 2), *B = xcalloc((size_t)(k * ldb), 2);
-    int rounding_ok = 1;
-    for (int64_t i = 0; i < m * lda; i++) {
-        float v = (float)((2 * urand() - 1) * 3.0);
-        A[i] = to_bf16(v);
-        rounding_ok &= sv_f32_to_bf16(v) == A[i];
-    }
-    for (int64_t i = 0; i < k * ldb; i++) B[i] = to_bf16((float)(2 * urand() - 1));
-    CHECK(rounding_ok, "sv_f32_to_bf16 differs from round-to-nearest-even");
+    for (int64_t i = 0; i < m * lda; i++) A[i] = to_bf16(Af[i] = (float)((2 * urand() - 1) * 3.0));
+    for (int64_t i = 0; i < k * ldb; i++) B[i] = to_bf16(Bf[i] = (float)(2 * urand() - 1));
+    void *Ar = xcalloc((size_t)(m * lda), es), *Br = xcalloc((size_t)(k * ldb), es);
+    sv_gemm_bf16_round(Af, Ar, (size_t)(m * lda));
+    sv_gemm_bf16_round(Bf, Br, (size_t)(k * ldb));
+    CHECK(same_rounding(Ar, A, (size_t)(m * lda)) && same_rounding(Br, B, (size_t)(k * ldb)),
+          "sv_gemm_bf16_round differs from round-to-nearest-even");
     float *C = xcalloc((size_t)(m * n), sizeof(float)), *C2 = xcalloc((size_t)(m * n), sizeof(float));
-    float *work = xcalloc(sv_gemm_bf16_work(m, n, k) + 1, sizeof(float));
-    CHECK(sv_gemm_bf16(m, n, k, A, lda, B, ldb, C, n, work) == SV_OK, "bf16 tile failed: %s", sv_errmsg());
+    CHECK(sv_gemm_bf16(m, n, k, Ar, lda, Br, ldb, C, n) == SV_OK, "bf16 tile failed: %s", sv_errmsg());
     double worst = 0;
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
@@ -152,26 +168,24 @@ static void check_bf16(int64_t m, int64_t n, int64_t k)
     CHECK(worst <= 1.0, "bf16 %lldx%lldx%lld: error %.3g of the float32-accumulation bound", (long long)m,
           (long long)n, (long long)k, worst);
     /* k = 1: each entry is one product, which must come out exact. */
-    sv_gemm_bf16(m, n, 1, A, lda, B, ldb, C2, n, work);
+    sv_gemm_bf16(m, n, 1, Ar, lda, Br, ldb, C2, n);
     int exact = 1;
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) exact &= (double)C2[i * n + j] == from_bf16(A[i * lda]) * from_bf16(B[j]);
     CHECK(exact, "bf16 products are not exact");
-    /* Bits: compact copies and 2 threads give the same tile. */
-    uint16_t *Ac = xcalloc((size_t)(m * k), 2), *Bc = xcalloc((size_t)(k * n), 2);
-    for (int64_t i = 0; i < m; i++) memcpy(Ac + i * k, A + i * lda, (size_t)k * 2);
-    for (int64_t l = 0; l < k; l++) memcpy(Bc + l * n, B + l * ldb, (size_t)n * 2);
+    /* Bits: compact copies on 2 threads give the same tile. */
+    void *Ac = xcalloc((size_t)(m * k), es), *Bc = xcalloc((size_t)(k * n), es);
+    for (int64_t i = 0; i < m; i++) memcpy(elem(Ac, i * k), elem(Ar, i * lda), (size_t)k * es);
+    for (int64_t l = 0; l < k; l++) memcpy(elem(Bc, l * n), elem(Br, l * ldb), (size_t)n * es);
     enum { COPIES = 4 };
     float *Cc = xcalloc((size_t)(COPIES * m * n), sizeof(float));
-    float *wk = xcalloc((sv_gemm_bf16_work(m, n, k) + 1) * COPIES, sizeof(float));
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1)
-    for (int c = 0; c < COPIES; c++)
-        sv_gemm_bf16(m, n, k, Ac, k, Bc, n, Cc + c * m * n, n, wk + c * (sv_gemm_bf16_work(m, n, k) + 1));
+    for (int c = 0; c < COPIES; c++) sv_gemm_bf16(m, n, k, Ac, k, Bc, n, Cc + c * m * n, n);
     int same = 1;
     for (int c = 0; c < COPIES; c++) same &= memcmp(Cc + c * m * n, C, (size_t)(m * n) * sizeof(float)) == 0;
     CHECK(same, "bf16 %lldx%lldx%lld: bits depend on threads or leading dimensions", (long long)m, (long long)n,
           (long long)k);
-    free(A); free(B); free(C); free(C2); free(work); free(Ac); free(Bc); free(Cc); free(wk);
+    free(Af); free(Bf); free(A); free(B); free(Ar); free(Br); free(C); free(C2); free(Ac); free(Bc); free(Cc);
 }
 
 static void check_select(void)

@@ -55,17 +55,22 @@ void sv_gemm_f32(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t 
 void sv_gemm_f64(int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B, int64_t ldb,
                  double *C, int64_t ldc);
 
-/* bfloat16 tiles. native: the selected backend (or oneDNN when the
- * selected one has none) runs a bfloat16 kernel on this CPU. */
+/* bfloat16 tiles. Operands are first rounded into the run's bfloat16
+ * format: uint16_t bfloat16 for a native kernel, or float32 holding the
+ * rounded values for the emulation (so it costs nothing over float32).
+ * native: the selected backend (or oneDNN when the selected one has none)
+ * runs a bfloat16 kernel on this CPU. */
 int sv_gemm_bf16_native(void);
 /* One line for run.log: which bfloat16 kernel runs, or why none does. */
 const char *sv_gemm_bf16_describe(void);
-/* Floats of scratch a bf16 tile of this shape needs (0 with a native kernel). */
-size_t sv_gemm_bf16_work(int64_t rows, int64_t cols, int64_t k);
-/* C = A * B on bfloat16 inputs; work: sv_gemm_bf16_work floats, private
- * to the calling thread. */
-sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
-                   int64_t ldb, float *C, int64_t ldc, float *work);
+/* Bytes per element of a rounded operand (2 native, 4 emulated). */
+size_t sv_gemm_bf16_elem(void);
+/* Round n floats to bfloat16 (nearest even) into dst, in the run's format
+ * (dst: n * sv_gemm_bf16_elem() bytes; dst == src allowed when emulated). */
+void sv_gemm_bf16_round(const float *src, void *dst, size_t n);
+/* C = A * B on rounded operands (leading dimensions in elements). */
+sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
+                   float *C, int64_t ldc);
 
 /* CPU features that decide which kernels can run (cpuid + OS state). */
 typedef struct {
