@@ -71,17 +71,17 @@ const sv_gemm_backend *sv_gemm_current(void)
     return cur;
 }
 
-void sv_gemm_f32(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
-                 float *C, int64_t ldc)
+void sv_gemm_f32(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc)
 {
-    sv_gemm_current()->sgemm(rows, cols, k, A, lda, B, ldb, C, ldc);
+    sv_gemm_current()->sgemm(tb, rows, cols, k, A, lda, B, ldb, C, ldc);
 }
 
-void sv_gemm_f64(int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B, int64_t ldb,
-                 double *C, int64_t ldc)
+void sv_gemm_f64(int tb, int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
+                 int64_t ldb, double *C, int64_t ldc)
 {
     const sv_gemm_backend *b = sv_gemm_current();
-    (b->dgemm ? b->dgemm : sv_gemm_openblas_backend.dgemm)(rows, cols, k, A, lda, B, ldb, C, ldc);
+    (b->dgemm ? b->dgemm : sv_gemm_openblas_backend.dgemm)(tb, rows, cols, k, A, lda, B, ldb, C, ldc);
 }
 
 int sv_gemm_bf16_native(void)
@@ -120,11 +120,11 @@ void sv_gemm_bf16_round(const float *src, void *dst, size_t n)
     }
 }
 
-sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
-                   float *C, int64_t ldc)
+sv_rc sv_gemm_bf16(int tb, int64_t rows, int64_t cols, int64_t k, const void *A, int64_t lda, const void *B,
+                   int64_t ldb, float *C, int64_t ldc)
 {
     if (sv_gemm_bf16_native()) {
-        if (bf16_be->bf16gemm(rows, cols, k, A, lda, B, ldb, C, ldc))
+        if (bf16_be->bf16gemm(tb, rows, cols, k, A, lda, B, ldb, C, ldc))
             return sv_fail(SV_EINTERNAL, "%s: bfloat16 GEMM of %lld x %lld x %lld failed", bf16_be->name,
                            (long long)rows, (long long)cols, (long long)k);
         return SV_OK;
@@ -132,7 +132,7 @@ sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const void *A, int64_t
     /* Rounded values are exact in float32, and so is the product of two of
      * them (16 significant bits): the float32 kernel does the arithmetic of
      * a bfloat16 one - exact products, float32 sums. */
-    sv_gemm_current()->sgemm(rows, cols, k, A, lda, B, ldb, C, ldc);
+    sv_gemm_current()->sgemm(tb, rows, cols, k, A, lda, B, ldb, C, ldc);
     return SV_OK;
 }
 
@@ -199,7 +199,7 @@ static double tile_rate(sv_sgemm_fn f, int64_t k, int reps, int threads)
         for (int r = -1; r < reps; r++) { /* round -1: warm-up (packing buffers, page faults) */
             double t0 = omp_get_wtime();
 #pragma omp parallel num_threads(threads)
-            f(m, n, k, A, k, B, n, C + (int64_t)omp_get_thread_num() * m * n, n);
+            f(0, m, n, k, A, k, B, n, C + (int64_t)omp_get_thread_num() * m * n, n);
             double t = omp_get_wtime() - t0;
             if (r >= 0 && (best < 0 || t < best)) best = t;
         }

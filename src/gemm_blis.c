@@ -66,20 +66,21 @@ static const char *blis_kernel(void)
     return blis.arch;
 }
 
+/* op(B) by strides: B^T is B with row and column strides swapped. */
 enum { BLIS_NO_TRANSPOSE_ = 0 };
 
-static void blis_sgemm(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B,
+static void blis_sgemm(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B,
                        int64_t ldb, float *C, int64_t ldc)
 {
     const float one = 1.0f, zero = 0.0f;
-    blis.sgemm(BLIS_NO_TRANSPOSE_, BLIS_NO_TRANSPOSE_, rows, cols, k, &one, A, lda, 1, B, ldb, 1, &zero, C, ldc, 1);
+    blis.sgemm(BLIS_NO_TRANSPOSE_, BLIS_NO_TRANSPOSE_, rows, cols, k, &one, A, lda, 1, B, tb ? 1 : ldb, tb ? ldb : 1, &zero, C, ldc, 1);
 }
 
-static void blis_dgemm(int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
+static void blis_dgemm(int tb, int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
                        int64_t ldb, double *C, int64_t ldc)
 {
     const double one = 1.0, zero = 0.0;
-    blis.dgemm(BLIS_NO_TRANSPOSE_, BLIS_NO_TRANSPOSE_, rows, cols, k, &one, A, lda, 1, B, ldb, 1, &zero, C, ldc, 1);
+    blis.dgemm(BLIS_NO_TRANSPOSE_, BLIS_NO_TRANSPOSE_, rows, cols, k, &one, A, lda, 1, B, tb ? 1 : ldb, tb ? ldb : 1, &zero, C, ldc, 1);
 }
 
 static int blis_no_bf16(void)

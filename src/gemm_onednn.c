@@ -27,7 +27,7 @@ static struct {
         omp_set_num_threads(nt_);            \
     } while (0)
 
-static int dn_bf16_run(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
+static int dn_bf16_run(int tb, int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
                        int64_t ldb, float *C, int64_t ldc);
 
 static void dn_load(void)
@@ -40,7 +40,7 @@ static void dn_load(void)
     if (f.avx512_bf16 || f.amx_bf16) {
         uint16_t a[4] = {0x3f80, 0x3f80, 0x3f80, 0x3f80}; /* 1.0 */
         float c[4];
-        dn.bf16 = dn_bf16_run(2, 2, 2, a, 2, a, 2, c, 2) == 0 && c[0] == 2.0f;
+        dn.bf16 = dn_bf16_run(0, 2, 2, 2, a, 2, a, 2, c, 2) == 0 && c[0] == 2.0f;
     }
 }
 
@@ -63,11 +63,11 @@ static const char *dn_kernel(void)
     }
 }
 
-static void dn_sgemm(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+static void dn_sgemm(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                      float *C, int64_t ldc)
 {
     /* dnnl_sgemm is row-major. */
-    SV_ONE_THREAD(dnnl_sgemm('N', 'N', rows, cols, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc));
+    SV_ONE_THREAD(dnnl_sgemm('N', tb ? 'T' : 'N', rows, cols, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc));
 }
 
 static int dn_bf16_native(void)
@@ -75,11 +75,11 @@ static int dn_bf16_native(void)
     return dn_available() && dn.bf16;
 }
 
-static int dn_bf16_run(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
+static int dn_bf16_run(int tb, int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
                        int64_t ldb, float *C, int64_t ldc)
 {
     dnnl_memory_desc_t a, b, c;
-    dnnl_dims_t da = {rows, k}, sa = {lda, 1}, db = {k, cols}, sb = {ldb, 1}, dc = {rows, cols}, sc = {ldc, 1};
+    dnnl_dims_t da = {rows, k}, sa = {lda, 1}, db = {k, cols}, sb = {tb ? 1 : ldb, tb ? ldb : 1}, dc = {rows, cols}, sc = {ldc, 1};
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t p = NULL;
@@ -111,10 +111,10 @@ static int dn_bf16_run(int64_t rows, int64_t cols, int64_t k, const uint16_t *A,
     return bad;
 }
 
-static int dn_bf16(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
+static int dn_bf16(int tb, int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda, const uint16_t *B,
                    int64_t ldb, float *C, int64_t ldc)
 {
-    return dn_bf16_native() ? dn_bf16_run(rows, cols, k, A, lda, B, ldb, C, ldc) : -1;
+    return dn_bf16_native() ? dn_bf16_run(tb, rows, cols, k, A, lda, B, ldb, C, ldc) : -1;
 }
 
 const sv_gemm_backend sv_gemm_onednn_backend = {"onednn", dn_available, dn_kernel, dn_sgemm, NULL, dn_bf16_native,

@@ -13,19 +13,19 @@ static void one_thread(void)
     if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
-static void ob_sgemm(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
+static void ob_sgemm(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
                      float *C, int64_t ldc)
 {
     one_thread();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)cols, (blasint)k, 1.0f, A,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)rows, (blasint)cols, (blasint)k, 1.0f, A,
                 (blasint)lda, B, (blasint)ldb, 0.0f, C, (blasint)ldc);
 }
 
-static void ob_dgemm(int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
+static void ob_dgemm(int tb, int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
                      int64_t ldb, double *C, int64_t ldc)
 {
     one_thread();
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)cols, (blasint)k, 1.0, A,
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)rows, (blasint)cols, (blasint)k, 1.0, A,
                 (blasint)lda, B, (blasint)ldb, 0.0, C, (blasint)ldc);
 }
 

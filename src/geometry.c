@@ -1,13 +1,13 @@
 /* Weight geometry from distributed Gram blocks; see geometry.h. */
 #include "saeval/geometry.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "saeval/forward.h"
+#include "saeval/gemm.h"
 
 /* Gram columns per GEMM call. */
 #define SV_GRAM_PANEL 2048
@@ -56,14 +56,14 @@ static void top_offer(sv_gacc *a, int64_t j, int64_t l, double v)
 
 #define REAL float
 #define FN(name) name##_f32
-#define GEMM cblas_sgemm
+#define GEMM sv_gemm_f32
 #include "geometry_impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
 #define REAL double
 #define FN(name) name##_f64
-#define GEMM cblas_dgemm
+#define GEMM sv_gemm_f64
 #include "geometry_impl.h"
 #undef REAL
 #undef FN

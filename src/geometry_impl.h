@@ -28,8 +28,7 @@ static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int6
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if (np > 1)
     for (int64_t p = 0; p < np; p++) {
         int64_t c0 = p * SV_GRAM_PANEL, w = nc - c0 < SV_GRAM_PANEL ? nc - c0 : SV_GRAM_PANEL;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)w, (int)d, 1, U + r0 * d, (int)d,
-             U + (r0 + c0) * d, (int)d, 0, C + c0, (int)nc);
+        GEMM(1, nr, w, d, U + r0 * d, d, U + (r0 + c0) * d, d, C + c0, nc);
     }
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
     for (int64_t i = 0; i < nr; i++) {

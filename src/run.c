@@ -21,6 +21,7 @@
 
 #include "saeval/config.h"
 #include "saeval/forward.h"
+#include "saeval/gemm.h"
 #include "saeval/geometry.h"
 #include "saeval/merge.h"
 #include "saeval/plan.h"
@@ -542,6 +543,8 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
     sv_rc rc = sv_agree(sv_config_load(&cfg, config_path), comm);
     if (rc != SV_OK) { sv_config_free(&cfg); return rc; }
     sv_fwd_set_threads_default(comm);
+    /* The GEMM backend, once per run (SAEVAL_GEMM; OpenBLAS by default). */
+    if ((rc = sv_agree(sv_gemm_select(NULL), comm)) != SV_OK) { sv_config_free(&cfg); return rc; }
     const int ns = cfg.n_saes, nd = cfg.n_datasets;
     out_dir = sv_strdup(opts->output_dir ? opts->output_dir : cfg.output_dir);
     if (!out_dir) rc = SV_EINTERNAL;
@@ -596,6 +599,9 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
                     openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20),
                     getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
                     getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)");
+            fprintf(log, "GEMM backend %s, kernel %s; precision %s%s%s\n", sv_gemm_current()->name,
+                    sv_gemm_current()->kernel(), sv_precision_name(cfg.precision), cfg.precision == 16 ? "; " : "",
+                    cfg.precision == 16 ? sv_gemm_bf16_describe() : "");
         }
         if (!opts->quiet) {
             printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "

@@ -254,7 +254,7 @@ static void compute_norms(sv_sae *s, double *dot)
 {
     size_t ni = (size_t)s->cfg.d_in, ns = (size_t)s->cfg.d_sae;
     double *en = s->enc_norm, *dn = s->dec_norm;
-    if (s->precision == 32) NORMS_BODY(float);
+    if (s->precision != 64) NORMS_BODY(float);
     else NORMS_BODY(double);
     for (size_t j = 0; j < ns; j++) {
         en[j] = sqrt(en[j]);
@@ -266,9 +266,12 @@ static void compute_norms(sv_sae *s, double *dot)
 sv_rc sv_sae_load(sv_sae *s, const char *dir, int precision, int has_scale, double scale)
 {
     memset(s, 0, sizeof *s);
-    if (precision != 32 && precision != 64)
-        return sv_fail(SV_EINTERNAL, "%s: precision must be 32 or 64 (got %d)", dir, precision);
+    if (precision != 16 && precision != 32 && precision != 64)
+        return sv_fail(SV_EINTERNAL, "%s: precision must be 16, 32 or 64 (got %d)", dir, precision);
     s->precision = precision;
+    /* bfloat16 mode holds float32 weights; the forward pass rounds its own
+     * copy of W_enc for the encoder GEMM. */
+    if (precision == 16) precision = 32;
     s->scaling_factor = 1.0;
     s->dir = sv_strdup(dir);
     if (!s->dir) return SV_EINTERNAL;

@@ -46,13 +46,18 @@ static void check_tiles(const sv_gemm_backend *b, int64_t m, int64_t n, int64_t 
     for (int64_t i = 0; i < k * ldb; i++) Bwd[i] = Bw[i] = (float)(2 * urand() - 1);
     const float *B = Bw + 5;
     const double *Bd = Bwd + 5;
-    float *C = make(m, n, 0, sizeof(float));
+    float *C = make(m, n, 0, sizeof(float)), *Ct = make(m, n, 0, sizeof(float));
     double *Cd = make(m, n, 0, sizeof(double));
-    sv_gemm_f32(m, n, k, A, k, B, ldb, C, n);
-    sv_gemm_f64(m, n, k, Ad, k, Bd, ldb, Cd, n);
+    sv_gemm_f32(0, m, n, k, A, k, B, ldb, C, n);
+    sv_gemm_f64(0, m, n, k, Ad, k, Bd, ldb, Cd, n);
+    /* The transposed form (Gram blocks): B^T stored [n][k + 2]. */
+    float *Bt = make(n, k + 2, 0, sizeof(float));
+    for (int64_t l = 0; l < k; l++)
+        for (int64_t j = 0; j < n; j++) Bt[j * (k + 2) + l] = B[l * ldb + j];
+    sv_gemm_f32(1, m, n, k, A, k, Bt, k + 2, Ct, n);
 
     /* Values: |error| <= gamma_k * sum |a||b| (float32 sums of rounded products). */
-    double worst = 0, worst_d = 0;
+    double worst = 0, worst_d = 0, worst_t = 0;
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             double s = 0, sa = 0;
@@ -62,11 +67,15 @@ static void check_tiles(const sv_gemm_backend *b, int64_t m, int64_t n, int64_t 
             }
             double e = fabs(C[i * n + j] - s) / ((double)(k + 1) * 0x1.0p-24 * sa + 1e-30);
             double ed = fabs(Cd[i * n + j] - s) / ((double)(k + 1) * 0x1.0p-53 * sa + 1e-300);
+            double et = fabs(Ct[i * n + j] - s) / ((double)(k + 1) * 0x1.0p-24 * sa + 1e-30);
             if (e > worst) worst = e;
+            if (et > worst_t) worst_t = et;
             if (ed > worst_d) worst_d = ed;
         }
     CHECK(worst <= 1.0, "%s f32 %lldx%lldx%lld: error %.3g of the float32 bound", b->name, (long long)m,
           (long long)n, (long long)k, worst);
+    CHECK(worst_t <= 1.0, "%s f32 B^T %lldx%lldx%lld: error %.3g of the float32 bound", b->name, (long long)m,
+          (long long)n, (long long)k, worst_t);
     CHECK(worst_d <= 1.0, "%s f64 %lldx%lldx%lld: error %.3g of the float64 bound", b->name, (long long)m,
           (long long)n, (long long)k, worst_d);
 
@@ -75,7 +84,7 @@ static void check_tiles(const sv_gemm_backend *b, int64_t m, int64_t n, int64_t 
     float *C1 = make(m, n + 7, 5, sizeof(float));
     memcpy(A1 + 1, A, (size_t)(m * k) * sizeof(float));
     for (int64_t l = 0; l < k; l++) memcpy(B1 + 3 + l * n, B + l * ldb, (size_t)n * sizeof(float));
-    sv_gemm_f32(m, n, k, A1 + 1, k, B1 + 3, n, C1 + 5, n + 7);
+    sv_gemm_f32(0, m, n, k, A1 + 1, k, B1 + 3, n, C1 + 5, n + 7);
     int same = 1;
     for (int64_t i = 0; i < m; i++) same &= memcmp(C1 + 5 + i * (n + 7), C + i * n, (size_t)n * sizeof(float)) == 0;
     CHECK(same, "%s f32 %lldx%lldx%lld: bits depend on offsets / leading dimensions", b->name, (long long)m,
@@ -85,21 +94,23 @@ static void check_tiles(const sv_gemm_backend *b, int64_t m, int64_t n, int64_t 
      * use 2 threads for calls of its own. */
     openblas_set_num_threads(2);
     enum { COPIES = 6 };
-    float *Cc = xcalloc((size_t)(COPIES * m * n), sizeof(float));
+    float *Cc = xcalloc((size_t)(2 * COPIES * m * n), sizeof(float));
     double *Ccd = xcalloc((size_t)(COPIES * m * n), sizeof(double));
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1)
     for (int c = 0; c < COPIES; c++) {
-        sv_gemm_f32(m, n, k, A, k, B, ldb, Cc + c * m * n, n);
-        sv_gemm_f64(m, n, k, Ad, k, Bd, ldb, Ccd + c * m * n, n);
+        sv_gemm_f32(0, m, n, k, A, k, B, ldb, Cc + c * m * n, n);
+        sv_gemm_f32(1, m, n, k, A, k, Bt, k + 2, Cc + (COPIES + c) * m * n, n);
+        sv_gemm_f64(0, m, n, k, Ad, k, Bd, ldb, Ccd + c * m * n, n);
     }
     int same_t = 1, same_td = 1;
     for (int c = 0; c < COPIES; c++) {
         same_t &= memcmp(Cc + c * m * n, C, (size_t)(m * n) * sizeof(float)) == 0;
+        same_t &= memcmp(Cc + (COPIES + c) * m * n, Ct, (size_t)(m * n) * sizeof(float)) == 0;
         same_td &= memcmp(Ccd + c * m * n, Cd, (size_t)(m * n) * sizeof(double)) == 0;
     }
     CHECK(same_t, "%s f32 %lldx%lldx%lld: bits depend on threads", b->name, (long long)m, (long long)n, (long long)k);
     CHECK(same_td, "%s f64 %lldx%lldx%lld: bits depend on threads", b->name, (long long)m, (long long)n, (long long)k);
-    free(A); free(Bw); free(Ad); free(Bwd); free(C); free(Cd); free(A1); free(B1); free(C1); free(Cc); free(Ccd);
+    free(A); free(Bw); free(Ad); free(Bwd); free(C); free(Ct); free(Bt); free(Cd); free(A1); free(B1); free(C1); free(Cc); free(Ccd);
 }
 
 /* bfloat16 rounding written here, apart from half.c: round to nearest
@@ -151,7 +162,7 @@ static void check_bf16(int64_t m, int64_t n, int64_t k)
     CHECK(same_rounding(Ar, A, (size_t)(m * lda)) && same_rounding(Br, B, (size_t)(k * ldb)),
           "sv_gemm_bf16_round differs from round-to-nearest-even");
     float *C = xcalloc((size_t)(m * n), sizeof(float)), *C2 = xcalloc((size_t)(m * n), sizeof(float));
-    CHECK(sv_gemm_bf16(m, n, k, Ar, lda, Br, ldb, C, n) == SV_OK, "bf16 tile failed: %s", sv_errmsg());
+    CHECK(sv_gemm_bf16(0, m, n, k, Ar, lda, Br, ldb, C, n) == SV_OK, "bf16 tile failed: %s", sv_errmsg());
     double worst = 0;
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
@@ -168,7 +179,7 @@ static void check_bf16(int64_t m, int64_t n, int64_t k)
     CHECK(worst <= 1.0, "bf16 %lldx%lldx%lld: error %.3g of the float32-accumulation bound", (long long)m,
           (long long)n, (long long)k, worst);
     /* k = 1: each entry is one product, which must come out exact. */
-    sv_gemm_bf16(m, n, 1, Ar, lda, Br, ldb, C2, n);
+    sv_gemm_bf16(0, m, n, 1, Ar, lda, Br, ldb, C2, n);
     int exact = 1;
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) exact &= (double)C2[i * n + j] == from_bf16(A[i * lda]) * from_bf16(B[j]);
@@ -180,7 +191,7 @@ static void check_bf16(int64_t m, int64_t n, int64_t k)
     enum { COPIES = 4 };
     float *Cc = xcalloc((size_t)(COPIES * m * n), sizeof(float));
 #pragma omp parallel for num_threads(2) schedule(dynamic, 1)
-    for (int c = 0; c < COPIES; c++) sv_gemm_bf16(m, n, k, Ac, k, Bc, n, Cc + c * m * n, n);
+    for (int c = 0; c < COPIES; c++) sv_gemm_bf16(0, m, n, k, Ac, k, Bc, n, Cc + c * m * n, n);
     int same = 1;
     for (int c = 0; c < COPIES; c++) same &= memcmp(Cc + c * m * n, C, (size_t)(m * n) * sizeof(float)) == 0;
     CHECK(same, "bf16 %lldx%lldx%lld: bits depend on threads or leading dimensions", (long long)m, (long long)n,

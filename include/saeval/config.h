@@ -30,7 +30,8 @@ typedef struct {
     int64_t *exclude_ids;
     int n_exclude;
     int legacy_batch_sequences;
-    int precision;          /* 32 or 64 */
+    int precision;          /* 32, 64, or 16 = "bfloat16": float32 except the encoder GEMM, whose
+                             * operands are rounded to bfloat16 (gemm.h) */
     int64_t block_tokens;   /* rows per GEMM block (part of the numerics: fixed per run, not per rank count) */
     int64_t memory_budget_mb; /* per rank; 0 = half the node's memory / ranks per node */
     int nonfinite_skip;     /* "nonfinite": "skip" masks tokens with NaN/Inf (default: error) */
@@ -44,5 +45,8 @@ sv_rc sv_config_load(sv_config *c, const char *config_path);
 void sv_config_free(sv_config *c);
 /* Join dir and rel unless rel is absolute. Caller frees. */
 char *sv_path_join(const char *dir, const char *rel);
+
+/* "float32", "float64" or "bfloat16" (the config and eval_cfg spelling). */
+const char *sv_precision_name(int precision);
 
 #endif

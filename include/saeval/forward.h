@@ -30,6 +30,9 @@ typedef struct {
     const sv_sae *sae;
     int64_t max_rows;
     void *in;        /* [max_rows][d_in] working-precision encoder input */
+    int bf16;        /* precision 16: the encoder GEMM on bfloat16 operands (gemm.h) */
+    void *in16;      /* bf16: the input rounded (== in when emulated: rounded in place) */
+    void *wenc16;    /* bf16: W_enc rounded, [d_in][d_sae] */
     void *hp;        /* [threads][SV_GEMM_ROWS][SV_GEMM_PANEL] pre-activations of one GEMM tile:
                       * a full [rows][d_sae] block is never held */
     void *acc;       /* [threads][d_in] decode accumulators */

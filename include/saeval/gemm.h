@@ -19,12 +19,14 @@
 #include <stdint.h>
 #include "saeval/error.h"
 
-typedef void (*sv_sgemm_fn)(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B,
-                            int64_t ldb, float *C, int64_t ldc);
-typedef void (*sv_dgemm_fn)(int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
-                            int64_t ldb, double *C, int64_t ldc);
+/* C [rows][cols] = A [rows][k] * op(B): B [k][cols], or with tb its
+ * transpose, B [cols][k] (Gram blocks). Leading dimensions in elements. */
+typedef void (*sv_sgemm_fn)(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda,
+                            const float *B, int64_t ldb, float *C, int64_t ldc);
+typedef void (*sv_dgemm_fn)(int tb, int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda,
+                            const double *B, int64_t ldb, double *C, int64_t ldc);
 /* Returns nonzero when the kernel could not run (then C is unspecified). */
-typedef int (*sv_bf16gemm_fn)(int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda,
+typedef int (*sv_bf16gemm_fn)(int tb, int64_t rows, int64_t cols, int64_t k, const uint16_t *A, int64_t lda,
                               const uint16_t *B, int64_t ldb, float *C, int64_t ldc);
 
 /* One row per library. */
@@ -50,10 +52,10 @@ sv_rc sv_gemm_select(const char *name);
 const sv_gemm_backend *sv_gemm_current(void);
 
 /* Tiles through the selected backend (see the top of this file). */
-void sv_gemm_f32(int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb,
-                 float *C, int64_t ldc);
-void sv_gemm_f64(int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B, int64_t ldb,
-                 double *C, int64_t ldc);
+void sv_gemm_f32(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc);
+void sv_gemm_f64(int tb, int64_t rows, int64_t cols, int64_t k, const double *A, int64_t lda, const double *B,
+                 int64_t ldb, double *C, int64_t ldc);
 
 /* bfloat16 tiles. Operands are first rounded into the run's bfloat16
  * format: uint16_t bfloat16 for a native kernel, or float32 holding the
@@ -69,8 +71,8 @@ size_t sv_gemm_bf16_elem(void);
  * (dst: n * sv_gemm_bf16_elem() bytes; dst == src allowed when emulated). */
 void sv_gemm_bf16_round(const float *src, void *dst, size_t n);
 /* C = A * B on rounded operands (leading dimensions in elements). */
-sv_rc sv_gemm_bf16(int64_t rows, int64_t cols, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
-                   float *C, int64_t ldc);
+sv_rc sv_gemm_bf16(int tb, int64_t rows, int64_t cols, int64_t k, const void *A, int64_t lda, const void *B,
+                   int64_t ldb, float *C, int64_t ldc);
 
 /* CPU features that decide which kernels can run (cpuid + OS state). */
 typedef struct {
