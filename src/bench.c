@@ -251,7 +251,7 @@ static sv_rc rank0_alone(sv_rc (*fn)(void *), void *arg, MPI_Comm comm)
  * busy (one tile per rank x thread). */
 typedef struct {
     int64_t k;
-    int tiles;
+    int tiles, rounds;
     sv_gemm_kernel_rate r[8];
     int n;
     double in_use, best; /* GFLOP/s of the kernel this process runs, and of the fastest */
@@ -261,7 +261,7 @@ typedef struct {
 static sv_rc probe_fn(void *arg)
 {
     kernel_probe *kp = arg;
-    sv_rc rc = sv_gemm_probe_kernels("/proc/self/exe", kp->k, kp->tiles, kp->r, 8, &kp->n);
+    sv_rc rc = sv_gemm_probe_kernels("/proc/self/exe", kp->k, kp->tiles, kp->rounds, kp->r, 8, &kp->n);
     if (rc != SV_OK) return rc;
     kp->in_use = kp->r[0].gflops;
     for (int i = 0; i < kp->n; i++)
@@ -392,6 +392,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
     kp[1].k = opt->quick ? 128 : 512;
     for (int i = 0; i < 2 && rc == SV_OK; i++) {
         kp[i].tiles = P * T;
+        kp[i].rounds = R;
         rc = probe_kernels(&kp[i], comm);
     }
     if (rc != SV_OK) return bench_barrier(rc, comm);

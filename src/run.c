@@ -515,6 +515,31 @@ static uint64_t default_budget(MPI_Comm comm)
     return phys / 2 / (uint64_t)local;
 }
 
+/* run.log: which OpenBLAS kernel is fastest here, measured in child
+ * processes (~1 s) when the run's encoder GEMMs are worth it (> 1 TFLOP),
+ * or always / never with SAEVAL_KERNEL_PROBE=1 / 0. */
+static void kernel_note(FILE *log, const sv_config *cfg, const sv_plan *pl)
+{
+    const int ns = cfg->n_saes, nd = cfg->n_datasets;
+    double flops = 0;
+    int64_t k = 0;
+    for (int p = 0; p < ns * nd; p++)
+        if (pl->todo[p]) {
+            const sv_sae_cfg *c = &pl->cfg[p / nd];
+            flops += 2.0 * (double)pl->stores[p % nd].n_tokens * (double)c->d_in * (double)c->d_sae;
+            if (c->d_in > k) k = c->d_in;
+        }
+    const char *env = getenv("SAEVAL_KERNEL_PROBE");
+    if (k == 0 || (env ? atoi(env) == 0 : flops < 1e12)) {
+        fprintf(log, "OpenBLAS kernel probe skipped (%s)\n", env ? "SAEVAL_KERNEL_PROBE=0" : "under 1 TFLOP of encoder GEMMs");
+        return;
+    }
+    char buf[1024];
+    if (sv_gemm_kernel_note("/proc/self/exe", k, buf, sizeof buf) == SV_OK) fprintf(log, "%s\n", buf);
+    else fprintf(log, "OpenBLAS kernel probe failed: %s\n", sv_errmsg());
+    sv_clear_error();
+}
+
 sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
 {
     int rank, P;
@@ -602,6 +627,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
             fprintf(log, "GEMM backend %s, kernel %s; precision %s%s%s\n", sv_gemm_current()->name,
                     sv_gemm_current()->kernel(), sv_precision_name(cfg.precision), cfg.precision == 16 ? "; " : "",
                     cfg.precision == 16 ? sv_gemm_bf16_describe() : "");
+            kernel_note(log, &cfg, &pl);
         }
         if (!opts->quiet) {
             printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "

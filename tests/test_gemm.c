@@ -228,12 +228,16 @@ static void check_probe(const char *exe)
 {
     sv_gemm_kernel_rate r[8];
     int n = 0;
-    CHECK(sv_gemm_probe_kernels(exe, 64, 1, r, 8, &n) == SV_OK, "probe failed: %s", sv_errmsg());
+    char note[1024] = "";
+    CHECK(sv_gemm_probe_kernels(exe, 64, 1, 2, r, 8, &n) == SV_OK, "probe failed: %s", sv_errmsg());
     CHECK(n >= 1 && r[0].gflops > 0, "probe: no rate for the kernel in use");
     /* The first child runs what this process runs (same library, same environment). */
     if (n >= 1 && !getenv("OPENBLAS_CORETYPE"))
         CHECK(strcmp(r[0].kernel, sv_gemm_openblas_core()) == 0, "probe ran %s, this process %s", r[0].kernel,
               sv_gemm_openblas_core());
+    CHECK(sv_gemm_kernel_note(exe, 64, note, sizeof note) == SV_OK && strstr(note, "(in use)") != NULL,
+          "kernel note: %s", note);
+    printf("%s\n", note);
     for (int i = 0; i < n; i++)
         printf("probe: OPENBLAS_CORETYPE=%s -> %s %.1f GFLOP/s (k=64, not a benchmark)\n",
                r[i].request[0] ? r[i].request : "(unset)", r[i].kernel, r[i].gflops);

@@ -97,9 +97,14 @@ const char *sv_gemm_openblas_core(void);
  * threads threads each running an SV_GEMM_ROWS x SV_GEMM_PANEL x k tile at
  * once, best of reps rounds. */
 double sv_gemm_tile_gflops(int64_t k, int reps, int threads);
-/* Children for OpenBLAS's own choice and each kernel this CPU can run
- * (deduplicated by the kernel they report); *n set to the rows filled. */
-sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, int threads, sv_gemm_kernel_rate *out, int max, int *n);
+/* Children for the kernel this process runs (the user's OPENBLAS_CORETYPE
+ * or OpenBLAS's choice; row 0) and each kernel this CPU can run, `rounds`
+ * times over, best rate per kernel reported; *n set to the rows filled. */
+sv_rc sv_gemm_probe_kernels(const char *exe, int64_t k, int threads, int rounds, sv_gemm_kernel_rate *out, int max,
+                            int *n);
+/* One run.log line: each kernel's single-thread rate on k-deep tiles, the
+ * one in use, and the fastest (with the OPENBLAS_CORETYPE that selects it). */
+sv_rc sv_gemm_kernel_note(const char *exe, int64_t k, char *buf, size_t n);
 /* The child's side, argv {K [THREADS [BACKEND]]} (default 1, openblas):
  * prints "kernel gflops backend". Exit code 0, or 2 on bad arguments. */
 int sv_gemm_probe_child(int argc, char **argv);
