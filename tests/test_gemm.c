@@ -110,6 +110,18 @@ static void check_tiles(const sv_gemm_backend *b, int64_t m, int64_t n, int64_t 
     }
     CHECK(same_t, "%s f32 %lldx%lldx%lld: bits depend on threads", b->name, (long long)m, (long long)n, (long long)k);
     CHECK(same_td, "%s f64 %lldx%lldx%lld: bits depend on threads", b->name, (long long)m, (long long)n, (long long)k);
+    /* Not a contract (OpenBLAS fails it, which is why tiles have fixed
+     * shapes), reported for the choice of library: the tile as the top-left
+     * block of a 2m x 2n call with the same k. */
+    float *A2 = make(2 * m, k, 0, sizeof(float)), *C2 = make(2 * m, 2 * n, 0, sizeof(float));
+    memcpy(A2, A, (size_t)(m * k) * sizeof(float));
+    for (int64_t i = m * k; i < 2 * m * k; i++) A2[i] = 0.5f;
+    sv_gemm_f32(0, 2 * m, 2 * n, k, A2, k, B, ldb, C2, 2 * n);
+    int same_big = 1;
+    for (int64_t i = 0; i < m; i++) same_big &= memcmp(C2 + i * 2 * n, C + i * n, (size_t)n * sizeof(float)) == 0;
+    printf("%s %lldx%lldx%lld: tile bits %s inside a 2x larger call (informational)\n", b->name, (long long)m,
+           (long long)n, (long long)k, same_big ? "the same" : "differ");
+    free(A2); free(C2);
     free(A); free(Bw); free(Ad); free(Bwd); free(C); free(Ct); free(Bt); free(Cd); free(A1); free(B1); free(C1); free(Cc); free(Ccd);
 }
 
