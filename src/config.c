@@ -3,7 +3,9 @@
 #define _GNU_SOURCE /* GLOB_ALTDIRFUNC */
 #include "saeval/config.h"
 #include "saeval/forward.h" /* SV_GEMM_ROWS */
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "saeval/format.h"
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -13,15 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-char *sv_path_join(const char *dir, const char *rel)
-{
-    if (rel[0] == '/' || !dir || !dir[0]) return sv_strdup(rel);
-    size_t n = strlen(dir) + strlen(rel) + 2;
-    char *p = sv_malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, rel);
-    return p;
-}
 
 static char *dir_of(const char *path)
 {
@@ -44,14 +37,8 @@ static int is_int(const cJSON *it)
 
 static int has_glob(const char *p) { return strpbrk(p, "*?[") != NULL; }
 
-static int is_sae_dir(const char *dir)
-{
-    char *cfg = sv_path_join(dir, "cfg.json");
-    struct stat st;
-    int ok = cfg && stat(cfg, &st) == 0 && S_ISREG(st.st_mode);
-    free(cfg);
-    return ok;
-}
+/* A path some SAE format claims (format.h). */
+static int is_sae_dir(const char *dir) { return sv_format_probe(dir) != NULL; }
 
 static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, double scale)
 {
@@ -260,6 +247,7 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
     c->precision = 32;
     c->block_tokens = 1024;
     c->model_params = NAN;
+    c->dead_density_threshold = 1e-6;
     c->geometry = 1;
     c->config_path = sv_strdup(cp);
     char *dir = dir_of(cp);
@@ -311,6 +299,9 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
         } else if (strcmp(k, "memory_budget_mb") == 0) {
             if (!is_int(kv) || kv->valuedouble < 1 || kv->valuedouble > 1e12) { rc = sv_fail(SV_EINPUT, "%s: memory_budget_mb: must be a positive integer (MiB per rank)", cp); goto done; }
             c->memory_budget_mb = (int64_t)kv->valuedouble;
+        } else if (strcmp(k, "dead_density_threshold") == 0) {
+            if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble < 0 || kv->valuedouble > 1) { rc = sv_fail(SV_EINPUT, "%s: dead_density_threshold: must be a number in [0, 1] (a latent firing on a smaller fraction of tokens counts as dead)", cp); goto done; }
+            c->dead_density_threshold = kv->valuedouble;
         } else if (strcmp(k, "model_params") == 0) {
             if (!cJSON_IsNumber(kv) || !isfinite(kv->valuedouble) || kv->valuedouble <= 0) { rc = sv_fail(SV_EINPUT, "%s: model_params: must be a positive number (parameters of the language model)", cp); goto done; }
             c->model_params = kv->valuedouble;

@@ -1,7 +1,6 @@
 /* Error buffer and small allocation / file helpers shared by every module. */
 #include "saeval/error.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,26 +40,4 @@ char *sv_strdup(const char *s)
     char *p = sv_malloc(n);
     if (p) memcpy(p, s, n);
     return p;
-}
-
-sv_rc sv_read_file(const char *path, char **out, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return sv_fail(SV_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) { fclose(fp); return sv_fail(SV_EINPUT, "%s: cannot seek", path); }
-    long sz = ftell(fp);
-    if (sz < 0) { fclose(fp); return sv_fail(SV_EINPUT, "%s: cannot size", path); }
-    rewind(fp);
-    char *buf = sv_malloc((size_t)sz + 1);
-    if (!buf) { fclose(fp); return SV_EINTERNAL; }
-    if (fread(buf, 1, (size_t)sz, fp) != (size_t)sz) {
-        free(buf);
-        fclose(fp);
-        return sv_fail(SV_EINPUT, "%s: short read", path);
-    }
-    fclose(fp);
-    buf[sz] = '\0';
-    *out = buf;
-    if (len) *len = (size_t)sz;
-    return SV_OK;
 }

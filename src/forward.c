@@ -1,8 +1,9 @@
 /* SAE forward pass; the body lives in forward_impl.h, compiled for float
  * and double. Encoder tiles go through the GEMM layer (gemm.h); in
- * bfloat16 mode (precision 16) the float body runs with the encoder's
+ * bfloat16 mode (sae->bf16_encoder) the float body runs with the encoder's
  * operands rounded to bfloat16. */
 #include "saeval/forward.h"
+#include "saeval/arch.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -124,7 +125,7 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     if (!w->in || !w->hp || !w->acc || !w->tiles || !w->rowcnt || !w->mu || !w->inscale || !w->outscale ||
         !w->xhat || !w->rowptr || !w->idx || !w->val)
         return SV_EINTERNAL;
-    if (s->cfg.arch == SV_ARCH_TOPK) {
+    if (sv_arch_has(s->cfg.arch, SV_AF_TOPK)) {
         w->heap_v = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * 2 * k) * rs);
         w->heap_i = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * 2 * k) * sizeof(int32_t));
         w->heap_n = sv_malloc((size_t)(tasks * SV_GEMM_ROWS) * sizeof(int64_t));
@@ -137,7 +138,7 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
         w->run = sv_malloc((size_t)(T * np) * sizeof(int64_t));
         if (!w->lists || !w->panel_cnt || !w->run) return SV_EINTERNAL;
     }
-    if (s->cfg.arch == SV_ARCH_GATED) {
+    if (sv_arch_has(s->cfg.arch, SV_AF_GATED)) {
         w->exp_r_mag = sv_malloc((size_t)m * rs);
         if (!w->exp_r_mag) return SV_EINTERNAL;
         for (int64_t j = 0; j < m; j++) {
@@ -145,7 +146,7 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
             else ((float *)w->exp_r_mag)[j] = expf(((const float *)s->r_mag)[j]);
         }
     }
-    if (s->precision == 16) {
+    if (s->bf16_encoder) {
         /* Rounded copies for the encoder GEMM: W_enc itself stays float32
          * (norms, geometry). Emulated bfloat16 rounds the input in place. */
         const size_t e = sv_gemm_bf16_elem();
@@ -155,7 +156,7 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
         if (!w->in16 || !w->wenc16) return SV_EINTERNAL;
         sv_gemm_bf16_round(s->W_enc, w->wenc16, (size_t)(d * m));
     }
-    if (s->cfg.arch == SV_ARCH_TOPK && s->cfg.rescale_acts_by_decoder_norm) {
+    if (sv_arch_has(s->cfg.arch, SV_AF_TOPK) && s->cfg.rescale_acts_by_decoder_norm) {
         w->dec_scale = sv_malloc((size_t)m * rs);
         if (!w->dec_scale) return SV_EINTERNAL;
         for (int64_t j = 0; j < m; j++) {

@@ -155,37 +155,14 @@ SV_MULTIARCH static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int6
     const REAL *th = s->threshold ? (const REAL *)s->threshold + j0 : NULL;
     const REAL *bg = s->b_gate ? (const REAL *)s->b_gate + j0 : NULL, *bm = s->b_mag ? (const REAL *)s->b_mag + j0 : NULL;
     const REAL *er = w->exp_r_mag ? (const REAL *)w->exp_r_mag + j0 : NULL;
+    const sv_act_args args = {b_enc, th, bg, er, bm};
+    const FN(sv_act) kern = sv_arch_row_of(s->cfg.arch)->FN(act); /* the architecture's kernel */
     for (int64_t i = 0; i < rows; i++) {
         const REAL *hr = hp + i * SV_GEMM_PANEL;
         if (FN(list_reserve)(sc, wdt)) return -1;
         int32_t *oi = sc->idx + sc->len;
         double *ov = sc->val + sc->len;
-        int64_t c = 0;
-        switch (s->cfg.arch) {
-        case SV_ARCH_STANDARD:
-            for (int64_t j = 0; j < wdt; j++) {
-                REAL v = hr[j] + b_enc[j];
-                if (v > 0) { oi[c] = (int32_t)(j0 + j); ov[c++] = v; }
-            }
-            break;
-        case SV_ARCH_JUMPRELU:
-            for (int64_t j = 0; j < wdt; j++) {
-                REAL v = hr[j] + b_enc[j];
-                if (v > th[j] && v > 0) { oi[c] = (int32_t)(j0 + j); ov[c++] = v; }
-            }
-            break;
-        case SV_ARCH_GATED:
-            /* One GEMM serves both paths: r_mag scales whole latents, so
-             * x'(W_enc * exp(r_mag)) = (x'W_enc) * exp(r_mag). */
-            for (int64_t j = 0; j < wdt; j++)
-                if (hr[j] + bg[j] > 0) {
-                    REAL v = hr[j] * er[j] + bm[j];
-                    if (v > 0) { oi[c] = (int32_t)(j0 + j); ov[c++] = v; }
-                }
-            break;
-        default:
-            break;
-        }
+        int64_t c = kern(hr, wdt, j0, &args, oi, ov);
         sc->len += c;
         cnt[i * np + p] = c;
     }
@@ -201,7 +178,7 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     const int64_t m = s->cfg.d_sae, k = s->cfg.k, G = w->groups;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, p0 = g * np / G, p1 = (g + 1) * np / G;
     const int64_t tg = t * G + g;
-    const int topk = s->cfg.arch == SV_ARCH_TOPK;
+    const int topk = sv_arch_has(s->cfg.arch, SV_AF_TOPK);
     REAL *hp = (REAL *)w->hp + (int64_t)tid * SV_GEMM_ROWS * SV_GEMM_PANEL;
     const REAL *b_enc = s->b_enc;
     const REAL *ds = w->dec_scale;
@@ -245,7 +222,7 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
     const REAL *ds = w->dec_scale;
     sv_fwd_list *out = &w->tiles[t];
     out->len = 0;
-    if (s->cfg.arch == SV_ARCH_TOPK) {
+    if (sv_arch_has(s->cfg.arch, SV_AF_TOPK)) {
         if (FN(list_reserve)(out, rows * k)) return -1;
         FN(pair) *c = (FN(pair) *)w->pairs + (int64_t)tid * G * k;
         for (int64_t i = 0; i < rows; i++) {

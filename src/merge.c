@@ -6,52 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "saeval/csv.h"
+#include "saeval/fsutil.h"
+#include "saeval/metrics.h"
 #include "saeval/output.h"
-
-char *sv_error_note_path(const char *out_dir, const char *sae_id, const char *dataset)
-{
-    char *p = sv_pair_path(out_dir, sae_id, dataset); /* .../id__ds.json */
-    if (!p) return NULL;
-    size_t n = strlen(p) + 16;
-    char *q = sv_malloc(n);
-    if (q) {
-        p[strlen(p) - 5] = '\0';
-        snprintf(q, n, "%s.error.txt", p);
-    }
-    free(p);
-    return q;
-}
-
-static const char *csv_cols[] = {
-    "metrics.reconstruction_quality.mse",
-    "metrics.reconstruction_quality.explained_variance",
-    "metrics.reconstruction_quality.fvu",
-    "metrics.reconstruction_quality.explained_variance_legacy",
-    "metrics.reconstruction_quality.cossim",
-    "metrics.shrinkage.l2_norm_in",
-    "metrics.shrinkage.l2_norm_out",
-    "metrics.shrinkage.l2_ratio",
-    "metrics.shrinkage.relative_reconstruction_bias",
-    "metrics.sparsity.l0",
-    "metrics.sparsity.l1",
-    "metrics.sparsity.dead_features",
-    "metrics.sparsity.dead_fraction",
-    "metrics.token_stats.tokens_evaluated",
-    "metrics.token_stats.tokens_masked",
-    "metrics.token_stats.sequences",
-    "metrics.misc.frac_alive",
-    "metrics.misc.freq_over_1_percent",
-    "metrics.misc.freq_over_10_percent",
-    "metrics.misc.normalized_freq_over_1_percent",
-    "metrics.misc.normalized_freq_over_10_percent",
-    "metrics.geometry.average_max_decoder_cosine_sim",
-    "metrics.geometry.average_max_encoder_cosine_sim",
-    "metrics.geometry.decoder_mean_abs_cos",
-    "metrics.geometry.decoder_mean_cos",
-    "metrics.geometry.decoder_pairs_over_0_9",
-    "metrics.geometry.decoder_pairs_over_0_99",
-    "metrics.health.quality_score.score_out_of_4",
-};
+#include "saeval/results.h"
 
 /* Number at a dotted path, NaN when absent or null. */
 static double get_num(const cJSON *root, const char *dotted)
@@ -71,21 +30,15 @@ static double get_num(const cJSON *root, const char *dotted)
     return cJSON_IsNumber(node) ? node->valuedouble : NAN;
 }
 
-static void put_num(sv_jw *b, double v)
+/* Rows of the metric table in the generalization table, by gen_pos. */
+static int gen_rows(const sv_metric **rows)
 {
-    /* CSV cell: %.17g round-trips the JSON value exactly; empty for null. */
-    char tmp[40];
-    if (isfinite(v)) {
-        int n = snprintf(tmp, sizeof tmp, "%.17g", v);
-        sv_jw_raw(b, tmp, (size_t)n);
-    }
+    int n = 0;
+    for (int pos = 1; pos <= SV_M_COUNT; pos++)
+        for (int i = 0; i < SV_M_COUNT; i++)
+            if (sv_metrics[i].gen_pos == pos) rows[n++] = &sv_metrics[i];
+    return n;
 }
-
-static const char *gen_keys[] = {"explained_variance", "mse", "cossim", "l0", "dead_fraction"};
-static const char *gen_paths[] = {
-    "metrics.reconstruction_quality.explained_variance", "metrics.reconstruction_quality.mse",
-    "metrics.reconstruction_quality.cossim", "metrics.sparsity.l0", "metrics.sparsity.dead_fraction"};
-#define N_GEN 5
 
 /* Expected explained-variance drop (%) for a declared kind of shift. */
 static int shift_band(const char *shift, double *lo, double *hi)
@@ -135,9 +88,12 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
 
     const char *head = "sae_id,dataset,shift,reference_in_sample";
     sv_jw_raw(&csv, head, strlen(head));
-    for (int k = 0; k < N_GEN; k++) {
+    const sv_metric *gen[SV_M_COUNT];
+    const int n_gen = gen_rows(gen);
+    for (int k = 0; k < n_gen; k++) {
         char col[160];
-        int n = snprintf(col, sizeof col, ",%s_in_sample,%s_oos,%s_drop_percent", gen_keys[k], gen_keys[k], gen_keys[k]);
+        const char *key = gen[k]->key;
+        int n = snprintf(col, sizeof col, ",%s_in_sample,%s_oos,%s_drop_percent", key, key, key);
         sv_jw_raw(&csv, col, (size_t)n);
     }
     const char *tail = ",expected_ev_drop_low,expected_ev_drop_high,ev_drop_vs_expected\n";
@@ -155,27 +111,29 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
             if (shift) sv_jw_str(&js, "shift", shift);
             else sv_jw_null(&js, "shift");
             sv_jw_str(&js, "status", in && oo ? "ok" : "incomplete");
-            sv_jw_raw(&csv, pl->ids[i], strlen(pl->ids[i]));
+            sv_csv_cell(&csv, pl->ids[i]);
             sv_jw_raw(&csv, ",", 1);
-            sv_jw_raw(&csv, c->datasets[j].name, strlen(c->datasets[j].name));
+            sv_csv_cell(&csv, c->datasets[j].name);
             sv_jw_raw(&csv, ",", 1);
-            if (shift) sv_jw_raw(&csv, shift, strlen(shift));
+            if (shift) sv_csv_cell(&csv, shift);
             sv_jw_raw(&csv, ",", 1);
-            sv_jw_raw(&csv, c->datasets[ref].name, strlen(c->datasets[ref].name));
+            sv_csv_cell(&csv, c->datasets[ref].name);
             sv_jw_obj(&js, "metrics");
             double ev_drop = NAN;
-            for (int k = 0; k < N_GEN; k++) {
-                double a = in ? get_num(in, gen_paths[k]) : NAN, b = oo ? get_num(oo, gen_paths[k]) : NAN;
+            for (int k = 0; k < n_gen; k++) {
+                char path[160];
+                sv_metric_path(gen[k], path, sizeof path);
+                double a = in ? get_num(in, path) : NAN, b = oo ? get_num(oo, path) : NAN;
                 double dp = drop_percent(a, b);
-                if (k == 0) ev_drop = dp;
-                sv_jw_obj(&js, gen_keys[k]);
+                if (gen[k]->id == SV_M_EV) ev_drop = dp; /* the shift bands are explained-variance drops */
+                sv_jw_obj(&js, gen[k]->key);
                 sv_jw_num(&js, "in_sample", a);
                 sv_jw_num(&js, "oos", b);
                 sv_jw_num(&js, "drop_percent", dp);
                 sv_jw_end(&js);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, a);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, b);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, dp);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, a);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, b);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, dp);
             }
             sv_jw_end(&js);
             double lo = 0, hi = 0;
@@ -190,8 +148,8 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
                 sv_jw_num(&js, NULL, lo);
                 sv_jw_num(&js, NULL, hi);
                 sv_jw_end(&js);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, lo);
-                sv_jw_raw(&csv, ",", 1); put_num(&csv, hi);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, lo);
+                sv_jw_raw(&csv, ",", 1); sv_csv_num(&csv, hi);
             }
             sv_jw_str(&js, "ev_drop_vs_expected", flag);
             sv_jw_str(&js, "meaning", strcmp(flag, "above") == 0 ? "generalizes worse than expected for this shift"
@@ -220,23 +178,45 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
 static void print_table(FILE *out, const sv_config *c, const sv_plan *pl, cJSON **objs)
 {
     const int nd = pl->n_ds;
-    fprintf(out, "\n%-22s %-12s %8s %10s %7s %7s %6s %7s %6s  %s\n", "sae_id", "dataset", "expl_var", "mse", "cossim",
-            "l0", "dead%", "l2_rat", "absorp", "quality");
+    /* Columns: rows of the metric table with a table position; the last
+     * (the quality score) also shows its rating. */
+    const sv_metric *col[SV_M_COUNT];
+    int nc = 0;
+    for (int pos = 1; pos <= SV_M_COUNT; pos++)
+        for (int i = 0; i < SV_M_COUNT; i++)
+            if (sv_metrics[i].table_pos == pos) col[nc++] = &sv_metrics[i];
+    fprintf(out, "\n%-22s %-12s", "sae_id", "dataset");
+    for (int k = 0; k < nc; k++) {
+        if (col[k]->id == SV_M_QUALITY) fprintf(out, "  %s", col[k]->table_head);
+        else fprintf(out, " %*s", col[k]->table_width, col[k]->table_head);
+    }
+    fprintf(out, "\n");
     for (int p = 0; p < pl->n_saes * nd; p++) {
         const cJSON *o = objs[p];
         fprintf(out, "%-22s %-12s ", pl->ids[p / nd], c->datasets[p % nd].name);
         if (!o) { fprintf(out, "(no result)\n"); continue; }
-        const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "metrics");
-        q = cJSON_GetObjectItemCaseSensitive(q, "health");
-        q = cJSON_GetObjectItemCaseSensitive(q, "quality_score");
-        const cJSON *rating = cJSON_GetObjectItemCaseSensitive(q, "rating");
-        fprintf(out, "%8.4f %10.4g %7.4f %7.2f %6.2f %7.4f %6.3f  %.2f/4 %s\n",
-                get_num(o, "metrics.reconstruction_quality.explained_variance"),
-                get_num(o, "metrics.reconstruction_quality.mse"), get_num(o, "metrics.reconstruction_quality.cossim"),
-                get_num(o, "metrics.sparsity.l0"), 100.0 * get_num(o, "metrics.sparsity.dead_fraction"),
-                get_num(o, "metrics.shrinkage.l2_ratio"), get_num(o, "metrics.geometry.decoder_mean_abs_cos"),
-                get_num(o, "metrics.health.quality_score.score_out_of_4"),
-                cJSON_IsString(rating) ? rating->valuestring : "?");
+        for (int k = 0; k < nc; k++) {
+            char path[160];
+            sv_metric_path(col[k], path, sizeof path);
+            double v = col[k]->table_scale * get_num(o, path);
+            fprintf(out, k == 0 ? "" : col[k]->id == SV_M_QUALITY ? "  " : " ");
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#endif
+            fprintf(out, col[k]->table_fmt, v);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+            if (col[k]->id == SV_M_QUALITY) {
+                const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "metrics");
+                q = cJSON_GetObjectItemCaseSensitive(q, "health");
+                q = cJSON_GetObjectItemCaseSensitive(q, "quality_score");
+                const cJSON *rating = cJSON_GetObjectItemCaseSensitive(q, "rating");
+                fprintf(out, " %s", cJSON_IsString(rating) ? rating->valuestring : "?");
+            }
+        }
+        fprintf(out, "\n");
     }
     fflush(out);
 }
@@ -254,9 +234,14 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
     if (!objs) return SV_EINTERNAL;
     const char *head = "sae_id,dataset,status";
     sv_jw_raw(&csv, head, strlen(head));
-    for (size_t k = 0; k < sizeof csv_cols / sizeof *csv_cols; k++) {
+    /* CSV columns: the rows of the metric table flagged SV_MF_CSV. */
+    char cols[SV_M_COUNT][160];
+    int ncol = 0;
+    for (int i = 0; i < SV_M_COUNT; i++)
+        if (sv_metrics[i].flags & SV_MF_CSV) sv_metric_path(&sv_metrics[i], cols[ncol++], sizeof cols[0]);
+    for (int k = 0; k < ncol; k++) {
         sv_jw_raw(&csv, ",", 1);
-        sv_jw_raw(&csv, csv_cols[k], strlen(csv_cols[k]));
+        sv_csv_cell(&csv, cols[k]);
     }
     sv_jw_raw(&csv, "\n", 1);
     sv_jw_raw(&js, "[", 1);
@@ -296,14 +281,14 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
             sv_jw_raw(&js, rec.buf, rec.len);
             sv_jw_free(&rec);
         }
-        sv_jw_raw(&csv, id, strlen(id));
+        sv_csv_cell(&csv, id);
         sv_jw_raw(&csv, ",", 1);
-        sv_jw_raw(&csv, ds, strlen(ds));
+        sv_csv_cell(&csv, ds);
         sv_jw_raw(&csv, ",", 1);
-        sv_jw_raw(&csv, status, strlen(status));
-        for (size_t k = 0; k < sizeof csv_cols / sizeof *csv_cols; k++) {
+        sv_csv_cell(&csv, status);
+        for (int k = 0; k < ncol; k++) {
             sv_jw_raw(&csv, ",", 1);
-            if (objs[p]) put_num(&csv, get_num(objs[p], csv_cols[k]));
+            if (objs[p]) sv_csv_num(&csv, get_num(objs[p], cols[k]));
         }
         sv_jw_raw(&csv, "\n", 1);
         free(text); free(msg); free(path); free(note);

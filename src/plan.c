@@ -11,7 +11,12 @@
 
 #include "saeval/forward.h"
 #include "saeval/output.h"
-#include "saeval/run.h"
+#include "saeval/agree.h"
+#include "saeval/arch.h"
+#include "saeval/env.h"
+#include "saeval/format.h"
+#include "saeval/fsutil.h"
+#include "saeval/metrics.h"
 
 /* FNV-1a, 64 bits: identifies inputs, not a defence against tampering. */
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -53,6 +58,12 @@ static uint64_t hash_stat(uint64_t h, const char *path)
     return fnv_u64(h, (uint64_t)st.st_mtim.tv_nsec);
 }
 
+static void hash_visit(void *ctx, const char *file, sv_ident_kind kind)
+{
+    uint64_t *h = ctx;
+    *h = kind == SV_IDENT_BYTES ? hash_file(*h, file) : hash_stat(*h, file);
+}
+
 uint64_t sv_result_hash(const char *path)
 {
     char *text = NULL;
@@ -82,7 +93,7 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     /* Per-thread pre-activation tiles, never a whole [rows][d_sae] block. */
     uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
     work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
-    if (c->arch == SV_ARCH_TOPK)
+    if (sv_arch_has(c->arch, SV_AF_TOPK))
         work += tasks * SV_GEMM_ROWS * (2 * (uint64_t)c->k * (rs + 4) + rs + 8) + 2 * 12 * rows * (uint64_t)c->k; /* candidates, codes */
     else
         work += tasks * SV_GEMM_ROWS * np * 8 + 2 * 12 * rows * 64; /* counts; codes at L0 64 (they grow as needed) */
@@ -90,6 +101,8 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     uint64_t acc = 8 * (5 * m + 3) + 3 * 8 * m; /* counters, stamps, derived norms */
     return weights + work + acc;
 }
+
+static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
 
 static sv_rc set_err(char **slot, const char *msg)
 {
@@ -144,30 +157,24 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
 
     /* Options that change numbers: part of every pair's identity. */
-    uint64_t opt = fnv_str(FNV0, "saeval-result-v1");
+    uint64_t opt = fnv_str(FNV0, SV_RESULT_VERSION);
     opt = fnv_u64(opt, (uint64_t)c->precision);
     opt = fnv_u64(opt, (uint64_t)c->legacy_batch_sequences);
     for (int k = 0; k < c->n_exclude; k++) opt = fnv_u64(opt, (uint64_t)c->exclude_ids[k]);
     opt = fnv(opt, &c->model_params, sizeof c->model_params);
     opt = fnv_u64(opt, (uint64_t)c->geometry);
     opt = fnv_u64(opt, (uint64_t)c->nonfinite_skip);
+    opt = fnv(opt, &c->dead_density_threshold, sizeof c->dead_density_threshold);
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
         rc = item_verdict(r, comm, &pl->sae_err[i]);
         if (rc == SV_EINPUT) rc = SV_OK;
-        char *p = sv_path_join(c->saes[i].path, "cfg.json");
-        char *q = sv_path_join(c->saes[i].path, "sae_weights.safetensors");
-        char *a = sv_path_join(c->saes[i].path, "activation_scaler.json");
-        if (!p || !q || !a) rc = SV_EINTERNAL;
-        else {
-            uint64_t h = hash_file(FNV0, p);
-            h = hash_stat(h, q);
-            h = hash_file(h, a);
-            h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
-            pl->sae_hash[i] = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
-        }
-        free(p); free(q); free(a);
+        /* Every file the SAE's format reads, as the format lists them. */
+        uint64_t h = FNV0;
+        if (rc == SV_OK) rc = sv_format_for(c->saes[i].path)->identity(c->saes[i].path, hash_visit, &h);
+        h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
+        pl->sae_hash[i] = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
     }
     for (int j = 0; j < nd && rc == SV_OK; j++) {
         sv_rc r = sv_store_open(&pl->stores[j], c->datasets[j].path, comm);
@@ -232,9 +239,43 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         }
     }
     MPI_Bcast(pl->todo, np, MPI_INT, 0, comm);
+    rc = pack_passes(pl, c, comm);
 out:
     free(paths); free(cost); free(load); free(order);
     return rc;
+}
+
+/* Block rows and passes, once for the run: block rows are the config's,
+ * lowered (in GEMM tiles) until the largest SAE fits the memory budget
+ * (tiles keep results independent of it); per dataset, the SAEs that
+ * still need it are packed in config order into passes that fit the
+ * budget together. */
+static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
+{
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    pl->budget = c->memory_budget_mb > 0 ? (uint64_t)c->memory_budget_mb << 20 : sv_env_default_budget(comm);
+    int64_t block = c->block_tokens;
+    for (int i = 0; i < ns; i++)
+        while (!pl->sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) > pl->budget)
+            block -= SV_GEMM_ROWS;
+    pl->block_rows = block;
+    pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
+    pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
+    if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;
+    for (int j = 0; j < nd; j++) {
+        uint64_t used = 0;
+        int in = 0;
+        for (int i = 0; i < ns; i++) {
+            if (!pl->todo[i * nd + j]) continue;
+            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
+            if (in > 0 && used + b > pl->budget) { used = 0; in = 0; }
+            if (in == 0) pl->n_pass[j]++;
+            used += b;
+            in++;
+            pl->pass_of[i * nd + j] = pl->n_pass[j];
+        }
+    }
+    return SV_OK;
 }
 
 void sv_plan_free(sv_plan *pl)
@@ -250,6 +291,41 @@ void sv_plan_free(sv_plan *pl)
     for (int p = 0; pl->pair_err && p < pl->n_saes * pl->n_ds; p++) free(pl->pair_err[p]);
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
     free(pl->ds_err); free(pl->ds_hash); free(pl->pair_err); free(pl->pair_hash);
-    free(pl->in_shard); free(pl->todo);
+    free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
     memset(pl, 0, sizeof *pl);
+}
+
+sv_rc sv_sae_ids(char **paths, int n, char **ids)
+{
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(paths[i], paths[j]) == 0)
+                return sv_fail(SV_EINPUT, "%s: SAE listed twice in the config", paths[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        /* Grow the suffix one path component at a time until no other
+         * path ends with the same components. */
+        const char *p = paths[i];
+        const char *start = p + strlen(p);
+        for (;;) {
+            const char *q = start;
+            if (q > p) q--;
+            while (q > p && q[-1] != '/') q--;
+            start = q;
+            size_t sl = strlen(start);
+            int clash = 0;
+            for (int j = 0; j < n && !clash; j++) {
+                if (j == i) continue;
+                size_t lj = strlen(paths[j]);
+                if (lj >= sl && strcmp(paths[j] + lj - sl, start) == 0 &&
+                    (lj == sl || paths[j][lj - sl - 1] == '/'))
+                    clash = 1;
+            }
+            if (!clash || start == p) break;
+            start--; /* step over the slash */
+        }
+        ids[i] = sv_strdup(start);
+        if (!ids[i]) return SV_EINTERNAL;
+    }
+    return SV_OK;
 }

@@ -9,30 +9,34 @@
  * and integer counts through MPI_SUM, so result files do not depend on the
  * number of ranks. */
 #include "saeval/run.h"
+#include "saeval/watchdog.h"
+#include "saeval/claim.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "saeval/agree.h"
 #include "saeval/config.h"
+#include "saeval/env.h"
 #include "saeval/forward.h"
 #include "saeval/gemm.h"
+#include "saeval/fsutil.h"
 #include "saeval/geometry.h"
 #include "saeval/merge.h"
-#include "saeval/plan.h"
+#include "saeval/metrics.h"
 #include "saeval/output.h"
+#include "saeval/plan.h"
+#include "saeval/progress.h"
 #include "saeval/reduce.h"
+#include "saeval/results.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
+#include "saeval/signals.h"
 #include "saeval/store.h"
 
-/* Double partial sums per (SAE, unit), in the tree vector after the
- * dataset's own [sum_x (d_in), sum ||x||^2]. */
-enum { P_SSE, P_COS, P_NORM_IN, P_NORM_OUT, P_RATIO, P_L1, P_LEGACY, P_RRB, P_COUNT };
 /* Per-row quantities computed in parallel before the ordered sums. */
 enum { RQ_E, RQ_NX2, RQ_NH2, RQ_DOT, RQ_DM, RQ_L1, RQ_N };
 
@@ -40,78 +44,12 @@ typedef struct {
     sv_sae sae;
     const char *id;
     sv_fwd fwd;
-    int64_t *ints;     /* [sum_l0, rrb_batches, firing[m], fired_seq[m], hist[m+1]] */
+    int64_t *ints;     /* integer partials, layout of metrics.h (sv_ints_len) */
     int64_t *last_seq; /* per latent: last global sequence it fired in */
     const sv_geometry *geom; /* weight geometry, complete on rank 0 */
 } sv_slot;
 
-static sv_run_stats sv_stats;
-const sv_run_stats *sv_last_run_stats(void) { return &sv_stats; }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-sv_rc sv_agree(sv_rc rc, MPI_Comm comm)
-{
-    int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
-    int mine[2] = {(int)rc, rc != SV_OK ? rank : P}, worst[2];
-    MPI_Allreduce(&mine[0], &worst[0], 1, MPI_INT, MPI_MAX, comm);
-    MPI_Allreduce(&mine[1], &worst[1], 1, MPI_INT, MPI_MIN, comm);
-    if (worst[0] == SV_OK) return SV_OK;
-    char msg[2048];
-    if (rank == worst[1]) snprintf(msg, sizeof msg, "%s", sv_errmsg());
-    MPI_Bcast(msg, sizeof msg, MPI_CHAR, worst[1], comm);
-    /* Later agreements on the same failure (the caller's checks) stay quiet. */
-    static char last[2048];
-    if (rank == 0 && strcmp(last, msg) != 0) {
-        fprintf(stderr, "saeval: error: %s\n", msg);
-        fflush(stderr);
-        snprintf(last, sizeof last, "%s", msg);
-    }
-    sv_fail((sv_rc)worst[0], "%s", msg);
-    return (sv_rc)worst[0];
-}
-
-sv_rc sv_sae_ids(char **paths, int n, char **ids)
-{
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < i; j++)
-            if (strcmp(paths[i], paths[j]) == 0)
-                return sv_fail(SV_EINPUT, "%s: SAE listed twice in the config", paths[i]);
-    }
-    for (int i = 0; i < n; i++) {
-        /* Grow the suffix one path component at a time until no other
-         * path ends with the same components. */
-        const char *p = paths[i];
-        const char *start = p + strlen(p);
-        for (;;) {
-            const char *q = start;
-            if (q > p) q--;
-            while (q > p && q[-1] != '/') q--;
-            start = q;
-            size_t sl = strlen(start);
-            int clash = 0;
-            for (int j = 0; j < n && !clash; j++) {
-                if (j == i) continue;
-                size_t lj = strlen(paths[j]);
-                if (lj >= sl && strcmp(paths[j] + lj - sl, start) == 0 &&
-                    (lj == sl || paths[j][lj - sl - 1] == '/'))
-                    clash = 1;
-            }
-            if (!clash || start == p) break;
-            start--; /* step over the slash */
-        }
-        ids[i] = sv_strdup(start);
-        if (!ids[i]) return SV_EINTERNAL;
-    }
-    return SV_OK;
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -130,7 +68,7 @@ typedef struct {
     float *x, *xe;
     int64_t *tok, *seq_of;
     double *rowq; /* [block rows][RQ_N] */
-    int64_t ds_ints[3]; /* evaluated, masked, non-finite (masked too) */
+    int64_t ds_ints[SV_D_COUNT]; /* evaluated, masked, non-finite (masked too) */
     uint64_t bytes_read;
 } sv_pass;
 
@@ -152,7 +90,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     for (int64_t t = 0; t < nt; t++) {
         while (t0 + t >= st->seq_offsets[s + 1]) s++;
         if (use_mask && bsearch(&ps->tok[t], ps->mask_ids, (size_t)ps->n_mask, sizeof(int64_t), cmp_i64)) {
-            ps->ds_ints[1]++;
+            ps->ds_ints[SV_D_MASKED]++;
             continue;
         }
         const float *xr = ps->x + t * d;
@@ -164,7 +102,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 return sv_fail(SV_EINPUT, "%s: /activations: non-finite value (%g) at token %lld, dimension %lld; "
                                "set \"nonfinite\": \"skip\" in the config to mask such tokens",
                                st->path, (double)xr[bad], (long long)(t0 + t), (long long)bad);
-            ps->ds_ints[2]++;
+            ps->ds_ints[SV_D_NONFINITE]++;
             continue;
         }
         memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
@@ -177,7 +115,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         *sum_sq += ss;
         ne++;
     }
-    ps->ds_ints[0] += ne;
+    ps->ds_ints[SV_D_EVALUATED] += ne;
     if (ne == 0) return SV_OK;
     double *mu_b = malloc((size_t)d * sizeof(double));
     if (!mu_b) return sv_fail(SV_EINTERNAL, "out of memory");
@@ -187,8 +125,9 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     for (int k = 0; k < ps->n_slots; k++) {
         sv_slot *sl = &ps->slots[k];
         const int64_t m = sl->sae.cfg.d_sae;
-        double *p = leaf + d + 1 + (size_t)k * P_COUNT;
-        int64_t *firing = sl->ints + 2, *fired_seq = firing + m, *hist = fired_seq + m;
+        double *p = leaf + sv_part_sae(d, k);
+        int64_t *firing = sl->ints + sv_ints_firing(m), *fired_seq = sl->ints + sv_ints_fired_seq(m);
+        int64_t *hist = sl->ints + sv_ints_hist(m);
         double sxh2 = 0, sdot = 0;
         for (int64_t r0 = 0; r0 < ne; r0 += R) {
             int64_t nb = ne - r0 < R ? ne - r0 : R;
@@ -218,12 +157,12 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 const double *o = rq + r * RQ_N;
                 double e = o[RQ_E], nx2 = o[RQ_NX2], nh2 = o[RQ_NH2], dot = o[RQ_DOT], dm = o[RQ_DM];
                 double nx = sqrt(nx2), nh = sqrt(nh2);
-                p[P_SSE] += e;
-                p[P_COS] += (nx == 0 || nh == 0) ? 0.0 : dot / (nx * nh);
-                p[P_NORM_IN] += nx;
-                p[P_NORM_OUT] += nh;
-                p[P_RATIO] += nx < 1e-4 ? 1.0 : nh / nx;
-                p[P_LEGACY] += 1.0 - e / dm;
+                p[SV_P_SSE] += e;
+                p[SV_P_COS] += (nx == 0 || nh == 0) ? 0.0 : dot / (nx * nh);
+                p[SV_P_NORM_IN] += nx;
+                p[SV_P_NORM_OUT] += nh;
+                p[SV_P_RATIO] += nx < 1e-4 ? 1.0 : nh / nx;
+                p[SV_P_LEGACY] += 1.0 - e / dm;
                 sxh2 += nh2;
                 sdot += dot;
                 const int64_t q0 = f->rowptr[r], q1 = f->rowptr[r + 1];
@@ -237,61 +176,17 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                     }
                 }
                 double l1 = o[RQ_L1];
-                p[P_L1] += l1;
-                sl->ints[0] += q1 - q0;
+                p[SV_P_L1] += l1;
+                sl->ints[SV_I_L0] += q1 - q0;
                 hist[q1 - q0]++;
             }
         }
         if (rc != SV_OK) break;
-        p[P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
-        sl->ints[1]++;
+        p[SV_P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
+        sl->ints[SV_I_UNITS]++;
     }
     free(mu_b);
     return rc;
-}
-
-static void finalize(const sv_slot *sl, const double *tot, int64_t d, int k, const int64_t *ints,
-                     const int64_t *ds_ints, int64_t n_seq, sv_pair_metrics *m)
-{
-    const int64_t dsae = sl->sae.cfg.d_sae;
-    const double *p = tot + d + 1 + (size_t)k * P_COUNT;
-    const double N = (double)ds_ints[0];
-    memset(m, 0, sizeof *m);
-    m->tokens_evaluated = ds_ints[0];
-    m->tokens_masked = ds_ints[1];
-    m->tokens_nonfinite = ds_ints[2];
-    m->sequences = n_seq;
-    double var = 0;
-    if (N > 0) {
-        double mean_sq = 0;
-        for (int64_t i = 0; i < d; i++) {
-            double mu = tot[i] / N;
-            mean_sq += mu * mu;
-        }
-        var = tot[d] / N - mean_sq;
-    }
-    m->mse = p[P_SSE] / N;
-    if (var < 1e-10) m->explained_variance = m->mse < 1e-10 ? 1.0 : 0.0;
-    else m->explained_variance = 1.0 - m->mse / var;
-    if (N == 0) m->explained_variance = NAN;
-    m->fvu = 1.0 - m->explained_variance;
-    m->explained_variance_legacy = p[P_LEGACY] / N;
-    m->cossim = p[P_COS] / N;
-    m->l2_norm_in = p[P_NORM_IN] / N;
-    m->l2_norm_out = p[P_NORM_OUT] / N;
-    m->l2_ratio = p[P_RATIO] / N;
-    m->relative_reconstruction_bias = ints[1] > 0 ? p[P_RRB] / (double)ints[1] : NAN;
-    m->l0 = (double)ints[0] / N;
-    m->l1 = p[P_L1] / N;
-    m->firing_counts = ints + 2;
-    m->fired_sequences = ints + 2 + dsae;
-    m->l0_histogram = ints + 2 + 2 * dsae;
-    for (int64_t j = 0; j < dsae; j++)
-        if (m->firing_counts[j] == 0) m->dead_features++;
-    m->dead_fraction = (double)m->dead_features / (double)dsae;
-    m->hist_len = 0;
-    for (int64_t v = 0; v <= dsae; v++)
-        if (m->l0_histogram[v]) m->hist_len = v + 1;
 }
 
 /* Test hook: SAEVAL_TEST_FAIL_RANK=r makes rank r fail after its first
@@ -302,48 +197,23 @@ static int test_fail_here(int rank)
     return e && *e && atoi(e) == rank;
 }
 
-/* Stop requests (SLURM preemption, scancel, Ctrl-C): finish the current
- * work unit, write nothing partial, exit non-zero; a rerun resumes. */
-static volatile sig_atomic_t sv_stop;
-static void on_signal(int sig) { sv_stop = sig; }
-
-static void install_signals(void)
+/* Test hook: SAEVAL_TEST_UNIT_DELAY_MS=n sleeps n ms after each work unit,
+ * so the fault tests can act in the middle of a run on small data. */
+static void test_unit_delay(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
-typedef struct {
-    double t0, t_last;
-    double cost_total, cost_done; /* tokens x d_sae of the pairs to compute */
-    int pairs_total, pairs_done;
-} sv_progress;
-
-static void progress_line(sv_progress *pg, const char *ds, int pass, int n_pass, double frac_pass,
-                          double pass_cost, double tok_rate, int force)
-{
-    double t = now_s();
-    if (!force && t - pg->t_last < 2.0) return;
-    pg->t_last = t;
-    double done = pg->cost_done + frac_pass * pass_cost;
-    double el = t - pg->t0, eta = done > 0 ? el * (pg->cost_total - done) / done : 0;
-    char rate[32] = "-";
-    if (tok_rate > 0) snprintf(rate, sizeof rate, "%.3g", tok_rate);
-    printf("[saeval] pairs %d/%d | %s pass %d/%d %5.1f%% | %s tok/s | elapsed %.0f s | ETA %.0f s\n",
-           pg->pairs_done, pg->pairs_total, ds, pass, n_pass, 100.0 * frac_pass, rate, el, eta);
-    fflush(stdout);
+    const char *e = getenv("SAEVAL_TEST_UNIT_DELAY_MS");
+    long ms = e && *e ? atol(e) : 0;
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* One pass over a store for a group of loaded SAEs; writes their pair files
  * on rank 0. */
 static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *slots, int n_slots,
                       const int *sae_of, const char *out_dir, MPI_Comm comm, FILE *log, sv_progress *pg,
-                      int pass, int n_pass, const sv_run_opts *opts)
+                      int pass, int n_pass, const sv_run_opts *opts, sv_run_stats *stats)
 {
     int rank, P;
     MPI_Comm_rank(comm, &rank);
@@ -385,29 +255,30 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
     for (int k = 0; k < n_slots; k++) {
         int64_t m = slots[k].sae.cfg.d_sae;
-        memset(slots[k].ints, 0, (size_t)(3 * m + 3) * sizeof(int64_t));
+        memset(slots[k].ints, 0, sv_ints_len(m) * sizeof(int64_t));
         for (int64_t q = 0; q < m; q++) slots[k].last_seq[q] = -1;
     }
 agree:
     rc = sv_agree(rc, comm);
     if (rc != SV_OK) goto out;
     {
-        const size_t len = (size_t)d + 1 + (size_t)n_slots * P_COUNT;
+        const size_t len = sv_part_len(d, n_slots);
         sv_tree *tree = sv_tree_new(n_units, first[rank], last[rank], len);
         if (!tree) rc = SV_EINTERNAL;
-        double t_start = now_s();
+        double t_start = sv_now();
         int64_t my_tokens = 0, done_tokens = 0;
         for (int64_t u = first[rank]; u < last[rank]; u++) my_tokens += w[u];
-        if (rank == 0 && !opts->quiet) progress_line(pg, ds->name, pass, n_pass, 0.0, pass_cost, 0.0, 1);
+        if (rank == 0 && !opts->quiet) sv_progress_line(pg, ds->name, pass, n_pass, 0.0, pass_cost, 0.0, 1);
         for (int64_t u = first[rank]; rc == SV_OK && u < last[rank]; u++) {
-            if (sv_stop) {
-                rc = sv_fail(SV_EINTERRUPTED, "stopped by signal %d; complete result files are kept, rerun to resume", (int)sv_stop);
+            if (sv_signals_stop()) {
+                rc = sv_fail(SV_EINTERRUPTED, "stopped by signal %d; complete result files are kept, rerun to resume", sv_signals_stop());
                 break;
             }
             int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
             rc = eval_unit(&ps, u * B, s1, sv_tree_leaf(tree));
             if (rc == SV_OK) rc = sv_tree_push(tree);
             if (rc == SV_OK && test_fail_here(rank)) rc = sv_fail(SV_EINTERNAL, "injected failure (SAEVAL_TEST_FAIL_RANK)");
+            test_unit_delay();
             if (rc == SV_EINTERNAL) {
                 /* An I/O or allocation failure on one rank: the others would
                  * only learn of it after their own units, so end the job now. */
@@ -418,10 +289,11 @@ agree:
             done_tokens += w[u];
             /* Rank 0 speaks for all: ranks hold equal shares of tokens. */
             if (rank == 0 && !opts->quiet)
-                progress_line(pg, ds->name, pass, n_pass, my_tokens ? (double)done_tokens / my_tokens : 1.0,
-                              pass_cost, P * done_tokens / (now_s() - t_start + 1e-9), 0);
+                sv_progress_line(pg, ds->name, pass, n_pass, my_tokens ? (double)done_tokens / my_tokens : 1.0,
+                              pass_cost, P * done_tokens / (sv_now() - t_start + 1e-9), 0);
         }
-        if (rc == SV_OK && sv_stop) rc = sv_fail(SV_EINTERRUPTED, "stopped by signal %d; complete result files are kept, rerun to resume", (int)sv_stop);
+        if (rc == SV_OK && sv_signals_stop())
+            rc = sv_fail(SV_EINTERRUPTED, "stopped by signal %d; complete result files are kept, rerun to resume", sv_signals_stop());
         rc = sv_agree(rc, comm);
         double *tot = NULL;
         if (rc == SV_OK && rank == 0 && !(tot = sv_malloc(len * sizeof(double)))) rc = SV_EINTERNAL;
@@ -431,10 +303,10 @@ agree:
         if (rc != SV_OK) { free(tot); goto out; }
 
         /* Integer counts are exact, so a plain sum is order-invariant. */
-        int64_t ds_tot[3];
+        int64_t ds_tot[SV_D_COUNT];
         uint64_t bytes_tot = 0;
-        MPI_Allreduce(ps.ds_ints, ds_tot, 3, MPI_INT64_T, MPI_SUM, comm);
-        if (ds_tot[0] == 0) { /* nothing to evaluate: refuse rather than write NaNs */
+        MPI_Allreduce(ps.ds_ints, ds_tot, SV_D_COUNT, MPI_INT64_T, MPI_SUM, comm);
+        if (ds_tot[SV_D_EVALUATED] == 0) { /* nothing to evaluate: refuse rather than write NaNs */
             rc = sv_agree(sv_fail(SV_EINPUT, "%s: every token is masked (special_token_ids, exclude_token_ids%s): nothing to evaluate",
                                   st->path, cfg->nonfinite_skip ? ", non-finite values" : ""), comm);
             free(tot);
@@ -442,41 +314,41 @@ agree:
         }
         MPI_Reduce(&ps.bytes_read, &bytes_tot, 1, MPI_UINT64_T, MPI_SUM, 0, comm);
         for (int k = 0; k < n_slots; k++) {
-            int64_t m = slots[k].sae.cfg.d_sae, cnt = 3 * m + 3;
+            int64_t m = slots[k].sae.cfg.d_sae, cnt = (int64_t)sv_ints_len(m);
             int64_t *tot_ints = rank == 0 ? sv_malloc((size_t)cnt * sizeof(int64_t)) : NULL;
             MPI_Reduce(slots[k].ints, tot_ints, (int)cnt, MPI_INT64_T, MPI_SUM, 0, comm);
             if (rank == 0 && rc == SV_OK) {
                 const int p = sae_of[k] * pl->n_ds + j;
                 sv_pair_metrics pm;
                 sv_jw jw;
-                finalize(&slots[k], tot, d, k, tot_ints, ds_tot, st->n_seq, &pm);
+                const sv_metric_sums sums = {d, m, st->n_seq, tot, tot + sv_part_sae(d, k), tot_ints, ds_tot,
+                                             cfg->dead_density_threshold};
+                sv_metrics_finalize(&sums, &pm);
                 sv_jw_init(&jw);
                 /* Model size for the health ratings: the config wins, else the store's attribute. */
                 double mp = !isnan(cfg->model_params) ? cfg->model_params : st->model_params;
                 rc = sv_pair_json(&jw, slots[k].id, ds->name, &slots[k].sae, cfg, &pm, slots[k].geom, mp,
                                   pl->pair_hash[p]);
                 sv_jw_raw(&jw, "\n", 1);
-                char *path = sv_pair_path(out_dir, slots[k].id, ds->name);
-                char *note = sv_error_note_path(out_dir, slots[k].id, ds->name);
-                if (rc == SV_OK && (!path || !note)) rc = SV_EINTERNAL;
-                if (rc == SV_OK) rc = sv_write_atomic(path, jw.buf, jw.len);
-                if (rc == SV_OK) unlink(note); /* an old failure is history now */
-                free(path);
-                free(note);
+                if (rc == SV_OK && jw.oom) rc = sv_fail(SV_EINTERNAL, "out of memory writing results");
+                if (rc == SV_OK) rc = sv_results_write_pair(out_dir, slots[k].id, ds->name, jw.buf, jw.len);
                 sv_jw_free(&jw);
                 pg->pairs_done++;
             }
             free(tot_ints);
         }
         pg->cost_done += pass_cost;
-        sv_stats.pass_seconds += now_s() - t_start;
-        sv_stats.bytes_read += bytes_tot;
-        sv_stats.passes++;
-        sv_stats.tokens += st->n_tokens;
+        if (stats) {
+            stats->pass_seconds += sv_now() - t_start;
+            stats->bytes_read += bytes_tot;
+            stats->passes++;
+            stats->tokens += st->n_tokens;
+        }
         if (rank == 0 && log)
             fprintf(log, "dataset %s pass %d/%d: %d SAEs, %s, %lld tokens, %lld units, %d ranks, %llu bytes read, %.3f s\n",
                     ds->name, pass, n_pass, n_slots, st->path, (long long)st->n_tokens, (long long)n_units, P,
-                    (unsigned long long)bytes_tot, now_s() - t_start);
+                    (unsigned long long)bytes_tot, sv_now() - t_start);
+        if (rank == 0 && log) fflush(log);
         free(tot);
         rc = sv_agree(rc, comm);
     }
@@ -486,272 +358,343 @@ out:
     return rc;
 }
 
-/* Record a pair's failure: stderr line already printed by sv_agree; the
- * note lets `merge` say why the pair has no result. */
-static void note_failure(const char *out_dir, const char *id, const char *ds, const char *msg)
-{
-    char *note = sv_error_note_path(out_dir, id, ds);
-    if (note) {
-        char line[2100];
-        int n = snprintf(line, sizeof line, "%s\n", msg);
-        sv_write_atomic(note, line, (size_t)n);
-    }
-    free(note);
-}
-
-static uint64_t default_budget(MPI_Comm comm)
-{
-    MPI_Comm node;
-    int local = 1;
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &local);
-    MPI_Comm_free(&node);
-    /* Half of the node's memory (or of the job's, under SLURM --mem), shared
-     * by the node's ranks. */
-    uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-    const char *slurm_mem = getenv("SLURM_MEM_PER_NODE"); /* MiB */
-    if (slurm_mem && atoll(slurm_mem) > 0 && ((uint64_t)atoll(slurm_mem) << 20) < phys)
-        phys = (uint64_t)atoll(slurm_mem) << 20;
-    return phys / 2 / (uint64_t)local;
-}
-
-/* run.log: which OpenBLAS kernel is fastest here, measured in child
- * processes (~1 s) when the run's encoder GEMMs are worth it (> 1 TFLOP),
- * or always / never with SAEVAL_KERNEL_PROBE=1 / 0. */
-static void kernel_note(FILE *log, const sv_config *cfg, const sv_plan *pl)
-{
-    const int ns = cfg->n_saes, nd = cfg->n_datasets;
-    double flops = 0;
-    int64_t k = 0;
-    for (int p = 0; p < ns * nd; p++)
-        if (pl->todo[p]) {
-            const sv_sae_cfg *c = &pl->cfg[p / nd];
-            flops += 2.0 * (double)pl->stores[p % nd].n_tokens * (double)c->d_in * (double)c->d_sae;
-            if (c->d_in > k) k = c->d_in;
-        }
-    const char *env = getenv("SAEVAL_KERNEL_PROBE");
-    if (k == 0 || (env ? atoi(env) == 0 : flops < 1e12)) {
-        fprintf(log, "OpenBLAS kernel probe skipped (%s)\n", env ? "SAEVAL_KERNEL_PROBE=0" : "under 1 TFLOP of encoder GEMMs");
-        return;
-    }
-    char buf[1024];
-    if (sv_gemm_kernel_note("/proc/self/exe", k, buf, sizeof buf) == SV_OK) fprintf(log, "%s\n", buf);
-    else fprintf(log, "OpenBLAS kernel probe failed: %s\n", sv_errmsg());
-    sv_clear_error();
-}
-
-sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm)
-{
+/* The run's state between its steps. */
+typedef struct {
+    const char *config_path;
+    const sv_run_opts *opts;
+    MPI_Comm comm;
     int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
-    const char *sn = getenv("SLURM_NTASKS");
-    if (sn && atoi(sn) > 1 && P == 1) {
-        /* Every copy prints: they are all rank 0 of their own world. */
-        fprintf(stderr, "saeval: error: SLURM_NTASKS=%s but MPI sees 1 rank: the launcher started independent copies "
-                        "(srun without working PMI?). Use `srun --mpi=pmix` or mpirun inside the allocation.\n", sn);
-        return SV_EINPUT;
-    }
-    install_signals();
-    memset(&sv_stats, 0, sizeof sv_stats);
     sv_config cfg;
     sv_plan pl;
-    memset(&pl, 0, sizeof pl);
-    sv_slot *slots = NULL;
-    sv_geometry **geom = NULL;
-    int *sae_of = NULL, *failed_sae = NULL;
-    FILE *log = NULL;
-    char *out_dir = NULL;
-    double t0 = now_s();
-    int any_failed = 0;
-
-    sv_rc rc = sv_agree(sv_config_load(&cfg, config_path), comm);
-    if (rc != SV_OK) { sv_config_free(&cfg); return rc; }
-    sv_fwd_set_threads_default(comm);
-    /* The GEMM backend, once per run (SAEVAL_GEMM; OpenBLAS by default). */
-    if ((rc = sv_agree(sv_gemm_select(NULL), comm)) != SV_OK) { sv_config_free(&cfg); return rc; }
-    const int ns = cfg.n_saes, nd = cfg.n_datasets;
-    out_dir = sv_strdup(opts->output_dir ? opts->output_dir : cfg.output_dir);
-    if (!out_dir) rc = SV_EINTERNAL;
-    if (rc == SV_OK && rank == 0) rc = sv_mkdir_p(out_dir);
-    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
-    rc = sv_plan_build(&pl, &cfg, out_dir, opts->shard, opts->n_shards > 0 ? opts->n_shards : 1, opts->force, comm);
-    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
-
-    slots = sv_calloc((size_t)ns, sizeof *slots);
-    geom = sv_calloc((size_t)ns, sizeof *geom);
-    sae_of = sv_calloc((size_t)ns, sizeof *sae_of);
-    failed_sae = sv_calloc((size_t)ns, sizeof *failed_sae);
-    if (!slots || !geom || !sae_of || !failed_sae) rc = SV_EINTERNAL;
-    if ((rc = sv_agree(rc, comm)) != SV_OK) goto out;
-
-    /* Block rows: the config's, lowered (in GEMM tiles) until the largest
-     * SAE fits the memory budget. Tiles keep results independent of it. */
-    uint64_t budget = cfg.memory_budget_mb > 0 ? (uint64_t)cfg.memory_budget_mb << 20 : default_budget(comm);
-    int64_t block = cfg.block_tokens;
-    for (int i = 0; i < ns; i++)
-        while (!pl.sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block) > budget)
-            block -= SV_GEMM_ROWS;
-
-    sv_stats.block_rows = block;
+    char *out_dir;
+    sv_slot *slots;         /* the SAEs of the current pass */
+    int *sae_of;            /* slot -> SAE index */
+    int *failed_sae;        /* an SAE that failed to load fails its remaining pairs */
+    sv_geometry **geom;     /* per SAE, computed once */
+    FILE *log;
     sv_progress pg;
-    memset(&pg, 0, sizeof pg);
-    pg.t0 = pg.t_last = now_s();
-    for (int p = 0; p < ns * nd; p++) {
-        if (pl.in_shard[p] && pl.pair_err[p]) {
-            any_failed = 1;
-            if (rank == 0) note_failure(out_dir, pl.ids[p / nd], cfg.datasets[p % nd].name, pl.pair_err[p]);
-        }
-        if (!pl.todo[p]) continue;
-        pg.pairs_total++;
-        pg.cost_total += (double)pl.stores[p % nd].n_tokens * (double)pl.cfg[p / nd].d_sae;
-    }
-    if (rank == 0) {
-        char *lp = sv_path_join(out_dir, "run.log");
-        log = lp ? fopen(lp, "a") : NULL;
-        free(lp);
-        int skipped = 0, in_shard = 0;
-        for (int p = 0; p < ns * nd; p++) {
-            in_shard += pl.in_shard[p];
-            skipped += pl.in_shard[p] && !pl.todo[p] && !pl.pair_err[p];
-        }
-        if (log) {
-            char host[256] = "?";
-            gethostname(host, sizeof host);
-            fprintf(log, "saeval run %s shard %d/%d\nranks %d, host of rank 0 %s, threads per rank %d, OpenBLAS %s (core %s)\n"
-                         "block rows %lld, memory budget %llu MB per rank, OPENBLAS_CORETYPE=%s GOMP_SPINCOUNT=%s\n",
-                    config_path, opts->shard, pl.n_shards, P, host, sv_fwd_get_threads(), openblas_get_config(),
-                    openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20),
-                    getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
-                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)");
-            fprintf(log, "GEMM backend %s, kernel %s; precision %s%s%s\n", sv_gemm_current()->name,
-                    sv_gemm_current()->kernel(), sv_precision_name(cfg.precision), cfg.precision == 16 ? "; " : "",
-                    cfg.precision == 16 ? sv_gemm_bf16_describe() : "");
-            kernel_note(log, &cfg, &pl);
-        }
-        if (!opts->quiet) {
-            printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
-                   "%d already complete, output %s\n",
-                   ns, nd, P, sv_fwd_get_threads(), opts->shard, pl.n_shards, in_shard, pg.pairs_total, skipped, out_dir);
-            fflush(stdout);
-        }
-    }
+    int any_failed;
+    sv_run_stats *stats;
+    /* Pair claims (rank 0): which pairs this run holds, and how many it left
+     * to another run working on the same output directory. */
+    char *claim_dir;
+    sv_claim_owner me;
+    int *claimed;           /* [pair] */
+    int left_to_others;
+    sv_claim_owner other;   /* the first such run, for the message */
+} sv_runner;
 
-    for (int j = 0; j < nd && rc == SV_OK; j++) {
-        /* SAEs that still need this dataset, packed into passes. */
-        int n_need = 0, n_pass = 0;
-        for (int i = 0; i < ns; i++) if (pl.todo[i * nd + j] && !failed_sae[i]) n_need++;
-        if (n_need == 0) continue;
-        {
-            uint64_t used = 0;
-            int in = 0;
-            for (int i = 0; i < ns; i++) {
-                if (!pl.todo[i * nd + j] || failed_sae[i]) continue;
-                uint64_t b = sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block);
-                if (in > 0 && used + b > budget) { n_pass++; used = 0; in = 0; }
-                used += b;
-                in++;
+/* A pair's claim name: its result file's name without ".json". */
+static char *claim_name(const sv_runner *r, int p)
+{
+    char *path = sv_pair_path("", r->pl.ids[p / r->pl.n_ds], r->cfg.datasets[p % r->pl.n_ds].name);
+    if (!path) return NULL;
+    memmove(path, path + 1, strlen(path)); /* drop the leading "/" */
+    path[strlen(path) - 5] = '\0';
+    return path;
+}
+
+/* Rank 0's heartbeat keeps its claims live for runs on other hosts (lease);
+ * called from the watchdog thread (claim_dir and me are fixed by then). */
+static void claims_heartbeat(void *arg)
+{
+    const sv_runner *r = arg;
+    if (sv_claim_refresh(r->claim_dir, &r->me) != SV_OK) {
+        fprintf(stderr, "[saeval] warning: %s\n", sv_errmsg());
+        sv_clear_error();
+    }
+}
+
+/* Rank 0 claims every pair it is about to compute; pairs another live run
+ * holds are left to it (dropped from this run's plan on every rank). */
+static sv_rc claim_pairs(sv_runner *r)
+{
+    sv_plan *pl = &r->pl;
+    const int np = pl->n_saes * pl->n_ds;
+    sv_rc rc = SV_OK;
+    r->claimed = sv_calloc((size_t)np, sizeof *r->claimed);
+    int *drop = sv_calloc((size_t)np, sizeof *drop);
+    if (!r->claimed || !drop) rc = SV_EINTERNAL;
+    if (rc == SV_OK && r->rank == 0) {
+        sv_claim_me(&r->me);
+        r->claim_dir = sv_path_join(r->out_dir, ".claims");
+        if (!r->claim_dir) rc = SV_EINTERNAL;
+        for (int p = 0; p < np && rc == SV_OK; p++) {
+            if (!pl->todo[p]) continue;
+            char *name = claim_name(r, p);
+            sv_claim_state st;
+            sv_claim_owner holder;
+            rc = name ? sv_claim_try(r->claim_dir, name, &r->me, 0, &st, &holder) : SV_EINTERNAL;
+            free(name);
+            if (rc != SV_OK) break;
+            if (st == SV_CLAIM_TAKEN) r->claimed[p] = 1;
+            else {
+                if (!r->left_to_others) r->other = holder;
+                r->left_to_others++;
+                drop[p] = 1;
             }
-            if (in) n_pass++;
         }
-        int i_next = 0;
-        for (int pass = 1; pass <= n_pass && rc == SV_OK; pass++) {
-            uint64_t used = 0;
-            int n = 0;
-            for (; i_next < ns && rc == SV_OK; i_next++) {
-                int i = i_next;
-                if (!pl.todo[i * nd + j] || failed_sae[i]) continue;
-                uint64_t b = sv_sae_mem_bytes(&pl.cfg[i], cfg.precision, block);
-                if (n > 0 && used + b > budget) break;
-                sv_slot *sl = &slots[n];
-                memset(sl, 0, sizeof *sl);
-                sv_rc r = sv_sae_load(&sl->sae, cfg.saes[i].path, cfg.precision, cfg.saes[i].has_scale,
-                                      cfg.saes[i].scaling_factor);
-                r = sv_agree(r, comm);
-                if (r == SV_EINPUT) {
-                    /* A bad SAE fails its own pairs only. */
-                    sv_sae_free(&sl->sae);
-                    failed_sae[i] = 1;
-                    any_failed = 1;
-                    for (int jj = 0; jj < nd; jj++)
-                        if (pl.todo[i * nd + jj] && rank == 0) note_failure(out_dir, pl.ids[i], cfg.datasets[jj].name, sv_errmsg());
-                    continue;
-                }
-                if ((rc = r) != SV_OK) break;
-                if (!geom[i] && cfg.geometry) { /* once per SAE, whatever the number of datasets */
-                    geom[i] = sv_calloc(1, sizeof **geom);
-                    rc = geom[i] ? sv_geometry_compute(&sl->sae, 0, comm, geom[i]) : SV_EINTERNAL;
-                    if ((rc = sv_agree(rc, comm)) != SV_OK) break;
-                }
-                sl->geom = geom[i];
-                sl->id = pl.ids[i];
-                rc = sv_fwd_init(&sl->fwd, &sl->sae, block);
-                if (rc == SV_OK) {
-                    int64_t m = sl->sae.cfg.d_sae;
-                    sl->ints = sv_malloc((size_t)(3 * m + 3) * sizeof(int64_t));
-                    sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
-                    if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
-                }
-                if ((rc = sv_agree(rc, comm)) != SV_OK) { n++; break; }
-                sae_of[n++] = i;
-                used += b;
+        if (rc == SV_OK) {
+            rc = sv_claim_refresh(r->claim_dir, &r->me);
+            sv_watchdog_every(60.0, claims_heartbeat, r);
+        }
+    }
+    rc = sv_agree(rc, r->comm);
+    if (rc == SV_OK) {
+        MPI_Bcast(drop, np, MPI_INT, 0, r->comm);
+        MPI_Bcast(&r->left_to_others, 1, MPI_INT, 0, r->comm);
+        for (int p = 0; p < np; p++)
+            if (drop[p]) pl->todo[p] = 0, pl->pass_of[p] = 0;
+    }
+    free(drop);
+    return rc;
+}
+
+static void release_claim(sv_runner *r, int p)
+{
+    if (r->rank != 0 || !r->claim_dir || !r->claimed || !r->claimed[p]) return;
+    char *name = claim_name(r, p);
+    if (name) sv_claim_release(r->claim_dir, name, &r->me);
+    free(name);
+    r->claimed[p] = 0;
+}
+
+/* Step 1: config, threads, output directory, plan and per-run buffers. */
+static sv_rc setup(sv_runner *r)
+{
+    sv_rc rc = sv_agree(sv_config_load(&r->cfg, r->config_path), r->comm);
+    if (rc != SV_OK) return rc;
+    sv_fwd_set_threads_default(r->comm);
+    /* The GEMM backend, once per run (SAEVAL_GEMM; OpenBLAS by default). */
+    if ((rc = sv_agree(sv_gemm_select(NULL), r->comm)) != SV_OK) return rc;
+    const int ns = r->cfg.n_saes;
+    r->out_dir = sv_strdup(r->opts->output_dir ? r->opts->output_dir : r->cfg.output_dir);
+    if (!r->out_dir) rc = SV_EINTERNAL;
+    if (rc == SV_OK && r->rank == 0) rc = sv_mkdir_p(r->out_dir);
+    if ((rc = sv_agree(rc, r->comm)) != SV_OK) return rc;
+    rc = sv_plan_build(&r->pl, &r->cfg, r->out_dir, r->opts->shard, r->opts->n_shards > 0 ? r->opts->n_shards : 1,
+                       r->opts->force, r->comm);
+    if ((rc = sv_agree(rc, r->comm)) != SV_OK) return rc;
+    r->slots = sv_calloc((size_t)ns, sizeof *r->slots);
+    r->geom = sv_calloc((size_t)ns, sizeof *r->geom);
+    r->sae_of = sv_calloc((size_t)ns, sizeof *r->sae_of);
+    r->failed_sae = sv_calloc((size_t)ns, sizeof *r->failed_sae);
+    if (!r->slots || !r->geom || !r->sae_of || !r->failed_sae) rc = SV_EINTERNAL;
+    if (r->stats) r->stats->block_rows = r->pl.block_rows;
+    if ((rc = sv_agree(rc, r->comm)) != SV_OK) return rc;
+    return claim_pairs(r);
+}
+
+/* Step 2: notes for pairs the plan already failed, progress totals, run.log
+ * header and the opening line. */
+static void announce(sv_runner *r)
+{
+    const sv_plan *pl = &r->pl;
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    sv_progress_start(&r->pg);
+    for (int p = 0; p < ns * nd; p++) {
+        if (pl->in_shard[p] && pl->pair_err[p]) {
+            r->any_failed = 1;
+            if (r->rank == 0) sv_results_note_failure(r->out_dir, pl->ids[p / nd], r->cfg.datasets[p % nd].name, pl->pair_err[p]);
+        }
+        if (!pl->todo[p]) continue;
+        r->pg.pairs_total++;
+        r->pg.cost_total += (double)pl->stores[p % nd].n_tokens * (double)pl->cfg[p / nd].d_sae;
+    }
+    if (r->rank != 0) return;
+    char *lp = sv_path_join(r->out_dir, "run.log");
+    r->log = lp ? fopen(lp, "a") : NULL;
+    free(lp);
+    int skipped = 0, in_shard = 0;
+    for (int p = 0; p < ns * nd; p++) {
+        in_shard += pl->in_shard[p];
+        skipped += pl->in_shard[p] && !pl->todo[p] && !pl->pair_err[p];
+    }
+    if (r->log) {
+        sv_env_log_header(r->log, r->config_path, r->opts->shard, pl->n_shards, r->P, pl->block_rows, pl->budget);
+        double flops = 0;
+        int64_t k = 0;
+        for (int p = 0; p < ns * nd; p++)
+            if (pl->todo[p]) {
+                const sv_sae_cfg *c = &pl->cfg[p / nd];
+                flops += 2.0 * (double)pl->stores[p % nd].n_tokens * (double)c->d_in * (double)c->d_sae;
+                if (c->d_in > k) k = c->d_in;
             }
+        sv_env_log_gemm(r->log, r->cfg.precision, flops, k);
+    }
+    if (!r->opts->quiet) {
+        printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
+               "%d already complete, output %s\n",
+               ns, nd, r->P, sv_fwd_get_threads(), r->opts->shard, pl->n_shards, in_shard, r->pg.pairs_total, skipped,
+               r->out_dir);
+        fflush(stdout);
+    }
+}
+
+static void free_slots(sv_runner *r, int n)
+{
+    for (int k = 0; k < n; k++) {
+        sv_fwd_free(&r->slots[k].fwd);
+        sv_sae_free(&r->slots[k].sae);
+        free(r->slots[k].ints);
+        free(r->slots[k].last_seq);
+        memset(&r->slots[k], 0, sizeof r->slots[k]);
+    }
+}
+
+/* Step 3a: load the SAEs of pass `pass` over dataset j into slots (their
+ * geometry computed once per SAE). A bad SAE fails its own pairs only.
+ * Returns the number of slots filled in *n. */
+static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
+{
+    const sv_plan *pl = &r->pl;
+    const sv_config *cfg = &r->cfg;
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    sv_rc rc = SV_OK;
+    *n = 0;
+    for (int i = 0; i < ns && rc == SV_OK; i++) {
+        if (pl->pass_of[i * nd + j] != pass || r->failed_sae[i]) continue;
+        sv_slot *sl = &r->slots[*n];
+        memset(sl, 0, sizeof *sl);
+        sv_rc e = sv_agree(sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
+                                       cfg->saes[i].scaling_factor), r->comm);
+        if (e == SV_EINPUT) {
+            sv_sae_free(&sl->sae);
+            r->failed_sae[i] = 1;
+            r->any_failed = 1;
+            for (int jj = 0; jj < nd; jj++)
+                if (pl->todo[i * nd + jj] && r->rank == 0)
+                    sv_results_note_failure(r->out_dir, pl->ids[i], cfg->datasets[jj].name, sv_errmsg());
+            continue;
+        }
+        if ((rc = e) != SV_OK) break;
+        if (!r->geom[i] && cfg->geometry) { /* once per SAE, whatever the number of datasets */
+            r->geom[i] = sv_calloc(1, sizeof **r->geom);
+            rc = r->geom[i] ? sv_geometry_compute(&sl->sae, 0, r->comm, r->geom[i]) : SV_EINTERNAL;
+            if ((rc = sv_agree(rc, r->comm)) != SV_OK) { (*n)++; break; }
+        }
+        sl->geom = r->geom[i];
+        sl->id = pl->ids[i];
+        rc = sv_fwd_init(&sl->fwd, &sl->sae, pl->block_rows);
+        if (rc == SV_OK) {
+            int64_t m = sl->sae.cfg.d_sae;
+            sl->ints = sv_malloc(sv_ints_len(m) * sizeof(int64_t));
+            sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
+            if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
+        }
+        r->sae_of[(*n)++] = i;
+        rc = sv_agree(rc, r->comm);
+    }
+    return rc;
+}
+
+/* Step 3: every dataset, pass by pass. */
+static sv_rc evaluate(sv_runner *r)
+{
+    const sv_plan *pl = &r->pl;
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    sv_rc rc = SV_OK;
+    for (int j = 0; j < nd && rc == SV_OK; j++) {
+        for (int pass = 1; pass <= pl->n_pass[j] && rc == SV_OK; pass++) {
+            int n = 0;
+            rc = load_pass(r, j, pass, &n);
             if (rc == SV_OK && n > 0) {
-                rc = run_pass(&cfg, &pl, j, slots, n, sae_of, out_dir, comm, log, &pg, pass, n_pass, opts);
+                rc = run_pass(&r->cfg, pl, j, r->slots, n, r->sae_of, r->out_dir, r->comm, r->log, &r->pg, pass,
+                              pl->n_pass[j], r->opts, r->stats);
                 if (rc == SV_EINPUT) {
                     /* Bad data in this store (non-finite values, all masked):
                      * its pairs fail, the other datasets go on. */
-                    any_failed = 1;
+                    r->any_failed = 1;
                     for (int i = 0; i < ns; i++)
-                        if (pl.todo[i * nd + j] && !failed_sae[i] && rank == 0)
-                            note_failure(out_dir, pl.ids[i], cfg.datasets[j].name, sv_errmsg());
+                        if (pl->todo[i * nd + j] && !r->failed_sae[i] && r->rank == 0)
+                            sv_results_note_failure(r->out_dir, pl->ids[i], r->cfg.datasets[j].name, sv_errmsg());
                     rc = SV_OK;
-                    i_next = ns;
-                    pass = n_pass;
+                    pass = pl->n_pass[j];
                 }
             }
-            for (int k = 0; k < n; k++) {
-                sv_fwd_free(&slots[k].fwd);
-                sv_sae_free(&slots[k].sae);
-                free(slots[k].ints);
-                free(slots[k].last_seq);
-                memset(&slots[k], 0, sizeof slots[k]);
-            }
+            for (int i = 0; i < ns; i++) /* their results are written (or noted as failed) */
+                if (pl->pass_of[i * nd + j] == pass) release_claim(r, i * nd + j);
+            free_slots(r, n);
         }
     }
-    if (rc == SV_OK && rank == 0 && !opts->quiet)
-        progress_line(&pg, "all", 1, 1, 1.0, 0.0, 0.0, 1);
+    if (rc == SV_OK && r->rank == 0 && !r->opts->quiet) sv_progress_line(&r->pg, "all", 1, 1, 1.0, 0.0, 0.0, 1);
+    return rc;
+}
 
-    /* A full run (not one shard of many) ends with the summaries. */
-    if (rc == SV_OK && rank == 0 && pl.n_shards == 1) {
+/* Step 4: a full run (not one shard of many) ends with the summaries. */
+static sv_rc summarize(sv_runner *r)
+{
+    sv_rc rc = SV_OK;
+    if (r->left_to_others) {
+        /* Another run is computing some of these pairs: the summaries wait
+         * for `saeval merge` once it is done. */
+        if (r->rank == 0)
+            printf("[saeval] %d pairs were left to another run on this output directory (%s); "
+                   "run `saeval merge` when it has finished\n", r->left_to_others, sv_claim_describe(&r->other));
+        fflush(stdout);
+    }
+    if (r->rank == 0 && r->pl.n_shards == 1 && !r->left_to_others) {
         sv_merge_counts mc;
         /* Failures were already reported once each on stderr. */
-        rc = sv_merge(&cfg, &pl, out_dir, NULL, opts->table ? stdout : NULL, &mc);
-        if (rc == SV_OK && mc.failed + mc.missing > 0) any_failed = 1;
+        rc = sv_merge(&r->cfg, &r->pl, r->out_dir, NULL, r->opts->table ? stdout : NULL, &mc);
+        if (rc == SV_OK && mc.failed + mc.missing > 0) r->any_failed = 1;
     }
-    rc = sv_agree(rc, comm);
-    if (rc == SV_OK && any_failed) {
+    rc = sv_agree(rc, r->comm);
+    if (rc == SV_OK && r->any_failed) {
         rc = SV_EINPUT;
-        if (rank == 0) {
+        if (r->rank == 0) {
             printf("[saeval] some pairs failed: see the error lines on stderr and all_eval_results.json\n");
             fflush(stdout);
         }
     }
-out:
-    if (log) {
-        fprintf(log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", now_s() - t0);
-        fclose(log);
+    return rc;
+}
+
+sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv_run_stats *stats)
+{
+    sv_runner r;
+    memset(&r, 0, sizeof r);
+    r.config_path = config_path;
+    r.opts = opts;
+    r.comm = comm;
+    r.stats = stats;
+    MPI_Comm_rank(comm, &r.rank);
+    MPI_Comm_size(comm, &r.P);
+    if (stats) memset(stats, 0, sizeof *stats);
+    sv_rc rc = sv_env_check_launcher(comm);
+    if (rc != SV_OK) return rc;
+    sv_signals_install();
+    sv_watchdog_start(r.rank);
+    const double t0 = sv_now();
+
+    rc = setup(&r);
+    if (rc == SV_OK) {
+        announce(&r);
+        rc = evaluate(&r);
+        if (rc == SV_OK) rc = summarize(&r);
     }
-    if (rc == SV_OK && rank == 0 && !opts->quiet) {
-        printf("[saeval] done in %.2f s, results in %s\n", now_s() - t0, out_dir);
+
+    if (r.claim_dir) { /* rank 0: whatever is still claimed goes, then the heartbeat */
+        sv_watchdog_every(0, NULL, NULL);
+        for (int p = 0; r.claimed && p < r.pl.n_saes * r.pl.n_ds; p++) release_claim(&r, p);
+        sv_claim_done(r.claim_dir, &r.me);
+    }
+    if (r.log) {
+        fprintf(r.log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", sv_now() - t0);
+        fclose(r.log);
+    }
+    if (rc == SV_OK && r.rank == 0 && !opts->quiet) {
+        printf("[saeval] done in %.2f s, results in %s\n", sv_now() - t0, r.out_dir);
         fflush(stdout);
     }
-    for (int i = 0; geom && i < ns; i++) {
-        if (geom[i]) sv_geometry_free(geom[i]);
-        free(geom[i]);
+    for (int i = 0; r.geom && i < r.cfg.n_saes; i++) {
+        if (r.geom[i]) sv_geometry_free(r.geom[i]);
+        free(r.geom[i]);
     }
-    free(geom); free(slots); free(sae_of); free(failed_sae); free(out_dir);
-    sv_plan_free(&pl);
-    sv_config_free(&cfg);
+    free(r.geom); free(r.slots); free(r.sae_of); free(r.failed_sae); free(r.out_dir);
+    free(r.claimed); free(r.claim_dir);
+    sv_plan_free(&r.pl);
+    sv_config_free(&r.cfg);
+    sv_watchdog_stop();
     return rc;
 }

@@ -5,7 +5,8 @@
  * assumed little-endian (x86_64), like the format. */
 #include "saeval/safetensors.h"
 #include "saeval/half.h"
-#include "saeval/output.h" /* sv_json_parse_exact */
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -458,11 +459,8 @@ sv_rc sv_st_write(const char *path, const sv_st_wtensor *t, int n)
     while (!h.oom && h.len % 8) sb_str(&h, " ");
     if (h.oom) { rc = sv_fail(SV_EINTERNAL, "%s: out of memory building header", path); goto out; }
 
-    size_t pl = strlen(path);
-    tmp = sv_malloc(pl + 5);
+    tmp = sv_tmp_path(path);
     if (!tmp) { rc = SV_EINTERNAL; goto out; }
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
     fp = fopen(tmp, "wb");
     if (!fp) { rc = sv_fail(SV_EINPUT, "%s: cannot create: %s", tmp, strerror(errno)); goto out; }
 
@@ -478,8 +476,7 @@ sv_rc sv_st_write(const char *path, const sv_st_wtensor *t, int n)
     int err = fclose(fp);
     fp = NULL;
     if (err != 0) { rc = sv_fail(SV_EINTERNAL, "%s: write error: %s", tmp, strerror(errno)); goto out; }
-    if (rename(tmp, path) != 0)
-        rc = sv_fail(SV_EINTERNAL, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    rc = sv_tmp_commit(tmp, path);
 
 out:
     if (fp) fclose(fp);

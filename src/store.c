@@ -7,6 +7,8 @@
  * between is independent, so a rank failing validation never leaves another
  * rank waiting. */
 #include "saeval/store.h"
+#include "saeval/watchdog.h"
+#include "saeval/fsutil.h"
 #include "saeval/half.h"
 
 #include <hdf5.h>
@@ -477,6 +479,7 @@ static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
     if (fs < 0) return sv_fail(SV_EINTERNAL, "%s: /activations: cannot select rows", s->path);
     sv_rc rc = SV_OK;
     size_t cnt = (size_t)n * (size_t)s->d_in;
+    sv_watch_begin("reading", s->path, t0, t0 + n);
     if (s->dtype == SV_STORE_F32) {
         if (H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0) rc = SV_EINTERNAL;
     } else {
@@ -491,6 +494,7 @@ static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
         close_id(t, H5Tclose);
         free(raw);
     }
+    sv_watch_end();
     H5Sclose(ms);
     H5Sclose(fs);
     if (rc != SV_OK)
@@ -525,7 +529,9 @@ sv_rc sv_store_read_token_ids(sv_store *s, int64_t t0, int64_t n, int64_t *out)
         int64_t m = n - i < step ? n - i : step;
         hid_t ms = -1, fs = select_rows((hid_t)s->tok_dset, 1, t0 + i, m, 1, &ms);
         if (fs < 0) return sv_fail(SV_EINTERNAL, "%s: /token_ids: cannot select range", s->path);
+        sv_watch_begin("reading token ids of", s->path, t0 + i, t0 + i + m);
         herr_t e = H5Dread((hid_t)s->tok_dset, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out + i);
+        sv_watch_end();
         H5Sclose(ms);
         H5Sclose(fs);
         if (e < 0)
@@ -683,11 +689,8 @@ sv_rc sv_store_write(const char *path, const float *x, int64_t n_tokens, int64_t
         return sv_fail(SV_EINPUT, "%s: write: bad special_token_ids", path);
     h5_quiet();
 
-    size_t pl = strlen(path);
-    char *tmp = sv_malloc(pl + 5);
+    char *tmp = sv_tmp_path(path);
     if (!tmp) return SV_EINTERNAL;
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
 
     errno = 0;
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -731,12 +734,7 @@ sv_rc sv_store_write(const char *path, const float *x, int64_t n_tokens, int64_t
         free(tmp);
         return sv_fail(SV_EINTERNAL, "%s: write: %s: HDF5 error", path, what);
     }
-    if (rename(tmp, path) != 0) {
-        sv_rc rc = sv_fail(SV_EINTERNAL, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return rc;
-    }
+    sv_rc rc = sv_tmp_commit(tmp, path);
     free(tmp);
-    return SV_OK;
+    return rc;
 }

@@ -1,11 +1,11 @@
 #!/bin/sh
 # usage: corpus_interrupt.sh BIGDIR TEST_CORPUS SAEVAL
 # BIGDIR: `test_corpus big` (2 SAEs x 2 datasets, several seconds per dataset).
-#   1. SIGTERM to mpirun ~2 s into a run (inside the first dataset).
+#   1. SIGTERM to mpirun ~1 s into a run (inside the first dataset).
 #   2. Resume; once the first dataset's result files exist (inside the second
 #      dataset) SIGTERM every rank directly, as SLURM's scancel does: every
 #      rank must exit 3. The files written before must not be recomputed.
-#   3. Resume; SIGUSR1 to mpirun after 1 s (mpirun forwards it; SLURM
+#   3. Resume; SIGUSR1 to mpirun once it runs (mpirun forwards it; SLURM
 #      preemption): exit code 3.
 #   4. Resume to completion (exit 0).
 #   5. An uninterrupted run into another directory.
@@ -23,12 +23,19 @@ rm -rf "$out" "$ref"
 bad=0
 fail() { echo "FAIL: $*"; bad=1; }
 
-# start_run LOGTAG: starts saeval on 2 ranks into $out in the background; sets $pid.
+# start_run LOGTAG: starts saeval on 2 ranks into $out in the background; sets
+# $pid; returns once the run has started (its header line is in run.log: every
+# rank has its signal handlers by then), so a signal sent next is never one
+# that arrives before saeval could handle it, however loaded the machine.
 start_run() {
+    n0=$(cat "$out/run.log" 2>/dev/null | grep -c '^saeval run')
     # shellcheck disable=SC2086
     $mpiexec -np 2 "$saeval" run "$dir/config.json" --output-dir "$out" --quiet --no-table \
         >"$dir/$1.stdout" 2>"$dir/$1.stderr" &
     pid=$!
+    i=0
+    while [ "$(cat "$out/run.log" 2>/dev/null | grep -c '^saeval run')" -le "$n0" ] && [ $i -lt 1200 ] &&
+          kill -0 "$pid" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 }
 
 # check_stopped LOGTAG RC: the checks after a stop.
@@ -47,9 +54,9 @@ check_stopped() {
     [ ! -e "$out/big_a__two.json" ] || fail "$1: big_a__two.json exists although the run was stopped"
 }
 
-# 1. stop ~2 s in
+# 1. stop ~1 s in
 start_run stop1
-sleep 2
+sleep 1
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
@@ -77,7 +84,7 @@ before=$(stamp)
 
 # 3. resume, SIGUSR1 to mpirun
 start_run stop3
-sleep 1
+sleep 0.5
 kill -USR1 "$pid"
 wait "$pid"
 rc=$?

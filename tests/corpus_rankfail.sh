@@ -2,13 +2,14 @@
 # usage: corpus_rankfail.sh BIGDIR SAEVAL
 # BIGDIR: `test_corpus big` (a sweep that takes several seconds). With the
 # test hook SAEVAL_TEST_FAIL_RANK=1, rank 1 fails after its first work unit;
-# on 2 and 3 ranks the job must end within 5 s (all ranks), exit non-zero,
+# on 2 and 3 ranks the job must end within 30 s (all ranks; normally 1-3 s:
+# a hang check with a bound far above normal, not a speed check), exit non-zero,
 # show the failing rank's message and write no result file.
-# Env: MPIEXEC, CORPUS_LIMIT_MS (5000).
+# Env: MPIEXEC, RANKFAIL_LIMIT_MS (30000).
 set -u
 dir=$1 saeval=$2
 mpiexec=${MPIEXEC:-mpirun --oversubscribe --allow-run-as-root}
-limit_ms=${CORPUS_LIMIT_MS:-5000}
+limit_ms=${RANKFAIL_LIMIT_MS:-30000}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 now_ms() { date +%s%3N; }
 bad=0

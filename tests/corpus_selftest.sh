@@ -19,6 +19,7 @@ EOF
 # fake saeval: $1 = run, $2 = CASE/config.json; behaviour from $FAKE
 cat >"$work/fake" <<'EOF'
 #!/bin/sh
+[ "$1" = --help ] && exit 0   # the runner's trivial launch
 d=$(dirname "$2")
 good="saeval: error: $d/sae/cfg.json: d_in: missing (required)"
 case $FAKE in
@@ -29,7 +30,8 @@ case $FAKE in
     summary)  echo "$good" >&2; echo "saeval: some pairs failed" >&2; exit 2 ;;
     noline)   echo "error: $d/sae/cfg.json: d_in: missing" >&2; exit 2 ;;
     nofield)  echo "saeval: error: $d/sae/cfg.json: something is wrong" >&2; exit 2 ;;
-    slow)     sleep 5.3; echo "$good" >&2; exit 2 ;;
+    slow)     sleep 4; echo "$good" >&2; exit 2 ;;
+    hang)     exec sleep 1000 ;;
     result)   mkdir -p "$d/out"; echo '{}' >"$d/out/sae__ds.json"; echo "$good" >&2; exit 2 ;;
 esac
 exit 9
@@ -39,7 +41,7 @@ chmod +x "$work/launch" "$work/fake"
 bad=0
 # expect FAKE VERDICT REASON
 expect() {
-    FAKE=$1 MPIEXEC="$work/launch" CORPUS_JOBS=1 sh "$runner" "$work/cases" "$work/fake" >"$work/log_$1.txt" 2>&1
+    FAKE=$1 CORPUS_HANG_SLACK_MS=1500 MPIEXEC="$work/launch" CORPUS_JOBS=1 sh "$runner" "$work/cases" "$work/fake" >"$work/log_$1.txt" 2>&1
     rc=$?
     v=$(grep -E '^(PASS|FAIL) c1' "$work/log_$1.txt")
     case "$v" in
@@ -56,7 +58,8 @@ expect twice FAIL "2 stderr lines start with 'saeval:'"
 expect summary FAIL "2 stderr lines start with 'saeval:'"
 expect noline FAIL "no line starting with 'saeval: error: '"
 expect nofield FAIL 'message lacks "d_in"'
-expect slow FAIL "limit 5000"
+expect slow FAIL "(limit "
+expect hang FAIL "exit code 124"
 expect result FAIL "result file written"
 [ $bad = 0 ] && echo "corpus_run.sh self-test ok"
 exit $bad

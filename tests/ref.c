@@ -275,6 +275,13 @@ int ref_eval(const ref_sae *s, const ref_data *dt, ref_metrics *m)
     for (int j = 0; j < M; j++)
         if (m->firing_counts[j] == 0) m->dead_features++;
     m->dead_fraction = (double)m->dead_features / (double)M;
+    {
+        const double thr = dt->dead_density_threshold > 0 ? dt->dead_density_threshold : 1e-6;
+        int below = 0;
+        for (int j = 0; j < M; j++)
+            if ((double)m->firing_counts[j] / (double)N < thr) below++;
+        m->dead_fraction_below_density = (double)below / (double)M;
+    }
     m->hist_len = 0;
     for (int v = 0; v <= M; v++)
         if (m->l0_histogram[v]) m->hist_len = v + 1;

@@ -33,12 +33,14 @@ typedef struct {
     int64_t n_seq;
     const int64_t *seq_off;     /* [n_seq+1] */
     int legacy_batch_sequences;
+    double dead_density_threshold; /* 0: the default 1e-6 */
 } ref_data;
 
 typedef struct {
     double mse, explained_variance, fvu, explained_variance_legacy, cossim;
     double l2_norm_in, l2_norm_out, l2_ratio, relative_reconstruction_bias;
     double l0, l1, dead_fraction;
+    double dead_fraction_below_density; /* latents with firings/N < threshold, over d_sae */
     int64_t dead_features;
     int64_t *l0_histogram;
     int hist_len;

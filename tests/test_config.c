@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "saeval/config.h"
-#include "saeval/run.h"
+#include "saeval/plan.h"
 
 static int fails;
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
@@ -53,7 +53,8 @@ int main(void)
     CHECK(strcmp(c.saes[1].path, "/abs/sae2") == 0 && c.saes[1].has_scale && c.saes[1].scaling_factor == 2.5, "absolute path, trailing slash, scale");
     CHECK(strcmp(c.output_dir, "/cfgdir/out") == 0 && strcmp(c.datasets[0].path, "/cfgdir/s.h5") == 0, "relative output/store paths");
     CHECK(c.legacy_batch_sequences == 16 && c.precision == 32 && c.block_tokens == 1024 && c.geometry == 1 &&
-          !c.nonfinite_skip && isnan(c.model_params) && c.datasets[0].role == SV_ROLE_IN_SAMPLE, "defaults");
+          !c.nonfinite_skip && isnan(c.model_params) && c.datasets[0].role == SV_ROLE_IN_SAMPLE &&
+          c.dead_density_threshold == 1e-6, "defaults");
     sv_config_free(&c);
 
     bad("not json", "not valid JSON");
@@ -93,6 +94,9 @@ int main(void)
                              {"\"nonfinite\": \"ignore\"", "nonfinite"}, {"\"geometry\": 1", "geometry"},
                              {"\"memory_budget_mb\": 0", "memory_budget_mb"}, {"\"model_params\": -3", "model_params"},
                              {"\"legacy_batch_sequences\": 3e9", "legacy_batch_sequences"},
+                             {"\"dead_density_threshold\": -1e-3", "dead_density_threshold"},
+                             {"\"dead_density_threshold\": \"1e-6\"", "dead_density_threshold"},
+                             {"\"dead_density_threshold\": 2", "dead_density_threshold"},
                              {"\"exclude_token_ids\": [1], \"exclude_token_ids\": [2, 3]", "key given twice"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         snprintf(buf, sizeof buf, "{\"output_dir\": \"o\", \"saes\": [\"s\"], %s, %s}", ds, keys[k][0]);

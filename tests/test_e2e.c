@@ -122,6 +122,7 @@ typedef struct {
     ref_norm norm;
     int scale_mode; /* expected_average_only_in: 1 config scaling_factor, 2 activation_scaler.json */
     double scale;
+    int batchtopk; /* jumprelu saved as "batchtopk": one scalar threshold for every latent */
 } sae_spec;
 
 typedef struct {
@@ -149,21 +150,23 @@ typedef struct {
     ds_spec ds[3];
     uint64_t seed;
     int exact; /* dyadic data and encoder weights: pre-activations exact in float and double */
+    double dead_density; /* > 0: "dead_density_threshold" in the config; 0: left out (default 1e-6) */
 } case_spec;
 
 #define SAES_ARCH                                                                     \
-    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0},                            \
-      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0},                               \
-      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0},                            \
-      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0},                       \
-      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0} }
+    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                            \
+      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0},                               \
+      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0, 0},                            \
+      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                       \
+      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                         \
+      {"batchtopk", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 1} }
 #define SAES_NORM                                                                     \
-    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0},                        \
-      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0},                         \
-      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7},                  \
-      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6},                 \
-      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0},                     \
-      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0} }
+    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0},                        \
+      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0, 0},                         \
+      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7, 0},                  \
+      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6, 0},                 \
+      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0},                     \
+      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0, 0} }
 /* Variable-length sequences, store special ids + config exclusions, one fully
  * masked legacy batch; and a chunked f16 store with context_size. */
 #define DS_ARCH(zero)                                                                          \
@@ -173,39 +176,39 @@ typedef struct {
     { {"bf16", "bf16.h5", SV_STORE_BF16, 1, 50, 7, 50, 16, 0, 0, 1, 1, {3}, -1, 0, 0.0, 0},   \
       {"bf16u", "bf16u.h5", SV_STORE_BF16_U16, 0, 0, 0, 45, 0, 5, 50, 0, 0, {0}, -1, 0, 0.3, 0} }
 #define SAES_EXACT                                                                    \
-    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0},                         \
-      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0},                  \
-      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0} }
+    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0, 0},                         \
+      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                  \
+      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} }
 #define DS_EXACT                                                                                 \
     { {"f16v", "f16v.h5", SV_STORE_F16, 1, 19, 32, 30, 0, 5, 60, 1, 1, {0}, -1, 0, 0.0, 0},    \
       {"f32c", "f32c.h5", SV_STORE_F32, 0, 0, 0, 25, 32, 0, 0, 0, 0, {0}, -1, 0, 0.3, 0} }
 
 static const case_spec cases[] = {
-    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 101, 0},
-    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 102, 0},
-    /* d_sae 4100: three encoder panels of 2048 latents, the last ragged, so
+    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
+    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02},
+    /* d_sae 4100 (the first five SAEs, batchtopk left out for time): three encoder panels of 2048 latents, the last ragged, so
      * activations and top-k are gathered across panels. */
-    {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0},
-    {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0},
+    {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0, 0},
+    {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0, 0},
     /* legacy_batch_sequences left out: the default 16 applies */
-    {"norm64", 64, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 201, 0},
-    {"norm32", 32, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 202, 0},
+    {"norm64", 64, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 201, 0, 0.1},
+    {"norm32", 32, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 202, 0, 0},
     /* Rank invariance: 40 sequences = 3 units, 20 = 2 units, 3 = 1 unit, so
      * ranks sit idle at -np 4. */
     {"ranks", 32, 24, 40, 16, 1, 1, {9}, 4,
-     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0},
-       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0},
-       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0},
-       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0} },
+     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},
+       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0, 0},
+       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0},
+       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} },
      3,
      { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
        {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
        {"c", "c.h5", SV_STORE_F32, 0, 0, 0, 3, 0, 10, 25, 0, 0, {0}, -1, 0, 0.2, 0} },
-     301, 0},
+     301, 0, 0},
     /* Exact pre-activations (see make_sae): topk ties between encoder
      * copies, tokens exactly at the jumprelu threshold and the gate. */
-    {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1},
-    {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1},
+    {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1, 0},
+    {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1, 0},
 };
 
 /* ---------- generated data ---------- */
@@ -297,8 +300,14 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
         for (int j = m - 3; j < m; j++) be[j] = -50;
         if (sp->arch == REF_JUMPRELU) {
             g->threshold = xcalloc((size_t)m, sizeof(double));
-            for (int j = 0; j < m; j++) g->threshold[j] = 0.05 + 0.4 * runif(r);
-            for (int j = m - 5; j < m - 3; j++) g->threshold[j] = 1000; /* dead through the threshold */
+            if (sp->batchtopk) {
+                /* The reference sees a plain jumprelu whose thresholds are all
+                 * equal (0.25 is exact in every dtype); the file holds one number. */
+                for (int j = 0; j < m; j++) g->threshold[j] = 0.25;
+            } else {
+                for (int j = 0; j < m; j++) g->threshold[j] = 0.05 + 0.4 * runif(r);
+                for (int j = m - 5; j < m - 3; j++) g->threshold[j] = 1000; /* dead through the threshold */
+            }
         }
     }
     if (w->exact) {
@@ -379,12 +388,13 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     }
     ts[nt++] = (sv_st_wtensor){"W_dec", dt, 2, {m, d}, g->W_dec};
     ts[nt++] = (sv_st_wtensor){"b_dec", dt, 1, {d}, g->b_dec};
-    if (s->arch == REF_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", dt, 1, {m}, g->threshold};
+    if (s->arch == REF_JUMPRELU && g->sp.batchtopk) ts[nt++] = (sv_st_wtensor){"threshold", dt, 0, {0}, g->threshold};
+    else if (s->arch == REF_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", dt, 1, {m}, g->threshold};
     snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
     if (sv_st_write(path, ts, nt) != SV_OK) die("sv_st_write failed", path);
 
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "architecture", arch_name(s->arch));
+    cJSON_AddStringToObject(c, "architecture", g->sp.batchtopk ? "batchtopk" : arch_name(s->arch));
     cJSON_AddNumberToObject(c, "d_in", d);
     cJSON_AddNumberToObject(c, "d_sae", m);
     if (s->arch == REF_TOPK) {
@@ -575,6 +585,7 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     cJSON_AddStringToObject(e, "precision", cs->precision == 32 ? "float32" : "float64");
     cJSON_AddNumberToObject(e, "legacy_batch_sequences", cs->legacy_B);
     cJSON_AddItemToObject(e, "exclude_token_ids", int_array(cs->exclude, cs->n_exclude));
+    cJSON_AddNumberToObject(e, "dead_density_threshold", cs->dead_density > 0 ? cs->dead_density : 1e-6);
 
     cJSON *mt = cJSON_AddObjectToObject(p, "metrics");
     cJSON *rq = cJSON_AddObjectToObject(mt, "reconstruction_quality");
@@ -593,6 +604,7 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     add_num(sp, "l1", m->l1);
     cJSON_AddNumberToObject(sp, "dead_features", (double)m->dead_features);
     add_num(sp, "dead_fraction", m->dead_fraction);
+    add_num(sp, "dead_fraction_below_density", m->dead_fraction_below_density);
     cJSON_AddItemToObject(sp, "l0_histogram", int_array(m->l0_histogram, m->hist_len));
     cJSON *ts = cJSON_AddObjectToObject(mt, "token_stats");
     cJSON_AddNumberToObject(ts, "tokens_evaluated", (double)m->tokens_evaluated);
@@ -640,6 +652,7 @@ static void write_config(const char *dir, const case_spec *cs, const char *extra
     }
     cJSON_AddItemToObject(c, "exclude_token_ids", int_array(cs->exclude, cs->n_exclude));
     if (cs->write_legacy_B) cJSON_AddNumberToObject(c, "legacy_batch_sequences", cs->legacy_B);
+    if (cs->dead_density > 0) cJSON_AddNumberToObject(c, "dead_density_threshold", cs->dead_density);
     cJSON_AddStringToObject(c, "precision", cs->precision == 32 ? "float32" : "float64");
     if (extra_key) cJSON_AddNumberToObject(c, extra_key, 1);
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -712,7 +725,8 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
         cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
         for (int k = 0; k < cs->n_saes; k++) /* SAE-major, like all_eval_results.json */
             for (int i = 0; i < cs->n_ds; i++) {
-                ref_data rd = {dss[i].n_tok, cs->d_in, dss[i].x, dss[i].mask, dss[i].n_seq, dss[i].off, cs->legacy_B};
+                ref_data rd = {dss[i].n_tok, cs->d_in, dss[i].x, dss[i].mask, dss[i].n_seq, dss[i].off, cs->legacy_B,
+                              cs->dead_density};
                 ref_metrics m;
                 if (ref_eval(&saes[k].r, &rd, &m) != 0) die("ref_eval failed", cs->name);
                 cJSON_AddItemToArray(pairs, pair_json(cs, &saes[k], &cs->ds[i], &m));
@@ -732,8 +746,8 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
 static int gen_error(const char *dir, const char *name)
 {
     case_spec cs = {"err", 32, 24, 32, 16, 1, 0, {0}, 1,
-                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0} }, 1,
-                    { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0};
+                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} }, 1,
+                    { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0, 0};
     char path[4096];
     const char *frag = NULL;
     const char *extra_key = NULL;
@@ -827,7 +841,8 @@ static int is_int_key(const char *k)
 static double floor_of(const char *k)
 {
     static const char *ones[] = {"explained_variance", "fvu", "explained_variance_legacy", "cossim",
-                                 "relative_reconstruction_bias", "l2_ratio", "dead_fraction",
+                                 "relative_reconstruction_bias", "l2_ratio", "dead_fraction", "dead_fraction_below_density",
+                                 "dead_density_threshold",
                                  "feature_density", "consistent_activation_heuristic",
                                  "encoder_decoder_cosine_sim", "encoder_bias", NULL};
     for (int i = 0; ones[i]; i++)
@@ -1020,7 +1035,7 @@ static int selftest(void)
     double *x = xcalloc((size_t)n * d, sizeof(double));
     rng r = {5};
     for (int64_t i = 0; i < n * d; i++) x[i] = 0.1 + runif(&r);
-    ref_data dt = {n, d, x, NULL, 4, off, 2};
+    ref_data dt = {n, d, x, NULL, 4, off, 2, 0};
     ref_metrics mt;
     ref_eval(&s, &dt, &mt);
     if (mt.mse != 0 || mt.explained_variance != 1 || fabs(mt.cossim - 1) > 1e-15 || fabs(mt.l2_ratio - 1) > 1e-15 ||

@@ -1,6 +1,9 @@
 /* sae.c: cfg.json parsing (current and pre-6.0 flat configs), loading all
  * architectures at both precisions, derived norms, and input errors. */
 #include "saeval/half.h"
+#include "saeval/arch.h"
+#include "saeval/fmt_saelens.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/safetensors.h"
 

@@ -264,7 +264,9 @@ static void round_trip(void)
     sv_rc rc = sv_st_write(p, w, nw);
     CHECK(rc == SV_OK, "write: %s", sv_errmsg());
     if (rc != SV_OK) { free(big); return; }
-    CHECK(access(tmp_path("rt.safetensors.tmp"), F_OK) != 0, "temporary file left behind");
+    char tmpname[64];
+    snprintf(tmpname, sizeof tmpname, "rt.safetensors.tmp.%ld", (long)getpid());
+    CHECK(access(tmp_path(tmpname), F_OK) != 0, "temporary file left behind");
 
     /* Header: multiple of 8, padded with spaces, valid JSON. */
     FILE *fp = fopen(p, "rb");

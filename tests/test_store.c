@@ -175,7 +175,7 @@ static void write_or_die(const char *path, const float *x, int64_t n, int64_t d,
     CHECK(rc == SV_OK, "write %s: %s", path, sv_errmsg());
     CHECK(access(path, F_OK) == 0, "%s missing after write", path);
     char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     CHECK(access(tmp, F_OK) != 0, "%s left behind", tmp);
 }
 

@@ -9,6 +9,7 @@
 
 #include "saeval/config.h"
 #include "saeval/error.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "saeval/synth.h"

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "saeval/error.h"
+#include "saeval/fsutil.h"
 #include "saeval/output.h"
 
 static inline void die(const char *msg, const char *what)

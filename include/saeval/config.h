@@ -36,6 +36,7 @@ typedef struct {
     int64_t memory_budget_mb; /* per rank; 0 = half the node's memory / ranks per node */
     int nonfinite_skip;     /* "nonfinite": "skip" masks tokens with NaN/Inf (default: error) */
     int geometry;           /* compute weight geometry (default 1) */
+    double dead_density_threshold; /* dead_fraction_below_density: density below this (default 1e-6) */
     double model_params;    /* language-model size for health ratings; NaN = unknown */
 } sv_config;
 
@@ -43,8 +44,6 @@ typedef struct {
 sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *config_path);
 sv_rc sv_config_load(sv_config *c, const char *config_path);
 void sv_config_free(sv_config *c);
-/* Join dir and rel unless rel is absolute. Caller frees. */
-char *sv_path_join(const char *dir, const char *rel);
 
 /* "float32", "float64" or "bfloat16" (the config and eval_cfg spelling). */
 const char *sv_precision_name(int precision);

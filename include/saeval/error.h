@@ -23,7 +23,5 @@ void sv_clear_error(void);
 void *sv_malloc(size_t n);
 void *sv_calloc(size_t n, size_t sz);
 char *sv_strdup(const char *s);
-/* Read a whole (small) file into a NUL-terminated buffer. */
-sv_rc sv_read_file(const char *path, char **out, size_t *len);
 
 #endif

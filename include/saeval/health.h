@@ -3,7 +3,8 @@
  * so that a reader sees why. Definitions: README, "Health ratings". */
 #ifndef SAEVAL_HEALTH_H
 #define SAEVAL_HEALTH_H
-#include "saeval/output.h"
+#include <stdint.h>
+#include "saeval/json.h"
 
 typedef struct {
     double explained_variance; /* fraction */

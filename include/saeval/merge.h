@@ -20,7 +20,4 @@ typedef struct {
 sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE *report, FILE *table,
                sv_merge_counts *counts);
 
-/* Path of a pair's error note (why it failed). Caller frees. */
-char *sv_error_note_path(const char *out_dir, const char *sae_id, const char *dataset);
-
 #endif

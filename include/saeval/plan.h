@@ -26,6 +26,12 @@ typedef struct {
     int *in_shard;
     int *todo;             /* in shard, can run, and not complete on disk (or --force) */
     int shard, n_shards;
+    /* Packing, computed once: block rows after the memory budget, and per
+     * dataset the passes over its store (SAEs that fit the budget together). */
+    uint64_t budget;       /* bytes per rank */
+    int64_t block_rows;
+    int *n_pass;           /* [n_ds] */
+    int *pass_of;          /* [pair]: 1-based pass of a todo pair, 0 otherwise */
 } sv_plan;
 
 /* Collective. Fatal errors (bad config, out of memory) return an error;
@@ -43,5 +49,9 @@ void sv_hash_hex(uint64_t h, char out[17]);
 /* "input_hash" recorded in a complete result file at path, 0 if absent,
  * unreadable or incomplete. */
 uint64_t sv_result_hash(const char *path);
+
+/* SAE ids: each directory's base name, or the shortest path suffix that
+ * tells colliding names apart. ids[i] is malloc'ed. */
+sv_rc sv_sae_ids(char **paths, int n, char **ids);
 
 #endif

@@ -13,7 +13,7 @@ typedef struct {
     int force;              /* recompute pairs whose result files are complete */
 } sv_run_opts;
 
-/* Figures of the last sv_run, for the benchmark (rank 0: totals). */
+/* Figures of a run, for the benchmark (rank 0: totals). */
 typedef struct {
     double pass_seconds;   /* wall time of the passes over the stores */
     uint64_t bytes_read;   /* activation bytes read, all ranks */
@@ -21,18 +21,10 @@ typedef struct {
     int64_t tokens;        /* tokens in the stores, counted once per pass */
     int64_t block_rows;
 } sv_run_stats;
-const sv_run_stats *sv_last_run_stats(void);
 
 /* Collective. Returns SV_OK or the error code; the message has already been
- * printed once (by rank 0) when it returns an error. */
-sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm);
-
-/* SAE ids: each directory's base name, or the shortest path suffix that
- * tells colliding names apart. ids[i] is malloc'ed. */
-sv_rc sv_sae_ids(char **paths, int n, char **ids);
-
-/* Every rank learns whether any rank failed; rank 0 prints the first
- * failing rank's message. Returns the worst code. */
-sv_rc sv_agree(sv_rc rc, MPI_Comm comm);
+ * printed once (by rank 0) when it returns an error. stats (may be NULL)
+ * receives the run's figures. */
+sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv_run_stats *stats);
 
 #endif

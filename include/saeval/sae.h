@@ -1,4 +1,4 @@
-/* SAEs in the SAELens on-disk format: DIR/cfg.json + DIR/sae_weights.safetensors. */
+/* The in-memory SAE, whatever format it was read from (format.h). */
 #ifndef SAEVAL_SAE_H
 #define SAEVAL_SAE_H
 #include <stdint.h>
@@ -21,19 +21,16 @@ typedef struct {
     int apply_b_dec_to_input;         /* default 1 */
     sv_norm normalize;                /* default none */
     char dtype[32];                   /* as written in cfg.json, default "float32" */
+    unsigned alias_flags;             /* extra flags of the alias cfg.json named (arch.h), else 0 */
 } sv_sae_cfg;
 
-const char *sv_arch_name(sv_arch a);  /* "standard", "topk", "jumprelu", "gated" */
 const char *sv_norm_name(sv_norm n);  /* "none", "layer_norm", ... */
-
-/* Parse cfg.json text (length n). Unknown keys ignored; pre-6.0 flat configs
- * accepted. `path` names the file in messages. */
-sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *path);
 
 typedef struct {
     char *dir;
     sv_sae_cfg cfg;
     int precision;          /* 32: weights are float; 64: weights are double */
+    int bf16_encoder;       /* precision "bfloat16": float32 weights, the encoder GEMM on bfloat16 operands */
     double scaling_factor;  /* expected_average_only_in factor s, else 1 */
     /* Weights in the working precision (float* or double*), row-major. */
     void *W_enc;            /* [d_in][d_sae] */
@@ -46,15 +43,11 @@ typedef struct {
     double *dec_norm;       /* ||W_dec[j,:]|| */
     double *enc_norm;       /* ||W_enc[:,j]|| */
     double *enc_dec_cos;    /* cos(W_enc[:,j], W_dec[j,:]), 0 when a norm is 0 */
-    uint64_t weights_bytes; /* size of sae_weights.safetensors */
+    uint64_t weights_bytes; /* size of the weights file */
 } sv_sae;
 
-/* Load DIR. precision is 32 or 64. has_scale/scale: the config's per-SAE
- * scaling_factor; without it expected_average_only_in reads
- * DIR/activation_scaler.json {"scaling_factor": s}; neither -> SV_EINPUT. */
-sv_rc sv_sae_load(sv_sae *s, const char *dir, int precision, int has_scale, double scale);
-/* Cheap check without reading weights: parse cfg.json only. */
-sv_rc sv_sae_load_cfg(const char *dir, sv_sae_cfg *c);
+/* Fill dec_norm, enc_norm and enc_dec_cos from the loaded weights. */
+sv_rc sv_sae_derive(sv_sae *s);
 void sv_sae_free(sv_sae *s);
 
 #endif

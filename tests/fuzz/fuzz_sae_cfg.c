@@ -1,5 +1,6 @@
 /* libFuzzer target: the SAELens cfg.json parser (untrusted input). */
-#include "saeval/sae.h"
+#include "saeval/arch.h"
+#include "saeval/fmt_saelens.h"
 
 #include <stdint.h>
 #include <stdlib.h>

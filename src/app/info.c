@@ -1,62 +1,13 @@
-/* `saeval info PATH`: describe an SAE directory (cfg.json + safetensors) or
+/* `saeval info PATH`: describe an SAE (its format's describe) or
  * an activation store. Runs on one process; the store is opened with
  * MPI_COMM_SELF so the collective open involves only the caller. */
 #include "saeval/info.h"
-#include "saeval/sae.h"
-#include "saeval/config.h" /* sv_path_join */
-#include "saeval/safetensors.h"
+#include "saeval/format.h"
 #include "saeval/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int is_sae_dir(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
-    char *cfg = sv_path_join(path, "cfg.json");
-    int ok = cfg && stat(cfg, &st) == 0 && S_ISREG(st.st_mode);
-    free(cfg);
-    return ok;
-}
-
-static sv_rc info_sae(const char *dir, FILE *out)
-{
-    sv_sae_cfg c;
-    sv_rc rc = sv_sae_load_cfg(dir, &c);
-    if (rc != SV_OK) return rc;
-    fprintf(out, "SAE %s\n", dir);
-    fprintf(out, "  architecture          %s\n", sv_arch_name(c.arch));
-    fprintf(out, "  d_in                  %lld\n", (long long)c.d_in);
-    fprintf(out, "  d_sae                 %lld\n", (long long)c.d_sae);
-    if (c.arch == SV_ARCH_TOPK) {
-        fprintf(out, "  k                     %lld\n", (long long)c.k);
-        fprintf(out, "  rescale_acts_by_decoder_norm %s\n", c.rescale_acts_by_decoder_norm ? "true" : "false");
-    }
-    fprintf(out, "  normalization         %s\n", sv_norm_name(c.normalize));
-    fprintf(out, "  apply_b_dec_to_input  %s\n", c.apply_b_dec_to_input ? "true" : "false");
-    fprintf(out, "  dtype (cfg.json)      %s\n", c.dtype);
-
-    char *wpath = sv_path_join(dir, "sae_weights.safetensors");
-    if (!wpath) return SV_EINTERNAL;
-    sv_st_file f;
-    memset(&f, 0, sizeof f);
-    rc = sv_st_open(&f, wpath);
-    if (rc == SV_OK) {
-        fprintf(out, "  weights               %s (%llu bytes, %d tensors)\n", wpath,
-                (unsigned long long)f.file_size, f.n);
-        for (int i = 0; i < f.n; i++) {
-            const sv_st_tensor *t = &f.t[i];
-            fprintf(out, "    %-20s %-4s [", t->name, sv_dtype_name(t->dtype));
-            for (int j = 0; j < t->ndim; j++) fprintf(out, "%s%lld", j ? ", " : "", (long long)t->shape[j]);
-            fprintf(out, "]\n");
-        }
-        sv_st_close(&f);
-    }
-    free(wpath);
-    return rc;
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -147,6 +98,8 @@ static sv_rc info_store(const char *path, FILE *out)
 
 sv_rc sv_info_print(const char *path, FILE *out)
 {
-    if (is_sae_dir(path)) return info_sae(path, out);
+    /* An SAE directory of any format, else an activation store. */
+    const sv_format *f = sv_format_probe(path);
+    if (f) return f->describe(path, out);
     return info_store(path, out);
 }

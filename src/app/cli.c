@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "saeval/agree.h"
 #include "saeval/bench.h"
 #include "saeval/config.h"
 #include "saeval/error.h"
@@ -158,7 +159,7 @@ static int cmd_run(int argc, char **argv)
         else return usage_error(usage_run, "run: more than one CONFIG");
     }
     if (!config) return usage_error(usage_run, "run: missing CONFIG");
-    return sv_run(config, &o, MPI_COMM_WORLD);
+    return sv_run(config, &o, MPI_COMM_WORLD, NULL);
 }
 
 static int cmd_merge(int argc, char **argv)

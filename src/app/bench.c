@@ -21,7 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "saeval/agree.h"
+#include "saeval/arch.h"
 #include "saeval/forward.h"
+#include "saeval/fsutil.h"
 #include "saeval/gemm.h"
 #include "saeval/geometry.h"
 #include "saeval/output.h"
@@ -29,8 +32,10 @@
 #include "saeval/reduce.h"
 #include "saeval/run.h"
 #include "saeval/safetensors.h"
+#include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
+#include "synthwrite.h"
 
 static double now_s(void) { return MPI_Wtime(); }
 
@@ -61,8 +66,7 @@ static sv_rc write_store(const char *path, int64_t n, int64_t d, sv_store_dtype 
 
 static sv_rc write_sae(const char *dir, sv_arch arch, int64_t d, int64_t m, int64_t k, double threshold)
 {
-    sv_rc rc = sv_mkdir_p(dir);
-    if (rc != SV_OK) return rc;
+    sv_rc rc = SV_OK;
     double *We = sv_malloc((size_t)(d * m) * sizeof(double)), *Wd = sv_malloc((size_t)(d * m) * sizeof(double));
     double *be = sv_calloc((size_t)m, sizeof(double)), *bd = sv_calloc((size_t)d, sizeof(double));
     double *th = sv_malloc((size_t)m * sizeof(double));
@@ -71,21 +75,15 @@ static sv_rc write_sae(const char *dir, sv_arch arch, int64_t d, int64_t m, int6
     for (int64_t i = 0; i < d * m; i++) We[i] = (2 * urand() - 1) * a;
     for (int64_t i = 0; i < d * m; i++) Wd[i] = (2 * urand() - 1) * a;
     for (int64_t j = 0; j < m; j++) th[j] = threshold;
-    {
-        sv_st_wtensor t[5] = {
-            {"W_enc", SV_DT_F32, 2, {d, m}, We}, {"b_enc", SV_DT_F32, 1, {m}, be},
-            {"W_dec", SV_DT_F32, 2, {m, d}, Wd}, {"b_dec", SV_DT_F32, 1, {d}, bd},
-            {"threshold", SV_DT_F32, 1, {m}, th}};
-        char path[4200], cfg[512];
-        snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
-        if ((rc = sv_st_write(path, t, arch == SV_ARCH_JUMPRELU ? 5 : 4)) != SV_OK) goto out;
-        int n = snprintf(cfg, sizeof cfg, "{\"architecture\": \"%s\", \"d_in\": %lld, \"d_sae\": %lld",
-                         sv_arch_name(arch), (long long)d, (long long)m);
-        if (arch == SV_ARCH_TOPK) n += snprintf(cfg + n, sizeof cfg - (size_t)n, ", \"k\": %lld", (long long)k);
-        snprintf(cfg + n, sizeof cfg - (size_t)n, "}\n");
-        snprintf(path, sizeof path, "%s/cfg.json", dir);
-        rc = sv_write_atomic(path, cfg, strlen(cfg));
-    }
+    sv_synth_sae o;
+    memset(&o, 0, sizeof o);
+    o.architecture = sv_arch_name(arch);
+    o.d_in = d;
+    o.d_sae = m;
+    o.k = arch == SV_ARCH_TOPK ? k : 0;
+    o.W_enc = We; o.b_enc = be; o.W_dec = Wd; o.b_dec = bd;
+    o.threshold = arch == SV_ARCH_JUMPRELU ? th : NULL;
+    rc = sv_synth_write_sae(dir, &o);
 out:
     free(We); free(Wd); free(be); free(bd); free(th);
     return rc;
@@ -150,10 +148,9 @@ static sv_rc time_eval(const char *cfg, int repeat, MPI_Comm comm, double *med, 
     o.force = 1;
     o.n_shards = 1;
     for (int r = 0; r < repeat; r++) {
-        sv_rc rc = sv_run(cfg, &o, comm);
+        sv_rc rc = sv_run(cfg, &o, comm, st);
         if (rc != SV_OK) return rc;
-        t[r] = sv_last_run_stats()->pass_seconds;
-        *st = *sv_last_run_stats();
+        t[r] = st->pass_seconds;
     }
     *med = median(t, repeat);
     return SV_OK;
@@ -293,10 +290,12 @@ static sv_rc time_run(const char *cfg, MPI_Comm comm, double *wall, double *pass
     o.n_shards = 1;
     MPI_Barrier(comm);
     double t0 = now_s();
-    sv_rc rc = sv_run(cfg, &o, comm);
+    sv_run_stats st;
+    memset(&st, 0, sizeof st);
+    sv_rc rc = sv_run(cfg, &o, comm, &st);
     double mine = now_s() - t0;
     MPI_Allreduce(&mine, wall, 1, MPI_DOUBLE, MPI_MAX, comm);
-    *pass = sv_last_run_stats()->pass_seconds;
+    *pass = st.pass_seconds;
     return rc;
 }
 

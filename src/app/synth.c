@@ -11,8 +11,10 @@
  * Everything is computed with our own loops in double (no BLAS, no libc
  * rand) so the bytes written depend on the seed only. */
 #include "saeval/synth.h"
-#include "saeval/config.h" /* sv_path_join */
-#include "saeval/output.h" /* sv_mkdir_p, sv_write_atomic */
+#include "saeval/config.h"
+#include "saeval/fsutil.h"
+#include "saeval/json.h"
+#include "synthwrite.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -682,23 +684,6 @@ done:
 
 /* ------------------------------------------------------------- output */
 
-/* Writes a cJSON tree (and deletes it). */
-static sv_rc write_json(const char *path, cJSON *root)
-{
-    char *text = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (!text) return sv_fail(SV_EINTERNAL, "%s: cannot format JSON", path);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        free(text);
-        return sv_fail(SV_EINTERNAL, "%s: cannot open for writing: %s", path, strerror(errno));
-    }
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
-    free(text);
-    return ok ? SV_OK : sv_fail(SV_EINTERNAL, "%s: write failed", path);
-}
-
 static sv_rc write_store(const char *dir, const store_spec *sp, const store_data *d)
 {
     char name[64];
@@ -731,64 +716,26 @@ static sv_rc write_sae(const char *dir, const sae *s, double scale)
     char rel[128];
     snprintf(rel, sizeof rel, "saes/%s", sp->name);
     char *sdir = sv_path_join(dir, rel);
-    char *cfgp = sdir ? sv_path_join(sdir, "cfg.json") : NULL;
-    char *wp = sdir ? sv_path_join(sdir, "sae_weights.safetensors") : NULL;
-    char *scp = sdir ? sv_path_join(sdir, "activation_scaler.json") : NULL;
-    sv_rc rc = SV_EINTERNAL;
-    if (!sdir || !cfgp || !wp || !scp) goto done;
-    if ((rc = sv_mkdir_p(sdir)) != SV_OK) goto done;
-
-    /* SAELens 6 layout: architecture fields at the top, provenance under
-     * "metadata". */
-    cJSON *c = cJSON_CreateObject(), *md = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "architecture", ARCH_NAME[sp->a]);
-    cJSON_AddNumberToObject(c, "d_in", D_IN);
-    cJSON_AddNumberToObject(c, "d_sae", s->m);
-    cJSON_AddStringToObject(c, "dtype", "float32");
-    cJSON_AddStringToObject(c, "device", "cpu");
-    cJSON_AddBoolToObject(c, "apply_b_dec_to_input", 1);
-    cJSON_AddStringToObject(c, "normalize_activations", sp->scaled ? "expected_average_only_in" : "none");
-    cJSON_AddStringToObject(c, "reshape_activations", "none");
-    if (sp->a == A_TOPK) {
-        cJSON_AddNumberToObject(c, "k", sp->k);
-        cJSON_AddBoolToObject(c, "rescale_acts_by_decoder_norm", 0);
-    }
-    cJSON_AddStringToObject(md, "model_name", MODEL_NAME);
-    cJSON_AddStringToObject(md, "hook_name", HOOK_NAME);
-    cJSON_AddNullToObject(md, "hook_head_index");
-    cJSON_AddBoolToObject(md, "prepend_bos", 1);
-    cJSON_AddStringToObject(md, "dataset_path", "synthetic-web-text");
-    cJSON_AddNumberToObject(md, "context_size", 128);
-    cJSON_AddItemToObject(c, "metadata", md);
-    if ((rc = write_json(cfgp, c)) != SV_OK) goto done;
-
-    if (sp->scaled) {
-        cJSON *sc = cJSON_CreateObject();
-        cJSON_AddNumberToObject(sc, "scaling_factor", scale);
-        if ((rc = write_json(scp, sc)) != SV_OK) goto done;
-    }
-
-    int64_t m = s->m;
-    sv_st_wtensor t[8];
-    int n = 0;
-    memset(t, 0, sizeof t);
-#define TENSOR(nm, ptr, d0, d1) do { \
-        t[n].name = nm; t[n].dtype = SV_DT_F32; t[n].data = ptr; \
-        t[n].ndim = (d1) ? 2 : 1; t[n].shape[0] = d0; t[n].shape[1] = d1; n++; } while (0)
-    TENSOR("W_enc", s->W_enc, D_IN, m);
-    if (sp->a != A_GATED) TENSOR("b_enc", s->b_enc, m, 0);
-    TENSOR("W_dec", s->W_dec, m, D_IN);
-    TENSOR("b_dec", s->b_dec, D_IN, 0);
-    if (sp->a == A_JUMPRELU) TENSOR("threshold", s->threshold, m, 0);
-    if (sp->a == A_GATED) {
-        TENSOR("b_gate", s->b_gate, m, 0);
-        TENSOR("r_mag", s->r_mag, m, 0);
-        TENSOR("b_mag", s->b_mag, m, 0);
-    }
-#undef TENSOR
-    rc = sv_st_write(wp, t, n);
-done:
-    free(sdir); free(cfgp); free(wp); free(scp);
+    if (!sdir) return SV_EINTERNAL;
+    sv_synth_sae o;
+    memset(&o, 0, sizeof o);
+    o.architecture = ARCH_NAME[sp->a];
+    o.d_in = D_IN;
+    o.d_sae = s->m;
+    o.k = sp->a == A_TOPK ? sp->k : 0;
+    o.scaling_factor = sp->scaled ? scale : 0.0;
+    o.model_name = MODEL_NAME;
+    o.hook_name = HOOK_NAME;
+    o.dataset_path = "synthetic-web-text";
+    o.context_size = 128;
+    o.W_enc = s->W_enc;
+    o.b_enc = sp->a != A_GATED ? s->b_enc : NULL;
+    o.W_dec = s->W_dec;
+    o.b_dec = s->b_dec;
+    o.threshold = sp->a == A_JUMPRELU ? s->threshold : NULL;
+    if (sp->a == A_GATED) { o.b_gate = s->b_gate; o.r_mag = s->r_mag; o.b_mag = s->b_mag; }
+    sv_rc rc = sv_synth_write_sae(sdir, &o);
+    free(sdir);
     return rc;
 }
 
@@ -818,7 +765,7 @@ static sv_rc write_config(const char *dir)
     cJSON_AddItemToObject(c, "exclude_token_ids", cJSON_CreateArray());
     cJSON_AddNumberToObject(c, "legacy_batch_sequences", 16);
     cJSON_AddStringToObject(c, "precision", "float32");
-    sv_rc rc = write_json(path, c);
+    sv_rc rc = sv_synth_write_cjson(path, c);
     free(path);
     return rc;
 }
