@@ -16,7 +16,6 @@
 #endif
 
 #include "gemm_impl.h"
-#include "saeval/forward.h"
 #include "saeval/half.h"
 
 extern char **environ;

@@ -9,14 +9,10 @@
 #include <stdint.h>
 #include <mpi.h>
 #include "saeval/error.h"
+#include "saeval/gemm.h"
 #include "saeval/sae.h"
 
-/* Encoder GEMM tile: rows x columns of W_enc per call. Part of the
- * numerical definition of saeval (OpenBLAS rounding depends on a call's
- * shape), so changing either may change float rounding. Blocks (max_rows)
- * are multiples of SV_GEMM_ROWS. */
-#define SV_GEMM_ROWS 1024
-#define SV_GEMM_PANEL 2048
+/* Encoder tiles: SV_GEMM_ROWS x SV_GEMM_PANEL (gemm.h). */
 
 /* Active latents of one row tile, rows in order (each row's latents
  * ascending): a growable list per tile. */

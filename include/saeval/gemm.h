@@ -19,6 +19,13 @@
 #include <stdint.h>
 #include "saeval/error.h"
 
+/* Encoder GEMM tile: rows x columns of W_enc per call. Part of the
+ * numerical definition of saeval (OpenBLAS rounding depends on a call's
+ * shape), so changing either may change float rounding. Blocks (max_rows)
+ * are multiples of SV_GEMM_ROWS. */
+#define SV_GEMM_ROWS 1024
+#define SV_GEMM_PANEL 2048
+
 /* C [rows][cols] = A [rows][k] * op(B): B [k][cols], or with tb its
  * transpose, B [cols][k] (Gram blocks). Leading dimensions in elements. */
 typedef void (*sv_sgemm_fn)(int tb, int64_t rows, int64_t cols, int64_t k, const float *A, int64_t lda,
