@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <omp.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,11 @@ static const sv_gemm_backend *const table[] = {&sv_gemm_openblas_backend, &sv_ge
 #define NB ((int)(sizeof table / sizeof table[0]))
 
 static const sv_gemm_backend *cur;     /* this run's backend */
-static const sv_gemm_backend *bf16_be; /* the backend whose native bfloat16 kernel runs, or NULL */
+/* The backend whose native bfloat16 kernel runs, or NULL; found on first
+ * use (only bfloat16 runs initialize oneDNN). */
+static const sv_gemm_backend *bf16_be;
+static int bf16_known;
+static pthread_mutex_t bf16_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const sv_gemm_backend *const *sv_gemm_backends(int *n)
 {
@@ -53,11 +58,10 @@ sv_rc sv_gemm_select(const char *name)
     if (!b) return sv_fail(SV_EINPUT, "%s: unknown GEMM backend '%s' (openblas, blis, onednn)", why, name);
     if (!b->available() || !b->sgemm)
         return sv_fail(SV_EINPUT, "%s: GEMM backend '%s' is not usable here (%s)", why, b->name, b->kernel());
+    pthread_mutex_lock(&bf16_lock);
     cur = b;
-    bf16_be = NULL;
-    if (b->bf16gemm && b->bf16_native()) bf16_be = b;
-    else if (sv_gemm_onednn_backend.available() && sv_gemm_onednn_backend.bf16_native())
-        bf16_be = &sv_gemm_onednn_backend;
+    bf16_known = 0;
+    pthread_mutex_unlock(&bf16_lock);
     return SV_OK;
 }
 
@@ -85,8 +89,18 @@ void sv_gemm_f64(int tb, int64_t rows, int64_t cols, int64_t k, const double *A,
 
 int sv_gemm_bf16_native(void)
 {
-    sv_gemm_current();
-    return bf16_be != NULL;
+    const sv_gemm_backend *b = sv_gemm_current();
+    pthread_mutex_lock(&bf16_lock);
+    if (!bf16_known) {
+        bf16_be = NULL;
+        if (b->bf16gemm && b->bf16_native()) bf16_be = b;
+        else if (sv_gemm_onednn_backend.available() && sv_gemm_onednn_backend.bf16_native())
+            bf16_be = &sv_gemm_onednn_backend;
+        bf16_known = 1;
+    }
+    const int native = bf16_be != NULL;
+    pthread_mutex_unlock(&bf16_lock);
+    return native;
 }
 
 const char *sv_gemm_bf16_describe(void)
