@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
 
 #include "saeval/forward.h"
 #include "saeval/output.h"
@@ -62,6 +63,46 @@ static void hash_visit(void *ctx, const char *file, sv_ident_kind kind)
 {
     uint64_t *h = ctx;
     *h = kind == SV_IDENT_BYTES ? hash_file(*h, file) : hash_stat(*h, file);
+}
+
+/* Every file the SAE's format reads, as the format lists them, and the
+ * run config's scaling factor. */
+static sv_rc sae_identity(const sv_config *c, int i, uint64_t *out)
+{
+    uint64_t h = FNV0;
+    sv_rc rc = sv_format_for(c->saes[i].path)->identity(c->saes[i].path, hash_visit, &h);
+    h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
+    *out = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
+    return rc;
+}
+
+int sv_plan_inputs_changed(const sv_plan *pl, const sv_config *c, int p, char *why, size_t n)
+{
+    const int i = p / pl->n_ds, j = p % pl->n_ds;
+    const sv_store *st = &pl->stores[j];
+    struct stat sb;
+    if (stat(st->path, &sb) != 0) {
+        snprintf(why, n, "%s: the store disappeared during the run (%s); pair %s x %s not written",
+                 st->path, strerror(errno), pl->ids[i], c->datasets[j].name);
+        return 1;
+    }
+    int64_t mt = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    if ((uint64_t)sb.st_size != st->file_size || mt != st->mtime_ns) {
+        snprintf(why, n, "%s: the store changed during the run (size %llu -> %llu bytes, mtime changed: %s); "
+                 "pair %s x %s not written, rerun to evaluate the new file", st->path,
+                 (unsigned long long)st->file_size, (unsigned long long)sb.st_size, mt != st->mtime_ns ? "yes" : "no",
+                 pl->ids[i], c->datasets[j].name);
+        return 1;
+    }
+    uint64_t h = 0;
+    if (sae_identity(c, i, &h) != SV_OK || h != pl->sae_hash[i]) {
+        sv_clear_error();
+        snprintf(why, n, "%s: the SAE's files changed during the run (a file the %s format reads was rewritten, "
+                 "touched or removed); pair %s x %s not written, rerun to evaluate the new files",
+                 c->saes[i].path, sv_format_for(c->saes[i].path)->name, pl->ids[i], c->datasets[j].name);
+        return 1;
+    }
+    return 0;
 }
 
 uint64_t sv_result_hash(const char *path)
@@ -170,11 +211,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
         rc = item_verdict(r, comm, &pl->sae_err[i]);
         if (rc == SV_EINPUT) rc = SV_OK;
-        /* Every file the SAE's format reads, as the format lists them. */
-        uint64_t h = FNV0;
-        if (rc == SV_OK) rc = sv_format_for(c->saes[i].path)->identity(c->saes[i].path, hash_visit, &h);
-        h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
-        pl->sae_hash[i] = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
+        if (rc == SV_OK) rc = sae_identity(c, i, &pl->sae_hash[i]);
     }
     for (int j = 0; j < nd && rc == SV_OK; j++) {
         sv_rc r = sv_store_open(&pl->stores[j], c->datasets[j].path, comm);
@@ -259,6 +296,25 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
         while (!pl->sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) > pl->budget)
             block -= SV_GEMM_ROWS;
     pl->block_rows = block;
+    /* An SAE that does not fit even at the smallest block is refused now,
+     * before any work, rather than killed by the OOM killer later. */
+    for (int i = 0; i < ns; i++) {
+        int needed = 0;
+        for (int j = 0; j < nd; j++) needed |= pl->todo[i * nd + j];
+        if (!needed || pl->sae_err[i]) continue;
+        uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
+        if (b > pl->budget) {
+            const sv_sae_cfg *w = &pl->cfg[i];
+            const uint64_t mib = 1u << 20, rs = c->precision == 64 ? 8 : 4;
+            const uint64_t weights = rs * 2 * (uint64_t)w->d_in * (uint64_t)w->d_sae;
+            return sv_fail(SV_EINPUT, "%s: memory_budget_mb: %llu MB per rank is too small for SAE %s (d_in %lld, "
+                           "d_sae %lld): it needs %llu MB (encoder and decoder weights %llu MB, the rest buffers "
+                           "at the smallest block of %lld rows); raise memory_budget_mb or run fewer ranks per node",
+                           c->config_path ? c->config_path : "config", (unsigned long long)(pl->budget >> 20), pl->ids[i],
+                           (long long)w->d_in, (long long)w->d_sae, (unsigned long long)((b + mib - 1) / mib),
+                           (unsigned long long)((weights + mib - 1) / mib), (long long)block);
+        }
+    }
     pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
     pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
     if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;

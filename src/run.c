@@ -31,6 +31,7 @@
 #include "saeval/plan.h"
 #include "saeval/progress.h"
 #include "saeval/reduce.h"
+#include "saeval/report.h"
 #include "saeval/results.h"
 #include "saeval/format.h"
 #include "saeval/sae.h"
@@ -331,7 +332,14 @@ agree:
                                   pl->pair_hash[p]);
                 sv_jw_raw(&jw, "\n", 1);
                 if (rc == SV_OK && jw.oom) rc = sv_fail(SV_EINTERNAL, "out of memory writing results");
-                if (rc == SV_OK) rc = sv_results_write_pair(out_dir, slots[k].id, ds->name, jw.buf, jw.len);
+                char why[2048];
+                if (rc == SV_OK && sv_plan_inputs_changed(pl, cfg, p, why, sizeof why)) {
+                    /* Never a result that mixes two versions of an input. */
+                    fprintf(stderr, "saeval: error: %s\n", why);
+                    fflush(stderr);
+                    sv_results_note_failure(out_dir, slots[k].id, ds->name, why);
+                    if (stats) stats->inputs_changed++;
+                } else if (rc == SV_OK) rc = sv_results_write_pair(out_dir, slots[k].id, ds->name, jw.buf, jw.len);
                 sv_jw_free(&jw);
                 pg->pairs_done++;
             }
@@ -434,9 +442,14 @@ static sv_rc claim_pairs(sv_runner *r)
                 drop[p] = 1;
             }
         }
-        if (rc == SV_OK) {
+        int held = 0;
+        for (int p = 0; p < np; p++) held += r->claimed[p];
+        if (rc == SV_OK && held) {
             rc = sv_claim_refresh(r->claim_dir, &r->me);
             sv_watchdog_every(60.0, claims_heartbeat, r);
+        } else if (rc == SV_OK) { /* nothing to compute: no claims, no heartbeat */
+            free(r->claim_dir);
+            r->claim_dir = NULL;
         }
     }
     rc = sv_agree(rc, r->comm);
@@ -638,8 +651,15 @@ static sv_rc summarize(sv_runner *r)
         /* Failures were already reported once each on stderr. */
         rc = sv_merge(&r->cfg, &r->pl, r->out_dir, NULL, r->opts->table ? stdout : NULL, &mc);
         if (rc == SV_OK && mc.failed + mc.missing > 0) r->any_failed = 1;
+        /* A report that cannot be written (disk full, ...) fails the run
+         * like any other output; the results stay complete. */
+        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir);
     }
     rc = sv_agree(rc, r->comm);
+    /* Pairs refused on rank 0 alone (an input changed mid-run) count on every rank. */
+    int failed = r->any_failed || r->stats->inputs_changed, any = failed;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, r->comm);
+    r->any_failed = any;
     if (rc == SV_OK && r->any_failed) {
         rc = SV_EINPUT;
         if (r->rank == 0) {
@@ -657,10 +677,11 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
     r.config_path = config_path;
     r.opts = opts;
     r.comm = comm;
-    r.stats = stats;
+    sv_run_stats own;
+    r.stats = stats ? stats : &own;
     MPI_Comm_rank(comm, &r.rank);
     MPI_Comm_size(comm, &r.P);
-    if (stats) memset(stats, 0, sizeof *stats);
+    memset(r.stats, 0, sizeof *r.stats);
     sv_rc rc = sv_env_check_launcher(comm);
     if (rc != SV_OK) return rc;
     sv_signals_install();

@@ -11,7 +11,7 @@ add_test(NAME e2e_ref_selftest COMMAND test_e2e selftest)
 function(sv_e2e_gen case)
   set(dir ${SV_E2E_DIR}/${case})
   add_test(NAME e2e_gen_${case} COMMAND ${SV_E2E_RUN} ${dir} $<TARGET_FILE:test_e2e> gen ${dir} ${case})
-  set_tests_properties(e2e_gen_${case} PROPERTIES FIXTURES_SETUP e2e_${case}_gen TIMEOUT 120)
+  set_tests_properties(e2e_gen_${case} PROPERTIES FIXTURES_SETUP e2e_${case}_gen TIMEOUT 600)
 endfunction()
 
 # Run saeval on case `case` with `np` ranks into ${dir}/out_<tag> (fixture
@@ -34,7 +34,7 @@ function(sv_e2e_check case tag tol)
   set(dir ${SV_E2E_DIR}/${case})
   add_test(NAME e2e_check_${case}_${tag} COMMAND test_e2e check ${dir} ${dir}/out_${tag} ${tol})
   set_tests_properties(e2e_check_${case}_${tag} PROPERTIES
-                       FIXTURES_REQUIRED "e2e_${case}_gen;e2e_${case}_run_${tag}" TIMEOUT 120)
+                       FIXTURES_REQUIRED "e2e_${case}_gen;e2e_${case}_run_${tag}" TIMEOUT 300)
 endfunction()
 
 # Every architecture x precision (also with d_sae over several encoder

@@ -7,7 +7,7 @@ add_library(slowfs MODULE slowfs.c)
 target_compile_options(slowfs PRIVATE -fno-sanitize=all)
 target_link_options(slowfs PRIVATE -fno-sanitize=all)
 target_link_libraries(slowfs PRIVATE ${CMAKE_DL_LIBS})
-foreach(c sigkill diskfull readonly vanish concurrent stale stall)
+foreach(c sigkill diskfull readonly vanish concurrent stale inputchange budget stall)
   add_test(NAME faults_${c}
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/faults.sh ${c} $<TARGET_FILE:saeval>
                    ${CMAKE_CURRENT_BINARY_DIR}/faults/${c} ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh

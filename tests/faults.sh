@@ -18,11 +18,19 @@
 #             results byte-identical.
 #   stale     a run killed with SIGKILL leaves its claims: the next run on
 #             the host sees the owner's pid gone and takes them over.
+#   inputchange  a store and an SAE's weights are touched (new mtime, as a
+#             rewrite would give) after the first results: the pairs written
+#             later that read them are refused with an error naming the file,
+#             never written from mixed inputs; the rerun computes them.
+#   budget    memory_budget_mb too small for one SAE and its buffers: a
+#             clear error before any work (exit 2 on every rank, no result).
 #   stall     a store read that stalls (the LD_PRELOAD shim tests/slowfs.c
 #             delays the first large read of the store on each rank by 4 s,
 #             watchdog threshold 1 s): each rank reports the stalled read
 #             with file and rows; the run then completes, byte-identical.
 # Needs root for the tmpfs mounts.
+# Runs use --no-report: the faults concern the result files (the HTML report is
+# rebuilt from them at any time, and writing it would widen the timing windows).
 set -u
 case=$1 saeval=$(readlink -f "$2") work=$3 cmp=$4 slowfs=${5:-}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -46,12 +54,12 @@ PY
 }
 ref=$work/ref
 cref=$(mkcfg ref "$ref") || fail "config"
-$MPI "$saeval" run "$cref" --quiet >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; fail "reference run"; }
+$MPI "$saeval" run "$cref" --no-report --quiet >"$work/ref.log" 2>&1 || { cat "$work/ref.log"; fail "reference run"; }
 
 # Runs the sweep on 2 ranks, each rank's exit code in $work/rc.RANK.
 run_ranks() { # run_ranks CONFIG LOG
     rm -f "$work"/rc.*
-    $MPI sh -c '"$0" run "$1" --quiet >"$2.rank$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"$3/rc.$OMPI_COMM_WORLD_RANK"' \
+    $MPI sh -c '"$0" run "$1" --no-report --quiet >"$2.rank$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"$3/rc.$OMPI_COMM_WORLD_RANK"' \
         "$saeval" "$1" "$2" "$work" >"$2" 2>&1
     cat "$2".rank* >>"$2" 2>/dev/null
 }
@@ -86,7 +94,7 @@ wait_first_result() { # DIR PID: until a pair file exists (or the run ends)
 case $case in
 sigkill)
     out=$work/out; c=$(mkcfg out "$out") || fail "config"
-    ($SLOW $MPI "$saeval" run "$c" --quiet >"$work/kill.log" 2>&1; echo $? >"$work/kill.rc") &
+    ($SLOW $MPI "$saeval" run "$c" --no-report --quiet >"$work/kill.log" 2>&1; echo $? >"$work/kill.rc") &
     bg=$!
     wait_first_result "$out" "$bg" || fail "the run wrote no result before ending"
     victim=$(pgrep -f "saeval run $c" | while read -r p; do
@@ -102,7 +110,7 @@ sigkill)
     pgrep -f "saeval run $c" >/dev/null && fail "ranks left running after the kill"
     n=$(no_partial "$out") || exit 1
     echo "ok: rank $victim killed, job ended in $(( $(date +%s) - t0 )) s, $n complete results kept, no partial file"
-    $MPI "$saeval" run "$c" >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun"; }
+    $MPI "$saeval" run "$c" --no-report >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun"; }
     grep -q "left to another run" "$work/rerun.log" && { cat "$work/rerun.log"; fail "the killed run's claims blocked the rerun"; }
     grep -q "already done\|skipp\|resum" "$work/rerun.log" "$out/run.log" 2>/dev/null ||
         echo "note: the rerun log does not mention resumed pairs"
@@ -122,7 +130,7 @@ diskfull)
     [ "$n" -gt 0 ] || fail "no complete result survived (tmpfs of ${size} KiB too small for the test)"
     echo "ok: disk full at ${size} KiB: every rank exit $rc, $n complete results intact, no partial file"
     mount -o remount,size=$(( total * 4 ))k "$out" || fail "cannot grow the tmpfs"
-    $MPI "$saeval" run "$c" --quiet >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun after freeing space"; }
+    $MPI "$saeval" run "$c" --no-report --quiet >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun after freeing space"; }
     sh "$cmp" "$ref" "$out" || fail "rerun differs from the reference"
     ;;
 readonly)
@@ -139,7 +147,7 @@ json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
     chown -R 65534:65534 "$sc" || fail "chown"
     (cd "$sc" && SAEVAL_TEST_UNIT_DELAY_MS=150 setpriv --reuid=65534 --regid=65534 --clear-groups env -u OMPI_ALLOW_RUN_AS_ROOT -u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM \
-        mpirun --oversubscribe -np 2 sh -c './saeval run sweep/config.json --quiet >"fault.log.$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"rc.$OMPI_COMM_WORLD_RANK"' \
+        mpirun --oversubscribe -np 2 sh -c './saeval run sweep/config.json --quiet --no-report >"fault.log.$OMPI_COMM_WORLD_RANK" 2>&1; echo $? >"rc.$OMPI_COMM_WORLD_RANK"' \
         >"$work/fault.log" 2>&1) &
     bg=$!
     wait_first_result "$out" "$bg" || { rm -rf "$sc"; fail "the run wrote no result before ending"; }
@@ -174,10 +182,10 @@ vanish)
     ;;
 concurrent)
     out=$work/out; c=$(mkcfg out "$out") || fail "config"
-    (SLURM_JOB_ID=4242 $SLOW $MPI "$saeval" run "$c" --quiet >"$work/first.log" 2>&1; echo $? >"$work/first.rc") &
+    (SLURM_JOB_ID=4242 $SLOW $MPI "$saeval" run "$c" --no-report --quiet >"$work/first.log" 2>&1; echo $? >"$work/first.rc") &
     for _ in $(seq 1 600); do ls "$out/.claims/"*.claim >/dev/null 2>&1 && break; sleep 0.05; done
     ls "$out/.claims/"*.claim >/dev/null 2>&1 || fail "the first run made no claims"
-    $MPI "$saeval" run "$c" >"$work/second.log" 2>&1 || { cat "$work/second.log"; fail "second run failed"; }
+    $MPI "$saeval" run "$c" --no-report >"$work/second.log" 2>&1 || { cat "$work/second.log"; fail "second run failed"; }
     grep -q "pairs were left to another run on this output directory (host .*, pid [0-9]*, SLURM job 4242" "$work/second.log" ||
         { cat "$work/second.log"; fail "the second run does not name the first"; }
     grep -q ": 18 pairs, 0 to compute" "$work/second.log" || { cat "$work/second.log"; fail "the second run computed pairs the first had claimed"; }
@@ -189,7 +197,7 @@ concurrent)
     ;;
 stale)
     out=$work/out; c=$(mkcfg out "$out") || fail "config"
-    ($SLOW $MPI "$saeval" run "$c" --quiet >"$work/killed.log" 2>&1) &
+    ($SLOW $MPI "$saeval" run "$c" --no-report --quiet >"$work/killed.log" 2>&1) &
     for _ in $(seq 1 600); do ls "$out/.claims/"*.claim >/dev/null 2>&1 && break; sleep 0.05; done
     ls "$out/.claims/"*.claim >/dev/null 2>&1 || fail "the first run made no claims"
     pkill -9 -f "saeval run $c"
@@ -197,17 +205,59 @@ stale)
     wait
     n=$(ls "$out/.claims/"*.claim 2>/dev/null | wc -l)
     [ "$n" -gt 0 ] || fail "the killed run left no claim (the test proves nothing)"
-    $MPI "$saeval" run "$c" >"$work/after.log" 2>&1 || { cat "$work/after.log"; fail "run after a killed one failed"; }
+    $MPI "$saeval" run "$c" --no-report >"$work/after.log" 2>&1 || { cat "$work/after.log"; fail "run after a killed one failed"; }
     grep -q "left to another run" "$work/after.log" && fail "a dead run's claims blocked pairs"
     sh "$cmp" "$ref" "$out" || fail "results differ from the reference"
     echo "ok: $n stale claims of a SIGKILLed run taken over (owner pid gone); results identical"
+    ;;
+inputchange)
+    out=$work/out; c=$(mkcfg out "$out") || fail "config"
+    SAEVAL_TEST_UNIT_DELAY_MS=150 run_ranks "$c" "$work/change.log" &
+    bg=$!
+    wait_first_result "$out" "$bg" || fail "the run wrote no result before ending"
+    touch "$work/sweep/stores/oos_task.h5" "$work/sweep/saes/std_w512/sae_weights.safetensors"
+    wait "$bg"
+    rc=$(same_rc) || exit 1
+    [ "$rc" = 2 ] || fail "exit code $rc after inputs changed, expected 2"
+    grep -q "saeval: error: .*oos_task.h5: the store changed during the run" "$work/change.log" ||
+        { cat "$work/change.log"; fail "no error naming the changed store"; }
+    grep -q "saeval: error: .*std_w512: the SAE's files changed during the run" "$work/change.log" ||
+        { cat "$work/change.log"; fail "no error naming the changed SAE"; }
+    for pair in std_w1024__oos_task topk_k32_w512__oos_task std_w512__oos_domain; do
+        [ ! -e "$out/$pair.json" ] || fail "$pair.json written although its input changed"
+        [ -f "$out/$pair.error.txt" ] || fail "no error note for $pair"
+    done
+    n=$(no_partial "$out" 1 2>/dev/null | tail -n 1)
+    $MPI "$saeval" run "$c" --no-report --quiet >"$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; fail "rerun after the change"; }
+    for pair in std_w1024__oos_task topk_k32_w512__oos_task std_w512__oos_domain; do
+        [ -f "$out/$pair.json" ] || fail "the rerun did not compute $pair"
+        [ ! -e "$out/$pair.error.txt" ] || fail "$pair.error.txt left after the rerun computed it"
+    done
+    echo "ok: pairs reading a changed store or SAE refused (exit 2 on every rank, errors name the files); rerun computed them"
+    ;;
+budget)
+    out=$work/out
+    c=$(python3 - "$work/sweep/config.json" "$out" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1])); c["output_dir"] = sys.argv[2]; c["memory_budget_mb"] = 2
+p = os.path.join(os.path.dirname(sys.argv[1]), "small.json"); json.dump(c, open(p, "w"), indent=1); print(p)
+PY
+) || fail "config"
+    run_ranks "$c" "$work/budget.log"
+    rc=$(same_rc) || exit 1
+    [ "$rc" = 2 ] || fail "exit code $rc, expected 2"
+    grep -q "saeval: error: .*small.json: memory_budget_mb: 2 MB per rank is too small for SAE .* it needs [0-9]* MB" "$work/budget.log" ||
+        { cat "$work/budget.log"; fail "no clear budget error"; }
+    if ls "$out"/*__*.json >/dev/null 2>&1; then fail "result files written"; fi
+    if grep -q "^dataset" "$out/run.log" 2>/dev/null; then fail "a pass ran before the budget error"; fi
+    echo "ok: budget too small refused before any work: $(grep -o 'too small for SAE [^:]*: it needs [0-9]* MB' "$work/budget.log" | head -n 1)"
     ;;
 stall)
     [ -f "$slowfs" ] || fail "no slowfs shim given"
     out=$work/out; c=$(mkcfg out "$out") || fail "config"
     SLOWFS_MATCH=in_sample.h5 SLOWFS_DELAY_MS=4000 SAEVAL_STALL_SECONDS=1 LD_PRELOAD=$slowfs \
         ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0" \
-        $MPI "$saeval" run "$c" --quiet >"$work/stall.log" 2>&1 || { cat "$work/stall.log"; fail "stalled run failed"; }
+        $MPI "$saeval" run "$c" --no-report --quiet >"$work/stall.log" 2>&1 || { cat "$work/stall.log"; fail "stalled run failed"; }
     for r in 0 1; do
         grep -q "^\[saeval\] rank $r on .*: reading .*in_sample.h5 (rows [0-9]*-[0-9]*) has taken [0-9]* s so far" "$work/stall.log" ||
             { cat "$work/stall.log"; fail "no stall report from rank $r"; }

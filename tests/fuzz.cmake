@@ -8,7 +8,7 @@ if(SAEVAL_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   set(SV_FUZZ_LDFLAGS -fsanitize=fuzzer,address,undefined)
 
   # The library again, instrumented for coverage + ASan + UBSan.
-  add_library(saevalcore_fuzz STATIC ${SV_SOURCES})
+  add_library(saevalcore_fuzz STATIC ${SV_SOURCES} ${SV_REPORT_GEN})
   target_compile_options(saevalcore_fuzz PRIVATE ${SV_FUZZ_CFLAGS})
   target_include_directories(saevalcore_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${HDF5_C_INCLUDE_DIRS})
   target_compile_definitions(saevalcore_fuzz PRIVATE ${HDF5_C_DEFINITIONS} _POSIX_C_SOURCE=200809L)
@@ -20,7 +20,7 @@ if(SAEVAL_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
     target_link_libraries(saevalcore_fuzz PUBLIC PkgConfig::CJSON)
   endif()
 
-  foreach(t fuzz_safetensors fuzz_sae_cfg fuzz_config)
+  foreach(t fuzz_safetensors fuzz_sae_cfg fuzz_config fuzz_report)
     add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${t}.c)
     target_compile_options(${t} PRIVATE ${SV_FUZZ_CFLAGS} -fsanitize=fuzzer)
     target_compile_definitions(${t} PRIVATE _POSIX_C_SOURCE=200809L)

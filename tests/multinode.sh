@@ -84,10 +84,10 @@ PY
 }
 c1=$(mkcfg "$work/out1") && cm=$(mkcfg "$work/outm") && ck=$(mkcfg "$work/outk") || fail "configs"
 
-mpirun --oversubscribe -np 1 "$saeval" run "$c1" --quiet >"$work/one.log" 2>&1 || { cat "$work/one.log"; fail "1-rank run"; }
+mpirun --oversubscribe -np 1 "$saeval" run "$c1" --no-report --quiet >"$work/one.log" 2>&1 || { cat "$work/one.log"; fail "1-rank run"; }
 
 # 1. Multi-node run; mpirun's map must put 2 ranks on every node.
-mpi_multi --display-map "$saeval" run "$cm" >"$work/multi.log" 2>&1 || { tail -30 "$work/multi.log"; fail "multi-node run"; }
+mpi_multi --display-map "$saeval" run "$cm" --no-report >"$work/multi.log" 2>&1 || { tail -30 "$work/multi.log"; fail "multi-node run"; }
 for i in $(seq 1 "$nodes"); do
     grep -q "Data for node: $net.$i[[:space:]].*Num procs: 2" "$work/multi.log" ||
         { grep -A2 "Data for node" "$work/multi.log"; fail "mpirun's map has no 2 ranks on node$i ($net.$i)"; }
@@ -97,7 +97,7 @@ echo "ok: $nodes nodes x 2 ranks, TCP only, byte-identical to 1 rank"
 
 # 2. SIGKILL one rank on the last node in the middle of a run.
 ns=svn$tag-$nodes
-(mpi_multi "$saeval" run "$ck" >"$work/kill.log" 2>&1; echo $? >"$work/kill.rc") &
+(mpi_multi "$saeval" run "$ck" --no-report >"$work/kill.log" 2>&1; echo $? >"$work/kill.rc") &
 victim=""
 for _ in $(seq 1 300); do
     victim=$(for p in $(ip netns pids "$ns" 2>/dev/null); do
@@ -131,7 +131,7 @@ for f in "$work/outk"/*__*.json; do
     python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$f" || fail "truncated result $f"
 done
 echo "ok: rank $victim on node$nodes killed; job ended on every node in $((t1 - t0)) s (mpirun exit $rc); no partial file"
-mpi_multi "$saeval" run "$ck" >"$work/rerun.log" 2>&1 || { tail -30 "$work/rerun.log"; fail "rerun after the kill"; }
+mpi_multi "$saeval" run "$ck" --no-report >"$work/rerun.log" 2>&1 || { tail -30 "$work/rerun.log"; fail "rerun after the kill"; }
 sh "$cmp" "$work/out1" "$work/outk" || fail "rerun after the kill differs from the 1-rank run"
 echo "ok: rerun resumed and is byte-identical"
 echo "multinode test passed"

@@ -44,6 +44,12 @@ void sv_plan_free(sv_plan *pl);
  * the current thread count: weights, encoder workspace, accumulators. */
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
 
+/* Before a pair's result is written: have its store or any file of its SAE
+ * changed since the plan was built (size, mtime, or the bytes of the small
+ * files the format hashes)? Then *why says which, and the caller refuses the
+ * pair instead of writing a result that mixes two versions. */
+int sv_plan_inputs_changed(const sv_plan *pl, const sv_config *c, int p, char *why, size_t n);
+
 /* Hex form of a hash (17 bytes with the NUL). */
 void sv_hash_hex(uint64_t h, char out[17]);
 /* "input_hash" recorded in a complete result file at path, 0 if absent,

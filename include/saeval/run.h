@@ -11,6 +11,7 @@ typedef struct {
     int table;              /* print the summary table on rank 0 */
     int shard, n_shards;    /* evaluate shard `shard` of n_shards (0 of 1: everything) */
     int force;              /* recompute pairs whose result files are complete */
+    int report;             /* write the HTML report after the summaries */
 } sv_run_opts;
 
 /* Figures of a run, for the benchmark (rank 0: totals). */
@@ -20,6 +21,7 @@ typedef struct {
     int passes;
     int64_t tokens;        /* tokens in the stores, counted once per pass */
     int64_t block_rows;
+    int inputs_changed;        /* rank 0: pairs refused because an input changed mid-run */
 } sv_run_stats;
 
 /* Collective. Returns SV_OK or the error code; the message has already been

@@ -16,6 +16,7 @@
 #include "saeval/info.h"
 #include "saeval/merge.h"
 #include "saeval/plan.h"
+#include "saeval/report.h"
 #include "saeval/run.h"
 #include "saeval/synth.h"
 
@@ -28,6 +29,7 @@ static const char *usage_main =
     "  run CONFIG     evaluate every (SAE, dataset) pair of a config (use under mpirun)\n"
     "  merge CONFIG   build all_eval_results.json/.csv and generalization.* from the\n"
     "                 per-pair files (after a job array of shards); list missing pairs\n"
+    "  report CONFIG  write OUTPUT_DIR/report/index.html (HTML report, opens offline)\n"
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
     "  bench          measure speed against this machine's limits (use under mpirun)\n"
@@ -38,7 +40,7 @@ static const char *usage_main =
 
 static const char *usage_run =
     "usage: mpirun -np N saeval run CONFIG [--shard I/N] [--force] [--output-dir DIR]\n"
-    "                                      [--quiet] [--no-table]\n"
+    "                                      [--quiet] [--no-table] [--no-report]\n"
     "\n"
     "Evaluates every SAE of CONFIG on every dataset over every token and writes\n"
     "OUTPUT_DIR/<sae_id>__<dataset>.json; a full run (no --shard) also writes\n"
@@ -50,14 +52,24 @@ static const char *usage_run =
     "  --output-dir DIR  write results to DIR instead of the config's output_dir\n"
     "  --quiet           no progress lines\n"
     "  --no-table        do not print the summary table\n"
+    "  --no-report       do not write the HTML report (OUTPUT_DIR/report/)\n"
     "Environment: SAEVAL_THREADS (threads per rank; default: cores / ranks per node).\n";
 
 static const char *usage_merge =
-    "usage: saeval merge CONFIG [--output-dir DIR] [--no-table]\n"
+    "usage: saeval merge CONFIG [--output-dir DIR] [--no-table] [--no-report]\n"
     "\n"
     "Builds all_eval_results.json/.csv and generalization.json/.csv from the\n"
     "per-pair result files, and lists pairs that are missing or failed (exit 4\n"
-    "when any is missing or failed).\n";
+    "when any is missing or failed). Then writes the HTML report (not with --no-report).\n";
+
+static const char *usage_report =
+    "usage: saeval report CONFIG [--output-dir DIR]\n"
+    "       saeval report --output-dir DIR\n"
+    "\n"
+    "Writes OUTPUT_DIR/report/index.html (sweep page) and report/pairs/*.html (one\n"
+    "page per evaluated pair) from all_eval_results.json and generalization.json\n"
+    "alone. Open index.html in a browser, also from a shared file system (file://):\n"
+    "the data and every asset (Plotly included) sit next to the pages.\n";
 
 static const char *usage_synth =
     "usage: saeval synth DIR [--seed N]\n"
@@ -140,6 +152,7 @@ static int cmd_run(int argc, char **argv)
 {
     const char *config = NULL;
     sv_run_opts o;
+    int no_report = 0;
     memset(&o, 0, sizeof o);
     o.table = 1;
     o.n_shards = 1;
@@ -154,21 +167,24 @@ static int cmd_run(int argc, char **argv)
         }
         else if (strcmp(argv[i], "--quiet") == 0) o.quiet = 1;
         else if (strcmp(argv[i], "--no-table") == 0) o.table = 0;
+        else if (strcmp(argv[i], "--no-report") == 0) no_report = 1;
         else if (argv[i][0] == '-') return usage_error(usage_run, "run: unknown option");
         else if (!config) config = argv[i];
         else return usage_error(usage_run, "run: more than one CONFIG");
     }
     if (!config) return usage_error(usage_run, "run: missing CONFIG");
+    o.report = !no_report;
     return sv_run(config, &o, MPI_COMM_WORLD, NULL);
 }
 
 static int cmd_merge(int argc, char **argv)
 {
     const char *config = NULL, *out = NULL;
-    int table = 1;
+    int table = 1, no_report = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--output-dir") == 0 && i + 1 < argc) out = argv[++i];
         else if (strcmp(argv[i], "--no-table") == 0) table = 0;
+        else if (strcmp(argv[i], "--no-report") == 0) no_report = 1;
         else if (argv[i][0] == '-') return usage_error(usage_merge, "merge: unknown option");
         else if (!config) config = argv[i];
         else return usage_error(usage_merge, "merge: more than one CONFIG");
@@ -188,6 +204,7 @@ static int cmd_merge(int argc, char **argv)
         if (rc == SV_OK)
             printf("[saeval] merged %d complete pairs; %d failed, %d missing; summaries in %s\n", mc.complete,
                    mc.failed, mc.missing, dir);
+        if (rc == SV_OK && !no_report) rc = sv_report_cli(NULL, dir);
     }
     rc = sv_agree(rc, MPI_COMM_WORLD);
     int incomplete = rank == 0 ? mc.failed + mc.missing : 0;
@@ -240,6 +257,22 @@ static int cmd_synth(int argc, char **argv, int rank)
     return worst;
 }
 
+static int cmd_report(int argc, char **argv, int rank)
+{
+    const char *config = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--output-dir") == 0 && i + 1 < argc) out = argv[++i];
+        else if (argv[i][0] == '-') return usage_error(usage_report, "report: unknown option");
+        else if (!config) config = argv[i];
+        else return usage_error(usage_report, "report: more than one CONFIG");
+    }
+    if (!config && !out) return usage_error(usage_report, "report: missing CONFIG");
+    int r = rank == 0 ? (int)sv_report_cli(config, out) : 0, worst;
+    if (r) fprintf(stderr, "saeval: error: %s\n", sv_errmsg());
+    MPI_Allreduce(&r, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
 static int cmd_info(int argc, char **argv, int rank)
 {
     if (argc != 3 || argv[2][0] == '-') return usage_error(usage_info, "info: expected one PATH");
@@ -267,7 +300,8 @@ int sv_cli_main(int argc, char **argv)
                       : strcmp(cmd, "merge") == 0 ? usage_merge
                       : strcmp(cmd, "bench") == 0 ? usage_bench
                       : strcmp(cmd, "synth") == 0 ? usage_synth
-                      : strcmp(cmd, "info") == 0 ? usage_info : NULL;
+                      : strcmp(cmd, "info") == 0 ? usage_info
+                      : strcmp(cmd, "report") == 0 ? usage_report : NULL;
     if (!usage) {
         fprintf(stderr, "saeval: unknown command '%s'\n%s", cmd, usage_main);
         return SV_EINPUT;
@@ -284,6 +318,7 @@ int sv_cli_main(int argc, char **argv)
     else if (usage == usage_merge) rc = cmd_merge(argc, argv);
     else if (usage == usage_bench) rc = cmd_bench(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
+    else if (usage == usage_report) rc = cmd_report(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);
     MPI_Finalize();
     return rc;
