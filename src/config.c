@@ -290,10 +290,11 @@ sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *cp)
             if (!is_int(kv) || kv->valuedouble < 1 || kv->valuedouble > 1e9) { rc = sv_fail(SV_EINPUT, "%s: legacy_batch_sequences: must be an integer from 1 to 1e9", cp); goto done; }
             c->legacy_batch_sequences = (int)kv->valuedouble;
         } else if (strcmp(k, "precision") == 0) {
-            if (!cJSON_IsString(kv)) { rc = sv_fail(SV_EINPUT, "%s: precision: must be \"float32\" or \"float64\"", cp); goto done; }
+            if (!cJSON_IsString(kv)) { rc = sv_fail(SV_EINPUT, "%s: precision: must be \"float32\", \"float64\" or \"bfloat16\"", cp); goto done; }
             if (strcmp(kv->valuestring, "float32") == 0) c->precision = 32;
             else if (strcmp(kv->valuestring, "float64") == 0) c->precision = 64;
-            else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32 or float64", cp, kv->valuestring); goto done; }
+            else if (strcmp(kv->valuestring, "bfloat16") == 0) c->precision = 16;
+            else { rc = sv_fail(SV_EINPUT, "%s: precision: \"%s\" is not float32, float64 or bfloat16", cp, kv->valuestring); goto done; }
         } else if (strcmp(k, "nonfinite") == 0) {
             if (!cJSON_IsString(kv) || (strcmp(kv->valuestring, "error") && strcmp(kv->valuestring, "skip"))) { rc = sv_fail(SV_EINPUT, "%s: nonfinite: must be \"error\" or \"skip\"", cp); goto done; }
             c->nonfinite_skip = strcmp(kv->valuestring, "skip") == 0;
@@ -385,4 +386,9 @@ void sv_config_free(sv_config *c)
     free(c->output_dir);
     free(c->config_path);
     memset(c, 0, sizeof *c);
+}
+
+const char *sv_precision_name(int precision)
+{
+    return precision == 64 ? "float64" : precision == 16 ? "bfloat16" : "float32";
 }

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "saeval/config.h"
 #include "saeval/forward.h"
+#include "saeval/gemm.h"
 
 sv_rc sv_env_check_launcher(MPI_Comm comm)
 {
@@ -47,4 +49,25 @@ void sv_env_log_header(FILE *log, const char *config_path, int shard, int n_shar
             getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
             getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)");
     fflush(log); /* visible to `tail -f run.log` and to tests while the run goes on */
+}
+
+void sv_env_log_gemm(FILE *log, int precision, double encoder_flops, int64_t k)
+{
+    fprintf(log, "GEMM backend %s, kernel %s; precision %s%s%s\n", sv_gemm_current()->name,
+            sv_gemm_current()->kernel(), sv_precision_name(precision), precision == 16 ? "; " : "",
+            precision == 16 ? sv_gemm_bf16_describe() : "");
+    /* Which OpenBLAS kernel is fastest here, measured in child processes
+     * (~1 s): when the run's encoder GEMMs are worth it (> 1 TFLOP), or
+     * always / never with SAEVAL_KERNEL_PROBE=1 / 0. */
+    const char *env = getenv("SAEVAL_KERNEL_PROBE");
+    if (k <= 0 || (env ? atoi(env) == 0 : encoder_flops < 1e12)) {
+        fprintf(log, "OpenBLAS kernel probe skipped (%s)\n",
+                env ? "SAEVAL_KERNEL_PROBE=0" : "under 1 TFLOP of encoder GEMMs");
+    } else {
+        char buf[1024];
+        if (sv_gemm_kernel_note("/proc/self/exe", k, buf, sizeof buf) == SV_OK) fprintf(log, "%s\n", buf);
+        else fprintf(log, "OpenBLAS kernel probe failed: %s\n", sv_errmsg());
+        sv_clear_error();
+    }
+    fflush(log);
 }

@@ -40,9 +40,12 @@ sv_rc sv_sae_load_cfg(const char *path, sv_sae_cfg *c)
 sv_rc sv_sae_load(sv_sae *s, const char *path, int precision, int has_scale, double scale)
 {
     memset(s, 0, sizeof *s);
-    if (precision != 32 && precision != 64)
-        return sv_fail(SV_EINTERNAL, "%s: precision must be 32 or 64 (got %d)", path, precision);
-    s->precision = precision;
+    if (precision != 16 && precision != 32 && precision != 64)
+        return sv_fail(SV_EINTERNAL, "%s: precision must be 16, 32 or 64 (got %d)", path, precision);
+    /* bfloat16 mode (16) holds float32 weights; the forward pass rounds its
+     * own copy of W_enc for the encoder GEMM. */
+    s->precision = precision == 16 ? 32 : precision;
+    s->bf16_encoder = precision == 16;
     s->scaling_factor = 1.0;
     s->dir = sv_strdup(path);
     if (!s->dir) return SV_EINTERNAL;

@@ -1,5 +1,7 @@
 /* SAE forward pass; the body lives in forward_impl.h, compiled for float
- * (sgemm) and double (dgemm). */
+ * and double. Encoder tiles go through the GEMM layer (gemm.h); in
+ * bfloat16 mode (sae->bf16_encoder) the float body runs with the encoder's
+ * operands rounded to bfloat16. */
 #include "saeval/forward.h"
 #include "saeval/arch.h"
 
@@ -9,6 +11,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include "saeval/gemm.h"
 
 static int sv_fwd_threads = 1;
 /* Hot element-wise loops get an AVX2 clone chosen at load time (the
@@ -46,21 +49,51 @@ void sv_fwd_set_threads_default(MPI_Comm comm)
     sv_fwd_set_threads(th > 0 ? th : 1);
 }
 
+/* One encoder tile: pre-activations of rows r0.. (rows of them) for
+ * latents j0.. (wdt of them) into hp, row stride SV_GEMM_PANEL. Nonzero
+ * when the GEMM failed (message set). */
+static int tile_f32(const sv_fwd *w, int64_t r0, int64_t rows, int64_t j0, int64_t wdt, float *hp)
+{
+    const int64_t d = w->sae->cfg.d_in, m = w->sae->cfg.d_sae;
+    if (w->bf16) {
+        const size_t e = sv_gemm_bf16_elem();
+        return sv_gemm_bf16(0, rows, wdt, d, (const char *)w->in16 + (size_t)(r0 * d) * e, d,
+                            (const char *)w->wenc16 + (size_t)j0 * e, m, hp, SV_GEMM_PANEL) != SV_OK;
+    }
+    sv_gemm_f32(0, rows, wdt, d, (const float *)w->in + r0 * d, d, (const float *)w->sae->W_enc + j0, m, hp,
+                SV_GEMM_PANEL);
+    return 0;
+}
+
+static int tile_f64(const sv_fwd *w, int64_t r0, int64_t rows, int64_t j0, int64_t wdt, double *hp)
+{
+    const int64_t d = w->sae->cfg.d_in, m = w->sae->cfg.d_sae;
+    sv_gemm_f64(0, rows, wdt, d, (const double *)w->in + r0 * d, d, (const double *)w->sae->W_enc + j0, m, hp,
+                SV_GEMM_PANEL);
+    return 0;
+}
+
+/* bfloat16 mode: the block's encoder input rounded, rows in parallel. */
+static void round_input(sv_fwd *w, int64_t n)
+{
+    const int64_t d = w->sae->cfg.d_in;
+    const size_t e = sv_gemm_bf16_elem();
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(static)
+    for (int64_t r = 0; r < n; r++)
+        sv_gemm_bf16_round((const float *)w->in + r * d, (char *)w->in16 + (size_t)(r * d) * e, (size_t)d);
+}
+
 #define REAL float
 #define FN(name) name##_f32
-#define GEMM cblas_sgemm
 #include "forward_impl.h"
 #undef REAL
 #undef FN
-#undef GEMM
 
 #define REAL double
 #define FN(name) name##_f64
-#define GEMM cblas_dgemm
 #include "forward_impl.h"
 #undef REAL
 #undef FN
-#undef GEMM
 
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
 {
@@ -113,6 +146,16 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
             else ((float *)w->exp_r_mag)[j] = expf(((const float *)s->r_mag)[j]);
         }
     }
+    if (s->bf16_encoder) {
+        /* Rounded copies for the encoder GEMM: W_enc itself stays float32
+         * (norms, geometry). Emulated bfloat16 rounds the input in place. */
+        const size_t e = sv_gemm_bf16_elem();
+        w->bf16 = 1;
+        w->in16 = e == sizeof(float) ? w->in : sv_malloc((size_t)(max_rows * d) * e);
+        w->wenc16 = sv_malloc((size_t)(d * m) * e);
+        if (!w->in16 || !w->wenc16) return SV_EINTERNAL;
+        sv_gemm_bf16_round(s->W_enc, w->wenc16, (size_t)(d * m));
+    }
     if (sv_arch_has(s->cfg.arch, SV_AF_TOPK) && s->cfg.rescale_acts_by_decoder_norm) {
         w->dec_scale = sv_malloc((size_t)m * rs);
         if (!w->dec_scale) return SV_EINTERNAL;
@@ -140,6 +183,7 @@ double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block)
         if (s->precision == 64) ((double *)w.in)[i] = (double)(i % 7) * 0.25;
         else ((float *)w.in)[i] = (float)(i % 7) * 0.25f;
     }
+    if (w.bf16) round_input(&w, block);
     double t0 = omp_get_wtime();
     for (int64_t r0 = 0; r0 < n; r0 += block) {
         int64_t nb = n - r0 < block ? n - r0 : block;
@@ -156,6 +200,8 @@ void sv_fwd_free(sv_fwd *w)
     const int64_t nt = w->max_rows / SV_GEMM_ROWS;
     for (int64_t t = 0; w->tiles && t < nt; t++) { free(w->tiles[t].idx); free(w->tiles[t].val); }
     for (int64_t t = 0; w->lists && t < nt * w->groups; t++) { free(w->lists[t].idx); free(w->lists[t].val); }
+    if (w->in16 != w->in) free(w->in16);
+    free(w->wenc16);
     free(w->tiles); free(w->lists); free(w->panel_cnt); free(w->run);
     free(w->in); free(w->hp); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
     free(w->mu); free(w->inscale); free(w->outscale);

@@ -175,12 +175,12 @@ SV_MULTIARCH static int FN(activate_panel)(const sv_fwd *w, const REAL *hp, int6
 static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
 {
     const sv_sae *s = w->sae;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k, G = w->groups;
+    const int64_t m = s->cfg.d_sae, k = s->cfg.k, G = w->groups;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, p0 = g * np / G, p1 = (g + 1) * np / G;
     const int64_t tg = t * G + g;
     const int topk = sv_arch_has(s->cfg.arch, SV_AF_TOPK);
     REAL *hp = (REAL *)w->hp + (int64_t)tid * SV_GEMM_ROWS * SV_GEMM_PANEL;
-    const REAL *in = (const REAL *)w->in + t * SV_GEMM_ROWS * d, *W_enc = s->W_enc, *b_enc = s->b_enc;
+    const REAL *b_enc = s->b_enc;
     const REAL *ds = w->dec_scale;
     REAL *hv = topk ? (REAL *)w->heap_v + tg * SV_GEMM_ROWS * 2 * k : NULL;
     int32_t *hi = topk ? w->heap_i + tg * SV_GEMM_ROWS * 2 * k : NULL;
@@ -192,8 +192,7 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     else sc->len = 0;
     for (int64_t p = p0; p < p1; p++) {
         const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, in, (int)d, W_enc + j0,
-             (int)m, 0, hp, SV_GEMM_PANEL);
+        if (FN(tile)(w, t * SV_GEMM_ROWS, rows, j0, wdt, hp)) return -1;
         if (!topk) {
             if (FN(activate_panel)(w, hp, rows, wdt, j0, sc, cnt, np, p)) return -1;
             continue;
@@ -309,9 +308,8 @@ SV_MULTIARCH static void FN(decode_row)(REAL *acc, const REAL *W_dec, const REAL
 static void FN(encode_only)(sv_fwd *w, int64_t n)
 {
     const sv_sae *s = w->sae;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, G = w->groups;
+    const int64_t m = s->cfg.d_sae, G = w->groups;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = (n + SV_GEMM_ROWS - 1) / SV_GEMM_ROWS;
-    const REAL *W_enc = s->W_enc;
 #pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (nt * G > 1)
     for (int64_t task = 0; task < nt * G; task++) {
         const int64_t t = task / G, g = task % G;
@@ -319,8 +317,7 @@ static void FN(encode_only)(sv_fwd *w, int64_t n)
         REAL *hp = (REAL *)w->hp + (int64_t)omp_get_thread_num() * SV_GEMM_ROWS * SV_GEMM_PANEL;
         for (int64_t p = g * np / G; p < (g + 1) * np / G; p++) {
             const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)wdt, (int)d, 1, (const REAL *)w->in + r0 * d,
-                 (int)d, W_enc + j0, (int)m, 0, hp, SV_GEMM_PANEL);
+            FN(tile)(w, r0, rows, j0, wdt, hp);
         }
     }
 }
@@ -332,6 +329,7 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
     const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
     const int T = sv_fwd_threads;
     FN(normalize)(w, x, n);
+    if (w->bf16) round_input(w, n);
     /* The encoder is cut into fixed tiles of SV_GEMM_ROWS rows (counted
      * from the block start; blocks are multiples of SV_GEMM_ROWS and units
      * start blocks) x SV_GEMM_PANEL columns, each a single-threaded call:

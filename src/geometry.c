@@ -1,13 +1,13 @@
 /* Weight geometry from distributed Gram blocks; see geometry.h. */
 #include "saeval/geometry.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "saeval/forward.h"
+#include "saeval/gemm.h"
 
 /* Gram columns per GEMM call. */
 #define SV_GRAM_PANEL 2048
@@ -56,14 +56,14 @@ static void top_offer(sv_gacc *a, int64_t j, int64_t l, double v)
 
 #define REAL float
 #define FN(name) name##_f32
-#define GEMM cblas_sgemm
+#define GEMM sv_gemm_f32
 #include "geometry_impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
 #define REAL double
 #define FN(name) name##_f64
-#define GEMM cblas_dgemm
+#define GEMM sv_gemm_f64
 #include "geometry_impl.h"
 #undef REAL
 #undef FN
@@ -198,6 +198,43 @@ sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv
         g->average_max_encoder_cos = b / (double)m;
     }
     return rc;
+}
+
+double sv_geometry_gemm_seconds(const sv_sae *s, int64_t block_rows, MPI_Comm comm, double *flops)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    const int64_t m = s->cfg.d_sae, d = s->cfg.d_in, B = block_rows > 0 ? block_rows : 1024, nb = (m + B - 1) / B;
+    const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
+    const int T = sv_fwd_get_threads();
+    void *U = sv_calloc((size_t)(m * d), rs), *C = sv_malloc((size_t)(B * m) * rs);
+    double mine = 0, all = -1, f = 0;
+    for (int64_t b = 0; b < nb; b++) f += 2.0 * (double)((b + 1) * B < m ? B : m - b * B) * (double)(m - b * B) * d;
+    if (flops) *flops = 2 * f; /* decoder and encoder passes */
+    MPI_Barrier(comm);
+    const double t0 = MPI_Wtime();
+    for (int pass = 0; pass < 2 && U && C; pass++)
+        for (int64_t b = 0; b < nb; b++) {
+            if (block_owner(b, P) != rank) continue;
+            const int64_t r0 = b * B, nr = (r0 + B < m ? B : m - r0), nc = m - r0;
+            const int64_t np = (nc + SV_GRAM_PANEL - 1) / SV_GRAM_PANEL;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (np > 1)
+            for (int64_t p = 0; p < np; p++) {
+                const int64_t c0 = p * SV_GRAM_PANEL, w = nc - c0 < SV_GRAM_PANEL ? nc - c0 : SV_GRAM_PANEL;
+                if (rs == sizeof(double))
+                    sv_gemm_f64(1, nr, w, d, (const double *)U + r0 * d, d, (const double *)U + (r0 + c0) * d, d,
+                                (double *)C + c0, nc);
+                else
+                    sv_gemm_f32(1, nr, w, d, (const float *)U + r0 * d, d, (const float *)U + (r0 + c0) * d, d,
+                                (float *)C + c0, nc);
+            }
+        }
+    mine = MPI_Wtime() - t0;
+    MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_MAX, comm);
+    free(U);
+    free(C);
+    return all;
 }
 
 void sv_geometry_free(sv_geometry *g)

@@ -1,20 +1,36 @@
 /* Gram row-block scan, instantiated by geometry.c for REAL = float/double. */
 
 /* Unit-normalize the rows of W (rows x d, or the columns of a d x rows
- * matrix when transposed). A zero row stays zero. */
+ * matrix when transposed). A zero row stays zero. The transposed case
+ * walks W row by row, 64 columns at a time (a column walk misses the cache
+ * on every element); each column's sum still runs over i in order. */
 static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed, REAL *U)
 {
+    if (transposed) {
+        enum { JB = 64 };
+        double ss[JB], inv[JB];
+        for (int64_t j0 = 0; j0 < rows; j0 += JB) {
+            const int64_t jn = rows - j0 < JB ? rows - j0 : JB;
+            for (int64_t q = 0; q < jn; q++) ss[q] = 0;
+            for (int64_t i = 0; i < d; i++)
+                for (int64_t q = 0; q < jn; q++) {
+                    double v = W[i * rows + j0 + q];
+                    ss[q] += v * v;
+                }
+            for (int64_t q = 0; q < jn; q++) inv[q] = ss[q] > 0 ? 1.0 / sqrt(ss[q]) : 0.0;
+            for (int64_t i = 0; i < d; i++)
+                for (int64_t q = 0; q < jn; q++) U[(j0 + q) * d + i] = (REAL)((double)W[i * rows + j0 + q] * inv[q]);
+        }
+        return;
+    }
     for (int64_t j = 0; j < rows; j++) {
         double ss = 0;
         for (int64_t i = 0; i < d; i++) {
-            double v = transposed ? W[i * rows + j] : W[j * d + i];
+            double v = W[j * d + i];
             ss += v * v;
         }
         double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
-        for (int64_t i = 0; i < d; i++) {
-            double v = transposed ? W[i * rows + j] : W[j * d + i];
-            U[j * d + i] = (REAL)(v * inv);
-        }
+        for (int64_t i = 0; i < d; i++) U[j * d + i] = (REAL)(W[j * d + i] * inv);
     }
 }
 
@@ -28,8 +44,7 @@ static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int6
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if (np > 1)
     for (int64_t p = 0; p < np; p++) {
         int64_t c0 = p * SV_GRAM_PANEL, w = nc - c0 < SV_GRAM_PANEL ? nc - c0 : SV_GRAM_PANEL;
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)w, (int)d, 1, U + r0 * d, (int)d,
-             U + (r0 + c0) * d, (int)d, 0, C + c0, (int)nc);
+        GEMM(1, nr, w, d, U + r0 * d, d, U + (r0 + c0) * d, d, C + c0, nc);
     }
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
     for (int64_t i = 0; i < nr; i++) {

@@ -83,7 +83,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_jw_str(w, "input_hash", hex);
     write_cfg(w, s);
     sv_jw_obj(w, "eval_cfg");
-    sv_jw_str(w, "precision", c->precision == 64 ? "float64" : "float32");
+    sv_jw_str(w, "precision", sv_precision_name(c->precision));
     sv_jw_int(w, "legacy_batch_sequences", c->legacy_batch_sequences);
     sv_jw_bool(w, "geometry", c->geometry);
     sv_jw_str(w, "nonfinite", c->nonfinite_skip ? "skip" : "error");

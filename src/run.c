@@ -24,6 +24,7 @@
 #include "saeval/env.h"
 #include "saeval/featpass.h"
 #include "saeval/forward.h"
+#include "saeval/gemm.h"
 #include "saeval/fsutil.h"
 #include "saeval/geometry.h"
 #include "saeval/merge.h"
@@ -566,6 +567,8 @@ static sv_rc setup(sv_runner *r)
     sv_rc rc = sv_agree(sv_config_load(&r->cfg, r->config_path), r->comm);
     if (rc != SV_OK) return rc;
     sv_fwd_set_threads_default(r->comm);
+    /* The GEMM backend, once per run (SAEVAL_GEMM; OpenBLAS by default). */
+    if ((rc = sv_agree(sv_gemm_select(NULL), r->comm)) != SV_OK) return rc;
     const int ns = r->cfg.n_saes;
     r->out_dir = sv_strdup(r->opts->output_dir ? r->opts->output_dir : r->cfg.output_dir);
     if (!r->out_dir) rc = SV_EINTERNAL;
@@ -609,7 +612,18 @@ static void announce(sv_runner *r)
         in_shard += pl->in_shard[p];
         skipped += pl->in_shard[p] && !pl->todo[p] && !pl->pair_err[p];
     }
-    if (r->log) sv_env_log_header(r->log, r->config_path, r->opts->shard, pl->n_shards, r->P, pl->block_rows, pl->budget);
+    if (r->log) {
+        sv_env_log_header(r->log, r->config_path, r->opts->shard, pl->n_shards, r->P, pl->block_rows, pl->budget);
+        double flops = 0;
+        int64_t k = 0;
+        for (int p = 0; p < ns * nd; p++)
+            if (pl->todo[p]) {
+                const sv_sae_cfg *c = &pl->cfg[p / nd];
+                flops += 2.0 * (double)pl->stores[p % nd].n_tokens * (double)c->d_in * (double)c->d_sae;
+                if (c->d_in > k) k = c->d_in;
+            }
+        sv_env_log_gemm(r->log, r->cfg.precision, flops, k);
+    }
     if (!r->opts->quiet) {
         printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
                "%d already complete, output %s\n",

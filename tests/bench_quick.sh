@@ -10,8 +10,9 @@ out=$($mpi -np 2 "$1" bench --quick --repeat 1 2>&1)
 rc=$?
 echo "$out"
 [ $rc = 0 ] || { echo "bench exited $rc"; exit 1; }
-for row in "budget: d_sae 131072" "compute topk, f32 store" "compute jumprelu, bf16 store" \
-           "scaling: 1 rank x 1 thread" "I/O d_sae 512" "read once per pass" "downstream suffix" \
+for row in "budget: d_sae 131072" "<- in use" "compute topk, float32 store" "compute topk, bfloat16 store" \
+           "compute topk, precision bfloat16" "sweep 8 SAEs + geometry, whole run" "sweep 8 SAEs, dataset passes" \
+           "geometry alone, d_sae" "downstream suffix" \
            "downstream 8 SAEs vs 1" "BENCH ranks=2"; do
   echo "$out" | grep -q "$row" || { echo "missing row: $row"; exit 1; }
 done

@@ -6,11 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "saeval/csv.h"
+#define TU_CHECK 1 /* counting CHECK: report every failure */
 #include "testutil.h"
 
-static int fails;
-#undef CHECK /* this file counts failures instead of testutil.h's stop-at-first */
-#define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
 static void cell(const char *in, const char *want)
 {
@@ -90,7 +88,7 @@ int main(int argc, char **argv)
         CHECK(b.buf && strcmp(b.buf, "0.10000000000000001||-3") == 0, "numbers: got [%s]", b.buf ? b.buf : "");
         sv_jw_free(&b);
     }
-    if (fails) printf("%d failure(s)\n", fails);
+    if (sv_test_failures()) printf("%d failure(s)\n", sv_test_failures());
     else printf("ok\n");
-    return fails ? 1 : 0;
+    return sv_test_failures() ? 1 : 0;
 }

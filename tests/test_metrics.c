@@ -6,11 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "saeval/metrics.h"
+#define TU_CHECK 1 /* counting CHECK: report every failure */
 #include "testutil.h"
 
-static int fails;
-#undef CHECK /* this file counts failures instead of testutil.h's stop-at-first */
-#define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } } while (0)
 
 int main(void)
 {
@@ -47,7 +45,7 @@ int main(void)
     sv_metrics_finalize(&s, &m);
     CHECK(m.val[SV_M_DEAD_BELOW_DENSITY] == 1.0 / 5.0, "below 1e-6: %.17g, want 0.2", m.val[SV_M_DEAD_BELOW_DENSITY]);
     CHECK(isnan(m.val[SV_M_QUALITY]), "external rows stay NaN");
-    if (fails) printf("%d failure(s)\n", fails);
+    if (sv_test_failures()) printf("%d failure(s)\n", sv_test_failures());
     else printf("ok\n");
-    return fails ? 1 : 0;
+    return sv_test_failures() ? 1 : 0;
 }

@@ -15,12 +15,10 @@
 #include "saeval/report.h"
 #include "testutil.h"
 
-/* Counts a failed condition (with its line) and goes on. (test_csv.c and
- * test_metrics.c define their own CHECK; one shared macro in testutil.h
- * would clash with them.) */
+/* Counts a failed condition (with its line) and goes on; one argument,
+ * unlike testutil.h's CHECK(cond, fmt, ...). */
 static int failures;
-#undef CHECK /* this file counts failures instead of testutil.h's stop-at-first */
-#define CHECK(cond)                                                                         \
+#define RCHECK(cond)                                                                       \
     do {                                                                                    \
         if (!(cond)) {                                                                      \
             fprintf(stderr, TEST_NAME ": line %d: check failed: %s\n", __LINE__, #cond);    \
@@ -112,8 +110,8 @@ static void expect_error(const char *dir, const char *all_text, const char *plot
     else unlink(p);
     sv_report_stats st;
     sv_rc rc = sv_report(dir, plotly, &st);
-    CHECK(rc == SV_EINPUT);
-    CHECK(strstr(sv_errmsg(), what) != NULL);
+    RCHECK(rc == SV_EINPUT);
+    RCHECK(strstr(sv_errmsg(), what) != NULL);
     if (rc != SV_EINPUT || !strstr(sv_errmsg(), what)) fprintf(stderr, "  message was: %s\n", sv_errmsg());
     free(p);
 }
@@ -132,58 +130,58 @@ int main(int argc, char **argv)
 
     /* With a Plotly file. */
     sv_report_stats st;
-    CHECK(sv_report(sub, fake, &st) == SV_OK);
-    CHECK(st.pairs == 4 && st.pages == 2 && st.failed == 1 && st.missing == 1 && st.charts == 1);
+    RCHECK(sv_report(sub, fake, &st) == SV_OK);
+    RCHECK(st.pairs == 4 && st.pages == 2 && st.failed == 1 && st.missing == 1 && st.charts == 1);
     char *rdir = sv_path_join(sub, "report");
     char *index = slurp(rdir, "index.html"), *pl = slurp(rdir, "plotly.min.js");
     char *js = slurp(rdir, "report.js"), *css = slurp(rdir, "report.css");
-    CHECK(index && pl && js && css);
-    CHECK(pl && strcmp(pl, "/* stands in for plotly.min.js */\n") == 0);
+    RCHECK(index && pl && js && css);
+    RCHECK(pl && strcmp(pl, "/* stands in for plotly.min.js */\n") == 0);
     /* Three script elements (plotly, data, report.js) and nothing else that
      * could end one or open a comment. */
-    CHECK(index && count_ci(index, "</script") == 3 && count_ci(index, "<!--") == 0);
-    CHECK(index && strstr(index, "<script src=\"plotly.min.js\"></script>"));
+    RCHECK(index && count_ci(index, "</script") == 3 && count_ci(index, "<!--") == 0);
+    RCHECK(index && strstr(index, "<script src=\"plotly.min.js\"></script>"));
     cJSON *d = page_data(index);
-    CHECK(d != NULL);
+    RCHECK(d != NULL);
     const cJSON *rows = get(d, "rows");
-    CHECK(cJSON_GetArraySize(rows) == 4);
+    RCHECK(cJSON_GetArraySize(rows) == 4);
     const cJSON *r0 = cJSON_GetArrayItem(rows, 0), *r1 = cJSON_GetArrayItem(rows, 1);
-    CHECK(cJSON_IsString(get(r0, "sae_id")) && strcmp(get(r0, "sae_id")->valuestring, HOSTILE) == 0);
-    CHECK(cJSON_IsString(get(r1, "message")) && strcmp(get(r1, "message")->valuestring, "bad </SCRIPT> <!-- file") == 0);
-    CHECK(!get(r1, "page") && !get(cJSON_GetArrayItem(rows, 2), "page"));
-    CHECK(get(get(r0, "v"), "mse") && get(get(r0, "v"), "mse")->valuedouble == 1.25);
-    CHECK(cJSON_IsNull(get(get(r0, "v"), "cossim")));        /* absent in the file */
-    CHECK(!get(get(r0, "v"), "ce_loss_score"));               /* no downstream metrics: no column */
-    CHECK(cJSON_IsFalse(get(d, "has_downstream")));
+    RCHECK(cJSON_IsString(get(r0, "sae_id")) && strcmp(get(r0, "sae_id")->valuestring, HOSTILE) == 0);
+    RCHECK(cJSON_IsString(get(r1, "message")) && strcmp(get(r1, "message")->valuestring, "bad </SCRIPT> <!-- file") == 0);
+    RCHECK(!get(r1, "page") && !get(cJSON_GetArrayItem(rows, 2), "page"));
+    RCHECK(get(get(r0, "v"), "mse") && get(get(r0, "v"), "mse")->valuedouble == 1.25);
+    RCHECK(cJSON_IsNull(get(get(r0, "v"), "cossim")));        /* absent in the file */
+    RCHECK(!get(get(r0, "v"), "ce_loss_score"));               /* no downstream metrics: no column */
+    RCHECK(cJSON_IsFalse(get(d, "has_downstream")));
     const cJSON *g = get(get(d, "generalization"), "rows");
-    CHECK(cJSON_GetArraySize(g) == 1 && get(cJSON_GetArrayItem(g, 0), "drop")->valuedouble == 25);
+    RCHECK(cJSON_GetArraySize(g) == 1 && get(cJSON_GetArrayItem(g, 0), "drop")->valuedouble == 25);
 
     /* The pair page: a file name of safe bytes, totals worked out by hand. */
     const cJSON *page = get(r0, "page");
-    CHECK(cJSON_IsString(page) && strncmp(page->valuestring, "pairs/00000_", 12) == 0);
+    RCHECK(cJSON_IsString(page) && strncmp(page->valuestring, "pairs/00000_", 12) == 0);
     if (cJSON_IsString(page)) {
-        for (const char *c = page->valuestring + 6; *c; c++) CHECK(isalnum((unsigned char)*c) || strchr("._-", *c));
+        for (const char *c = page->valuestring + 6; *c; c++) RCHECK(isalnum((unsigned char)*c) || strchr("._-", *c));
         char *html = slurp(rdir, page->valuestring);
-        CHECK(html && count_ci(html, "</script") == 3 && strstr(html, "src=\"../report.js\""));
+        RCHECK(html && count_ci(html, "</script") == 3 && strstr(html, "src=\"../report.js\""));
         cJSON *p = page_data(html);
-        CHECK(p && strcmp(get(p, "sae_id")->valuestring, HOSTILE) == 0);
+        RCHECK(p && strcmp(get(p, "sae_id")->valuestring, HOSTILE) == 0);
         /* 5 latents fired (1e-13 too: clamped into the first bin), 1 dead */
-        CHECK(sum_array(get(get(p, "density_hist"), "y")) == 5);
-        CHECK(get(get(p, "density"), "dead")->valuedouble == 1);
+        RCHECK(sum_array(get(get(p, "density_hist"), "y")) == 5);
+        RCHECK(get(get(p, "density"), "dead")->valuedouble == 1);
         /* CAH: latents 0, 2, 3, 4, 5 (latent 1 never fired) */
         const cJSON *ids = get(get(p, "cah"), "ids");
-        CHECK(cJSON_GetArraySize(ids) == 5 && cJSON_GetArrayItem(ids, 1)->valuedouble == 2);
-        CHECK(sum_array(get(get(p, "encdec_hist"), "y")) == 6);
+        RCHECK(cJSON_GetArraySize(ids) == 5 && cJSON_GetArrayItem(ids, 1)->valuedouble == 2);
+        RCHECK(sum_array(get(get(p, "encdec_hist"), "y")) == 6);
         /* L0 histogram: tokens at L0 0, 2, 3 */
         const cJSON *lx = get(get(p, "l0_hist"), "x");
-        CHECK(cJSON_GetArraySize(lx) == 3 && cJSON_GetArrayItem(lx, 0)->valuedouble == 0 &&
+        RCHECK(cJSON_GetArraySize(lx) == 3 && cJSON_GetArrayItem(lx, 0)->valuedouble == 0 &&
               cJSON_GetArrayItem(lx, 1)->valuedouble == 2 && cJSON_GetArrayItem(lx, 2)->valuedouble == 3);
-        CHECK(sum_array(get(get(p, "l0_hist"), "y")) == 6);
-        CHECK(sum_array(get(get(p, "dec_cos_hist"), "y")) == 15);
-        CHECK(sum_array(get(get(p, "encoder"), "norm")) == 21);
-        CHECK(cJSON_GetArraySize(get(p, "top_pairs")) == 2);
-        CHECK(cJSON_GetArraySize(get(p, "notes")) == 0);
-        CHECK(cJSON_IsNull(get(p, "latent_pages")));
+        RCHECK(sum_array(get(get(p, "l0_hist"), "y")) == 6);
+        RCHECK(sum_array(get(get(p, "dec_cos_hist"), "y")) == 15);
+        RCHECK(sum_array(get(get(p, "encoder"), "norm")) == 21);
+        RCHECK(cJSON_GetArraySize(get(p, "top_pairs")) == 2);
+        RCHECK(cJSON_GetArraySize(get(p, "notes")) == 0);
+        RCHECK(cJSON_IsNull(get(p, "latent_pages")));
         cJSON_Delete(p);
         free(html);
     }
@@ -193,24 +191,24 @@ int main(int argc, char **argv)
     if (cJSON_IsString(bare)) {
         char *html = slurp(rdir, bare->valuestring);
         cJSON *p = page_data(html);
-        CHECK(p && cJSON_GetArraySize(get(p, "notes")) >= 4 && !get(p, "density_hist"));
+        RCHECK(p && cJSON_GetArraySize(get(p, "notes")) >= 4 && !get(p, "density_hist"));
         const cJSON *lp = get(get(p, "latent_pages"), "features_file");
-        CHECK(cJSON_IsString(lp) && strcmp(lp->valuestring, "bare__in_sample.features.h5") == 0);
+        RCHECK(cJSON_IsString(lp) && strcmp(lp->valuestring, "bare__in_sample.features.h5") == 0);
         cJSON_Delete(p);
         free(html);
-    } else CHECK(!"bare record has a page");
+    } else RCHECK(!"bare record has a page");
     cJSON_Delete(d);
     free(index); free(pl); free(js); free(css);
 
     /* Without Plotly: tables only, no script tag for it, no stale copy. */
     unsetenv("SAEVAL_PLOTLY_JS");
-    CHECK(sv_report(sub, NULL, &st) == SV_OK);
-    CHECK(st.charts == 0 && st.pages == 2);
+    RCHECK(sv_report(sub, NULL, &st) == SV_OK);
+    RCHECK(st.charts == 0 && st.pages == 2);
     index = slurp(rdir, "index.html");
     pl = slurp(rdir, "plotly.min.js");
-    CHECK(index && !strstr(index, "plotly.min.js") && !pl);
+    RCHECK(index && !strstr(index, "plotly.min.js") && !pl);
     d = page_data(index);
-    CHECK(d && cJSON_IsFalse(get(d, "charts")));
+    RCHECK(d && cJSON_IsFalse(get(d, "charts")));
     cJSON_Delete(d);
     free(index); free(pl);
 
@@ -220,14 +218,14 @@ int main(int argc, char **argv)
     put_file(down, "all_eval_results.json",
              "[{\"sae_id\": \"a\", \"dataset\": \"x\", \"status\": \"ok\", \"metrics\": "
              "{\"model_behavior_preservation\": {\"ce_loss_score\": 0.875}}}]");
-    CHECK(sv_report(down, fake, &st) == SV_OK);
+    RCHECK(sv_report(down, fake, &st) == SV_OK);
     char *ddir = sv_path_join(down, "report");
     index = slurp(ddir, "index.html");
     d = page_data(index);
-    CHECK(d && cJSON_IsTrue(get(d, "has_downstream")));
-    CHECK(d && get(get(cJSON_GetArrayItem(get(d, "rows"), 0), "v"), "ce_loss_score")->valuedouble == 0.875);
-    CHECK(d && cJSON_IsNull(get(get(cJSON_GetArrayItem(get(d, "rows"), 0), "v"), "kl_div_score")));
-    CHECK(d && cJSON_IsNull(get(d, "generalization")));
+    RCHECK(d && cJSON_IsTrue(get(d, "has_downstream")));
+    RCHECK(d && get(get(cJSON_GetArrayItem(get(d, "rows"), 0), "v"), "ce_loss_score")->valuedouble == 0.875);
+    RCHECK(d && cJSON_IsNull(get(get(cJSON_GetArrayItem(get(d, "rows"), 0), "v"), "kl_div_score")));
+    RCHECK(d && cJSON_IsNull(get(d, "generalization")));
     cJSON_Delete(d);
     free(index);
 

@@ -69,6 +69,7 @@ static inline int *tu_fail_count(void)
         }                                                                          \
     } while (0)
 static inline int tu_failures(void) { return *tu_fail_count(); }
+static inline int sv_test_failures(void) { return *tu_fail_count(); }
 #endif
 
 #endif

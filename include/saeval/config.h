@@ -32,7 +32,8 @@ typedef struct {
     int64_t *exclude_ids;
     int n_exclude;
     int legacy_batch_sequences;
-    int precision;          /* 32 or 64 */
+    int precision;          /* 32, 64, or 16 = "bfloat16": float32 except the encoder GEMM, whose
+                             * operands are rounded to bfloat16 (gemm.h) */
     int64_t block_tokens;   /* rows per GEMM block (part of the numerics: fixed per run, not per rank count) */
     int64_t memory_budget_mb; /* per rank; 0 = half the node's memory / ranks per node */
     int nonfinite_skip;     /* "nonfinite": "skip" masks tokens with NaN/Inf (default: error) */
@@ -52,5 +53,8 @@ typedef struct {
 sv_rc sv_config_parse(sv_config *c, const char *text, size_t n, const char *config_path);
 sv_rc sv_config_load(sv_config *c, const char *config_path);
 void sv_config_free(sv_config *c);
+
+/* "float32", "float64" or "bfloat16" (the config and eval_cfg spelling). */
+const char *sv_precision_name(int precision);
 
 #endif

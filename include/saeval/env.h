@@ -19,4 +19,9 @@ uint64_t sv_env_default_budget(MPI_Comm comm);
 void sv_env_log_header(FILE *log, const char *config_path, int shard, int n_shards, int ranks, int64_t block,
                        uint64_t budget);
 
+/* run.log: the GEMM backend and kernel, the bfloat16 kernel (precision
+ * 16), and for runs with encoder_flops over 1e12 (or SAEVAL_KERNEL_PROBE=1)
+ * each OpenBLAS kernel's rate on k-deep tiles and the fastest. */
+void sv_env_log_gemm(FILE *log, int precision, double encoder_flops, int64_t k);
+
 #endif

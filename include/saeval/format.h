@@ -50,7 +50,8 @@ const sv_format *sv_format_probe(const char *path);
  * errors then say what is missing). */
 const sv_format *sv_format_for(const char *path);
 
-/* Load the SAE at path in working precision 32 or 64 (weights, scaling
+/* Load the SAE at path in working precision 32 or 64, or 16 = float32
+ * weights with a bfloat16 encoder GEMM (sv_sae.bf16_encoder) (weights, scaling
  * factor and the derived per-latent norms). */
 sv_rc sv_sae_load(sv_sae *s, const char *path, int precision, int has_scale, double scale);
 /* Cheap check without reading weights: the config only. */

@@ -9,14 +9,10 @@
 #include <stdint.h>
 #include <mpi.h>
 #include "saeval/error.h"
+#include "saeval/gemm.h"
 #include "saeval/sae.h"
 
-/* Encoder GEMM tile: rows x columns of W_enc per call. Part of the
- * numerical definition of saeval (OpenBLAS rounding depends on a call's
- * shape), so changing either may change float rounding. Blocks (max_rows)
- * are multiples of SV_GEMM_ROWS. */
-#define SV_GEMM_ROWS 1024
-#define SV_GEMM_PANEL 2048
+/* Encoder tiles: SV_GEMM_ROWS x SV_GEMM_PANEL (gemm.h). */
 
 /* Active latents of one row tile, rows in order (each row's latents
  * ascending): a growable list per tile. */
@@ -30,6 +26,9 @@ typedef struct {
     const sv_sae *sae;
     int64_t max_rows;
     void *in;        /* [max_rows][d_in] working-precision encoder input */
+    int bf16;        /* precision 16: the encoder GEMM on bfloat16 operands (gemm.h) */
+    void *in16;      /* bf16: the input rounded (== in when emulated: rounded in place) */
+    void *wenc16;    /* bf16: W_enc rounded, [d_in][d_sae] */
     void *hp;        /* [threads][SV_GEMM_ROWS][SV_GEMM_PANEL] pre-activations of one GEMM tile:
                       * a full [rows][d_sae] block is never held */
     void *acc;       /* [threads][d_in] decode accumulators */

@@ -36,4 +36,9 @@ typedef struct {
 sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv_geometry *g);
 void sv_geometry_free(sv_geometry *g);
 
+/* Collective benchmark limit: the Gram GEMMs of sv_geometry_compute alone
+ * (same blocks, panels, ranks and threads, no scan); wall seconds of the
+ * slowest rank. flops (may be NULL): their floating-point operations. */
+double sv_geometry_gemm_seconds(const sv_sae *s, int64_t block_rows, MPI_Comm comm, double *flops);
+
 #endif

@@ -30,6 +30,7 @@ typedef struct {
     char *dir;
     sv_sae_cfg cfg;
     int precision;          /* 32: weights are float; 64: weights are double */
+    int bf16_encoder;       /* precision "bfloat16": float32 weights, the encoder GEMM on bfloat16 operands */
     double scaling_factor;  /* expected_average_only_in factor s, else 1 */
     /* Weights in the working precision (float* or double*), row-major. */
     void *W_enc;            /* [d_in][d_sae] */

@@ -1,12 +1,14 @@
 /* `saeval bench`: every figure is a ratio to a limit measured in the same
  * run on the same machine. Data and SAEs are generated into a temporary
  * directory; the evaluator runs through sv_run exactly as `saeval run`
- * does, and its pass time is compared with
- *   - compute: the encoder GEMMs alone on the same block shapes and thread
- *     count, both as one plain cblas_sgemm per block (OpenBLAS threads) and
- *     as saeval's fixed tiles; the faster of the two is the limit;
- *   - I/O: reading the same slices of the store (file in page cache);
- * medians over --repeat runs. */
+ * does. Limits: the GEMMs of a case alone, on the same shapes, ranks and
+ * threads (encoder: the faster of one plain sgemm per block and saeval's
+ * tiles; geometry: its Gram blocks), with the OpenBLAS kernel in use; the
+ * best kernel's limit scales that by the rates of OpenBLAS kernels measured
+ * in child processes (gemm.h). Medians over --repeat runs. Cases: compute
+ * (one big SAE, float32 and bfloat16 stores, bfloat16 precision), a sweep
+ * of many mid-sized SAEs with geometry (whole run), geometry alone, and an
+ * SAE under a memory budget below its weights. */
 #define _DEFAULT_SOURCE /* sync() */
 #include "saeval/bench.h"
 
@@ -24,6 +26,8 @@
 #include "saeval/forward.h"
 #include "saeval/model_bench.h"
 #include "saeval/fsutil.h"
+#include "saeval/gemm.h"
+#include "saeval/geometry.h"
 #include "saeval/output.h"
 #include "saeval/plan.h"
 #include "saeval/reduce.h"
@@ -111,7 +115,7 @@ static double median(double *v, int n)
 }
 
 static sv_rc write_config(const char *path, const char *out, const char **saes, int ns, const char *store,
-                          int64_t budget_mb)
+                          int64_t budget_mb, int geometry, const char *precision)
 {
     sv_jw w;
     sv_jw_init(&w);
@@ -126,7 +130,8 @@ static sv_rc write_config(const char *path, const char *out, const char **saes, 
     sv_jw_str(&w, "path", store);
     sv_jw_end(&w);
     sv_jw_end(&w);
-    sv_jw_bool(&w, "geometry", 0); /* per-SAE weight geometry is timed apart */
+    sv_jw_bool(&w, "geometry", geometry);
+    sv_jw_str(&w, "precision", precision);
     if (budget_mb > 0) sv_jw_int(&w, "memory_budget_mb", budget_mb);
     sv_jw_end(&w);
     sv_rc rc = w.oom ? SV_EINTERNAL : sv_write_atomic(path, w.buf, w.len);
@@ -172,12 +177,12 @@ static int64_t my_tokens(int64_t n, int64_t ctx, MPI_Comm comm)
 /* GEMM limits: plain per-block sgemm with OpenBLAS threads, and saeval's
  * tiles with its threads (either skipped when its pointer is NULL); wall
  * time is the slowest rank's. */
-static void time_gemm(const char *sae_dir, int64_t rows, int64_t block, int repeat, MPI_Comm comm, double *plain,
-                      double *tiled)
+static void time_gemm(const char *sae_dir, int precision, int64_t rows, int64_t block, int repeat, MPI_Comm comm,
+                      double *plain, double *tiled)
 {
     sv_sae s;
     memset(&s, 0, sizeof s);
-    if (sv_sae_load(&s, sae_dir, 32, 0, 0) != SV_OK) {
+    if (sv_sae_load(&s, sae_dir, precision, 0, 0) != SV_OK) {
         if (plain) *plain = NAN;
         if (tiled) *tiled = NAN;
         return;
@@ -213,34 +218,6 @@ static void time_gemm(const char *sae_dir, int64_t rows, int64_t block, int repe
     sv_sae_free(&s);
 }
 
-/* Plain reads of this rank's slices, unit by unit (page cache warm). */
-static double time_reads(const char *store, int64_t ctx, int repeat, MPI_Comm comm)
-{
-    int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
-    sv_store st;
-    memset(&st, 0, sizeof st);
-    if (sv_store_open(&st, store, comm) != SV_OK) return NAN;
-    int64_t unit = 16 * ctx, nu = (st.n_tokens + unit - 1) / unit;
-    int64_t *w = malloc((size_t)nu * sizeof *w), first[64], last[64];
-    for (int64_t u = 0; u < nu; u++) w[u] = (u + 1) * unit <= st.n_tokens ? unit : st.n_tokens - u * unit;
-    sv_split_units(w, nu, P, first, last);
-    float *buf = malloc((size_t)(unit * st.d_in) * sizeof(float));
-    double t[16];
-    for (int r = 0; r < repeat; r++) {
-        MPI_Barrier(comm);
-        double t0 = now_s();
-        for (int64_t u = first[rank]; u < last[rank]; u++) sv_store_read_rows(&st, u * unit, w[u], buf);
-        double mine = now_s() - t0;
-        MPI_Allreduce(&mine, &t[r], 1, MPI_DOUBLE, MPI_MAX, comm);
-    }
-    free(w);
-    free(buf);
-    sv_store_close(&st);
-    return median(t, repeat);
-}
-
 /* After writing data: every rank agrees on rc, and the written files are
  * flushed first (sync), so that the kernel's write-back of hundreds of MB
  * does not run during the next measurement. */
@@ -250,6 +227,95 @@ static sv_rc bench_barrier(sv_rc rc, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     if (rank == 0) sync();
     return sv_agree(rc, comm);
+}
+
+/* Rank 0 works alone (fn), the others wait without spinning on a core. */
+static sv_rc rank0_alone(sv_rc (*fn)(void *), void *arg, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    sv_rc rc = rank == 0 ? fn(arg) : SV_OK;
+    MPI_Request req;
+    MPI_Ibarrier(comm, &req);
+    for (int done = 0; !done;) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (!done) nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    return rc;
+}
+
+/* OpenBLAS kernels on tiles with inner dimension k, all the node's cores
+ * busy (one tile per rank x thread). */
+typedef struct {
+    int64_t k;
+    int tiles, rounds;
+    sv_gemm_kernel_rate r[8];
+    int n;
+    double in_use, best; /* GFLOP/s of the kernel this process runs, and of the fastest */
+    char best_name[32];
+} kernel_probe;
+
+static sv_rc probe_fn(void *arg)
+{
+    kernel_probe *kp = arg;
+    sv_rc rc = sv_gemm_probe_kernels("/proc/self/exe", kp->k, kp->tiles, kp->rounds, kp->r, 8, &kp->n);
+    if (rc != SV_OK) return rc;
+    kp->in_use = kp->r[0].gflops;
+    for (int i = 0; i < kp->n; i++)
+        if (strcmp(kp->r[i].kernel, sv_gemm_openblas_core()) == 0) kp->in_use = kp->r[i].gflops;
+    kp->best = 0;
+    for (int i = 0; i < kp->n; i++)
+        if (kp->r[i].gflops > kp->best) {
+            kp->best = kp->r[i].gflops;
+            snprintf(kp->best_name, sizeof kp->best_name, "%s", kp->r[i].kernel);
+        }
+    return SV_OK;
+}
+
+static sv_rc probe_kernels(kernel_probe *kp, MPI_Comm comm)
+{
+    sv_rc rc = rank0_alone(probe_fn, kp, comm);
+    MPI_Bcast(&kp->in_use, 1, MPI_DOUBLE, 0, comm);
+    MPI_Bcast(&kp->best, 1, MPI_DOUBLE, 0, comm);
+    return rc;
+}
+
+/* Wall time of a whole sv_run (slowest rank) and its pass time. */
+static sv_rc time_run(const char *cfg, MPI_Comm comm, double *wall, double *pass)
+{
+    sv_run_opts o;
+    memset(&o, 0, sizeof o);
+    o.quiet = 1;
+    o.force = 1;
+    o.n_shards = 1;
+    MPI_Barrier(comm);
+    double t0 = now_s();
+    sv_run_stats st;
+    memset(&st, 0, sizeof st);
+    sv_rc rc = sv_run(cfg, &o, comm, &st);
+    double mine = now_s() - t0;
+    MPI_Allreduce(&mine, wall, 1, MPI_DOUBLE, MPI_MAX, comm);
+    *pass = st.pass_seconds;
+    return rc;
+}
+
+/* Gram GEMMs alone for one SAE (slowest rank), and their flops. */
+static double time_geometry_gemm(const char *sae_dir, MPI_Comm comm, double *flops)
+{
+    sv_sae s;
+    memset(&s, 0, sizeof s);
+    double t = NAN;
+    if (sv_sae_load(&s, sae_dir, 32, 0, 0) == SV_OK) t = sv_geometry_gemm_seconds(&s, 0, comm, flops);
+    sv_sae_free(&s);
+    return t;
+}
+
+static void print_row(const char *name, int64_t tokens, double te, double tl, double best_scale, double non_gemm_us)
+{
+    printf("%-34s %8lld %9.3f %9.3f %7.3f %7.3f %9.2f %7.1f%%\n", name, (long long)tokens, te, tl, tl / te,
+           tl * best_scale / te, non_gemm_us, 100.0 * (te - tl) / te);
+    fflush(stdout);
 }
 
 int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
@@ -269,13 +335,12 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
 
     const int R = opt->repeat > 0 ? (opt->repeat < 16 ? opt->repeat : 15) : 3;
     const int64_t D = opt->quick ? 256 : 2304, M = opt->quick ? 2048 : 16384, K = 64;
-    const int64_t NT = opt->quick ? 4096 : 32768, CTX = opt->quick ? 64 : 256;
-    const double sgemm_flops_per_token = 2.0 * (double)D * (double)M;
+    const int64_t NT = opt->quick ? 4096 : 8192, CTX = opt->quick ? 64 : 256;
     char p[4096], q[4096], cfg[4096], out[4096];
     /* First, so that the process's peak RSS is this case's.
      * Memory budget: a 131072-latent SAE under a budget smaller than one
      * full 1024-row block of its pre-activations. */
-    const int64_t DB = opt->quick ? 64 : 768, MB = opt->quick ? 16384 : 131072, NB = opt->quick ? 2048 : 8192;
+    const int64_t DB = opt->quick ? 64 : 768, MB = opt->quick ? 16384 : 131072, NB = 2048;
     /* Weights alone are 2 x 768 x 131072 x 4 B = 768 MiB; one 1024-row block
      * of pre-activations would add 512 MiB. The budget is below the sum. */
     const int64_t budget_mb = opt->quick ? 40 : 1000;
@@ -287,7 +352,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         rc = write_store(p, NB, DB, SV_STORE_F32, CTX);
         if (rc == SV_OK) rc = write_sae(q, SV_ARCH_TOPK, DB, MB, 64, 0);
         const char *saes[1] = {q};
-        if (rc == SV_OK) rc = write_config(cfg, out, saes, 1, p, budget_mb);
+        if (rc == SV_OK) rc = write_config(cfg, out, saes, 1, p, budget_mb, 0, "float32");
     }
     if ((rc = bench_barrier(rc, comm)) == SV_OK) {
         /* Peak RSS of the evaluation alone: reset the kernel's high-water
@@ -317,11 +382,32 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             fflush(stdout);
         }
     }
+    if (rc != SV_OK) return bench_barrier(rc, comm);
+    const int T = sv_fwd_get_threads();
+    /* Kernels: rates of OpenBLAS's kernels on the two inner dimensions of
+     * the cases, P x T tiles at once (one node assumed). */
+    kernel_probe kp[2];
+    memset(kp, 0, sizeof kp);
+    kp[0].k = D;
+    kp[1].k = opt->quick ? 128 : 512;
+    for (int i = 0; i < 2 && rc == SV_OK; i++) {
+        kp[i].tiles = P * T;
+        kp[i].rounds = R;
+        rc = probe_kernels(&kp[i], comm);
+    }
+    if (rc != SV_OK) return bench_barrier(rc, comm);
     if (rank == 0) {
-        printf("[bench] %d rank(s) x %d thread(s), OpenBLAS core %s, data in %s, medians of %d runs\n", P,
-               sv_fwd_get_threads(), openblas_get_corename(), dir, R);
-        printf("[bench] writing compute-bound case: %lld tokens x d_in %lld, SAEs d_sae %lld (topk k=%lld, jumprelu)\n",
-               (long long)NT, (long long)D, (long long)M, (long long)K);
+        printf("[bench] %d rank(s) x %d thread(s), GEMM backend %s, OpenBLAS kernel in use %s, data in %s, "
+               "medians of %d runs\n", P, T, sv_gemm_current()->name, sv_gemm_openblas_core(), dir, R);
+        printf("[bench] %s\n", sv_gemm_bf16_describe());
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < kp[i].n; j++)
+                printf("[bench] kernel %-14s (OPENBLAS_CORETYPE=%s): %7.1f GFLOP/s on %d x %dx%dx%lld tiles at once%s\n",
+                       kp[i].r[j].kernel, kp[i].r[j].request[0] ? kp[i].r[j].request : "unset", kp[i].r[j].gflops,
+                       kp[i].tiles, SV_GEMM_ROWS, SV_GEMM_PANEL, (long long)kp[i].k,
+                       strcmp(kp[i].r[j].kernel, sv_gemm_openblas_core()) == 0 ? "  <- in use" : "");
+        printf("[bench] writing compute case: %lld tokens x d_in %lld, SAE topk k=%lld d_sae %lld\n", (long long)NT,
+               (long long)D, (long long)K, (long long)M);
         fflush(stdout);
         snprintf(p, sizeof p, "%s/f32.h5", dir);
         rc = write_store(p, NT, D, SV_STORE_F32, CTX);
@@ -329,159 +415,137 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         if (rc == SV_OK) rc = write_store(p, NT, D, SV_STORE_BF16, CTX);
         snprintf(p, sizeof p, "%s/topk", dir);
         if (rc == SV_OK) rc = write_sae(p, SV_ARCH_TOPK, D, M, K, 0);
-        snprintf(p, sizeof p, "%s/jumprelu", dir);
-        if (rc == SV_OK) rc = write_sae(p, SV_ARCH_JUMPRELU, D, M, 0, 2.5); /* L0 ~ 100 */
     }
     if ((rc = bench_barrier(rc, comm)) != SV_OK) return rc;
-
     if (rank == 0) {
-        printf("\n%-28s %9s %10s %10s %12s %12s %8s\n", "case", "tokens", "eval s", "tok/s", "enc GFLOP/s",
-               "limit GF/s", "ratio");
+        printf("\n%-34s %8s %9s %9s %7s %7s %9s %8s\n", "case", "tokens", "eval s", "limit s", "ratio", "r.best",
+               "non-GEMM", "share");
+        printf("%-34s %8s %9s %9s %7s %7s %9s %8s\n", "", "", "", "(in use)", "", "", "us/tk/SAE", "");
         fflush(stdout);
     }
+
+    /* Compute: each evaluator run paired with a limit run right before it
+     * (the host is shared and its speed drifts); medians of both. */
+    const int64_t mine = my_tokens(NT, CTX, comm);
+    const double scale_big = kp[0].best > 0 ? kp[0].in_use / kp[0].best : NAN;
     double compute_tps = 0;
-    const char *archs[2] = {"topk", "jumprelu"}, *stores[2] = {"f32", "bf16"};
-    /* The machine's speed drifts (shared host): each evaluator run is
-     * paired with a run of the limit right before it (plain sgemm per
-     * block, as the limit is defined, and saeval's tiles; the faster
-     * counts), and the ratio is the median of the pairs' ratios. */
-    for (int a = 0; a < 2 && rc == SV_OK; a++) {
-        snprintf(q, sizeof q, "%s/%s", dir, archs[a]);
-        const int64_t mine = my_tokens(NT, CTX, comm);
-        for (int s = 0; s < 2 && rc == SV_OK; s++) {
-            const char *saes[1] = {q};
-            snprintf(p, sizeof p, "%s/%s.h5", dir, stores[s]);
-            snprintf(cfg, sizeof cfg, "%s/cfg_%s_%s.json", dir, archs[a], stores[s]);
-            snprintf(out, sizeof out, "%s/out", dir);
-            if (rank == 0) rc = write_config(cfg, out, saes, 1, p, 0);
-            if ((rc = bench_barrier(rc, comm)) != SV_OK) break;
-            double te[16], tl[16], tp[16], tt[16], ratio[16];
-            sv_run_stats st;
-            for (int r = 0; r < R && rc == SV_OK; r++) {
-                time_gemm(q, mine, 1024, 1, comm, &tp[r], &tt[r]);
-                tl[r] = tp[r] < tt[r] ? tp[r] : tt[r];
-                rc = time_eval(cfg, 1, comm, &te[r], &st);
-                ratio[r] = tl[r] / te[r];
-            }
-            if (rc != SV_OK) break;
-            const double r_med = median(ratio, R), te_med = median(te, R), tl_med = median(tl, R);
-            const double plain = median(tp, R), tiled = median(tt, R);
-            if (rank == 0) {
-                char name[64];
-                snprintf(name, sizeof name, "compute %s, %s store", archs[a], stores[s]);
-                printf("%-28s %9lld %10.3f %10.0f %12.1f %12.1f %8.3f\n", name, (long long)NT, te_med, NT / te_med,
-                       sgemm_flops_per_token * NT / te_med / 1e9, sgemm_flops_per_token * NT / tl_med / 1e9, r_med);
-                printf("%-28s limit: plain sgemm per block %.3f s (%.1f GF/s), saeval tiles %.3f s (%.1f GF/s), faster used\n", "",
-                       plain, sgemm_flops_per_token * NT / plain / 1e9, tiled, sgemm_flops_per_token * NT / tiled / 1e9);
-                fflush(stdout);
-                if (a == 0 && s == 0) compute_tps = NT / te_med;
-            }
-        }
-    }
-
-    /* Scaling: the compute topk/float32 case again on rank 0 alone, one
-     * thread, against the 2-rank figure above. */
-    if (rc == SV_OK && P > 1) {
-        MPI_Comm solo;
-        MPI_Comm_split(comm, rank == 0 ? 0 : MPI_UNDEFINED, 0, &solo);
-        double t1 = 0;
-        if (rank == 0) {
-            snprintf(cfg, sizeof cfg, "%s/cfg_topk_f32.json", dir);
-            const char *env = getenv("SAEVAL_THREADS");
-            char *saved = env ? strdup(env) : NULL;
-            setenv("SAEVAL_THREADS", "1", 1);
-            sv_run_stats st;
-            rc = time_eval(cfg, R, solo, &t1, &st);
-            if (saved) setenv("SAEVAL_THREADS", saved, 1);
-            else unsetenv("SAEVAL_THREADS");
-            free(saved);
-            MPI_Comm_free(&solo);
-        }
-        /* The other ranks wait without spinning on a core. */
-        MPI_Request req;
-        MPI_Ibarrier(comm, &req);
-        for (int done = 0; !done;) {
-            MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-            if (!done) nanosleep(&(struct timespec){0, 2000000}, NULL);
-        }
-        MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
-        sv_fwd_set_threads_default(comm); /* collective: every rank */
-        if (rc == SV_OK && rank == 0) {
-            printf("%-28s %9lld %10.3f %10.0f %12.1f %12s %8s\n", "scaling: 1 rank x 1 thread", (long long)NT, t1,
-                   NT / t1, sgemm_flops_per_token * NT / t1 / 1e9, "", "");
-            printf("%-28s %d ranks run %.2f x faster than 1 (compute topk, float32 store)\n", "", P,
-                   compute_tps * t1 / NT);
-            fflush(stdout);
-        }
-    }
-
-    /* I/O-bound: a big store, a small SAE. */
-    const int64_t DI = opt->quick ? 256 : 2304, NI = opt->quick ? 16384 : 131072, MI = 512;
-    if (rc == SV_OK && rank == 0) {
-        printf("[bench] writing I/O-bound case: %lld tokens x d_in %lld float32 (%.2f GiB), SAE d_sae %lld\n",
-               (long long)NI, (long long)DI, (double)NI * DI * 4 / (1 << 30), (long long)MI);
-        fflush(stdout);
-        snprintf(p, sizeof p, "%s/io.h5", dir);
-        rc = write_store(p, NI, DI, SV_STORE_F32, CTX);
-        snprintf(q, sizeof q, "%s/io_sae", dir);
-        if (rc == SV_OK) rc = write_sae(q, SV_ARCH_TOPK, DI, MI, 32, 0);
-        snprintf(cfg, sizeof cfg, "%s/cfg_io.json", dir);
+    const struct { const char *store, *precision, *name; } cc[3] = {
+        {"f32", "float32", "compute topk, float32 store"},
+        {"bf16", "float32", "compute topk, bfloat16 store"},
+        {"f32", "bfloat16", "compute topk, precision bfloat16"}};
+    for (int c = 0; c < 3 && rc == SV_OK; c++) {
+        const int prec = strcmp(cc[c].precision, "bfloat16") == 0 ? 16 : 32;
+        snprintf(q, sizeof q, "%s/topk", dir);
         const char *saes[1] = {q};
-        if (rc == SV_OK) rc = write_config(cfg, out, saes, 1, p, 0);
-    }
-    if ((rc = bench_barrier(rc, comm)) == SV_OK) {
-        snprintf(p, sizeof p, "%s/io.h5", dir);
-        snprintf(cfg, sizeof cfg, "%s/cfg_io.json", dir);
-        double tr = time_reads(p, CTX, R + 1, comm); /* first read warms the page cache */
-        double plain = 0, tiled = 0;
-        snprintf(q, sizeof q, "%s/io_sae", dir);
-        time_gemm(q, my_tokens(NI, CTX, comm), 1024, R, comm, &plain, &tiled);
-        const double tg = plain < tiled ? plain : tiled;
-        double te = 0;
+        snprintf(p, sizeof p, "%s/%s.h5", dir, cc[c].store);
+        snprintf(cfg, sizeof cfg, "%s/cfg_compute%d.json", dir, c);
+        snprintf(out, sizeof out, "%s/out", dir);
+        if (rank == 0) rc = write_config(cfg, out, saes, 1, p, 0, 0, cc[c].precision);
+        if ((rc = bench_barrier(rc, comm)) != SV_OK) break;
+        double te[16], tl[16], tp = NAN;
         sv_run_stats st;
-        memset(&st, 0, sizeof st);
-        rc = time_eval(cfg, R, comm, &te, &st);
-        if (rc == SV_OK && rank == 0) {
-            double bytes = (double)NI * DI * 4;
-            printf("%-28s %9lld %10.3f %10.0f %12s %12s %8.3f\n", "I/O d_sae 512, f32 store", (long long)NI, te,
-                   NI / te, "", "", tr / te);
-            printf("%-28s evaluator %.2f GB/s; plain reads of the same slices %.3f s = %.2f GB/s (file in page cache)\n",
-                   "", bytes / te / 1e9, tr, bytes / tr / 1e9);
-            printf("%-28s not I/O-bound here: the d_sae 512 encoder GEMMs alone take %.3f s (%.2f GB/s at most);\n"
-                   "%-28s evaluator / that limit %.3f\n",
-                   "", tg, bytes / tg / 1e9, "", tg / te);
-            fflush(stdout);
+        for (int r = 0; r < R && rc == SV_OK; r++) {
+            double tt = NAN;
+            /* The plain sgemm once (time), the tiles before every run;
+             * bfloat16 tiles have no plain-sgemm counterpart. */
+            time_gemm(q, prec, mine, 1024, 1, comm, prec == 16 || r > 0 ? NULL : &tp, &tt);
+            tl[r] = prec == 16 || !(tp < tt) ? tt : tp;
+            rc = time_eval(cfg, 1, comm, &te[r], &st);
+        }
+        if (rc != SV_OK) break;
+        const double te_m = median(te, R), tl_m = median(tl, R);
+        if (rank == 0) {
+            /* bfloat16: the best OpenBLAS kernel says nothing about it */
+            print_row(cc[c].name, NT, te_m, tl_m, prec == 16 ? 1.0 : scale_big, (te_m - tl_m) / (double)NT * 1e6);
+            if (c == 0) compute_tps = NT / te_m;
         }
     }
 
-    /* Several SAEs share one read of the store. */
-    const int64_t DM = opt->quick ? 128 : 768, MM = opt->quick ? 512 : 4096, NM = opt->quick ? 8192 : 65536;
-    snprintf(cfg, sizeof cfg, "%s/cfg_multi.json", dir);
+    /* Sweep: many mid-sized SAEs on two stores (d_in 512 and 2304),
+     * geometry on, L0 16-176; whole runs against all their GEMMs alone. */
+    const int64_t DS = opt->quick ? 128 : 512, NS = opt->quick ? 2048 : 8192, NS2 = opt->quick ? 2048 : 4096;
+    /* Widths m1 < m2 < m3 (quick: small, for sanitizer builds). */
+    const int64_t m1 = opt->quick ? 512 : 2048, m2 = opt->quick ? 1024 : 4096, m3 = opt->quick ? 1024 : 8192;
+    const struct { sv_arch arch; int64_t d, m, k; double thr; } sw[8] = {
+        {SV_ARCH_TOPK, DS, m1, 16, 0},     {SV_ARCH_TOPK, DS, m2, 64, 0},
+        {SV_ARCH_TOPK, DS, m2, 128, 0},    {SV_ARCH_JUMPRELU, DS, m1, 0, 1.9},  /* L0 ~ 59 */
+        {SV_ARCH_JUMPRELU, DS, m2, 0, 1.72}, /* L0 ~ 176 */ {SV_ARCH_JUMPRELU, DS, m2, 0, 2.4}, /* L0 ~ 34 */
+        {SV_ARCH_TOPK, D, m2, 64, 0}, {SV_ARCH_JUMPRELU, D, m3, 0, 2.25}}; /* L0 ~ 100 */
+    char swd[8][4096];
+    for (int i = 0; i < 8; i++) snprintf(swd[i], sizeof swd[i], "%s/sweep_%d", dir, i);
     if (rc == SV_OK && rank == 0) {
-        snprintf(p, sizeof p, "%s/multi.h5", dir);
-        rc = write_store(p, NM, DM, SV_STORE_F32, CTX);
-        char names[8][4096];
-        const char *saes[8];
-        for (int i = 0; i < 8 && rc == SV_OK; i++) {
-            snprintf(names[i], sizeof names[i], "%s/multi_%d", dir, i);
-            saes[i] = names[i];
-            rc = write_sae(names[i], SV_ARCH_TOPK, DM, MM, 32, 0);
-        }
-        if (rc == SV_OK) rc = write_config(cfg, out, saes, 8, p, 0);
+        snprintf(p, sizeof p, "%s/s_small.h5", dir);
+        rc = write_store(p, NS, DS, SV_STORE_F32, CTX);
+        snprintf(p, sizeof p, "%s/s_big.h5", dir);
+        if (rc == SV_OK) rc = write_store(p, NS2, D, SV_STORE_F32, CTX);
+        for (int i = 0; i < 8 && rc == SV_OK; i++) rc = write_sae(swd[i], sw[i].arch, sw[i].d, sw[i].m, sw[i].k, sw[i].thr);
+        const char *small[6] = {swd[0], swd[1], swd[2], swd[3], swd[4], swd[5]}, *big[2] = {swd[6], swd[7]};
+        snprintf(p, sizeof p, "%s/s_small.h5", dir);
+        snprintf(cfg, sizeof cfg, "%s/cfg_sweep_small.json", dir);
+        if (rc == SV_OK) rc = write_config(cfg, out, small, 6, p, 0, 1, "float32");
+        snprintf(p, sizeof p, "%s/s_big.h5", dir);
+        snprintf(cfg, sizeof cfg, "%s/cfg_sweep_big.json", dir);
+        if (rc == SV_OK) rc = write_config(cfg, out, big, 2, p, 0, 1, "float32");
     }
     if ((rc = bench_barrier(rc, comm)) == SV_OK) {
-        double te = 0;
-        sv_run_stats st;
-        memset(&st, 0, sizeof st);
-        rc = time_eval(cfg, R, comm, &te, &st);
-        if (rc == SV_OK && rank == 0) {
-            double store_bytes = (double)NM * DM * 4;
-            printf("%-28s %9lld %10.3f %10.0f %12.1f %12s %8s\n", "8 SAEs (768 x 4096), 1 store", (long long)NM, te,
-                   NM / te, 8 * 2.0 * DM * MM * NM / te / 1e9, "", "");
-            printf("%-28s bytes read %.0f = %.2f x the store (%d pass): read once per pass, not once per SAE\n", "",
-                   (double)st.bytes_read, st.bytes_read / store_bytes, st.passes);
-            fflush(stdout);
+        const int64_t mine_s = my_tokens(NS, CTX, comm), mine_b = my_tokens(NS2, CTX, comm);
+        double wall[16], lim[16], pass[16], enc[16], lim_best[16], tps[8];
+        for (int r = 0; r < R && rc == SV_OK; r++) {
+            double e = 0, g = 0, eb = 0, gb = 0;
+            for (int i = 0; i < 8; i++) {
+                double tt = NAN, *tp = &tps[i];
+                time_gemm(swd[i], 32, i < 6 ? mine_s : mine_b, 1024, 1, comm, r == 0 ? tp : NULL, &tt);
+                const double t = !(*tp < tt) ? tt : *tp, gt = time_geometry_gemm(swd[i], comm, NULL);
+                const kernel_probe *k = i < 6 ? &kp[1] : &kp[0];
+                e += t;
+                g += gt;
+                eb += t * k->in_use / k->best;
+                gb += gt * k->in_use / k->best;
+            }
+            double w1, p1, w2, p2;
+            snprintf(cfg, sizeof cfg, "%s/cfg_sweep_small.json", dir);
+            rc = time_run(cfg, comm, &w1, &p1);
+            snprintf(cfg, sizeof cfg, "%s/cfg_sweep_big.json", dir);
+            if (rc == SV_OK) rc = time_run(cfg, comm, &w2, &p2);
+            wall[r] = w1 + w2;
+            pass[r] = p1 + p2;
+            enc[r] = e;
+            lim[r] = e + g;
+            lim_best[r] = eb + gb;
         }
+        if (rc == SV_OK && rank == 0) {
+            const double w = median(wall, R), l = median(lim, R), ps = median(pass, R), e = median(enc, R);
+            const double tok_sae = 6.0 * NS + 2.0 * NS2;
+            print_row("sweep 8 SAEs + geometry, whole run", NS + NS2, w, l, median(lim_best, R) / l,
+                      (ps - e) / tok_sae * 1e6);
+            print_row("sweep 8 SAEs, dataset passes", NS + NS2, ps, e, NAN, (ps - e) / tok_sae * 1e6);
+        }
+    }
+
+    /* Geometry alone: the d_sae 8192 sweep SAE. */
+    if (rc == SV_OK) {
+        sv_sae s;
+        memset(&s, 0, sizeof s);
+        rc = sv_sae_load(&s, swd[7], 32, 0, 0);
+        double tg[16], tl[16], flops = 0;
+        for (int r = 0; r < R && rc == SV_OK; r++) {
+            tl[r] = sv_geometry_gemm_seconds(&s, 0, comm, &flops);
+            sv_geometry g;
+            MPI_Barrier(comm);
+            double t0 = now_s();
+            rc = sv_geometry_compute(&s, 0, comm, &g);
+            double mine_t = now_s() - t0;
+            MPI_Allreduce(&mine_t, &tg[r], 1, MPI_DOUBLE, MPI_MAX, comm);
+            sv_geometry_free(&g);
+        }
+        rc = sv_agree(rc, comm);
+        if (rc == SV_OK && rank == 0) {
+            char name[64];
+            snprintf(name, sizeof name, "geometry alone, d_sae %lld", (long long)s.cfg.d_sae);
+            print_row(name, 0, median(tg, R), median(tl, R), kp[0].in_use / kp[0].best, NAN);
+            printf("%-34s Gram GEMMs %.1f GFLOP (decoder + encoder passes)\n", "", flops / 1e9);
+        }
+        sv_sae_free(&s);
     }
 
     /* Downstream metrics: the native transformer's suffix against the
@@ -509,7 +573,10 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
     }
 
     if (rank == 0) {
-        printf("BENCH ranks=%d threads=%d compute_topk_f32_tokens_per_s=%.1f\n", P, sv_fwd_get_threads(), compute_tps);
+        printf("\nlimit s: the case's GEMMs alone with the kernel in use (%s); ratio = limit / eval; r.best: the\n"
+               "same against the best OpenBLAS kernel here; non-GEMM: (eval - limit) per token and SAE, share of eval.\n",
+               sv_gemm_openblas_core());
+        printf("BENCH ranks=%d threads=%d compute_topk_f32_tokens_per_s=%.1f\n", P, T, compute_tps);
         if (!opt->keep) {
             char cmd[4200];
             snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,5 +1,6 @@
 /* Command-line front end: parses arguments, initializes MPI, dispatches. */
 #include "saeval/cli.h"
+#include "saeval/gemm.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -90,12 +91,13 @@ static const char *usage_bench =
     "usage: mpirun -np N saeval bench [--repeat R] [--quick] [--dir TMP] [--keep]\n"
     "\n"
     "Generates stores and SAEs in a temporary directory and reports the evaluator's\n"
-    "speed as ratios to limits measured in the same run: the encoder GEMMs alone\n"
-    "(Gemma-2-2B shapes: d_in 2304, d_sae 16384, topk k=64 and jumprelu, float32\n"
-    "and bfloat16 stores; each run paired with a limit run), the same on 1 rank\n"
-    "(scaling), plain reads of the same slices (1.1 GiB store, d_sae 512), 8 SAEs\n"
-    "sharing one read of a store, and a d_sae 131072 SAE under a memory budget\n"
-    "below its weights plus one block of pre-activations. Medians over R runs (3).\n"
+    "speed as ratios to limits measured in the same run: each case's GEMMs alone with\n"
+    "the OpenBLAS kernel in use, and scaled to the best kernel this CPU runs (each\n"
+    "measured in a child process). Cases: compute (d_in 2304, d_sae 16384, topk k=64;\n"
+    "float32 and bfloat16 stores, bfloat16 precision), a sweep of 8 SAEs (d_in 512 and\n"
+    "2304, L0 16-176, geometry on; whole run), geometry alone (d_sae 8192), a d_sae\n"
+    "131072 SAE under a memory budget below its weights plus one block of\n"
+    "pre-activations; non-GEMM time per token and SAE. Medians over R runs (3).\n"
     "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
     "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
     "  --keep    keep the generated data\n";
@@ -443,6 +445,8 @@ static int cmd_info(int argc, char **argv, int rank)
 
 int sv_cli_main(int argc, char **argv)
 {
+    /* Child of the GEMM kernel probe (gemm.h): no MPI, one line out. */
+    if (argc >= 2 && strcmp(argv[1], "__gemm-probe") == 0) return sv_gemm_probe_child(argc - 2, argv + 2);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage_main, argc < 2 ? stderr : stdout);
