@@ -148,3 +148,20 @@ cJSON *sv_json_parse_exact(const char *text, size_t n)
     free(buf);
     return root;
 }
+
+double sv_json_num_at(const cJSON *root, const char *dotted)
+{
+    char key[128];
+    const cJSON *node = root;
+    const char *p = dotted;
+    while (node && *p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof key) return NAN;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        node = cJSON_IsObject(node) ? cJSON_GetObjectItemCaseSensitive(node, key) : NULL;
+        p = dot ? dot + 1 : p + n;
+    }
+    return cJSON_IsNumber(node) ? node->valuedouble : NAN;
+}

@@ -9,26 +9,10 @@
 #include "saeval/csv.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
+#include "saeval/json.h"
 #include "saeval/output.h"
 #include "saeval/results.h"
 
-/* Number at a dotted path, NaN when absent or null. */
-static double get_num(const cJSON *root, const char *dotted)
-{
-    char key[128];
-    const cJSON *node = root;
-    const char *p = dotted;
-    while (node && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        if (n >= sizeof key) return NAN;
-        memcpy(key, p, n);
-        key[n] = '\0';
-        node = cJSON_GetObjectItemCaseSensitive(node, key);
-        p = dot ? dot + 1 : p + n;
-    }
-    return cJSON_IsNumber(node) ? node->valuedouble : NAN;
-}
 
 /* Rows of the metric table in the generalization table, by gen_pos. */
 static int gen_rows(const sv_metric **rows)
@@ -123,7 +107,7 @@ static sv_rc write_generalization(const sv_config *c, const sv_plan *pl, const c
             for (int k = 0; k < n_gen; k++) {
                 char path[160];
                 sv_metric_path(gen[k], path, sizeof path);
-                double a = in ? get_num(in, path) : NAN, b = oo ? get_num(oo, path) : NAN;
+                double a = in ? sv_json_num_at(in, path) : NAN, b = oo ? sv_json_num_at(oo, path) : NAN;
                 double dp = drop_percent(a, b);
                 if (gen[k]->id == SV_M_EV) ev_drop = dp; /* the shift bands are explained-variance drops */
                 sv_jw_obj(&js, gen[k]->key);
@@ -198,7 +182,7 @@ static void print_table(FILE *out, const sv_config *c, const sv_plan *pl, cJSON 
         for (int k = 0; k < nc; k++) {
             char path[160];
             sv_metric_path(col[k], path, sizeof path);
-            double v = col[k]->table_scale * get_num(o, path);
+            double v = col[k]->table_scale * sv_json_num_at(o, path);
             fprintf(out, k == 0 ? "" : col[k]->id == SV_M_QUALITY ? "  " : " ");
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -288,7 +272,7 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
         sv_csv_cell(&csv, status);
         for (int k = 0; k < ncol; k++) {
             sv_jw_raw(&csv, ",", 1);
-            if (objs[p]) sv_csv_num(&csv, get_num(objs[p], cols[k]));
+            if (objs[p]) sv_csv_num(&csv, sv_json_num_at(objs[p], cols[k]));
         }
         sv_jw_raw(&csv, "\n", 1);
         free(text); free(msg); free(path); free(note);

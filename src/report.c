@@ -18,23 +18,12 @@
 #include "report_impl.h"
 #include "saeval/config.h"
 #include "saeval/fsutil.h"
+#include "saeval/json.h"
 #include "saeval/output.h"
 
 double sv_rep_num(const cJSON *root, const char *dotted)
 {
-    char key[128];
-    const cJSON *node = root;
-    const char *p = dotted;
-    while (node && *p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        if (n >= sizeof key) return NAN;
-        memcpy(key, p, n);
-        key[n] = '\0';
-        node = cJSON_IsObject(node) ? cJSON_GetObjectItemCaseSensitive(node, key) : NULL;
-        p = dot ? dot + 1 : p + n;
-    }
-    return cJSON_IsNumber(node) ? node->valuedouble : NAN;
+    return sv_json_num_at(root, dotted);
 }
 
 const char *sv_rep_str(const cJSON *obj, const char *key)

@@ -35,5 +35,8 @@ void sv_jw_raw(sv_jw *w, const char *s, size_t n);
  * when it is not valid JSON or anything but whitespace follows the value:
  * the one reader of cfg.json, configs and safetensors headers. */
 struct cJSON *sv_json_parse_exact(const char *text, size_t n);
+/* The number at a dotted path ("metrics.sparsity.l0") under root, NaN when
+ * absent, null or not a number (merge and the report read results this way). */
+double sv_json_num_at(const struct cJSON *root, const char *dotted);
 
 #endif
