@@ -12,5 +12,5 @@ foreach(c sigkill diskfull readonly vanish concurrent stale inputchange budget s
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/faults.sh ${c} $<TARGET_FILE:saeval>
                    ${CMAKE_CURRENT_BINARY_DIR}/faults/${c} ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh
                    $<TARGET_FILE:slowfs>)
-  set_tests_properties(faults_${c} PROPERTIES TIMEOUT 300 LABELS faults)
+  set_tests_properties(faults_${c} PROPERTIES TIMEOUT 900 LABELS faults)
 endforeach()

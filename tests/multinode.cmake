@@ -7,4 +7,4 @@
 add_test(NAME multinode_netns
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/multinode.sh $<TARGET_FILE:saeval>
                  ${CMAKE_CURRENT_BINARY_DIR}/multinode ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh 3)
-set_tests_properties(multinode_netns PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE LABELS multinode)
+set_tests_properties(multinode_netns PROPERTIES TIMEOUT 900 RUN_SERIAL TRUE LABELS multinode)
