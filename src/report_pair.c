@@ -36,6 +36,17 @@ static const cJSON *feature(const cJSON *o, const char *key)
 }
 
 /* Latent j of the i-th sample: evenly spaced in index order. */
+/* Histogram bin of position x (in bins) among nb: clamped as a double first,
+ * since values from a result file can be anything (a cast of a double out of
+ * int's range is undefined). */
+static int bin_of(double x, int nb)
+{
+    double f = floor(x);
+    if (!(f >= 0)) return 0;
+    if (f >= nb - 1) return nb - 1;
+    return (int)f;
+}
+
 static int sample_index(int i, int n, int m) { return m >= n ? i : (int)((long long)i * n / m); }
 
 static void note(sv_jw *w, const char *what) { sv_jw_str(w, NULL, what); }
@@ -110,10 +121,7 @@ static void density_parts(sv_jw *w, const cJSON *o, sv_jw *notes)
     if (!count) { free(dens); free(cah); return; }
     for (int j = 0; j < n; j++) {
         if (!(dens[j] > 0) || !isfinite(dens[j])) { dead++; continue; }
-        int b = (int)floor((log10(dens[j]) - DENSITY_FLOOR) / DENSITY_BIN);
-        if (b < 0) b = 0;
-        if (b >= nb) b = nb - 1;
-        count[b]++;
+        count[bin_of((log10(dens[j]) - DENSITY_FLOOR) / DENSITY_BIN, nb)]++;
     }
     sv_jw_obj(w, "density");
     sv_jw_int(w, "latents", n);
@@ -161,10 +169,7 @@ static void encoder_parts(sv_jw *w, const cJSON *o, sv_jw *notes)
         double count[ENCDEC_BINS] = {0};
         for (int j = 0; j < n1; j++) {
             if (!isfinite(cs[j])) continue;
-            int b = (int)floor((cs[j] + 1.0) * (ENCDEC_BINS / 2.0));
-            if (b < 0) b = 0;
-            if (b >= ENCDEC_BINS) b = ENCDEC_BINS - 1;
-            count[b]++;
+            count[bin_of((cs[j] + 1.0) * (ENCDEC_BINS / 2.0), ENCDEC_BINS)]++;
         }
         bars(w, "encdec_hist", count, ENCDEC_BINS, -1.0, 2.0 / ENCDEC_BINS);
     } else {
