@@ -666,6 +666,8 @@ static float src_value(const fill_src *s, int64_t r, int64_t j, int64_t j0)
     return (lo < s->rowptr[r + 1] && s->idx[lo] == j) ? (float)s->val[lo] : 0.0f;
 }
 
+/* Values (from src) and/or token ids of the windows that overlap rows
+ * [token0, token0 + rows); either source may be NULL. */
 static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fill_src *src, const int64_t *ids)
 {
     /* windows starting in (token0 - W, token0 + rows) can overlap the rows */
@@ -682,7 +684,7 @@ static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fi
         int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
         for (int64_t t = t0; t < t1; t++) {
             size_t at = (size_t)i * (size_t)w->width + (size_t)(t - x->start);
-            w->values[at] = src_value(src, t - token0, x->latent, w->j0);
+            if (src) w->values[at] = src_value(src, t - token0, x->latent, w->j0);
             if (ids) w->ids[at] = (int32_t)ids[t - token0];
         }
     }
@@ -690,19 +692,7 @@ static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fi
 
 void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids)
 {
-    int64_t lo = 0, hi = w->n, first = token0 - w->width + 1;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (w->win[w->by_start[mid]].start < first) lo = mid + 1; else hi = mid;
-    }
-    for (int64_t k = lo; k < w->n; k++) {
-        int64_t i = w->by_start[k];
-        const sv_feat_win *x = &w->win[i];
-        if (x->start >= token0 + rows) break;
-        int64_t t0 = x->start > token0 ? x->start : token0;
-        int64_t t1 = x->start + x->len < token0 + rows ? x->start + x->len : token0 + rows;
-        for (int64_t t = t0; t < t1; t++) w->ids[(size_t)i * (size_t)w->width + (size_t)(t - x->start)] = (int32_t)ids[t - token0];
-    }
+    fill_from(w, token0, rows, NULL, ids);
 }
 
 void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *rowptr,
