@@ -17,6 +17,7 @@
 #include "saeval/format.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
+#include "saeval/results.h"
 
 /* FNV-1a, 64 bits: identifies inputs, not a defence against tampering. */
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -66,20 +67,28 @@ static void hash_visit(void *ctx, const char *file, sv_ident_kind kind)
 
 uint64_t sv_result_hash(const char *path)
 {
-    char *text = NULL;
+    char *head = NULL;
     size_t n = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    fclose(fp);
-    if (sv_read_file(path, &text, &n) != SV_OK) return 0;
-    cJSON *root = cJSON_ParseWithLength(text, n);
-    free(text);
+    if (sv_result_head(path, &head, &n) != SV_OK) {
+        sv_clear_error(); /* absent or incomplete: the pair is to do */
+        return 0;
+    }
+    uint64_t h = sv_result_head_hash(head, n, NULL);
+    free(head);
+    return h;
+}
+
+uint64_t sv_result_head_hash(const char *head, size_t n, cJSON **obj)
+{
+    cJSON *root = cJSON_ParseWithLength(head, n);
     uint64_t h = 0;
     const cJSON *hs = cJSON_GetObjectItemCaseSensitive(root, "input_hash");
-    if (cJSON_IsString(hs) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics")) &&
-        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "feature_metrics")))
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
+    if (cJSON_IsString(hs) && cJSON_IsString(st) && strcmp(st->valuestring, "ok") == 0 &&
+        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics")))
         h = strtoull(hs->valuestring, NULL, 16);
-    cJSON_Delete(root);
+    if (obj && h) *obj = root;
+    else cJSON_Delete(root);
     return h;
 }
 

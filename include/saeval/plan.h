@@ -49,6 +49,11 @@ void sv_hash_hex(uint64_t h, char out[17]);
 /* "input_hash" recorded in a complete result file at path, 0 if absent,
  * unreadable or incomplete. */
 uint64_t sv_result_hash(const char *path);
+/* The same from a head of sv_result_head (n bytes); when obj is not NULL
+ * and the head is a complete "ok" result, *obj receives its parsed form
+ * (cJSON, caller deletes). */
+struct cJSON;
+uint64_t sv_result_head_hash(const char *head, size_t n, struct cJSON **obj);
 
 /* SAE ids: each directory's base name, or the shortest path suffix that
  * tells colliding names apart. ids[i] is malloc'ed. */
