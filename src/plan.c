@@ -112,6 +112,27 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
 
 static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
 
+/* Shards: longest pair first onto the least loaded shard. Depends on
+ * nothing but the config and the inputs' sizes, so every task of a job
+ * array (and every rerun) agrees on its share. */
+void sv_plan_shards(const double *cost, int np, int n_shards, int *shard_of, int *order, double *load)
+{
+    for (int s = 0; s < n_shards; s++) load[s] = 0;
+    for (int p = 0; p < np; p++) order[p] = p;
+    for (int a = 1; a < np; a++) { /* insertion sort: cost desc, index asc */
+        int v = order[a], b = a - 1;
+        while (b >= 0 && cost[order[b]] < cost[v]) { order[b + 1] = order[b]; b--; }
+        order[b + 1] = v;
+    }
+    for (int q = 0; q < np; q++) {
+        int best = 0;
+        for (int s = 1; s < n_shards; s++)
+            if (load[s] < load[best]) best = s;
+        load[best] += cost[order[q]] > 0 ? cost[order[q]] : 1;
+        shard_of[order[q]] = best;
+    }
+}
+
 static sv_rc set_err(char **slot, const char *msg)
 {
     free(*slot);
@@ -151,12 +172,13 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     pl->pair_hash = sv_calloc((size_t)np, sizeof *pl->pair_hash);
     pl->in_shard = sv_calloc((size_t)np, sizeof *pl->in_shard);
     pl->todo = sv_calloc((size_t)np, sizeof *pl->todo);
+    pl->shard_of = sv_calloc((size_t)np, sizeof *pl->shard_of);
     char **paths = sv_calloc((size_t)ns, sizeof *paths);
-    double *cost = sv_calloc((size_t)np, sizeof *cost), *load = sv_calloc((size_t)n_shards, sizeof *load);
+    double *cost = pl->cost = sv_calloc((size_t)np, sizeof *cost), *load = sv_calloc((size_t)n_shards, sizeof *load);
     int *order = sv_calloc((size_t)np, sizeof *order);
     sv_rc rc = SV_OK;
     if (!pl->ids || !pl->cfg || !pl->sae_err || !pl->sae_hash || !pl->stores || !pl->ds_err || !pl->ds_hash ||
-        !pl->pair_err || !pl->pair_hash || !pl->in_shard || !pl->todo || !paths || !cost || !load || !order)
+        !pl->pair_err || !pl->pair_hash || !pl->in_shard || !pl->todo || !pl->shard_of || !paths || !cost || !load || !order)
         rc = SV_EINTERNAL;
     if (rc == SV_OK) {
         for (int i = 0; i < ns; i++) paths[i] = c->saes[i].path;
@@ -218,22 +240,8 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     }
     if (rc != SV_OK) goto out;
 
-    /* Shards: longest pair first onto the least loaded shard. Depends on
-     * nothing but the config and the inputs' sizes, so every task of a job
-     * array (and every rerun) agrees on its share. */
-    for (int p = 0; p < np; p++) order[p] = p;
-    for (int a = 1; a < np; a++) { /* insertion sort: cost desc, index asc */
-        int v = order[a], b = a - 1;
-        while (b >= 0 && cost[order[b]] < cost[v]) { order[b + 1] = order[b]; b--; }
-        order[b + 1] = v;
-    }
-    for (int q = 0; q < np; q++) {
-        int best = 0;
-        for (int s = 1; s < n_shards; s++)
-            if (load[s] < load[best]) best = s;
-        load[best] += cost[order[q]] > 0 ? cost[order[q]] : 1;
-        pl->in_shard[order[q]] = best == shard;
-    }
+    sv_plan_shards(cost, np, n_shards, pl->shard_of, order, load);
+    for (int p = 0; p < np; p++) pl->in_shard[p] = pl->shard_of[p] == shard;
 
     /* Resume: rank 0 looks at the result files once and tells everyone. */
     if (rank == 0) {
@@ -249,7 +257,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     MPI_Bcast(pl->todo, np, MPI_INT, 0, comm);
     rc = pack_passes(pl, c, comm);
 out:
-    free(paths); free(cost); free(load); free(order);
+    free(paths); free(load); free(order);
     return rc;
 }
 
@@ -270,20 +278,30 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
     pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
     pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
     if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;
+    sv_plan_pack(pl, c->precision, pl->todo, pl->n_pass, pl->pass_of, NULL);
+    return SV_OK;
+}
+
+void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass, int *pass_of, uint64_t *max_pass_bytes)
+{
+    const int ns = pl->n_saes, nd = pl->n_ds;
     for (int j = 0; j < nd; j++) {
         uint64_t used = 0;
         int in = 0;
+        n_pass[j] = 0;
+        if (max_pass_bytes) max_pass_bytes[j] = 0;
         for (int i = 0; i < ns; i++) {
-            if (!pl->todo[i * nd + j]) continue;
-            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
+            pass_of[i * nd + j] = 0;
+            if (!todo[i * nd + j]) continue;
+            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], precision, pl->block_rows);
             if (in > 0 && used + b > pl->budget) { used = 0; in = 0; }
-            if (in == 0) pl->n_pass[j]++;
+            if (in == 0) n_pass[j]++;
             used += b;
             in++;
-            pl->pass_of[i * nd + j] = pl->n_pass[j];
+            pass_of[i * nd + j] = n_pass[j];
+            if (max_pass_bytes && used > max_pass_bytes[j]) max_pass_bytes[j] = used;
         }
     }
-    return SV_OK;
 }
 
 void sv_plan_free(sv_plan *pl)
@@ -300,6 +318,7 @@ void sv_plan_free(sv_plan *pl)
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
     free(pl->ds_err); free(pl->ds_hash); free(pl->pair_err); free(pl->pair_hash);
     free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
+    free(pl->shard_of); free(pl->cost);
     memset(pl, 0, sizeof *pl);
 }
 

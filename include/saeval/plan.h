@@ -24,6 +24,8 @@ typedef struct {
     char **pair_err;       /* NULL: can run */
     uint64_t *pair_hash;   /* identity of everything that determines the result */
     int *in_shard;
+    int *shard_of;         /* [pair]: the shard (of n_shards) the pair belongs to */
+    double *cost;          /* [pair]: tokens x d_in x d_sae (0 for a pair that cannot run) */
     int *todo;             /* in shard, can run, and not complete on disk (or --force) */
     int shard, n_shards;
     /* Packing, computed once: block rows after the memory budget, and per
@@ -43,6 +45,15 @@ void sv_plan_free(sv_plan *pl);
 /* Bytes an SAE needs while it is evaluated with blocks of `block` rows at
  * the current thread count: weights, encoder workspace, accumulators. */
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
+
+/* Shard of each of np pairs (longest first onto the least loaded shard);
+ * order [np] and load [n_shards] are workspace. */
+void sv_plan_shards(const double *cost, int np, int n_shards, int *shard_of, int *order, double *load);
+/* Pack the SAEs of the pairs flagged in todo into passes per dataset, in
+ * config order, each pass within the budget: n_pass [n_ds], pass_of [pair]
+ * (1-based, 0 when not in todo), max_pass_bytes [n_ds] (optional): the
+ * largest estimate of one pass. */
+void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass, int *pass_of, uint64_t *max_pass_bytes);
 
 /* Hex form of a hash (17 bytes with the NUL). */
 void sv_hash_hex(uint64_t h, char out[17]);

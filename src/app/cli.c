@@ -17,6 +17,7 @@
 #include "saeval/plan.h"
 #include "saeval/run.h"
 #include "saeval/synth.h"
+#include "plancmd.h"
 
 static const char *usage_main =
     "usage: saeval <command> [options]\n"
@@ -28,6 +29,7 @@ static const char *usage_main =
     "  merge CONFIG   build all_eval_results.json/.csv and generalization.* from the\n"
     "                 per-pair files (after a job array of shards); list missing pairs\n"
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
+    "  plan CONFIG    pairs, passes, cost per shard and a job-array size, before a run\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
     "  bench          measure speed against this machine's limits (use under mpirun)\n"
     "\n"
@@ -57,6 +59,16 @@ static const char *usage_merge =
     "Builds all_eval_results.json/.csv and generalization.json/.csv from the\n"
     "per-pair result files, and lists pairs that are missing or failed (exit 4\n"
     "when any is missing or failed).\n";
+
+static const char *usage_plan =
+    "usage: saeval plan CONFIG [--shards N] [--ranks R] [--gflops G] [--output-dir DIR]\n"
+    "\n"
+    "Prints the plan of a sweep without evaluating anything: pairs (to compute,\n"
+    "complete, failing), passes over each store under memory_budget_mb, memory per\n"
+    "rank, the cost of each of N shards (default 1) as `run --shard I/N` assigns\n"
+    "them (max and mean, encoder GFLOP and seconds at G GFLOP/s per rank, default\n"
+    "75, with R ranks per shard, default 1), and the job-array size it suggests, on\n"
+    "a last line SAEVAL_SUGGESTED_SHARDS=N (jobs/submit.sh reads it).\n";
 
 static const char *usage_synth =
     "usage: saeval synth DIR [--seed N]\n"
@@ -196,6 +208,34 @@ static int cmd_merge(int argc, char **argv)
     return rc;
 }
 
+static int cmd_plan(int argc, char **argv)
+{
+    const char *config = NULL, *out = NULL;
+    int shards = 1, ranks = 1;
+    double gflops = 75;
+    for (int i = 2; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--output-dir") == 0 && i + 1 < argc) out = argv[++i];
+        else if (strcmp(argv[i], "--shards") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000000) return usage_error(usage_plan, "plan: --shards takes 1..1000000");
+            shards = (int)v;
+        } else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000000) return usage_error(usage_plan, "plan: --ranks takes 1..1000000");
+            ranks = (int)v;
+        } else if (strcmp(argv[i], "--gflops") == 0 && i + 1 < argc) {
+            gflops = strtod(argv[++i], &end);
+            if (*end || !(gflops > 0 && gflops < 1e9)) return usage_error(usage_plan, "plan: --gflops takes a positive number");
+        } else if (argv[i][0] == '-') return usage_error(usage_plan, "plan: unknown option");
+        else if (!config) config = argv[i];
+        else return usage_error(usage_plan, "plan: more than one CONFIG");
+    }
+    if (!config) return usage_error(usage_plan, "plan: missing CONFIG");
+    sv_fwd_set_threads_default(MPI_COMM_WORLD);
+    return sv_plan_command(config, out, shards, gflops, ranks, MPI_COMM_WORLD);
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     sv_bench_opts o;
@@ -262,6 +302,7 @@ int sv_cli_main(int argc, char **argv)
     const char *usage = strcmp(cmd, "run") == 0 ? usage_run
                       : strcmp(cmd, "merge") == 0 ? usage_merge
                       : strcmp(cmd, "bench") == 0 ? usage_bench
+                      : strcmp(cmd, "plan") == 0 ? usage_plan
                       : strcmp(cmd, "synth") == 0 ? usage_synth
                       : strcmp(cmd, "info") == 0 ? usage_info : NULL;
     if (!usage) {
@@ -279,6 +320,7 @@ int sv_cli_main(int argc, char **argv)
     if (usage == usage_run) rc = cmd_run(argc, argv);
     else if (usage == usage_merge) rc = cmd_merge(argc, argv);
     else if (usage == usage_bench) rc = cmd_bench(argc, argv);
+    else if (usage == usage_plan) rc = cmd_plan(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
     else rc = cmd_info(argc, argv, rank);
     MPI_Finalize();
