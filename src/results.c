@@ -60,7 +60,7 @@ size_t sv_result_head_cut(const char *text, size_t n, int whole)
     for (size_t i = 1; i + kl <= n; i++) {
         if (text[i] == ',' && memcmp(text + i, FM_KEY, kl) == 0) {
             /* A complete file ends with the object's closing brace. */
-            if (whole && !(n >= 2 && text[n - 2] == '}' && text[n - 1] == '\n')) return 0;
+            if (whole && !(n >= 7 && memcmp(text + n - 7, "\n  }\n}\n", 7) == 0)) return 0;
             return i;
         }
     }
@@ -76,16 +76,19 @@ sv_rc sv_result_head(const char *path, char **head, size_t *len)
     if (fd < 0) return sv_fail(SV_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     sv_rc rc = SV_OK;
-    char *buf = NULL, tail[2];
+    char *buf = NULL, tail[7];
     size_t size = 0, want = 0, got = 0, cut = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 4) {
         rc = sv_fail(SV_EINPUT, "%s: not a complete result file", path);
         goto out;
     }
     size = (size_t)st.st_size;
-    /* The last two bytes: a file written by saeval ends with "}\n". */
-    if (pread(fd, tail, 2, (off_t)(size - 2)) != 2 || tail[0] != '}' || tail[1] != '\n') {
-        rc = sv_fail(SV_EINPUT, "%s: result file is incomplete (does not end with '}')", path);
+    /* The last bytes: a file written by saeval ends by closing
+     * feature_metrics (depth 1) and then the object (depth 0); a raw
+     * "\n}\n" occurs nowhere else. */
+    if (size < sizeof tail || pread(fd, tail, sizeof tail, (off_t)(size - sizeof tail)) != (ssize_t)sizeof tail ||
+        memcmp(tail, "\n  }\n}\n", sizeof tail) != 0) {
+        rc = sv_fail(SV_EINPUT, "%s: result file is incomplete (does not end where feature_metrics and the object close)", path);
         goto out;
     }
     for (want = size < HEAD ? size : HEAD;; want = size) {

@@ -20,7 +20,7 @@ if(SAEVAL_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
     target_link_libraries(saevalcore_fuzz PUBLIC PkgConfig::CJSON)
   endif()
 
-  foreach(t fuzz_safetensors fuzz_sae_cfg fuzz_config)
+  foreach(t fuzz_safetensors fuzz_sae_cfg fuzz_config fuzz_result_head)
     add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${t}.c)
     target_compile_options(${t} PRIVATE ${SV_FUZZ_CFLAGS} -fsanitize=fuzzer)
     target_compile_definitions(${t} PRIVATE _POSIX_C_SOURCE=200809L)

@@ -27,4 +27,21 @@ static inline void mkdirs(const char *path)
     if (sv_mkdir_p(path) != SV_OK) die("cannot create directory", sv_errmsg());
 }
 
+/* A check that counts failures and goes on; main returns *tu_fails() != 0.
+ * (Named TU_CHECK: several older tests define their own CHECK.) */
+static inline int *tu_fails(void)
+{
+    static int n;
+    return &n;
+}
+#define TU_CHECK(cond, ...)                                                  \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, TEST_NAME ": FAIL %s:%d: ", __FILE__, __LINE__);  \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+            (*tu_fails())++;                                                 \
+        }                                                                    \
+    } while (0)
+
 #endif

@@ -84,7 +84,7 @@ static sv_rc report(FILE *out, const sv_config *c, const sv_plan *pl, int n_shar
     }
     const double mean = sum / n_shards, rate = gflops * 1e9 * ranks;
     fprintf(out, "shards: %d: cost to compute per shard (encoder GFLOP) max %.1f mean %.1f (max/mean %.2f); "
-                 "estimated time per shard at %.0f GFLOP/s x %d ranks: max %.0f s mean %.0f s; at most %d passes over a "
+                 "estimated time per shard at %.0f GFLOP/s x %d ranks: max %.1f s mean %.1f s; at most %d passes over a "
                  "store, largest pass %.1f MB per rank\n",
             n_shards, 2 * mx / 1e9, 2 * mean / 1e9, mean > 0 ? mx / mean : 1.0, gflops, ranks, 2 * mx / rate,
             2 * mean / rate, max_passes, mb(max_mem));
