@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "saeval/csv.h"
+#include "saeval/featfile.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
 #include "saeval/output.h"
@@ -310,6 +311,12 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
         free(pj); free(pc);
     }
     if (rc == SV_OK) rc = write_generalization(c, pl, out_dir, objs);
+    if (rc == SV_OK) { /* the per-latent arrays, columnar */
+        int *ok = sv_calloc((size_t)np + 1, sizeof *ok);
+        for (int p = 0; ok && p < np; p++) ok[p] = objs[p] != NULL;
+        rc = ok ? sv_features_write(c, pl, out_dir, ok) : SV_EINTERNAL;
+        free(ok);
+    }
     if (rc == SV_OK && table) print_table(table, c, pl, objs);
     for (int p = 0; p < np; p++) cJSON_Delete(objs[p]);
     free(objs);

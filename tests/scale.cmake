@@ -8,3 +8,5 @@ add_test(NAME scale_plan
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scale_plan.sh $<TARGET_FILE:saeval> ${SV_DEMO}/config.json
                  ${CMAKE_CURRENT_BINARY_DIR}/scale_plan)
 set_tests_properties(scale_plan PROPERTIES FIXTURES_REQUIRED demo_data)
+add_test(NAME scale_h5_values COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/scale_h5.py ${SV_DEMO}/results 18)
+set_tests_properties(scale_h5_values PROPERTIES FIXTURES_REQUIRED demo_results)

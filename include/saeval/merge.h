@@ -4,7 +4,8 @@
  *                          arrays (feature_metrics), plus {status:
  *                          error|missing} records for pairs without a result
  *   all_eval_results.csv   one row per pair, scalar metrics
- *   generalization.json/.csv  OOS vs in-sample metrics per SAE */
+ *   generalization.json/.csv  OOS vs in-sample metrics per SAE
+ *   feature_metrics.h5     per-latent arrays of every complete pair (featfile.h) */
 #ifndef SAEVAL_MERGE_H
 #define SAEVAL_MERGE_H
 #include <stdio.h>

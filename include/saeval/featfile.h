@@ -1,0 +1,23 @@
+/* OUTPUT_DIR/feature_metrics.h5: the per-latent arrays of every complete
+ * pair of a sweep in one columnar HDF5 file, so that h5py/pandas read them
+ * without parsing JSON:
+ *   /pairs/sae_id, /pairs/dataset   fixed-length strings [n_pairs]
+ *   /pairs/offset                   int64 [n_pairs + 1]: pair q's latents are
+ *                                   rows offset[q] .. offset[q+1]-1 of every array
+ *   /firing_counts                  int64 [total latents]
+ *   /feature_density, /consistent_activation_heuristic, /encoder_norm,
+ *   /encoder_bias, /encoder_decoder_cosine_sim, /max_decoder_cosine_sim,
+ *   /max_encoder_cosine_sim         float64 [total latents] (NaN where a
+ *                                   pair has no such array or a null value)
+ * Pairs in all_eval_results order (SAE-major), complete ("ok") pairs only.
+ * No timestamps and a fixed layout: the same results give the same bytes. */
+#ifndef SAEVAL_FEATFILE_H
+#define SAEVAL_FEATFILE_H
+#include "saeval/config.h"
+#include "saeval/error.h"
+#include "saeval/plan.h"
+
+/* Rank 0 only. ok[p] marks the pairs whose result file is complete. */
+sv_rc sv_features_write(const sv_config *c, const sv_plan *pl, const char *out_dir, const int *ok);
+
+#endif

@@ -1,0 +1,129 @@
+/* feature_metrics.h5 from the per-pair result files; see featfile.h. */
+#include "saeval/featfile.h"
+
+#include <cjson/cJSON.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saeval/fsutil.h"
+#include "saeval/output.h"
+
+/* Column names: the per-pair JSON's feature_metrics keys. */
+static const char *const COLS[] = {"firing_counts", "feature_density", "consistent_activation_heuristic",
+                                   "encoder_norm", "encoder_bias", "encoder_decoder_cosine_sim",
+                                   "max_decoder_cosine_sim", "max_encoder_cosine_sim"};
+enum { N_COLS = sizeof COLS / sizeof COLS[0] };
+
+static herr_t put(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *buf, hsize_t n)
+{
+    hid_t sp = H5Screate_simple(1, &n, NULL), pl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
+    herr_t e = -1;
+    /* No object timestamps: same results, same bytes. */
+    if (sp >= 0 && pl >= 0 && H5Pset_obj_track_times(pl, 0) >= 0)
+        d = H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    if (d >= 0) e = n ? H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0;
+    if (d >= 0) H5Dclose(d);
+    if (pl >= 0) H5Pclose(pl);
+    if (sp >= 0) H5Sclose(sp);
+    return e;
+}
+
+static herr_t put_strings(hid_t f, const char *name, char **s, hsize_t n)
+{
+    size_t w = 1;
+    for (hsize_t i = 0; i < n; i++)
+        if (strlen(s[i]) + 1 > w) w = strlen(s[i]) + 1;
+    char *buf = calloc(n ? n : 1, w);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    herr_t e = -1;
+    if (buf && t >= 0 && H5Tset_size(t, w) >= 0 && H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0 &&
+        H5Tset_cset(t, H5T_CSET_UTF8) >= 0) {
+        for (hsize_t i = 0; i < n; i++) memcpy(buf + i * w, s[i], strlen(s[i]));
+        e = put(f, name, t, t, buf, n);
+    }
+    if (t >= 0) H5Tclose(t);
+    free(buf);
+    return e;
+}
+
+sv_rc sv_features_write(const sv_config *c, const sv_plan *pl, const char *out_dir, const int *ok)
+{
+    const int nd = pl->n_ds, np = pl->n_saes * nd;
+    int nq = 0;
+    for (int p = 0; p < np; p++) nq += ok[p] != 0;
+    int64_t *off = calloc((size_t)nq + 1, sizeof *off);
+    char **sid = calloc((size_t)nq + 1, sizeof *sid), **sds = calloc((size_t)nq + 1, sizeof *sds);
+    cJSON **fm = calloc((size_t)nq + 1, sizeof *fm);
+    double *col = NULL;
+    int64_t *cnt = NULL;
+    sv_rc rc = (!off || !sid || !sds || !fm) ? sv_fail(SV_EINTERNAL, "out of memory writing feature_metrics.h5") : SV_OK;
+    /* Parse each complete pair's arrays once (the part resume and merge skip). */
+    for (int p = 0, q = 0; p < np && rc == SV_OK; p++) {
+        if (!ok[p]) continue;
+        sid[q] = pl->ids[p / nd];
+        sds[q] = c->datasets[p % nd].name;
+        char *path = sv_pair_path(out_dir, sid[q], sds[q]), *text = NULL;
+        size_t n = 0;
+        rc = path ? sv_read_file(path, &text, &n) : SV_EINTERNAL;
+        cJSON *root = rc == SV_OK ? cJSON_ParseWithLength(text, n) : NULL;
+        free(text);
+        if (rc == SV_OK && !root) rc = sv_fail(SV_EINPUT, "%s: not valid JSON", path);
+        if (rc == SV_OK) {
+            fm[q] = cJSON_DetachItemFromObjectCaseSensitive(root, "feature_metrics");
+            const cJSON *fc = cJSON_GetObjectItemCaseSensitive(fm[q], "firing_counts");
+            if (!cJSON_IsArray(fc)) rc = sv_fail(SV_EINPUT, "%s: field 'feature_metrics.firing_counts': not an array", path);
+            else off[q + 1] = off[q] + cJSON_GetArraySize(fc);
+        }
+        cJSON_Delete(root);
+        free(path);
+        q++;
+    }
+    const hsize_t total = (hsize_t)off[nq];
+    if (rc == SV_OK) {
+        col = malloc((total ? total : 1) * sizeof *col);
+        cnt = malloc((total ? total : 1) * sizeof *cnt);
+        if (!col || !cnt) rc = sv_fail(SV_EINTERNAL, "out of memory writing feature_metrics.h5");
+    }
+    char *path = sv_path_join(out_dir, "feature_metrics.h5"), *tmp = path ? sv_tmp_path(path) : NULL;
+    if (rc == SV_OK && !tmp) rc = SV_EINTERNAL;
+    hid_t f = -1;
+    if (rc == SV_OK && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        rc = sv_fail(SV_EINTERNAL, "%s: cannot create", tmp);
+    if (rc == SV_OK) {
+        hid_t ocpl = H5Pcreate(H5P_GROUP_CREATE);
+        hid_t g = ocpl >= 0 && H5Pset_obj_track_times(ocpl, 0) >= 0 ? H5Gcreate2(f, "pairs", H5P_DEFAULT, ocpl, H5P_DEFAULT) : -1;
+        herr_t e = g < 0 ? -1 : 0;
+        if (e >= 0) e = put_strings(g, "sae_id", sid, (hsize_t)nq);
+        if (e >= 0) e = put_strings(g, "dataset", sds, (hsize_t)nq);
+        if (e >= 0) e = put(g, "offset", H5T_STD_I64LE, H5T_NATIVE_INT64, off, (hsize_t)nq + 1);
+        if (g >= 0) H5Gclose(g);
+        if (ocpl >= 0) H5Pclose(ocpl);
+        for (int k = 0; k < N_COLS && e >= 0; k++) {
+            for (int q = 0; q < nq; q++) {
+                const cJSON *a = cJSON_GetObjectItemCaseSensitive(fm[q], COLS[k]), *v = a ? a->child : NULL;
+                for (int64_t r = off[q]; r < off[q + 1]; r++) {
+                    double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+                    if (k == 0) cnt[r] = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+                    else col[r] = x;
+                    if (v) v = v->next;
+                }
+            }
+            e = k == 0 ? put(f, COLS[k], H5T_STD_I64LE, H5T_NATIVE_INT64, cnt, total)
+                       : put(f, COLS[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, col, total);
+        }
+        if (H5Fclose(f) < 0) e = -1;
+        if (e < 0) {
+            remove(tmp);
+            rc = sv_fail(SV_EINTERNAL, "%s: write: HDF5 error", path);
+        } else {
+            rc = sv_tmp_commit(tmp, path);
+        }
+    }
+    for (int q = 0; q < nq; q++) cJSON_Delete(fm[q]);
+    free(fm); free(sid); free(sds); free(off); free(col); free(cnt); free(path); free(tmp);
+    return rc;
+}
