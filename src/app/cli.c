@@ -18,6 +18,7 @@
 #include "saeval/run.h"
 #include "saeval/synth.h"
 #include "plancmd.h"
+#include "bench_scale.h"
 
 static const char *usage_main =
     "usage: saeval <command> [options]\n"
@@ -79,7 +80,7 @@ static const char *usage_synth =
     "DIR/config.json. Then: mpirun -np 2 saeval run DIR/config.json\n";
 
 static const char *usage_bench =
-    "usage: mpirun -np N saeval bench [--repeat R] [--quick] [--dir TMP] [--keep]\n"
+    "usage: mpirun -np N saeval bench [--repeat R] [--quick] [--dir TMP] [--keep] [--scale]\n"
     "\n"
     "Generates stores and SAEs in a temporary directory and reports the evaluator's\n"
     "speed as ratios to limits measured in the same run: the encoder GEMMs alone\n"
@@ -90,7 +91,12 @@ static const char *usage_bench =
     "below its weights plus one block of pre-activations. Medians over R runs (3).\n"
     "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
     "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
-    "  --keep    keep the generated data\n";
+    "  --keep    keep the generated data\n"
+    "  --scale   instead: a sweep of 200 SAEs (d_in 512, d_sae 2048/4096, four\n"
+    "            architectures) x 4 stores of 8192 tokens under a budget that needs\n"
+    "            several passes: wall time, peak RSS per rank vs budget, summary sizes,\n"
+    "            no-op rerun and merge times; then a d_sae 131072 SAE with geometry\n"
+    "            (with --quick: 24 small SAEs and a d_sae 16384 SAE)\n";
 
 static const char *usage_info =
     "usage: saeval info PATH\n"
@@ -241,12 +247,18 @@ static int cmd_bench(int argc, char **argv)
     sv_bench_opts o;
     memset(&o, 0, sizeof o);
     o.repeat = 3;
+    int scale = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) o.repeat = atoi(argv[++i]);
         else if (strcmp(argv[i], "--quick") == 0) o.quick = 1;
         else if (strcmp(argv[i], "--keep") == 0) o.keep = 1;
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) o.dir = argv[++i];
+        else if (strcmp(argv[i], "--scale") == 0) scale = 1;
         else return usage_error(usage_bench, "bench: unknown option");
+    }
+    if (scale) { /* the issue-15 sweep: src/app/bench_scale.c */
+        sv_fwd_set_threads_default(MPI_COMM_WORLD);
+        return sv_bench_scale(o.dir ? o.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", o.quick, o.keep, MPI_COMM_WORLD);
     }
     if (o.repeat < 1 || o.repeat > 15) return usage_error(usage_bench, "bench: --repeat takes 1..15");
     sv_fwd_set_threads_default(MPI_COMM_WORLD);
