@@ -110,6 +110,16 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     return weights + work + acc;
 }
 
+uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
+{
+    /* gram_pass in geometry.c: a normalized copy of W [d_sae][d_in], one
+     * 1024-row block of the Gram matrix [1024][d_sae], per-thread row and
+     * column maxima, block sums; plus the two per-latent results. */
+    const uint64_t rs = precision == 64 ? 8 : 4, d = (uint64_t)c->d_in, m = (uint64_t)c->d_sae, B = 1024;
+    const uint64_t T = (uint64_t)sv_fwd_get_threads();
+    return rs * m * d + rs * B * m + 2 * 8 * T * m + 2 * 8 * ((m + B - 1) / B) * 2 + 2 * 8 * B + 2 * 8 * m;
+}
+
 static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
 
 /* Shards: longest pair first onto the least loaded shard. Depends on
@@ -270,10 +280,21 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
 {
     const int ns = pl->n_saes, nd = pl->n_ds;
     pl->budget = c->memory_budget_mb > 0 ? (uint64_t)c->memory_budget_mb << 20 : sv_env_default_budget(comm);
+    pl->geometry = c->geometry;
     int64_t block = c->block_tokens;
-    for (int i = 0; i < ns; i++)
-        while (!pl->sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) > pl->budget)
+    for (int i = 0; i < ns; i++) {
+        /* The geometry of an SAE is computed while it is loaded, so both must fit. */
+        const uint64_t g = c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0;
+        while (!pl->sae_err[i] && block > SV_GEMM_ROWS &&
+               sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) + g > pl->budget)
             block -= SV_GEMM_ROWS;
+    }
+    for (int i = 0; i < ns; i++) { /* what no budget can go below */
+        if (pl->sae_err[i]) continue;
+        uint64_t f = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) +
+                     (c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0);
+        if (f > pl->floor_bytes) { pl->floor_bytes = f; pl->floor_sae = i; }
+    }
     pl->block_rows = block;
     pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
     pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
@@ -285,8 +306,10 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
 void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass, int *pass_of, uint64_t *max_pass_bytes)
 {
     const int ns = pl->n_saes, nd = pl->n_ds;
+    /* A pass holds its SAEs, and while the next one loads, the geometry
+     * workspace of one SAE (the largest of the pass, reserved). */
     for (int j = 0; j < nd; j++) {
-        uint64_t used = 0;
+        uint64_t used = 0, geo = 0;
         int in = 0;
         n_pass[j] = 0;
         if (max_pass_bytes) max_pass_bytes[j] = 0;
@@ -294,12 +317,17 @@ void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass
             pass_of[i * nd + j] = 0;
             if (!todo[i * nd + j]) continue;
             uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], precision, pl->block_rows);
-            if (in > 0 && used + b > pl->budget) { used = 0; in = 0; }
+            int first = 1; /* geometry is computed in the SAE's first pass only */
+            for (int jj = 0; jj < j && first; jj++) first = !todo[i * nd + jj];
+            uint64_t g = pl->geometry && first ? sv_geometry_mem_bytes(&pl->cfg[i], precision) : 0;
+            uint64_t g2 = g > geo ? g : geo;
+            if (in > 0 && used + b + g2 > pl->budget) { used = 0; in = 0; geo = 0; g2 = g; }
             if (in == 0) n_pass[j]++;
             used += b;
+            geo = g2;
             in++;
             pass_of[i * nd + j] = n_pass[j];
-            if (max_pass_bytes && used > max_pass_bytes[j]) max_pass_bytes[j] = used;
+            if (max_pass_bytes && used + geo > max_pass_bytes[j]) max_pass_bytes[j] = used + geo;
         }
     }
 }

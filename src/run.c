@@ -513,6 +513,15 @@ static void announce(sv_runner *r)
         skipped += pl->in_shard[p] && !pl->todo[p] && !pl->pair_err[p];
     }
     if (r->log) sv_env_log_header(r->log, r->config_path, r->opts->shard, pl->n_shards, r->P, pl->block_rows, pl->budget);
+    if (pl->floor_bytes > pl->budget) { /* say so rather than pretend */
+        char msg[512];
+        snprintf(msg, sizeof msg, "memory budget %llu MB per rank is below what SAE %s needs on its own (%llu MB with "
+                 "%lld-row blocks%s): it runs with that", (unsigned long long)(pl->budget >> 20), pl->ids[pl->floor_sae],
+                 (unsigned long long)((pl->floor_bytes + (1 << 20) - 1) >> 20), (long long)pl->block_rows,
+                 pl->geometry ? " and its geometry" : "");
+        fprintf(stderr, "[saeval] warning: %s\n", msg);
+        if (r->log) fprintf(r->log, "warning: %s\n", msg);
+    }
     if (!r->opts->quiet) {
         printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
                "%d already complete, output %s\n",

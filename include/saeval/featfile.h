@@ -2,6 +2,8 @@
  * pair of a sweep in one columnar HDF5 file, so that h5py/pandas read them
  * without parsing JSON:
  *   /pairs/sae_id, /pairs/dataset   fixed-length strings [n_pairs]
+ *   /pairs/input_hash               uint64 [n_pairs]: each result's input_hash (a
+ *                                   merge leaves a file that holds these pairs as it is)
  *   /pairs/offset                   int64 [n_pairs + 1]: pair q's latents are
  *                                   rows offset[q] .. offset[q+1]-1 of every array
  *   /firing_counts                  int64 [total latents]

@@ -31,6 +31,9 @@ typedef struct {
     /* Packing, computed once: block rows after the memory budget, and per
      * dataset the passes over its store (SAEs that fit the budget together). */
     uint64_t budget;       /* bytes per rank */
+    int geometry;          /* the config computes the weight geometry */
+    uint64_t floor_bytes;  /* the largest single SAE (with its geometry): a budget below it is exceeded */
+    int floor_sae;
     int64_t block_rows;
     int *n_pass;           /* [n_ds] */
     int *pass_of;          /* [pair]: 1-based pass of a todo pair, 0 otherwise */
@@ -54,6 +57,10 @@ void sv_plan_shards(const double *cost, int np, int n_shards, int *shard_of, int
  * (1-based, 0 when not in todo), max_pass_bytes [n_ds] (optional): the
  * largest estimate of one pass. */
 void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass, int *pass_of, uint64_t *max_pass_bytes);
+
+/* Bytes the weight geometry of an SAE needs while it is computed (on top
+ * of the SAEs loaded with it). */
+uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision);
 
 /* Hex form of a hash (17 bytes with the NUL). */
 void sv_hash_hex(uint64_t h, char out[17]);

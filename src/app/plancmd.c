@@ -54,6 +54,9 @@ static sv_rc report(FILE *out, const sv_config *c, const sv_plan *pl, int n_shar
                  "OpenBLAS); block rows %lld; largest SAE %.1f MB (%s)\n",
             mb(pl->budget), SV_RUNTIME_ALLOWANCE_MB, (long long)pl->block_rows, mb(biggest), big_i >= 0 ? pl->ids[big_i] : "-");
 
+    if (pl->floor_bytes > pl->budget)
+        fprintf(out, "warning: the budget is below what SAE %s needs on its own (%.1f MB with its geometry "
+                     "workspace): that SAE will exceed it\n", pl->ids[pl->floor_sae], mb(pl->floor_bytes));
     /* Whole sweep as one job (shard 0 of 1). */
     sv_plan_pack(pl, c->precision, pl->todo, n_pass, pass_of, maxb);
     for (int j = 0; j < nd; j++) {
