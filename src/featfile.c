@@ -143,8 +143,10 @@ sv_rc sv_features_write(const sv_config *c, const sv_plan *pl, const char *out_d
         if (!col || !cnt) rc = sv_fail(SV_EINTERNAL, "out of memory writing feature_metrics.h5");
     }
     hid_t f = -1;
-    if (rc == SV_OK && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+    if (rc == SV_OK && (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
+        remove(tmp); /* nothing half-written stays behind */
         rc = sv_fail(SV_EINTERNAL, "%s: cannot create", tmp);
+    }
     if (rc == SV_OK) {
         hid_t ocpl = H5Pcreate(H5P_GROUP_CREATE);
         hid_t g = ocpl >= 0 && H5Pset_obj_track_times(ocpl, 0) >= 0 ? H5Gcreate2(f, "pairs", H5P_DEFAULT, ocpl, H5P_DEFAULT) : -1;
