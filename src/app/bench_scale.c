@@ -172,12 +172,12 @@ static sv_rc timed(const char *what, const char *cfg, int force, MPI_Comm comm, 
     return rc;
 }
 
-int sv_bench_scale(const char *tmpdir, int quick, int keep, MPI_Comm comm)
+int sv_bench_scale(const char *tmpdir, int quick, int keep, int n_saes, MPI_Comm comm)
 {
     int rank, P;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
-    const int S = quick ? 24 : 200, ND = 4;
+    const int S = n_saes > 0 ? n_saes : quick ? 24 : 200, ND = 4;
     const int64_t D = quick ? 128 : 512, M0 = quick ? 512 : 2048, NT = quick ? 2048 : 8192;
     char dir[4096] = "", p[4200], cfg[4200], out[4200];
     sv_rc rc = SV_OK;

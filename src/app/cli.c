@@ -96,7 +96,8 @@ static const char *usage_bench =
     "            architectures) x 4 stores of 8192 tokens under a budget that needs\n"
     "            several passes: wall time, peak RSS per rank vs budget, summary sizes,\n"
     "            no-op rerun and merge times; then a d_sae 131072 SAE with geometry\n"
-    "            (with --quick: 24 small SAEs and a d_sae 16384 SAE)\n";
+    "            (with --quick: 24 small SAEs and a d_sae 16384 SAE)\n"
+    "  --saes N  with --scale: N SAEs instead (4N pairs)\n";
 
 static const char *usage_info =
     "usage: saeval info PATH\n"
@@ -247,18 +248,22 @@ static int cmd_bench(int argc, char **argv)
     sv_bench_opts o;
     memset(&o, 0, sizeof o);
     o.repeat = 3;
-    int scale = 0;
+    int scale = 0, n_saes = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) o.repeat = atoi(argv[++i]);
         else if (strcmp(argv[i], "--quick") == 0) o.quick = 1;
         else if (strcmp(argv[i], "--keep") == 0) o.keep = 1;
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) o.dir = argv[++i];
         else if (strcmp(argv[i], "--scale") == 0) scale = 1;
+        else if (strcmp(argv[i], "--saes") == 0 && i + 1 < argc) {
+            n_saes = atoi(argv[++i]);
+            if (n_saes < 1 || n_saes > 5000) return usage_error(usage_bench, "bench: --saes takes 1..5000");
+        }
         else return usage_error(usage_bench, "bench: unknown option");
     }
     if (scale) { /* the issue-15 sweep: src/app/bench_scale.c */
         sv_fwd_set_threads_default(MPI_COMM_WORLD);
-        return sv_bench_scale(o.dir ? o.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", o.quick, o.keep, MPI_COMM_WORLD);
+        return sv_bench_scale(o.dir ? o.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", o.quick, o.keep, n_saes, MPI_COMM_WORLD);
     }
     if (o.repeat < 1 || o.repeat > 15) return usage_error(usage_bench, "bench: --repeat takes 1..15");
     sv_fwd_set_threads_default(MPI_COMM_WORLD);
