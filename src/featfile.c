@@ -99,12 +99,11 @@ sv_rc sv_features_write(const sv_config *c, const sv_plan *pl, const char *out_d
     for (int p = 0; p < np; p++) nq += ok[p] != 0;
     int64_t *off = calloc((size_t)nq + 1, sizeof *off);
     char **sid = calloc((size_t)nq + 1, sizeof *sid), **sds = calloc((size_t)nq + 1, sizeof *sds);
-    cJSON **fm = calloc((size_t)nq + 1, sizeof *fm);
     uint64_t *hash = calloc((size_t)nq + 1, sizeof *hash);
     double *col = NULL;
     int64_t *cnt = NULL;
     char *path = sv_path_join(out_dir, "feature_metrics.h5"), *tmp = path ? sv_tmp_path(path) : NULL;
-    sv_rc rc = (!off || !sid || !sds || !fm || !hash || !tmp) ? sv_fail(SV_EINTERNAL, "out of memory writing feature_metrics.h5") : SV_OK;
+    sv_rc rc = (!off || !sid || !sds || !hash || !tmp) ? sv_fail(SV_EINTERNAL, "out of memory writing feature_metrics.h5") : SV_OK;
     for (int p = 0, q = 0; p < np && rc == SV_OK; p++)
         if (ok[p]) {
             sid[q] = pl->ids[p / nd];
@@ -115,31 +114,18 @@ sv_rc sv_features_write(const sv_config *c, const sv_plan *pl, const char *out_d
         if (rc == SV_OK && up_to_date(path, nq, sid, sds, hash)) nq = -1;
     } H5E_END_TRY;
     if (nq < 0) goto out;
-    /* Parse each complete pair's arrays once (the part resume and merge skip). */
-    for (int p = 0, q = 0; p < np && rc == SV_OK; p++) {
-        if (!ok[p]) continue;
-        sid[q] = pl->ids[p / nd];
-        sds[q] = c->datasets[p % nd].name;
-        char *path = sv_pair_path(out_dir, sid[q], sds[q]), *text = NULL;
-        size_t n = 0;
-        rc = path ? sv_read_file(path, &text, &n) : SV_EINTERNAL;
-        cJSON *root = rc == SV_OK ? cJSON_ParseWithLength(text, n) : NULL;
-        free(text);
-        if (rc == SV_OK && !root) rc = sv_fail(SV_EINPUT, "%s: not valid JSON", path);
-        if (rc == SV_OK) {
-            fm[q] = cJSON_DetachItemFromObjectCaseSensitive(root, "feature_metrics");
-            const cJSON *fc = cJSON_GetObjectItemCaseSensitive(fm[q], "firing_counts");
-            if (!cJSON_IsArray(fc)) rc = sv_fail(SV_EINPUT, "%s: field 'feature_metrics.firing_counts': not an array", path);
-            else off[q + 1] = off[q] + cJSON_GetArraySize(fc);
-        }
-        cJSON_Delete(root);
-        free(path);
-        q++;
-    }
+    /* Offsets from the plan (d_sae of each SAE); each pair's file is then
+     * parsed on its own and its rows written in place, so memory holds one
+     * pair's arrays at a time, never the sweep's. */
+    for (int p = 0, q = 0; p < np && rc == SV_OK; p++)
+        if (ok[p]) { off[q + 1] = off[q] + pl->cfg[p / nd].d_sae; q++; }
     const hsize_t total = (hsize_t)off[nq];
+    int64_t wmax = 1;
+    for (int q = 0; q < nq; q++)
+        if (off[q + 1] - off[q] > wmax) wmax = off[q + 1] - off[q];
     if (rc == SV_OK) {
-        col = malloc((total ? total : 1) * sizeof *col);
-        cnt = malloc((total ? total : 1) * sizeof *cnt);
+        col = malloc((size_t)wmax * sizeof *col);
+        cnt = malloc((size_t)wmax * sizeof *cnt);
         if (!col || !cnt) rc = sv_fail(SV_EINTERNAL, "out of memory writing feature_metrics.h5");
     }
     hid_t f = -1;
@@ -157,29 +143,58 @@ sv_rc sv_features_write(const sv_config *c, const sv_plan *pl, const char *out_d
         if (e >= 0) e = put(g, "input_hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, hash, (hsize_t)nq);
         if (g >= 0) H5Gclose(g);
         if (ocpl >= 0) H5Pclose(ocpl);
-        for (int k = 0; k < N_COLS && e >= 0; k++) {
-            for (int q = 0; q < nq; q++) {
-                const cJSON *a = cJSON_GetObjectItemCaseSensitive(fm[q], COLS[k]), *v = a ? a->child : NULL;
-                for (int64_t r = off[q]; r < off[q + 1]; r++) {
-                    double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        hid_t ds[N_COLS], fsp = H5Screate_simple(1, &total, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        if (fsp < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) e = -1;
+        for (int k = 0; k < N_COLS; k++)
+            ds[k] = e < 0 ? -1 : H5Dcreate2(f, COLS[k], k == 0 ? H5T_STD_I64LE : H5T_IEEE_F64LE, fsp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        for (int k = 0; k < N_COLS; k++)
+            if (ds[k] < 0) e = -1;
+        for (int p = 0, q = 0; p < np && e >= 0 && rc == SV_OK; p++) {
+            if (!ok[p]) continue;
+            const int64_t w = off[q + 1] - off[q];
+            char *pp = sv_pair_path(out_dir, sid[q], sds[q]), *text = NULL;
+            size_t n = 0;
+            rc = pp ? sv_read_file(pp, &text, &n) : SV_EINTERNAL;
+            cJSON *root = rc == SV_OK ? cJSON_ParseWithLength(text, n) : NULL;
+            free(text);
+            if (rc == SV_OK && !root) rc = sv_fail(SV_EINPUT, "%s: not valid JSON", pp);
+            const cJSON *fmo = cJSON_GetObjectItemCaseSensitive(root, "feature_metrics");
+            const cJSON *fc = cJSON_GetObjectItemCaseSensitive(fmo, "firing_counts");
+            if (rc == SV_OK && !(cJSON_IsArray(fc) && cJSON_GetArraySize(fc) == w))
+                rc = sv_fail(SV_EINPUT, "%s: field 'feature_metrics.firing_counts': not an array of d_sae (%lld) numbers", pp,
+                             (long long)w);
+            hsize_t start = (hsize_t)off[q], count = (hsize_t)w;
+            hid_t msp = H5Screate_simple(1, &count, NULL);
+            if (msp < 0 || H5Sselect_hyperslab(fsp, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0) e = -1;
+            for (int k = 0; k < N_COLS && rc == SV_OK && e >= 0; k++) {
+                const cJSON *a = cJSON_GetObjectItemCaseSensitive(fmo, COLS[k]), *v = a ? a->child : NULL;
+                for (int64_t r = 0; r < w; r++) {
                     if (k == 0) cnt[r] = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
-                    else col[r] = x;
+                    else col[r] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
                     if (v) v = v->next;
                 }
+                if (w > 0 && H5Dwrite(ds[k], k == 0 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, msp, fsp, H5P_DEFAULT,
+                                      k == 0 ? (const void *)cnt : (const void *)col) < 0)
+                    e = -1;
             }
-            e = k == 0 ? put(f, COLS[k], H5T_STD_I64LE, H5T_NATIVE_INT64, cnt, total)
-                       : put(f, COLS[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, col, total);
+            if (msp >= 0) H5Sclose(msp);
+            cJSON_Delete(root);
+            free(pp);
+            q++;
         }
+        for (int k = 0; k < N_COLS; k++)
+            if (ds[k] >= 0) H5Dclose(ds[k]);
+        if (fsp >= 0) H5Sclose(fsp);
+        if (dcpl >= 0) H5Pclose(dcpl);
         if (H5Fclose(f) < 0) e = -1;
-        if (e < 0) {
+        if (e < 0 || rc != SV_OK) {
             remove(tmp);
-            rc = sv_fail(SV_EINTERNAL, "%s: write: HDF5 error", path);
+            if (rc == SV_OK) rc = sv_fail(SV_EINTERNAL, "%s: write: HDF5 error", path);
         } else {
             rc = sv_tmp_commit(tmp, path);
         }
     }
 out:
-    for (int q = 0; q < nq; q++) cJSON_Delete(fm[q]);
-    free(fm); free(hash); free(sid); free(sds); free(off); free(col); free(cnt); free(path); free(tmp);
+    free(hash); free(sid); free(sds); free(off); free(col); free(cnt); free(path); free(tmp);
     return rc;
 }
