@@ -58,7 +58,9 @@
 
 # --- Sweep layout -------------------------------------------------------------
 # Default shard count and array throttle for submit.sh (its arguments win).
-: "${SAEVAL_SHARDS:=8}"
+# "auto": the array size `saeval plan CONFIG` suggests (run here, on the
+# submitting node: it reads configs and store headers only).
+: "${SAEVAL_SHARDS:=auto}"
 : "${SAEVAL_MAX_PARALLEL:=4}"
 # Results directory (empty: the config's output_dir).
 : "${SAEVAL_OUTPUT_DIR:=}"

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Submit a saeval sweep to Slurm.
 #
-#   jobs/submit.sh CONFIG [N_SHARDS] [MAX_PARALLEL]
-#       a job array of N_SHARDS tasks (shard i of N each, at most MAX_PARALLEL
+#   jobs/submit.sh CONFIG [N_SHARDS|auto] [MAX_PARALLEL]
+#       a job array of N_SHARDS tasks (auto, the default: the size
+#       `saeval plan CONFIG` suggests) (shard i of N each, at most MAX_PARALLEL
 #       running at once) and a merge job that runs after the whole array
 #   jobs/submit.sh --sweep CONFIG
 #       one MPI job over the whole config (jobs/sweep.sbatch)
@@ -30,7 +31,7 @@ export SAEVAL_JOBS_DIR=$JOBS_DIR
 . "$JOBS_DIR/site.sh"
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -50,6 +51,15 @@ if [ $# -lt 1 ] || [ $# -gt 3 ]; then usage; fi
 [ -f "$1" ] || { echo "submit.sh: config not found: $1" >&2; exit 2; }
 CONFIG=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 N_SHARDS=${2:-$SAEVAL_SHARDS}
+if [ "$MODE" = array ] && [ "$N_SHARDS" = auto ]; then
+    # The plan's suggestion: more shards than that cannot shorten the longest one.
+    plan_out=$("$SAEVAL_BIN" plan "$CONFIG" --ranks "$SAEVAL_RANKS" ${SAEVAL_OUTPUT_DIR:+--output-dir "$SAEVAL_OUTPUT_DIR"}) ||
+        { echo "submit.sh: saeval plan $CONFIG failed; give N_SHARDS" >&2; exit 2; }
+    echo "$plan_out" | grep -v '^SAEVAL_SUGGESTED_SHARDS=' >&2
+    N_SHARDS=$(echo "$plan_out" | sed -n 's/^SAEVAL_SUGGESTED_SHARDS=//p')
+elif [ "$N_SHARDS" = auto ]; then
+    N_SHARDS=1
+fi
 MAX_PARALLEL=${3:-$SAEVAL_MAX_PARALLEL}
 for v in N_SHARDS MAX_PARALLEL SAEVAL_RANKS SAEVAL_SWEEP_RANKS SAEVAL_THREADS SAEVAL_SIGNAL_SECS; do
     case "${!v}" in

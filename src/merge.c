@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "saeval/csv.h"
+#include "saeval/featmetrics.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
 #include "saeval/json.h"
@@ -236,8 +237,15 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
         size_t len = 0;
         if (!path || !note) { free(path); free(note); rc = SV_EINTERNAL; break; }
         const char *status = "missing";
-        if (!pl->pair_err[p] && sv_result_hash(path) == pl->pair_hash[p] &&
-            sv_read_file(path, &text, &len) == SV_OK && (objs[p] = cJSON_ParseWithLength(text, len))) {
+        /* Only the scalar head of each result file is read and parsed: the
+         * per-latent arrays are the bulk of the bytes and no summary needs them. */
+        if (!pl->pair_err[p] && sv_result_head(path, &text, &len) == SV_OK &&
+            sv_result_head_hash(text, len, &objs[p]) != pl->pair_hash[p]) {
+            cJSON_Delete(objs[p]);
+            objs[p] = NULL;
+        }
+        sv_clear_error();
+        if (objs[p]) {
             status = "ok";
             counts->complete++;
         } else {
@@ -287,6 +295,12 @@ sv_rc sv_merge(const sv_config *c, const sv_plan *pl, const char *out_dir, FILE 
         free(pj); free(pc);
     }
     if (rc == SV_OK) rc = write_generalization(c, pl, out_dir, objs);
+    if (rc == SV_OK) { /* the per-latent arrays, columnar */
+        int *ok = sv_calloc((size_t)np + 1, sizeof *ok);
+        for (int p = 0; ok && p < np; p++) ok[p] = objs[p] != NULL;
+        rc = ok ? sv_feature_metrics_write(c, pl, out_dir, ok) : SV_EINTERNAL;
+        free(ok);
+    }
     if (rc == SV_OK && table) print_table(table, c, pl, objs);
     for (int p = 0; p < np; p++) cJSON_Delete(objs[p]);
     free(objs);

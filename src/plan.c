@@ -21,6 +21,7 @@
 #include "saeval/format.h"
 #include "saeval/fsutil.h"
 #include "saeval/metrics.h"
+#include "saeval/results.h"
 
 /* FNV-1a, 64 bits: identifies inputs, not a defence against tampering. */
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -110,20 +111,28 @@ int sv_plan_inputs_changed(const sv_plan *pl, const sv_config *c, int p, char *w
 
 uint64_t sv_result_hash(const char *path)
 {
-    char *text = NULL;
+    char *head = NULL;
     size_t n = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    fclose(fp);
-    if (sv_read_file(path, &text, &n) != SV_OK) return 0;
-    cJSON *root = cJSON_ParseWithLength(text, n);
-    free(text);
+    if (sv_result_head(path, &head, &n) != SV_OK) {
+        sv_clear_error(); /* absent or incomplete: the pair is to do */
+        return 0;
+    }
+    uint64_t h = sv_result_head_hash(head, n, NULL);
+    free(head);
+    return h;
+}
+
+uint64_t sv_result_head_hash(const char *head, size_t n, cJSON **obj)
+{
+    cJSON *root = cJSON_ParseWithLength(head, n);
     uint64_t h = 0;
     const cJSON *hs = cJSON_GetObjectItemCaseSensitive(root, "input_hash");
-    if (cJSON_IsString(hs) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics")) &&
-        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "feature_metrics")))
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
+    if (cJSON_IsString(hs) && cJSON_IsString(st) && strcmp(st->valuestring, "ok") == 0 &&
+        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics")))
         h = strtoull(hs->valuestring, NULL, 16);
-    cJSON_Delete(root);
+    if (obj && h) *obj = root;
+    else cJSON_Delete(root);
     return h;
 }
 
@@ -146,7 +155,38 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     return weights + work + acc;
 }
 
+uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
+{
+    /* gram_pass in geometry.c: a normalized copy of W [d_sae][d_in], one
+     * 1024-row block of the Gram matrix [1024][d_sae], per-thread row and
+     * column maxima, block sums; plus the two per-latent results. */
+    const uint64_t rs = precision == 64 ? 8 : 4, d = (uint64_t)c->d_in, m = (uint64_t)c->d_sae, B = 1024;
+    const uint64_t T = (uint64_t)sv_fwd_get_threads();
+    return rs * m * d + rs * B * m + 2 * 8 * T * m + 2 * 8 * ((m + B - 1) / B) * 2 + 2 * 8 * B + 2 * 8 * m;
+}
+
 static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
+
+/* Shards: longest pair first onto the least loaded shard. Depends on
+ * nothing but the config and the inputs' sizes, so every task of a job
+ * array (and every rerun) agrees on its share. */
+void sv_plan_shards(const double *cost, int np, int n_shards, int *shard_of, int *order, double *load)
+{
+    for (int s = 0; s < n_shards; s++) load[s] = 0;
+    for (int p = 0; p < np; p++) order[p] = p;
+    for (int a = 1; a < np; a++) { /* insertion sort: cost desc, index asc */
+        int v = order[a], b = a - 1;
+        while (b >= 0 && cost[order[b]] < cost[v]) { order[b + 1] = order[b]; b--; }
+        order[b + 1] = v;
+    }
+    for (int q = 0; q < np; q++) {
+        int best = 0;
+        for (int s = 1; s < n_shards; s++)
+            if (load[s] < load[best]) best = s;
+        load[best] += cost[order[q]] > 0 ? cost[order[q]] : 1;
+        shard_of[order[q]] = best;
+    }
+}
 
 static sv_rc set_err(char **slot, const char *msg)
 {
@@ -189,12 +229,13 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     pl->pair_hash = sv_calloc((size_t)np, sizeof *pl->pair_hash);
     pl->in_shard = sv_calloc((size_t)np, sizeof *pl->in_shard);
     pl->todo = sv_calloc((size_t)np, sizeof *pl->todo);
+    pl->shard_of = sv_calloc((size_t)np, sizeof *pl->shard_of);
     char **paths = sv_calloc((size_t)ns, sizeof *paths);
-    double *cost = sv_calloc((size_t)np, sizeof *cost), *load = sv_calloc((size_t)n_shards, sizeof *load);
+    double *cost = pl->cost = sv_calloc((size_t)np, sizeof *cost), *load = sv_calloc((size_t)n_shards, sizeof *load);
     int *order = sv_calloc((size_t)np, sizeof *order);
     sv_rc rc = SV_OK;
     if (!pl->ids || !pl->cfg || !pl->sae_err || !pl->sae_hash || !pl->stores || !pl->ds_err || !pl->ds_hash ||
-        !pl->ds_model_bytes || !pl->ds_stream_bytes ||
+        !pl->ds_model_bytes || !pl->ds_stream_bytes || !pl->shard_of ||
         !pl->pair_err || !pl->pair_hash || !pl->in_shard || !pl->todo || !paths || !cost || !load || !order)
         rc = SV_EINTERNAL;
     if (rc == SV_OK) {
@@ -291,22 +332,8 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     }
     if (rc != SV_OK) goto out;
 
-    /* Shards: longest pair first onto the least loaded shard. Depends on
-     * nothing but the config and the inputs' sizes, so every task of a job
-     * array (and every rerun) agrees on its share. */
-    for (int p = 0; p < np; p++) order[p] = p;
-    for (int a = 1; a < np; a++) { /* insertion sort: cost desc, index asc */
-        int v = order[a], b = a - 1;
-        while (b >= 0 && cost[order[b]] < cost[v]) { order[b + 1] = order[b]; b--; }
-        order[b + 1] = v;
-    }
-    for (int q = 0; q < np; q++) {
-        int best = 0;
-        for (int s = 1; s < n_shards; s++)
-            if (load[s] < load[best]) best = s;
-        load[best] += cost[order[q]] > 0 ? cost[order[q]] : 1;
-        pl->in_shard[order[q]] = best == shard;
-    }
+    sv_plan_shards(cost, np, n_shards, pl->shard_of, order, load);
+    for (int p = 0; p < np; p++) pl->in_shard[p] = pl->shard_of[p] == shard;
 
     /* Resume: rank 0 looks at the result files once and tells everyone. */
     if (rank == 0) {
@@ -322,7 +349,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
     MPI_Bcast(pl->todo, np, MPI_INT, 0, comm);
     rc = pack_passes(pl, c, comm);
 out:
-    free(paths); free(cost); free(load); free(order);
+    free(paths); free(load); free(order);
     return rc;
 }
 
@@ -335,10 +362,21 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
 {
     const int ns = pl->n_saes, nd = pl->n_ds;
     pl->budget = c->memory_budget_mb > 0 ? (uint64_t)c->memory_budget_mb << 20 : sv_env_default_budget(comm);
+    pl->geometry = c->geometry;
     int64_t block = c->block_tokens;
-    for (int i = 0; i < ns; i++)
-        while (!pl->sae_err[i] && block > SV_GEMM_ROWS && sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) > pl->budget)
+    for (int i = 0; i < ns; i++) {
+        /* The geometry of an SAE is computed while it is loaded, so both must fit. */
+        const uint64_t g = c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0;
+        while (!pl->sae_err[i] && block > SV_GEMM_ROWS &&
+               sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) + g > pl->budget)
             block -= SV_GEMM_ROWS;
+    }
+    for (int i = 0; i < ns; i++) { /* what no budget can go below */
+        if (pl->sae_err[i]) continue;
+        uint64_t f = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) +
+                     (c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0);
+        if (f > pl->floor_bytes) { pl->floor_bytes = f; pl->floor_sae = i; }
+    }
     pl->block_rows = block;
     /* An SAE that does not fit even at the smallest block is refused now,
      * before any work, rather than killed by the OOM killer later. */
@@ -362,22 +400,39 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
     pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
     pl->pass_of = sv_calloc((size_t)ns * (size_t)nd + 1, sizeof *pl->pass_of);
     if (!pl->n_pass || !pl->pass_of) return SV_EINTERNAL;
+    sv_plan_pack(pl, c->precision, pl->todo, pl->n_pass, pl->pass_of, NULL);
+    return SV_OK;
+}
+
+void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass, int *pass_of, uint64_t *max_pass_bytes)
+{
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    /* A pass holds its SAEs, and while the next one loads, the geometry
+     * workspace of one SAE (the largest of the pass, reserved). */
     for (int j = 0; j < nd; j++) {
         /* A downstream model is loaded once per pass: its weights and fixed
          * workspace start every pass, each SAE adds its streams. */
-        uint64_t used = pl->ds_model_bytes[j];
+        uint64_t used = pl->ds_model_bytes[j], geo = 0;
         int in = 0;
+        n_pass[j] = 0;
+        if (max_pass_bytes) max_pass_bytes[j] = 0;
         for (int i = 0; i < ns; i++) {
-            if (!pl->todo[i * nd + j]) continue;
-            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) + pl->ds_stream_bytes[j];
-            if (in > 0 && used + b > pl->budget) { used = pl->ds_model_bytes[j]; in = 0; }
-            if (in == 0) pl->n_pass[j]++;
+            pass_of[i * nd + j] = 0;
+            if (!todo[i * nd + j]) continue;
+            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], precision, pl->block_rows) + pl->ds_stream_bytes[j];
+            int first = 1; /* geometry is computed in the SAE's first pass only */
+            for (int jj = 0; jj < j && first; jj++) first = !todo[i * nd + jj];
+            uint64_t g = pl->geometry && first ? sv_geometry_mem_bytes(&pl->cfg[i], precision) : 0;
+            uint64_t g2 = g > geo ? g : geo;
+            if (in > 0 && used + b + g2 > pl->budget) { used = pl->ds_model_bytes[j]; in = 0; geo = 0; g2 = g; }
+            if (in == 0) n_pass[j]++;
             used += b;
+            geo = g2;
             in++;
-            pl->pass_of[i * nd + j] = pl->n_pass[j];
+            pass_of[i * nd + j] = n_pass[j];
+            if (max_pass_bytes && used + geo > max_pass_bytes[j]) max_pass_bytes[j] = used + geo;
         }
     }
-    return SV_OK;
 }
 
 void sv_plan_free(sv_plan *pl)
@@ -394,6 +449,7 @@ void sv_plan_free(sv_plan *pl)
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
     free(pl->ds_err); free(pl->ds_hash); free(pl->ds_model_bytes); free(pl->ds_stream_bytes); free(pl->pair_err); free(pl->pair_hash);
     free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
+    free(pl->shard_of); free(pl->cost);
     memset(pl, 0, sizeof *pl);
 }
 

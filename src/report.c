@@ -339,7 +339,17 @@ static sv_rc sweep(const char *out_dir, const char *rdir, const char *pdir, cons
             sv_jw_init(&pw);
             char *feat = features_file(out_dir, id, ds);
             const char *slash = feat ? strrchr(feat, '/') : NULL;
-            sv_rep_pair_data(&pw, o, "all_eval_results.json", feat ? (slash ? slash + 1 : feat) : NULL);
+            /* The per-latent arrays live in the pair's own result file
+             * (all_eval_results.json holds scalars only); a pair file that
+             * is gone or unreadable leaves the page with its scalars. */
+            char *pf = sv_pair_path(out_dir, id, ds);
+            cJSON *full = NULL;
+            if (pf && load_json(pf, &full, 1) != SV_OK) sv_clear_error();
+            const char *src = full && pf ? strrchr(pf, '/') : NULL;
+            sv_rep_pair_data(&pw, full ? full : o, src ? src + 1 : "all_eval_results.json",
+                             feat ? (slash ? slash + 1 : feat) : NULL);
+            cJSON_Delete(full);
+            free(pf);
             free(feat);
             char *pp = sv_path_join(pdir, page);
             rc = pp ? sv_rep_write_page(pp, "saeval pair", "../", charts, &pw) : SV_EINTERNAL;

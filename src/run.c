@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "saeval/agree.h"
 #include "saeval/config.h"
@@ -472,6 +473,8 @@ typedef struct {
     sv_progress pg;
     int any_failed;
     sv_run_stats *stats;
+    uint64_t weight_bytes;  /* SAE file bytes loaded by this rank */
+    int weight_loads;
     /* Pair claims (rank 0): which pairs this run holds, and how many it left
      * to another run working on the same output directory. */
     char *claim_dir;
@@ -624,6 +627,15 @@ static void announce(sv_runner *r)
             }
         sv_env_log_gemm(r->log, r->cfg.precision, flops, k);
     }
+    if (pl->floor_bytes > pl->budget) { /* say so rather than pretend */
+        char msg[512];
+        snprintf(msg, sizeof msg, "memory budget %llu MB per rank is below what SAE %s needs on its own (%llu MB with "
+                 "%lld-row blocks%s): it runs with that", (unsigned long long)(pl->budget >> 20), pl->ids[pl->floor_sae],
+                 (unsigned long long)((pl->floor_bytes + (1 << 20) - 1) >> 20), (long long)pl->block_rows,
+                 pl->geometry ? " and its geometry" : "");
+        fprintf(stderr, "[saeval] warning: %s\n", msg);
+        if (r->log) fprintf(r->log, "warning: %s\n", msg);
+    }
     if (!r->opts->quiet) {
         printf("[saeval] %d SAEs x %d datasets, %d ranks x %d threads, shard %d/%d: %d pairs, %d to compute, "
                "%d already complete, output %s\n",
@@ -645,6 +657,14 @@ static void free_slots(sv_runner *r, int n)
     }
 }
 
+/* Bytes of an SAE's files as its format lists them (what a load reads). */
+static void add_file_size(void *ctx, const char *file, sv_ident_kind kind)
+{
+    struct stat st;
+    (void)kind;
+    if (stat(file, &st) == 0) *(uint64_t *)ctx += (uint64_t)st.st_size;
+}
+
 /* Step 3a: load the SAEs of pass `pass` over dataset j into slots (their
  * geometry computed once per SAE). A bad SAE fails its own pairs only.
  * Returns the number of slots filled in *n. */
@@ -656,7 +676,13 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
     sv_rc rc = SV_OK;
     *n = 0;
     for (int i = 0; i < ns && rc == SV_OK; i++) {
-        if (pl->pass_of[i * nd + j] != pass || r->failed_sae[i]) continue;
+        if (r->failed_sae[i]) continue;
+        if (j >= 0 && pl->pass_of[i * nd + j] != pass) continue;
+        if (j < 0) { /* every SAE with a pair to compute on any dataset */
+            int any = 0;
+            for (int jj = 0; jj < nd; jj++) any |= pl->todo[i * nd + jj];
+            if (!any) continue;
+        }
         sv_slot *sl = &r->slots[*n];
         memset(sl, 0, sizeof *sl);
         sv_rc e = sv_agree(sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
@@ -671,6 +697,8 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
             continue;
         }
         if ((rc = e) != SV_OK) break;
+        sv_format_for(cfg->saes[i].path)->identity(cfg->saes[i].path, add_file_size, &r->weight_bytes);
+        r->weight_loads++;
         if (!r->geom[i] && cfg->geometry) { /* once per SAE, whatever the number of datasets */
             r->geom[i] = sv_calloc(1, sizeof **r->geom);
             rc = r->geom[i] ? sv_geometry_compute(&sl->sae, 0, r->comm, r->geom[i]) : SV_EINTERNAL;
@@ -696,12 +724,76 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
     return rc;
 }
 
+/* Every SAE with work left fits the budget at once (with one geometry
+ * workspace): then each is loaded once and kept across the datasets. */
+static int all_fit(const sv_runner *r)
+{
+    const sv_plan *pl = &r->pl;
+    const int ns = pl->n_saes, nd = pl->n_ds;
+    uint64_t used = 0, geo = 0;
+    int n = 0;
+    for (int i = 0; i < ns; i++) {
+        int any = 0;
+        for (int j = 0; j < nd; j++) any |= pl->todo[i * nd + j];
+        if (!any) continue;
+        used += sv_sae_mem_bytes(&pl->cfg[i], r->cfg.precision, pl->block_rows);
+        uint64_t g = pl->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], r->cfg.precision) : 0;
+        if (g > geo) geo = g;
+        n++;
+    }
+    return n > 0 && used + geo <= pl->budget;
+}
+
+/* Step 3, when all SAEs fit: load once, then one pass per dataset over the
+ * SAEs that still need it (a slot's place in the pass does not change its
+ * sums: every SAE's partials are reduced on their own). */
+static sv_rc evaluate_resident(sv_runner *r)
+{
+    const sv_plan *pl = &r->pl;
+    const int nd = pl->n_ds;
+    int n = 0;
+    sv_rc rc = load_pass(r, -1, 0, &n);
+    sv_slot *sub = sv_calloc((size_t)n + 1, sizeof *sub);
+    int *sub_of = sv_calloc((size_t)n + 1, sizeof *sub_of), *pos = sv_calloc((size_t)n + 1, sizeof *pos);
+    if (rc == SV_OK && (!sub || !sub_of || !pos)) rc = SV_EINTERNAL;
+    rc = sv_agree(rc, r->comm);
+    for (int j = 0; j < nd && rc == SV_OK; j++) {
+        int m = 0;
+        for (int k = 0; k < n; k++) {
+            const int i = r->sae_of[k];
+            if (!pl->todo[i * nd + j] || r->failed_sae[i]) continue;
+            sub[m] = r->slots[k];
+            sub_of[m] = i;
+            pos[m++] = k;
+        }
+        if (m > 0) {
+            rc = run_pass(&r->cfg, pl, j, sub, m, sub_of, r->out_dir, r->comm, r->log, &r->pg, 1, 1, r->opts, r->stats);
+            for (int q = 0; q < m; q++) r->slots[pos[q]] = sub[q]; /* buffers may have grown */
+            if (rc == SV_EINPUT) {
+                r->any_failed = 1;
+                for (int q = 0; q < m; q++)
+                    if (r->rank == 0) sv_results_note_failure(r->out_dir, pl->ids[sub_of[q]], r->cfg.datasets[j].name, sv_errmsg());
+                rc = SV_OK;
+            }
+        }
+        for (int q = 0; q < m; q++) release_claim(r, sub_of[q] * nd + j);
+    }
+    free_slots(r, n);
+    free(sub); free(sub_of); free(pos);
+    return rc;
+}
+
 /* Step 3: every dataset, pass by pass. */
 static sv_rc evaluate(sv_runner *r)
 {
     const sv_plan *pl = &r->pl;
     const int ns = pl->n_saes, nd = pl->n_ds;
     sv_rc rc = SV_OK;
+    if (nd > 1 && all_fit(r)) {
+        rc = evaluate_resident(r);
+        if (rc == SV_OK && r->rank == 0 && !r->opts->quiet) sv_progress_line(&r->pg, "all", 1, 1, 1.0, 0.0, 0.0, 1);
+        return rc;
+    }
     for (int j = 0; j < nd && rc == SV_OK; j++) {
         for (int pass = 1; pass <= pl->n_pass[j] && rc == SV_OK; pass++) {
             int n = 0;
@@ -796,6 +888,9 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
         sv_claim_done(r.claim_dir, &r.me);
     }
     if (r.log) {
+        /* Per rank, next to the store bytes of the pass lines (those are all ranks'). */
+        fprintf(r.log, "SAE weights: %d loads, %llu bytes read per rank\n", r.weight_loads,
+                (unsigned long long)r.weight_bytes);
         fprintf(r.log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", sv_now() - t0);
         fclose(r.log);
     }

@@ -1,10 +1,10 @@
 #!/bin/sh
 # usage: e2e_cmp.sh DIR_A DIR_B
-# Both directories must hold the same *.json and *.csv files, byte for byte.
+# Both directories must hold the same *.json, *.csv and *.h5 files, byte for byte.
 # run.log is not compared: it records ranks, threads and times by design.
 set -u
 a=$1 b=$2 bad=0
-list() { (cd "$1" && ls -1 | grep -E '\.(json|csv)$' | sort); }
+list() { (cd "$1" && ls -1 | grep -E '\.(json|csv|h5)$' | sort); }
 la=$(list "$a") || la=
 lb=$(list "$b") || lb=
 if [ -z "$la" ]; then echo "no result files in $a"; exit 1; fi

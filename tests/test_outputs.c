@@ -162,7 +162,19 @@ int main(int argc, char **argv)
     CHECK(cJSON_IsArray(all) && cJSON_GetArraySize(all) == ns * nd, "all_eval_results.json size");
     for (const cJSON *o = all ? all->child : NULL; o; o = o->next) {
         CHECK(strcmp(str(o, "status"), "ok") == 0, "status of %s/%s", str(o, "sae_id"), str(o, "dataset"));
-        check_pair(o, demo);
+        /* The summary holds the scalars only; the per-pair file holds the
+         * same object plus its per-latent arrays. */
+        CHECK(!cJSON_GetObjectItemCaseSensitive(o, "feature_metrics"), "%s/%s: feature_metrics in all_eval_results.json",
+              str(o, "sae_id"), str(o, "dataset"));
+        char pp[4096];
+        snprintf(pp, sizeof pp, "%s/%s__%s.json", dir, str(o, "sae_id"), str(o, "dataset"));
+        cJSON *full = load(pp);
+        CHECK(full != NULL, "%s does not parse", pp);
+        if (!full) continue;
+        check_pair(full, demo);
+        cJSON_DeleteItemFromObjectCaseSensitive(full, "feature_metrics");
+        CHECK(cJSON_Compare(full, o, 1), "%s: differs from its all_eval_results.json record (besides feature_metrics)", pp);
+        cJSON_Delete(full);
     }
 
     /* CSV: same columns on every row, values equal to the JSON ones */

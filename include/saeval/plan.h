@@ -24,11 +24,16 @@ typedef struct {
     char **pair_err;       /* NULL: can run */
     uint64_t *pair_hash;   /* identity of everything that determines the result */
     int *in_shard;
+    int *shard_of;         /* [pair]: the shard (of n_shards) the pair belongs to */
+    double *cost;          /* [pair]: tokens x d_in x d_sae (0 for a pair that cannot run) */
     int *todo;             /* in shard, can run, and not complete on disk (or --force) */
     int shard, n_shards;
     /* Packing, computed once: block rows after the memory budget, and per
      * dataset the passes over its store (SAEs that fit the budget together). */
     uint64_t budget;       /* bytes per rank */
+    int geometry;          /* the config computes the weight geometry */
+    uint64_t floor_bytes;  /* the largest single SAE (with its geometry): a budget below it is exceeded */
+    int floor_sae;
     int64_t block_rows;
     int *n_pass;           /* [n_ds] */
     uint64_t *ds_model_bytes;  /* [n_ds] downstream model: weights + fixed workspace (0: no model) */
@@ -52,11 +57,29 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
  * pair instead of writing a result that mixes two versions. */
 int sv_plan_inputs_changed(const sv_plan *pl, const sv_config *c, int p, char *why, size_t n);
 
+/* Shard of each of np pairs (longest first onto the least loaded shard);
+ * order [np] and load [n_shards] are workspace. */
+void sv_plan_shards(const double *cost, int np, int n_shards, int *shard_of, int *order, double *load);
+/* Pack the SAEs of the pairs flagged in todo into passes per dataset, in
+ * config order, each pass within the budget: n_pass [n_ds], pass_of [pair]
+ * (1-based, 0 when not in todo), max_pass_bytes [n_ds] (optional): the
+ * largest estimate of one pass. */
+void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass, int *pass_of, uint64_t *max_pass_bytes);
+
+/* Bytes the weight geometry of an SAE needs while it is computed (on top
+ * of the SAEs loaded with it). */
+uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision);
+
 /* Hex form of a hash (17 bytes with the NUL). */
 void sv_hash_hex(uint64_t h, char out[17]);
 /* "input_hash" recorded in a complete result file at path, 0 if absent,
  * unreadable or incomplete. */
 uint64_t sv_result_hash(const char *path);
+/* The same from a head of sv_result_head (n bytes); when obj is not NULL
+ * and the head is a complete "ok" result, *obj receives its parsed form
+ * (cJSON, caller deletes). */
+struct cJSON;
+uint64_t sv_result_head_hash(const char *head, size_t n, struct cJSON **obj);
 
 /* SAE ids: each directory's base name, or the shortest path suffix that
  * tells colliding names apart. ids[i] is malloc'ed. */

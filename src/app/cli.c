@@ -23,6 +23,8 @@
 #include "saeval/report.h"
 #include "saeval/run.h"
 #include "saeval/synth.h"
+#include "plancmd.h"
+#include "bench_scale.h"
 
 static const char *usage_main =
     "usage: saeval <command> [options]\n"
@@ -35,6 +37,7 @@ static const char *usage_main =
     "                 per-pair files (after a job array of shards); list missing pairs\n"
     "  report CONFIG  write OUTPUT_DIR/report/index.html (HTML report, opens offline)\n"
     "  synth DIR      write a synthetic sweep (stores, SAEs, config.json) into DIR\n"
+    "  plan CONFIG    pairs, passes, cost per shard and a job-array size, before a run\n"
     "  info PATH      describe an activation store (.h5) or an SAE directory\n"
     "  bench          measure speed against this machine's limits (use under mpirun)\n"
     "  collect        run a Hugging Face model over token ids and write activation\n"
@@ -79,6 +82,16 @@ static const char *usage_report =
     "alone. Open index.html in a browser, also from a shared file system (file://):\n"
     "the data and every asset (Plotly included) sit next to the pages.\n";
 
+static const char *usage_plan =
+    "usage: saeval plan CONFIG [--shards N] [--ranks R] [--gflops G] [--output-dir DIR]\n"
+    "\n"
+    "Prints the plan of a sweep without evaluating anything: pairs (to compute,\n"
+    "complete, failing), passes over each store under memory_budget_mb, memory per\n"
+    "rank, the cost of each of N shards (default 1) as `run --shard I/N` assigns\n"
+    "them (max and mean, encoder GFLOP and seconds at G GFLOP/s per rank, default\n"
+    "75, with R ranks per shard, default 1), and the job-array size it suggests, on\n"
+    "a last line SAEVAL_SUGGESTED_SHARDS=N (jobs/submit.sh reads it).\n";
+
 static const char *usage_synth =
     "usage: saeval synth DIR [--seed N]\n"
     "\n"
@@ -88,7 +101,7 @@ static const char *usage_synth =
     "DIR/config.json. Then: mpirun -np 2 saeval run DIR/config.json\n";
 
 static const char *usage_bench =
-    "usage: mpirun -np N saeval bench [--repeat R] [--quick] [--dir TMP] [--keep]\n"
+    "usage: mpirun -np N saeval bench [--repeat R] [--quick] [--dir TMP] [--keep] [--scale]\n"
     "\n"
     "Generates stores and SAEs in a temporary directory and reports the evaluator's\n"
     "speed as ratios to limits measured in the same run: each case's GEMMs alone with\n"
@@ -100,7 +113,13 @@ static const char *usage_bench =
     "pre-activations; non-GEMM time per token and SAE. Medians over R runs (3).\n"
     "  --quick   small shapes (checks that the benchmark works; numbers mean little)\n"
     "  --dir     parent of the temporary directory (default $TMPDIR or /tmp)\n"
-    "  --keep    keep the generated data\n";
+    "  --keep    keep the generated data\n"
+    "  --scale   instead: a sweep of 200 SAEs (d_in 512, d_sae 2048/4096, four\n"
+    "            architectures) x 4 stores of 8192 tokens under a budget that needs\n"
+    "            several passes: wall time, peak RSS per rank vs budget, summary sizes,\n"
+    "            no-op rerun and merge times; then a d_sae 131072 SAE with geometry\n"
+    "            (with --quick: 24 small SAEs and a d_sae 16384 SAE)\n"
+    "  --saes N  with --scale: N SAEs instead (4N pairs)\n";
 
 static const char *usage_export =
     "usage: saeval export --neuronpedia FEATURES.h5 --out DIR [--tokenizer tokenizer.json]\n"
@@ -245,17 +264,55 @@ static int cmd_merge(int argc, char **argv)
     return rc;
 }
 
+static int cmd_plan(int argc, char **argv)
+{
+    const char *config = NULL, *out = NULL;
+    int shards = 1, ranks = 1;
+    double gflops = 75;
+    for (int i = 2; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--output-dir") == 0 && i + 1 < argc) out = argv[++i];
+        else if (strcmp(argv[i], "--shards") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000000) return usage_error(usage_plan, "plan: --shards takes 1..1000000");
+            shards = (int)v;
+        } else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1000000) return usage_error(usage_plan, "plan: --ranks takes 1..1000000");
+            ranks = (int)v;
+        } else if (strcmp(argv[i], "--gflops") == 0 && i + 1 < argc) {
+            gflops = strtod(argv[++i], &end);
+            if (*end || !(gflops > 0 && gflops < 1e9)) return usage_error(usage_plan, "plan: --gflops takes a positive number");
+        } else if (argv[i][0] == '-') return usage_error(usage_plan, "plan: unknown option");
+        else if (!config) config = argv[i];
+        else return usage_error(usage_plan, "plan: more than one CONFIG");
+    }
+    if (!config) return usage_error(usage_plan, "plan: missing CONFIG");
+    sv_fwd_set_threads_default(MPI_COMM_WORLD);
+    return sv_plan_command(config, out, shards, gflops, ranks, MPI_COMM_WORLD);
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     sv_bench_opts o;
     memset(&o, 0, sizeof o);
     o.repeat = 3;
+    int scale = 0, n_saes = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) o.repeat = atoi(argv[++i]);
         else if (strcmp(argv[i], "--quick") == 0) o.quick = 1;
         else if (strcmp(argv[i], "--keep") == 0) o.keep = 1;
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) o.dir = argv[++i];
+        else if (strcmp(argv[i], "--scale") == 0) scale = 1;
+        else if (strcmp(argv[i], "--saes") == 0 && i + 1 < argc) {
+            n_saes = atoi(argv[++i]);
+            if (n_saes < 1 || n_saes > 5000) return usage_error(usage_bench, "bench: --saes takes 1..5000");
+        }
         else return usage_error(usage_bench, "bench: unknown option");
+    }
+    if (scale) { /* the issue-15 sweep: src/app/bench_scale.c */
+        sv_fwd_set_threads_default(MPI_COMM_WORLD);
+        return sv_bench_scale(o.dir ? o.dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", o.quick, o.keep, n_saes, MPI_COMM_WORLD);
     }
     if (o.repeat < 1 || o.repeat > 15) return usage_error(usage_bench, "bench: --repeat takes 1..15");
     sv_fwd_set_threads_default(MPI_COMM_WORLD);
@@ -456,6 +513,7 @@ int sv_cli_main(int argc, char **argv)
     const char *usage = strcmp(cmd, "run") == 0 ? usage_run
                       : strcmp(cmd, "merge") == 0 ? usage_merge
                       : strcmp(cmd, "bench") == 0 ? usage_bench
+                      : strcmp(cmd, "plan") == 0 ? usage_plan
                       : strcmp(cmd, "synth") == 0 ? usage_synth
                       : strcmp(cmd, "info") == 0 ? usage_info
                       : strcmp(cmd, "report") == 0 ? usage_report
@@ -477,6 +535,7 @@ int sv_cli_main(int argc, char **argv)
     if (usage == usage_run) rc = cmd_run(argc, argv);
     else if (usage == usage_merge) rc = cmd_merge(argc, argv);
     else if (usage == usage_bench) rc = cmd_bench(argc, argv);
+    else if (usage == usage_plan) rc = cmd_plan(argc, argv);
     else if (usage == usage_synth) rc = cmd_synth(argc, argv, rank);
     else if (usage == usage_export) rc = cmd_export(argc, argv, rank);
     else if (usage == usage_explain) rc = cmd_explain(argc, argv, rank);
