@@ -317,6 +317,13 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
         int64_t m = slots[k].sae.cfg.d_sae;
         memset(slots[k].ints, 0, sv_ints_len(m) * sizeof(int64_t));
         for (int64_t q = 0; q < m; q++) slots[k].last_seq[q] = -1;
+        if (cfg->top_examples > 0) { /* per (SAE, dataset): an SAE kept across datasets starts afresh */
+            sv_feat_free(slots[k].feat);
+            slots[k].feat = NULL;
+            sv_feat_params fp;
+            sv_featpass_params(&fp, m, cfg->top_examples, cfg->ctx_before, cfg->ctx_after);
+            if ((rc = sv_feat_new(&slots[k].feat, &fp)) != SV_OK) goto agree;
+        }
     }
     if (ds->model) { /* the model of the downstream metrics, once per pass and rank, shared by every SAE */
         int64_t maxT = 1;
@@ -710,12 +717,7 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
         if (rc == SV_OK) {
             int64_t m = sl->sae.cfg.d_sae;
             sl->ints = sv_malloc(sv_ints_len(m) * sizeof(int64_t));
-            sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
-            if (rc == SV_OK && cfg->top_examples > 0) {
-                sv_feat_params fp;
-                sv_featpass_params(&fp, m, cfg->top_examples, cfg->ctx_before, cfg->ctx_after);
-                rc = sv_feat_new(&sl->feat, &fp);
-            }
+            sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t)); /* the feature accumulator: run_pass */
             if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
         }
         r->sae_of[(*n)++] = i;
