@@ -90,6 +90,9 @@ PYEOF
   grep -q "latent pages for 4)" "$work/report.out" || fail "report: $(cat "$work/report.out")"
   [ ! -e "$res/report/pairs/00001_std_w1024__in_sample_latents.html" ] || fail "a latents page without a feature file"
   [ ! -e "$res/report/latents/00001_std_w1024__in_sample" ] || fail "chunks of an earlier report left behind"
+  rc=0; "$saeval" report "$cfg" --tokenizer "$work/none.json" > /dev/null 2> "$work/tok.err" || rc=$?
+  [ "$rc" = 2 ] && grep -q "none.json" "$work/tok.err" || fail "a missing tokenizer: exit $rc, $(cat "$work/tok.err")"
+  "$saeval" report "$cfg" > "$work/report.out"
   "$py" "$here/report_latents_dump.py" "$res" "$work/sweep/tokenizer.json" > "$work/features_dump.json"
   extra="--latents $work/features_dump.json"
   ;;
