@@ -842,7 +842,7 @@ static sv_rc summarize(sv_runner *r)
         if (rc == SV_OK && mc.failed + mc.missing > 0) r->any_failed = 1;
         /* A report that cannot be written (disk full, ...) fails the run
          * like any other output; the results stay complete. */
-        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir);
+        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir, r->cfg.tokenizer);
     }
     rc = sv_agree(rc, r->comm);
     /* Pairs refused on rank 0 alone (an input changed mid-run) count on every rank. */
