@@ -183,6 +183,10 @@ typedef struct {
     { {"f16v", "f16v.h5", SV_STORE_F16, 1, 19, 32, 30, 0, 5, 60, 1, 1, {0}, -1, 0, 0.0, 0},    \
       {"f32c", "f32c.h5", SV_STORE_F32, 0, 0, 0, 25, 32, 0, 0, 0, 0, {0}, -1, 0, 0.3, 0} }
 
+#define SAES_ARCH11                                                                   \
+    { {"signed", REF_SIGNED_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0},                      \
+      {"groupmax", REF_GROUPMAX, 41, 0, 1, REF_NORM_NONE, 0, 0, 0} }
+
 static const case_spec cases[] = {
     {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
     {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02},
@@ -209,6 +213,20 @@ static const case_spec cases[] = {
      * copies, tokens exactly at the jumprelu threshold and the gate. */
     {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1, 0},
     {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1, 0},
+    /* Issue 11: signed top-k and groupmax, written as sparsify files (no
+     * SAELens cfg names them). d_sae 4100 = 41 groups of 100: three encoder
+     * panels of 2048, group 20 straddles the first boundary. */
+    {"arch11_64", 64, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(1), 601, 0, 0},
+    {"arch11_32", 32, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(0), 602, 0, 0},
+    /* Rank invariance of the two (as "ranks"): 40 latents, 8 groups of 5. */
+    {"ranks11", 32, 24, 40, 16, 1, 0, {0}, 2,
+     { {"r_signed", REF_SIGNED_TOPK, 5, 0, 1, REF_NORM_NONE, 0, 0, 0},
+       {"r_groupmax", REF_GROUPMAX, 8, 0, 1, REF_NORM_NONE, 0, 0, 0} },
+     3,
+     { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
+       {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
+       {"c", "c.h5", SV_STORE_F32, 0, 0, 0, 3, 0, 10, 25, 0, 0, {0}, -1, 0, 0.2, 0} },
+     603, 0, 0},
 };
 
 /* ---------- generated data ---------- */
@@ -297,7 +315,9 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
         }
     } else {
         g->b_enc = be;
-        for (int j = m - 3; j < m; j++) be[j] = -50;
+        /* (signed top-k has no ReLU: a bias of -50 would make them fire always) */
+        if (sp->arch != REF_SIGNED_TOPK)
+            for (int j = m - 3; j < m; j++) be[j] = -50;
         if (sp->arch == REF_JUMPRELU) {
             g->threshold = xcalloc((size_t)m, sizeof(double));
             if (sp->batchtopk) {
@@ -360,13 +380,42 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
 
 static const char *arch_name(ref_arch a)
 {
-    static const char *n[] = {"standard", "topk", "jumprelu", "gated"};
+    static const char *n[] = {"standard", "topk", "jumprelu", "gated", "signed_topk", "groupmax"};
     return n[a];
 }
 static const char *norm_name(ref_norm a)
 {
     static const char *n[] = {"none", "layer_norm", "constant_norm_rescale", "expected_average_only_in"};
     return n[a];
+}
+
+/* sparsify's layout (SparseCoder.save_to_disk): cfg.json with d_in,
+ * num_latents, k, activation (and `signed` for the older signed top-k);
+ * sae.safetensors with encoder.weight [d_sae, d_in], encoder.bias, W_dec
+ * [d_sae, d_in], b_dec. Written here from the canonical weights, apart from
+ * the reader (nativesae.c). */
+static void write_sparsify(const char *dir, const gen_sae *g, sv_dtype dt)
+{
+    const ref_sae *s = &g->r;
+    int d = s->d_in, m = s->d_sae;
+    char path[4096];
+    double *enc = xcalloc((size_t)d * m, sizeof *enc);
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < m; j++) enc[(size_t)j * d + i] = g->W_enc[(size_t)i * m + j];
+    sv_st_wtensor ts[4] = {{"encoder.weight", dt, 2, {m, d}, enc}, {"encoder.bias", dt, 1, {m}, g->b_enc},
+                           {"W_dec", dt, 2, {m, d}, g->W_dec}, {"b_dec", dt, 1, {d}, g->b_dec}};
+    snprintf(path, sizeof path, "%s/sae.safetensors", dir);
+    if (sv_st_write(path, ts, 4) != SV_OK) die("sv_st_write failed", path);
+    free(enc);
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "activation", s->arch == REF_GROUPMAX ? "groupmax" : "topk");
+    if (s->arch == REF_SIGNED_TOPK) cJSON_AddBoolToObject(c, "signed", 1);
+    cJSON_AddNumberToObject(c, "k", s->k);
+    cJSON_AddNumberToObject(c, "num_latents", m);
+    cJSON_AddNumberToObject(c, "d_in", d);
+    snprintf(path, sizeof path, "%s/cfg.json", dir);
+    write_json(path, c);
+    cJSON_Delete(c);
 }
 
 static void write_sae(const char *dir, const gen_sae *g, int precision)
@@ -376,6 +425,10 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     sv_dtype dt = precision == 32 ? SV_DT_F32 : SV_DT_F64;
     char path[4096];
     mkdirs(dir);
+    if (s->arch == REF_SIGNED_TOPK || s->arch == REF_GROUPMAX) {
+        write_sparsify(dir, g, dt);
+        return;
+    }
     sv_st_wtensor ts[8];
     int nt = 0;
     ts[nt++] = (sv_st_wtensor){"W_enc", dt, 2, {d, m}, g->W_enc};
@@ -574,7 +627,7 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     cJSON_AddStringToObject(c, "architecture", arch_name(s->arch));
     cJSON_AddNumberToObject(c, "d_in", s->d_in);
     cJSON_AddNumberToObject(c, "d_sae", s->d_sae);
-    if (s->arch == REF_TOPK) {
+    if (s->arch == REF_TOPK || s->arch == REF_SIGNED_TOPK || s->arch == REF_GROUPMAX) {
         cJSON_AddNumberToObject(c, "k", s->k);
         cJSON_AddBoolToObject(c, "rescale_acts_by_decoder_norm", s->rescale);
     }
