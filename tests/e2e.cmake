@@ -80,7 +80,7 @@ set_tests_properties(e2e_wide32_identical_t2_vs_t1 PROPERTIES
                      FIXTURES_REQUIRED "e2e_wide32_run_t1;e2e_wide32_run_t2" TIMEOUT 60)
 
 # Bad inputs: exit code 2, a message naming the file/field, no result file.
-foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key)
+foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key err_scaling_factor err_groupmax_cfg)
   add_test(NAME e2e_${err}
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
                    $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
@@ -114,3 +114,12 @@ foreach(np 2 3 4)
   set_tests_properties(e2e_ranks11_identical_np${np}_vs_np1 PROPERTIES
                        FIXTURES_REQUIRED "e2e_ranks11_run_np1;e2e_ranks11_run_np${np}" TIMEOUT 60)
 endforeach()
+
+# Issue 11, SAELens cases: a pre-6.0 standard+topk cfg is top-k, the same
+# keys under sae_lens_version 6.5.0 are standard, a bfloat16 cfg dtype is
+# computed in the run's precision (and eval_cfg says so), a scaling_factor
+# of ones is dropped; against the reference. (A non-1 scaling_factor:
+# e2e_err_scaling_factor; top-k l1 with rescale: the *_rs SAEs above.)
+sv_e2e_gen(saelens11)
+sv_e2e_run(saelens11 np2 2)
+sv_e2e_check(saelens11 np2 1e-5)
