@@ -113,8 +113,10 @@ sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *pa
         int pre6 = 0;
         if ((rc = is_pre_6(root, path, &pre6)) != SV_OK) goto out;
         if (pre6 && c->arch == SV_ARCH_STANDARD &&
-            (is_topk_str(get(root, "activation_fn_str")) || is_topk_str(get(root, "activation_fn"))))
+            (is_topk_str(get(root, "activation_fn_str")) || is_topk_str(get(root, "activation_fn")))) {
             c->arch = SV_ARCH_TOPK;
+            c->pre6_topk = 1;
+        }
     } else if (is_topk_str(get(root, "activation_fn_str")) || is_topk_str(get(root, "activation_fn"))) {
         c->arch = SV_ARCH_TOPK;
     } else {

@@ -22,6 +22,7 @@ typedef struct {
     sv_norm normalize;                /* default none */
     char dtype[32];                   /* as written in cfg.json, default "float32" */
     unsigned alias_flags;             /* extra flags of the alias cfg.json named (arch.h), else 0 */
+    int pre6_topk;                    /* SAELens pre-6.0 "standard" + activation_fn topk, read as topk */
 } sv_sae_cfg;
 
 const char *sv_norm_name(sv_norm n);  /* "none", "layer_norm", ... */
