@@ -68,6 +68,12 @@ const sv_arch_row sv_archs[] = {
     {SV_ARCH_GATED, "gated", {{NULL, 0}}, SV_AF_GATED,
      {W_ENC, W_DEC, B_DEC, {"b_gate", SV_T_B_GATE, SV_SHAPE_SAE}, {"r_mag", SV_T_R_MAG, SV_SHAPE_SAE},
       {"b_mag", SV_T_B_MAG, SV_SHAPE_SAE}, {NULL, 0, 0}}, gated_f32, gated_f64},
+    /* sparsify's older `signed` top-k (SAEBench's AbsTopK) and its `groupmax`:
+     * both on forward.c's top-k path, which reads these flags. */
+    {SV_ARCH_SIGNED_TOPK, "signed_topk", {{NULL, 0}}, SV_AF_TOPK | SV_AF_SIGNED | SV_AF_NOT_SAELENS,
+     {W_ENC, B_ENC, W_DEC, B_DEC, {NULL, 0, 0}}, NULL, NULL},
+    {SV_ARCH_GROUPMAX, "groupmax", {{NULL, 0}}, SV_AF_TOPK | SV_AF_GROUPMAX | SV_AF_NOT_SAELENS,
+     {W_ENC, B_ENC, W_DEC, B_DEC, {NULL, 0, 0}}, NULL, NULL},
 };
 const int sv_n_archs = (int)(sizeof sv_archs / sizeof *sv_archs);
 

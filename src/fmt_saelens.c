@@ -58,6 +58,24 @@ static int is_topk_str(const cJSON *j)
     return cJSON_IsString(j) && strcmp(j->valuestring, "topk") == 0;
 }
 
+/* SAELens's loader (handle_config_defaulting) applies its pre-6.0 handling
+ * when sae_lens_version (top level, else metadata.sae_lens_version) is
+ * missing or below 6.0.0-rc.0: the major number decides. */
+static sv_rc is_pre_6(const cJSON *root, const char *path, int *pre)
+{
+    const cJSON *v = get(root, "sae_lens_version");
+    const cJSON *md = get(root, "metadata");
+    if (!v && cJSON_IsObject(md)) v = get(md, "sae_lens_version");
+    *pre = 1;
+    if (!v) return SV_OK;
+    if (!cJSON_IsString(v) || v->valuestring[0] < '0' || v->valuestring[0] > '9')
+        return sv_fail(SV_EINPUT, "%s: sae_lens_version: not a version string", path);
+    long major = 0;
+    for (const char *c = v->valuestring; *c >= '0' && *c <= '9' && major < 100000; c++) major = major * 10 + (*c - '0');
+    *pre = major < 6;
+    return SV_OK;
+}
+
 sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *path)
 {
     memset(c, 0, sizeof *c);
@@ -83,7 +101,22 @@ sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *pa
                          path, a->valuestring, sv_arch_list());
             goto out;
         }
+        if (row->flags & SV_AF_NOT_SAELENS) {
+            rc = sv_fail(SV_EINPUT, "%s: architecture: '%.64s' is not a SAELens architecture (saeval reads it from "
+                         "sparsify files)", path, a->valuestring);
+            goto out;
+        }
         c->arch = row->id;
+        /* SAELens 4.x saved top-k SAEs as "standard" with activation_fn_str
+         * "topk" and activation_fn_kwargs.k; its loader reads them as top-k
+         * when the cfg predates 6.0. */
+        int pre6 = 0;
+        if ((rc = is_pre_6(root, path, &pre6)) != SV_OK) goto out;
+        if (pre6 && c->arch == SV_ARCH_STANDARD &&
+            (is_topk_str(get(root, "activation_fn_str")) || is_topk_str(get(root, "activation_fn")))) {
+            c->arch = SV_ARCH_TOPK;
+            c->pre6_topk = 1;
+        }
     } else if (is_topk_str(get(root, "activation_fn_str")) || is_topk_str(get(root, "activation_fn"))) {
         c->arch = SV_ARCH_TOPK;
     } else {
@@ -283,6 +316,25 @@ static sv_rc saelens_load(sv_sae *s, const char *dir, int has_scale, double scal
         rc = load_tensor(&f, ts->name, d1 ? 2 : 1, d0, d1, precision, scalar_ok, slot[ts->id]);
     }
     if (rc != SV_OK) goto out;
+
+    /* Pre-6.0 finetuning_scaling_factor: SAELens 5 multiplied the feature
+     * activations by this [d_sae] tensor before decoding; its loader drops
+     * it when allclose to 1. saeval does not apply it: refused otherwise. */
+    const sv_st_tensor *sf = sv_st_find(&f, "scaling_factor");
+    if (sf) {
+        size_t n = (size_t)sv_st_numel(sf);
+        double *v = sv_malloc((n ? n : 1) * sizeof *v);
+        if (!v) { rc = SV_EINTERNAL; goto out; }
+        rc = sv_st_read_f64(&f, sf, v);
+        for (size_t i = 0; rc == SV_OK && i < n; i++)
+            if (!(fabs(v[i] - 1.0) <= 1e-8 + 1e-5))
+                rc = sv_fail(SV_EINPUT, "%s: tensor scaling_factor: value %.17g at index %zu is not 1 (pre-6.0 "
+                             "finetuning_scaling_factor, which SAELens 5 applied to the feature activations before "
+                             "decoding); saeval does not apply it, so it refuses this SAE rather than ignore it",
+                             f.path, v[i], i);
+        free(v);
+        if (rc != SV_OK) goto out;
+    }
 
 out:
     free(wpath);

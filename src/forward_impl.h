@@ -55,23 +55,31 @@ static int FN(better)(REAL va, int32_t ja, REAL vb, int32_t jb)
     return va > vb || (va == vb && ja < jb);
 }
 
+#define SV_ABS(v) ((v) < 0 ? -(v) : (v))
+/* signed top-k order: larger |value| first, ties by the lower index. */
+static int FN(better_abs)(REAL va, int32_t ja, REAL vb, int32_t jb)
+{
+    return FN(better)(SV_ABS(va), ja, SV_ABS(vb), jb);
+}
+
 /* Reorder v/j[0, n) so that [0, k) holds the k best by "better" and
  * position k-1 the worst of them (quickselect; latents are distinct, so
  * the order is strict and the kept set unique). */
-static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k)
+static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk)
 {
+    int (*better)(REAL, int32_t, REAL, int32_t) = absk ? FN(better_abs) : FN(better);
 #define SV_SWAP(a, b) do { REAL tv_ = v[a]; v[a] = v[b]; v[b] = tv_; int32_t tj_ = j[a]; j[a] = j[b]; j[b] = tj_; } while (0)
     int64_t lo = 0, hi = n - 1;
     while (lo < hi) {
         const int64_t mid = lo + (hi - lo) / 2; /* median of three as the pivot, moved to hi */
-        if (FN(better)(v[mid], j[mid], v[lo], j[lo])) SV_SWAP(mid, lo);
-        if (FN(better)(v[hi], j[hi], v[lo], j[lo])) SV_SWAP(hi, lo);
-        if (FN(better)(v[mid], j[mid], v[hi], j[hi])) SV_SWAP(mid, hi);
+        if (better(v[mid], j[mid], v[lo], j[lo])) SV_SWAP(mid, lo);
+        if (better(v[hi], j[hi], v[lo], j[lo])) SV_SWAP(hi, lo);
+        if (better(v[mid], j[mid], v[hi], j[hi])) SV_SWAP(mid, hi);
         const REAL pv = v[hi];
         const int32_t pj = j[hi];
         int64_t st = lo;
         for (int64_t i = lo; i < hi; i++)
-            if (FN(better)(v[i], j[i], pv, pj)) { SV_SWAP(i, st); st++; }
+            if (better(v[i], j[i], pv, pj)) { SV_SWAP(i, st); st++; }
         SV_SWAP(st, hi);
         if (st == k - 1) break;
         if (st > k - 1) hi = st - 1;
@@ -104,7 +112,7 @@ SV_MULTIARCH static void FN(topk_offer)(REAL *hr, const REAL *b_enc, const REAL 
                 hv[n] = hr[q];
                 hi[n] = (int32_t)(j0 + q);
                 if (++n == 2 * k) {
-                    FN(select_k)(hv, hi, n, k);
+                    FN(select_k)(hv, hi, n, k, 0);
                     n = k;
                     thr = hv[k - 1];
                 }
@@ -112,6 +120,40 @@ SV_MULTIARCH static void FN(topk_offer)(REAL *hr, const REAL *b_enc, const REAL 
     }
     *hn = n;
     *ht = thr;
+}
+
+/* signed top-k: as topk_offer with |h| as the key (thr is a |h|), the
+ * signed value kept; no ReLU. */
+static void FN(topk_offer_abs)(REAL *hr, const REAL *b_enc, int64_t wdt, int64_t j0, int64_t k, REAL *hv, int32_t *hi,
+                               int64_t *hn, REAL *ht)
+{
+    for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j];
+    int64_t n = *hn;
+    REAL thr = *ht;
+    for (int64_t q = 0; q < wdt; q++)
+        if (SV_ABS(hr[q]) > thr) {
+            hv[n] = hr[q];
+            hi[n] = (int32_t)(j0 + q);
+            if (++n == 2 * k) {
+                FN(select_k)(hv, hi, n, k, 1);
+                n = k;
+                thr = SV_ABS(hv[k - 1]);
+            }
+        }
+    *hn = n;
+    *ht = thr;
+}
+
+/* groupmax: per group of gs latents the largest value > 0 so far (hv[g],
+ * index hi[g], -1 while none): ReLU, then the first maximum of the group
+ * (latents arrive in ascending order, so strict > keeps the lowest index). */
+static void FN(groupmax_offer)(REAL *hr, const REAL *b_enc, int64_t wdt, int64_t j0, int64_t gs, REAL *hv, int32_t *hi)
+{
+    for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j];
+    for (int64_t q = 0; q < wdt; q++) {
+        const int64_t g = (j0 + q) / gs;
+        if (hr[q] > hv[g]) { hv[g] = hr[q]; hi[g] = (int32_t)(j0 + q); }
+    }
 }
 
 typedef struct { int32_t j; REAL v; } FN(pair);
@@ -128,6 +170,12 @@ static int FN(by_rank)(const void *a, const void *b)
 {
     const FN(pair) *x = a, *y = b;
     return FN(better)(x->v, x->j, y->v, y->j) ? -1 : FN(better)(y->v, y->j, x->v, x->j) ? 1 : 0;
+}
+
+static int FN(by_rank_abs)(const void *a, const void *b)
+{
+    const FN(pair) *x = a, *y = b;
+    return FN(better_abs)(x->v, x->j, y->v, y->j) ? -1 : FN(better_abs)(y->v, y->j, x->v, x->j) ? 1 : 0;
 }
 
 static int FN(list_reserve)(sv_fwd_list *l, int64_t extra)
@@ -179,6 +227,7 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, p0 = g * np / G, p1 = (g + 1) * np / G;
     const int64_t tg = t * G + g;
     const int topk = sv_arch_has(s->cfg.arch, SV_AF_TOPK);
+    const int absk = sv_arch_has(s->cfg.arch, SV_AF_SIGNED), gmax = sv_arch_has(s->cfg.arch, SV_AF_GROUPMAX);
     REAL *hp = (REAL *)w->hp + (int64_t)tid * SV_GEMM_ROWS * SV_GEMM_PANEL;
     const REAL *b_enc = s->b_enc;
     const REAL *ds = w->dec_scale;
@@ -188,7 +237,10 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     REAL *ht = topk ? (REAL *)w->heap_t + tg * SV_GEMM_ROWS : NULL;
     sv_fwd_list *sc = topk ? NULL : &w->lists[tg];
     int64_t *cnt = topk ? NULL : w->panel_cnt + tg * SV_GEMM_ROWS * np;
-    if (topk) for (int64_t i = 0; i < rows; i++) { hn[i] = 0; ht[i] = -INFINITY; }
+    if (gmax)
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t g = 0; g < k; g++) { hv[i * 2 * k + g] = 0; hi[i * 2 * k + g] = -1; }
+    else if (topk) for (int64_t i = 0; i < rows; i++) { hn[i] = 0; ht[i] = -INFINITY; }
     else sc->len = 0;
     for (int64_t p = p0; p < p1; p++) {
         const int64_t j0 = p * SV_GEMM_PANEL, wdt = m - j0 < SV_GEMM_PANEL ? m - j0 : SV_GEMM_PANEL;
@@ -198,14 +250,20 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
             continue;
         }
         for (int64_t i = 0; i < rows; i++) {
-            FN(topk_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, ds ? ds + j0 : NULL, wdt, j0, k, hv + i * 2 * k,
-                           hi + i * 2 * k, &hn[i], &ht[i]);
+            if (gmax)
+                FN(groupmax_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, wdt, j0, m / k, hv + i * 2 * k, hi + i * 2 * k);
+            else if (absk)
+                FN(topk_offer_abs)(hp + i * SV_GEMM_PANEL, b_enc + j0, wdt, j0, k, hv + i * 2 * k, hi + i * 2 * k,
+                                   &hn[i], &ht[i]);
+            else
+                FN(topk_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, ds ? ds + j0 : NULL, wdt, j0, k, hv + i * 2 * k,
+                               hi + i * 2 * k, &hn[i], &ht[i]);
         }
     }
-    if (topk)
+    if (topk && !gmax)
         for (int64_t i = 0; i < rows; i++)
             if (hn[i] > k) {
-                FN(select_k)(hv + i * 2 * k, hi + i * 2 * k, hn[i], k);
+                FN(select_k)(hv + i * 2 * k, hi + i * 2 * k, hn[i], k, absk);
                 hn[i] = k;
             }
     return 0;
@@ -222,7 +280,29 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
     const REAL *ds = w->dec_scale;
     sv_fwd_list *out = &w->tiles[t];
     out->len = 0;
+    if (sv_arch_has(s->cfg.arch, SV_AF_GROUPMAX)) {
+        /* Each group's maximum over the tasks in latent order (strict >:
+         * the lowest index of equal maxima), groups in latent order. */
+        if (FN(list_reserve)(out, rows * k)) return -1;
+        for (int64_t i = 0; i < rows; i++) {
+            int64_t a = 0;
+            for (int64_t gr = 0; gr < k; gr++) {
+                REAL bv = 0;
+                int32_t bj = -1;
+                for (int64_t g = 0; g < G; g++) {
+                    const int64_t at = ((t * G + g) * SV_GEMM_ROWS + i) * 2 * k + gr;
+                    const REAL v = ((const REAL *)w->heap_v)[at];
+                    if (w->heap_i[at] >= 0 && v > bv) { bv = v; bj = w->heap_i[at]; }
+                }
+                if (bj >= 0) { out->idx[out->len + a] = bj; out->val[out->len + a] = bv; a++; }
+            }
+            out->len += a;
+            w->rowcnt[t * SV_GEMM_ROWS + i] = a;
+        }
+        return 0;
+    }
     if (sv_arch_has(s->cfg.arch, SV_AF_TOPK)) {
+        const int absk = sv_arch_has(s->cfg.arch, SV_AF_SIGNED);
         if (FN(list_reserve)(out, rows * k)) return -1;
         FN(pair) *c = (FN(pair) *)w->pairs + (int64_t)tid * G * k;
         for (int64_t i = 0; i < rows; i++) {
@@ -234,17 +314,20 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
                 for (int64_t q = 0; q < hn; q++, n++) { c[n].j = hi[q]; c[n].v = hv[q]; }
             }
             if (G > 1 && n > k) {
-                qsort(c, (size_t)n, sizeof *c, FN(by_rank));
+                qsort(c, (size_t)n, sizeof *c, absk ? FN(by_rank_abs) : FN(by_rank));
                 n = k;
             }
             qsort(c, (size_t)n, sizeof *c, FN(by_latent));
-            /* Kept latents in ascending order; positive ones are active. */
+            /* Kept latents in ascending order; positive ones are active
+             * (signed top-k: nonzero ones). With rescale_acts_by_decoder_norm
+             * the code holds the rescaled value, as SAELens reports it; the
+             * decoder divides (decode_row). */
             int64_t a = 0;
             for (int64_t q = 0; q < n; q++) {
-                REAL v = c[q].v;
-                if (v > 0) {
-                    if (ds) v /= ds[c[q].j];
-                    if (v != 0) { out->idx[out->len + a] = c[q].j; out->val[out->len + a] = v; a++; }
+                const REAL v = c[q].v;
+                if (absk ? v != 0 : v > 0) {
+                    const REAL u = ds ? v / ds[c[q].j] : v;
+                    if (u != 0) { out->idx[out->len + a] = c[q].j; out->val[out->len + a] = v; a++; }
                 }
             }
             out->len += a;
@@ -288,12 +371,13 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
  * from memory at random places; the loop is bound by load bandwidth, and
  * AVX2 clones of it (SV_MULTIARCH) run ~1.3x faster than SSE2. Element-wise
  * float operations give the same bits at any vector width. */
-SV_MULTIARCH static void FN(decode_row)(REAL *acc, const REAL *W_dec, const REAL *b_dec, int64_t d, const int32_t *oi,
-                                        const double *ov, int64_t c, double *xr, int norm, double mu, double o)
+SV_MULTIARCH static void FN(decode_row)(REAL *acc, const REAL *W_dec, const REAL *b_dec, const REAL *ds, int64_t d,
+                                        const int32_t *oi, const double *ov, int64_t c, double *xr, int norm, double mu,
+                                        double o)
 {
     for (int64_t i = 0; i < d; i++) acc[i] = 0;
     for (int64_t q = 0; q < c; q++) {
-        const REAL f = (REAL)ov[q];
+        const REAL f = ds ? (REAL)ov[q] / ds[oi[q]] : (REAL)ov[q]; /* rescaled codes: back to decoder scale */
         const REAL *row = W_dec + (int64_t)oi[q] * d;
         for (int64_t i = 0; i < d; i++) acc[i] += f * row[i];
     }
@@ -373,7 +457,8 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
     const int norm = s->cfg.normalize != SV_NORM_NONE;
 #pragma omp parallel for num_threads(T) schedule(static)
     for (int64_t r = 0; r < n; r++)
-        FN(decode_row)((REAL *)w->acc + (int64_t)omp_get_thread_num() * d, W_dec, b_dec, d, w->idx + w->rowptr[r],
+        FN(decode_row)((REAL *)w->acc + (int64_t)omp_get_thread_num() * d, W_dec, b_dec, (const REAL *)w->dec_scale, d,
+                       w->idx + w->rowptr[r],
                        w->val + w->rowptr[r], w->rowcnt[r], w->xhat + r * d, norm, w->mu[r], w->outscale[r]);
     return SV_OK;
 }

@@ -680,15 +680,16 @@ sv_rc sv_native_cfg(const sv_native *n, const char *path, sv_sae_cfg *c)
 {
     memset(c, 0, sizeof *c);
     static const sv_arch arch[] = {[SV_NACT_RELU] = SV_ARCH_STANDARD, [SV_NACT_JUMPRELU] = SV_ARCH_JUMPRELU,
-                                   [SV_NACT_TOPK] = SV_ARCH_TOPK, [SV_NACT_GATED] = SV_ARCH_GATED};
-    if (n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX || n->W_skip || n->transcoder || n->d_out != n->d_in)
+                                   [SV_NACT_TOPK] = SV_ARCH_TOPK, [SV_NACT_GATED] = SV_ARCH_GATED,
+                                   [SV_NACT_SIGNED_TOPK] = SV_ARCH_SIGNED_TOPK, [SV_NACT_GROUPMAX] = SV_ARCH_GROUPMAX};
+    if (n->W_skip || n->transcoder || n->d_out != n->d_in)
         return sv_fail(SV_EINPUT, "%s: %s %s%s%s: this architecture is not evaluated yet", path, n->format,
                        sv_nact_name(n->act), n->W_skip ? " with skip connection" : "",
                        n->transcoder ? " (transcoder)" : "");
     c->arch = arch[n->act];
     c->d_in = n->d_in;
     c->d_sae = n->d_sae;
-    c->k = n->act == SV_NACT_TOPK ? n->k : 0;
+    c->k = n->act == SV_NACT_TOPK || n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX ? n->k : 0;
     c->apply_b_dec_to_input = n->apply_b_dec_to_input;
     c->normalize = n->layer_norm ? SV_NORM_LAYER_NORM : SV_NORM_NONE;
     snprintf(c->dtype, sizeof c->dtype, "float32");

@@ -84,6 +84,15 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     write_cfg(w, s);
     sv_jw_obj(w, "eval_cfg");
     sv_jw_str(w, "precision", sv_precision_name(c->precision));
+    /* SAELens computes in the cfg's dtype; saeval in the run's precision
+     * whatever the SAE's dtype (README "Precision"). Said only where the
+     * dtype is narrower than float32, so other results keep their bytes. */
+    if (strcmp(s->cfg.dtype, "float32") != 0 && strcmp(s->cfg.dtype, "float64") != 0) {
+        char note[160];
+        snprintf(note, sizeof note, "weights read from %.32s and computed in the run's precision %s, not in %.32s",
+                 s->cfg.dtype, sv_precision_name(c->precision), s->cfg.dtype);
+        sv_jw_str(w, "sae_dtype", note);
+    }
     sv_jw_int(w, "legacy_batch_sequences", c->legacy_batch_sequences);
     sv_jw_bool(w, "geometry", c->geometry);
     sv_jw_str(w, "nonfinite", c->nonfinite_skip ? "skip" : "error");

@@ -314,6 +314,12 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         for (int j = 0; j < nd && rc == SV_OK; j++) {
             int p = i * nd + j;
             uint64_t h = fnv_u64(opt, pl->sae_hash[i]);
+            /* SAEs whose reading issue 11 changed (top-k l1 of rescaled
+             * activations; pre-6.0 standard+topk cfgs read as top-k): their old
+             * result files must not be reused; every other hash is unchanged. */
+            const sv_sae_cfg *sc = &pl->cfg[i];
+            if (!pl->sae_err[i] && ((sc->arch == SV_ARCH_TOPK && sc->rescale_acts_by_decoder_norm) || sc->pre6_topk))
+                h = fnv_str(h, "issue11-reading");
             h = fnv_u64(h, pl->ds_hash[j]);
             pl->pair_hash[p] = fnv_str(h, c->datasets[j].name);
             if (pl->sae_err[i]) rc = set_err(&pl->pair_err[p], pl->sae_err[i]);

@@ -136,7 +136,7 @@ S = {"format": "sparsify", "k": 8}
 p = case("sparsify_no_d_in", S, expect=("cfg.json", "d_in: missing"))
 edit_json(p + "/cfg.json", lambda d: d.pop("d_in"))
 case("sparsify_groupmax_k", dict(S, k=7, activation="groupmax"), expect=("cfg.json", "k: 7 does not divide num_latents 64"))
-case("sparsify_signed", dict(S, signed=True), expect=("sparsify", "signed_topk", "not evaluated yet"))
+case("sparsify_signed_groupmax", dict(S, signed=True, activation="groupmax"), expect=("cfg.json", "groupmax", "with signed"))
 case("sparsify_transcoder", dict(S, transcode=True), expect=("sparsify", "transcoder", "not evaluated yet"))
 p = case("sparsify_bad_k", dict(S), expect=("cfg.json", "k: 100 outside 1..64"))
 edit_json(p + "/cfg.json", lambda d: d.__setitem__("k", 100))

@@ -80,9 +80,46 @@ set_tests_properties(e2e_wide32_identical_t2_vs_t1 PROPERTIES
                      FIXTURES_REQUIRED "e2e_wide32_run_t1;e2e_wide32_run_t2" TIMEOUT 60)
 
 # Bad inputs: exit code 2, a message naming the file/field, no result file.
-foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key)
+foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key err_scaling_factor err_groupmax_cfg)
   add_test(NAME e2e_${err}
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
                    $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
   set_tests_properties(e2e_${err} PROPERTIES TIMEOUT 120)
 endforeach()
+
+# Issue 11: signed top-k and groupmax (sparsify files) against the
+# reference, over several encoder panels and threads; rank invariance 1-4.
+foreach(spec "arch11_64;2;1e-9" "arch11_32;3;1e-5")
+  list(GET spec 0 case)
+  list(GET spec 1 np)
+  list(GET spec 2 tol)
+  sv_e2e_gen(${case})
+  sv_e2e_run(${case} np${np} ${np})
+  sv_e2e_check(${case} np${np} ${tol})
+endforeach()
+sv_e2e_run(arch11_32 t1 1 SAEVAL_THREADS=1)
+sv_e2e_run(arch11_32 t3 1 SAEVAL_THREADS=3)
+add_test(NAME e2e_arch11_32_identical_t3_vs_t1
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/arch11_32/out_t1 ${SV_E2E_DIR}/arch11_32/out_t3)
+set_tests_properties(e2e_arch11_32_identical_t3_vs_t1 PROPERTIES
+                     FIXTURES_REQUIRED "e2e_arch11_32_run_t1;e2e_arch11_32_run_t3" TIMEOUT 60)
+sv_e2e_gen(ranks11)
+foreach(np 1 2 3 4)
+  sv_e2e_run(ranks11 np${np} ${np})
+endforeach()
+sv_e2e_check(ranks11 np1 1e-5)
+foreach(np 2 3 4)
+  add_test(NAME e2e_ranks11_identical_np${np}_vs_np1
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/ranks11/out_np1 ${SV_E2E_DIR}/ranks11/out_np${np})
+  set_tests_properties(e2e_ranks11_identical_np${np}_vs_np1 PROPERTIES
+                       FIXTURES_REQUIRED "e2e_ranks11_run_np1;e2e_ranks11_run_np${np}" TIMEOUT 60)
+endforeach()
+
+# Issue 11, SAELens cases: a pre-6.0 standard+topk cfg is top-k, the same
+# keys under sae_lens_version 6.5.0 are standard, a bfloat16 cfg dtype is
+# computed in the run's precision (and eval_cfg says so), a scaling_factor
+# of ones is dropped; against the reference. (A non-1 scaling_factor:
+# e2e_err_scaling_factor; top-k l1 with rescale: the *_rs SAEs above.)
+sv_e2e_gen(saelens11)
+sv_e2e_run(saelens11 np2 2)
+sv_e2e_check(saelens11 np2 1e-5)

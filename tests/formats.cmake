@@ -37,6 +37,11 @@ if(TRUE)
            COMMAND ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/native_e2e.py $<TARGET_FILE:saeval>
                    ${CMAKE_CURRENT_BINARY_DIR}/native_e2e ${SV_MPIEXEC} ${SV_MPI_FLAGS})
   set_tests_properties(native_e2e PROPERTIES TIMEOUT 600)
+  # Each native format through info, glob expansion, input_hash and resume.
+  add_test(NAME native_ident
+           COMMAND ${SV_DEBIAN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/native_ident.py $<TARGET_FILE:saeval>
+                   ${CMAKE_CURRENT_BINARY_DIR}/native_ident ${SV_MPIEXEC} ${SV_MPI_FLAGS})
+  set_tests_properties(native_ident PROPERTIES TIMEOUT 900)
 endif()
 
 # Bad native SAEs through `saeval run` with the corpus checks (exit 2, one

@@ -136,17 +136,19 @@ void ref_forward(const ref_sae *s, const double *x, double *f, double *xhat)
         case REF_STANDARD: f[j] = relu; break;
         case REF_JUMPRELU: f[j] = h[j] > s->threshold[j] ? relu : 0.0; break;
         case REF_GATED: f[j] = g[j] > 0 ? relu : 0.0; break;
-        case REF_TOPK:
-            f[j] = chosen[j] ? relu : 0.0;
-            if (s->rescale && f[j] != 0) f[j] /= dec_norm(s, j);
-            break;
+        case REF_TOPK: f[j] = chosen[j] ? relu : 0.0; break; /* rescale: the rescaled value, as SAELens reports it */
         case REF_SIGNED_TOPK: f[j] = chosen[j] ? h[j] : 0.0; break;
         case REF_GROUPMAX: f[j] = chosen[j] ? relu : 0.0; break;
         }
     }
     for (int i = 0; i < d; i++) {
         double a = s->b_dec[i];
-        for (int j = 0; j < m; j++) a += f[j] * s->W_dec[(size_t)j * d + i];
+        for (int j = 0; j < m; j++) {
+            /* rescale_acts_by_decoder_norm: SAELens's decoder divides the
+             * reported (rescaled) activation by the decoder norm. */
+            double fj = s->arch == REF_TOPK && s->rescale && f[j] != 0 ? f[j] / dec_norm(s, j) : f[j];
+            a += fj * s->W_dec[(size_t)j * d + i];
+        }
         xhat[i] = a;
     }
     norm_output(s, x, xhat);

@@ -65,7 +65,9 @@ typedef struct {
     double *encoder_norm, *encoder_bias, *encoder_decoder_cosine_sim;
 } ref_metrics;
 
-/* One token: f [d_sae] activations, xhat [d_out] final reconstruction. */
+/* One token: f [d_sae] activations, xhat [d_out] final reconstruction.
+ * topk with rescale: f holds h*||W_dec_j|| of the chosen latents (what
+ * SAELens's encode returns and its l1 sums); the decoder divides it back. */
 void ref_forward(const ref_sae *s, const double *x, double *f, double *xhat);
 
 /* Pre-activations that decide which latents fire, for margin checks:

@@ -123,7 +123,17 @@ typedef struct {
     int scale_mode; /* expected_average_only_in: 1 config scaling_factor, 2 activation_scaler.json */
     double scale;
     int batchtopk; /* jumprelu saved as "batchtopk": one scalar threshold for every latent */
+    int cfg_form;  /* SAELens cfg/weights variants (issue 11), CFG_* below; 0: the plain 6.x form */
 } sae_spec;
+
+/* CFG_PRE6_TOPK: a SAELens 4.x top-k cfg ("architecture": "standard",
+ * activation_fn_str "topk", activation_fn_kwargs.k, no sae_lens_version):
+ * SAELens's loader reads it as top-k. CFG_V6_STANDARD: the same keys but
+ * metadata.sae_lens_version 6.5.0: SAELens 6 reads "standard" (ReLU).
+ * CFG_BF16: cfg dtype bfloat16 (saeval computes in the run's precision).
+ * CFG_SF_ONES: a scaling_factor tensor of ones (SAELens drops it).
+ * CFG_SF_BAD: a scaling_factor tensor of 1.5 (refused). */
+enum { CFG_PLAIN = 0, CFG_PRE6_TOPK, CFG_V6_STANDARD, CFG_BF16, CFG_SF_ONES, CFG_SF_BAD };
 
 typedef struct {
     const char *name, *file;
@@ -154,19 +164,19 @@ typedef struct {
 } case_spec;
 
 #define SAES_ARCH                                                                     \
-    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                            \
-      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0},                               \
-      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0, 0},                            \
-      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                       \
-      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                         \
-      {"batchtopk", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 1} }
+    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                            \
+      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                               \
+      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0, 0, 0},                            \
+      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                       \
+      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                         \
+      {"batchtopk", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 1, 0} }
 #define SAES_NORM                                                                     \
-    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0},                        \
-      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0, 0},                         \
-      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7, 0},                  \
-      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6, 0},                 \
-      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0},                     \
-      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0, 0} }
+    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0, 0},                        \
+      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0, 0, 0},                         \
+      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7, 0, 0},                  \
+      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6, 0, 0},                 \
+      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0},                     \
+      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0, 0, 0} }
 /* Variable-length sequences, store special ids + config exclusions, one fully
  * masked legacy batch; and a chunked f16 store with context_size. */
 #define DS_ARCH(zero)                                                                          \
@@ -176,12 +186,16 @@ typedef struct {
     { {"bf16", "bf16.h5", SV_STORE_BF16, 1, 50, 7, 50, 16, 0, 0, 1, 1, {3}, -1, 0, 0.0, 0},   \
       {"bf16u", "bf16u.h5", SV_STORE_BF16_U16, 0, 0, 0, 45, 0, 5, 50, 0, 0, {0}, -1, 0, 0.3, 0} }
 #define SAES_EXACT                                                                    \
-    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0, 0},                         \
-      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},                  \
-      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} }
+    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                         \
+      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                  \
+      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} }
 #define DS_EXACT                                                                                 \
     { {"f16v", "f16v.h5", SV_STORE_F16, 1, 19, 32, 30, 0, 5, 60, 1, 1, {0}, -1, 0, 0.0, 0},    \
       {"f32c", "f32c.h5", SV_STORE_F32, 0, 0, 0, 25, 32, 0, 0, 0, 0, {0}, -1, 0, 0.3, 0} }
+
+#define SAES_ARCH11                                                                   \
+    { {"signed", REF_SIGNED_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                      \
+      {"groupmax", REF_GROUPMAX, 41, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} }
 
 static const case_spec cases[] = {
     {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
@@ -196,10 +210,10 @@ static const case_spec cases[] = {
     /* Rank invariance: 40 sequences = 3 units, 20 = 2 units, 3 = 1 unit, so
      * ranks sit idle at -np 4. */
     {"ranks", 32, 24, 40, 16, 1, 1, {9}, 4,
-     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0},
-       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0, 0},
-       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0},
-       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} },
+     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},
+       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0, 0, 0},
+       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0, 0},
+       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} },
      3,
      { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
        {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
@@ -209,6 +223,27 @@ static const case_spec cases[] = {
      * copies, tokens exactly at the jumprelu threshold and the gate. */
     {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1, 0},
     {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1, 0},
+    /* SAELens cases saeval got wrong before issue 11 (see CFG_*). */
+    {"saelens11", 32, 32, 64, 5, 1, 0, {0}, 4,
+     { {"pre6_topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_PRE6_TOPK},
+       {"v6_standard", REF_STANDARD, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_V6_STANDARD},
+       {"bf16_cfg", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_BF16},
+       {"sf_ones", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_SF_ONES} },
+     1, { {"main", "main.h5", SV_STORE_F32, 0, 0, 0, 30, 0, 3, 30, 1, 0, {0}, -1, 0, 0.0, 0} }, 701, 0, 0},
+    /* Issue 11: signed top-k and groupmax, written as sparsify files (no
+     * SAELens cfg names them). d_sae 4100 = 41 groups of 100: three encoder
+     * panels of 2048, group 20 straddles the first boundary. */
+    {"arch11_64", 64, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(1), 601, 0, 0},
+    {"arch11_32", 32, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(0), 602, 0, 0},
+    /* Rank invariance of the two (as "ranks"): 40 latents, 8 groups of 5. */
+    {"ranks11", 32, 24, 40, 16, 1, 0, {0}, 2,
+     { {"r_signed", REF_SIGNED_TOPK, 5, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},
+       {"r_groupmax", REF_GROUPMAX, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} },
+     3,
+     { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
+       {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
+       {"c", "c.h5", SV_STORE_F32, 0, 0, 0, 3, 0, 10, 25, 0, 0, {0}, -1, 0, 0.2, 0} },
+     603, 0, 0},
 };
 
 /* ---------- generated data ---------- */
@@ -297,7 +332,9 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
         }
     } else {
         g->b_enc = be;
-        for (int j = m - 3; j < m; j++) be[j] = -50;
+        /* (signed top-k has no ReLU: a bias of -50 would make them fire always) */
+        if (sp->arch != REF_SIGNED_TOPK)
+            for (int j = m - 3; j < m; j++) be[j] = -50;
         if (sp->arch == REF_JUMPRELU) {
             g->threshold = xcalloc((size_t)m, sizeof(double));
             if (sp->batchtopk) {
@@ -360,13 +397,42 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
 
 static const char *arch_name(ref_arch a)
 {
-    static const char *n[] = {"standard", "topk", "jumprelu", "gated"};
+    static const char *n[] = {"standard", "topk", "jumprelu", "gated", "signed_topk", "groupmax"};
     return n[a];
 }
 static const char *norm_name(ref_norm a)
 {
     static const char *n[] = {"none", "layer_norm", "constant_norm_rescale", "expected_average_only_in"};
     return n[a];
+}
+
+/* sparsify's layout (SparseCoder.save_to_disk): cfg.json with d_in,
+ * num_latents, k, activation (and `signed` for the older signed top-k);
+ * sae.safetensors with encoder.weight [d_sae, d_in], encoder.bias, W_dec
+ * [d_sae, d_in], b_dec. Written here from the canonical weights, apart from
+ * the reader (nativesae.c). */
+static void write_sparsify(const char *dir, const gen_sae *g, sv_dtype dt)
+{
+    const ref_sae *s = &g->r;
+    int d = s->d_in, m = s->d_sae;
+    char path[4096];
+    double *enc = xcalloc((size_t)d * m, sizeof *enc);
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < m; j++) enc[(size_t)j * d + i] = g->W_enc[(size_t)i * m + j];
+    sv_st_wtensor ts[4] = {{"encoder.weight", dt, 2, {m, d}, enc}, {"encoder.bias", dt, 1, {m}, g->b_enc},
+                           {"W_dec", dt, 2, {m, d}, g->W_dec}, {"b_dec", dt, 1, {d}, g->b_dec}};
+    snprintf(path, sizeof path, "%s/sae.safetensors", dir);
+    if (sv_st_write(path, ts, 4) != SV_OK) die("sv_st_write failed", path);
+    free(enc);
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "activation", s->arch == REF_GROUPMAX ? "groupmax" : "topk");
+    if (s->arch == REF_SIGNED_TOPK) cJSON_AddBoolToObject(c, "signed", 1);
+    cJSON_AddNumberToObject(c, "k", s->k);
+    cJSON_AddNumberToObject(c, "num_latents", m);
+    cJSON_AddNumberToObject(c, "d_in", d);
+    snprintf(path, sizeof path, "%s/cfg.json", dir);
+    write_json(path, c);
+    cJSON_Delete(c);
 }
 
 static void write_sae(const char *dir, const gen_sae *g, int precision)
@@ -376,6 +442,10 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     sv_dtype dt = precision == 32 ? SV_DT_F32 : SV_DT_F64;
     char path[4096];
     mkdirs(dir);
+    if (s->arch == REF_SIGNED_TOPK || s->arch == REF_GROUPMAX) {
+        write_sparsify(dir, g, dt);
+        return;
+    }
     sv_st_wtensor ts[8];
     int nt = 0;
     ts[nt++] = (sv_st_wtensor){"W_enc", dt, 2, {d, m}, g->W_enc};
@@ -390,8 +460,15 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     ts[nt++] = (sv_st_wtensor){"b_dec", dt, 1, {d}, g->b_dec};
     if (s->arch == REF_JUMPRELU && g->sp.batchtopk) ts[nt++] = (sv_st_wtensor){"threshold", dt, 0, {0}, g->threshold};
     else if (s->arch == REF_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", dt, 1, {m}, g->threshold};
+    double *sf = NULL;
+    if (g->sp.cfg_form == CFG_SF_ONES || g->sp.cfg_form == CFG_SF_BAD) {
+        sf = xcalloc((size_t)m, sizeof *sf);
+        for (int j = 0; j < m; j++) sf[j] = g->sp.cfg_form == CFG_SF_ONES ? 1.0 : 1.5;
+        ts[nt++] = (sv_st_wtensor){"scaling_factor", dt, 1, {m}, sf};
+    }
     snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
     if (sv_st_write(path, ts, nt) != SV_OK) die("sv_st_write failed", path);
+    free(sf);
 
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "architecture", g->sp.batchtopk ? "batchtopk" : arch_name(s->arch));
@@ -403,8 +480,17 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     }
     cJSON_AddBoolToObject(c, "apply_b_dec_to_input", s->apply_b_dec);
     cJSON_AddStringToObject(c, "normalize_activations", norm_name(s->norm));
-    cJSON_AddStringToObject(c, "dtype", precision == 32 ? "float32" : "float64");
+    cJSON_AddStringToObject(c, "dtype", g->sp.cfg_form == CFG_BF16 ? "bfloat16" : precision == 32 ? "float32" : "float64");
     cJSON_AddStringToObject(c, "model_name", "test-lm");
+    if (g->sp.cfg_form == CFG_PRE6_TOPK || g->sp.cfg_form == CFG_V6_STANDARD) {
+        cJSON_ReplaceItemInObject(c, "architecture", cJSON_CreateString("standard"));
+        cJSON_DeleteItemFromObject(c, "k");
+        cJSON_DeleteItemFromObject(c, "rescale_acts_by_decoder_norm");
+        cJSON_AddStringToObject(c, g->sp.cfg_form == CFG_PRE6_TOPK ? "activation_fn_str" : "activation_fn", "topk");
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "activation_fn_kwargs"), "k", g->sp.k);
+        if (g->sp.cfg_form == CFG_V6_STANDARD)
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(c, "metadata"), "sae_lens_version", "6.5.0");
+    }
     snprintf(path, sizeof path, "%s/cfg.json", dir);
     write_json(path, c);
     cJSON_Delete(c);
@@ -574,7 +660,7 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     cJSON_AddStringToObject(c, "architecture", arch_name(s->arch));
     cJSON_AddNumberToObject(c, "d_in", s->d_in);
     cJSON_AddNumberToObject(c, "d_sae", s->d_sae);
-    if (s->arch == REF_TOPK) {
+    if (s->arch == REF_TOPK || s->arch == REF_SIGNED_TOPK || s->arch == REF_GROUPMAX) {
         cJSON_AddNumberToObject(c, "k", s->k);
         cJSON_AddBoolToObject(c, "rescale_acts_by_decoder_norm", s->rescale);
     }
@@ -586,6 +672,10 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     cJSON_AddNumberToObject(e, "legacy_batch_sequences", cs->legacy_B);
     cJSON_AddItemToObject(e, "exclude_token_ids", int_array(cs->exclude, cs->n_exclude));
     cJSON_AddNumberToObject(e, "dead_density_threshold", cs->dead_density > 0 ? cs->dead_density : 1e-6);
+    if (g->sp.cfg_form == CFG_BF16)
+        cJSON_AddStringToObject(e, "sae_dtype", cs->precision == 32
+                                ? "weights read from bfloat16 and computed in the run's precision float32, not in bfloat16"
+                                : "weights read from bfloat16 and computed in the run's precision float64, not in bfloat16");
 
     cJSON *mt = cJSON_AddObjectToObject(p, "metrics");
     cJSON *rq = cJSON_AddObjectToObject(mt, "reconstruction_quality");
@@ -746,7 +836,7 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
 static int gen_error(const char *dir, const char *name)
 {
     case_spec cs = {"err", 32, 24, 32, 16, 1, 0, {0}, 1,
-                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0} }, 1,
+                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} }, 1,
                     { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0, 0};
     char path[4096];
     const char *frag = NULL;
@@ -774,6 +864,15 @@ static int gen_error(const char *dir, const char *name)
                          " \"apply_b_dec_to_input\": true, \"normalize_activations\": \"none\","
                          " \"dtype\": \"float32\"}\n");
         frag = "cfg.json\narchitecture\n";
+    } else if (strcmp(name, "err_scaling_factor") == 0) {
+        cs.saes[0].cfg_form = CFG_SF_BAD; /* SAELens 5's finetuning scaling factor, not 1: refused */
+        gen_case(dir, &cs, 0);
+        frag = "sae_weights.safetensors\nscaling_factor\nnot 1\n";
+    } else if (strcmp(name, "err_groupmax_cfg") == 0) {
+        gen_case(dir, &cs, 0); /* no SAELens cfg names groupmax: read from sparsify files only */
+        snprintf(path, sizeof path, "%s/saes/good_sae/cfg.json", dir);
+        write_text(path, "{\"architecture\": \"groupmax\", \"d_in\": 24, \"d_sae\": 32, \"k\": 4}\n");
+        frag = "cfg.json\narchitecture\nnot a SAELens architecture\n";
     } else if (strcmp(name, "err_noseq") == 0) {
         cs.ds[0].file = "noseq.h5";
         cs.ds[0].omit_sequences = 1;

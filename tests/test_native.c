@@ -102,7 +102,7 @@ static void check_adapter(const char *c, const sv_native *n, const char *path)
         sv_rc rc = sv_native_to_sae(&moved, path, prec, &s);
         CHECK(rc != SV_OK || moved.W_enc == NULL, "%s: W_enc not moved", c);
         sv_native_free(&moved);
-        int unsupported = n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX || n->W_skip || n->transcoder;
+        int unsupported = n->W_skip || n->transcoder;
         if (unsupported) {
             CHECK(rc == SV_EINPUT && strstr(sv_errmsg(), "not evaluated yet") && s.W_enc == NULL, "%s: %s", c, sv_errmsg());
             continue;
@@ -113,7 +113,7 @@ static void check_adapter(const char *c, const sv_native *n, const char *path)
         CHECK((s.cfg.normalize == SV_NORM_LAYER_NORM) == (n->layer_norm != 0), "%s: adapter layer_norm", c);
         CHECK(strcmp(sv_arch_name(s.cfg.arch), n->act == SV_NACT_RELU ? "standard" : sv_nact_name(n->act)) == 0,
               "%s: adapter arch %s", c, sv_arch_name(s.cfg.arch));
-        CHECK(s.cfg.arch != SV_ARCH_TOPK || s.cfg.k == n->k, "%s: adapter k", c);
+        CHECK(!sv_arch_has(s.cfg.arch, SV_AF_TOPK) || s.cfg.k == n->k, "%s: adapter k", c);
         int64_t di = n->d_in, m = n->d_sae;
         for (int64_t j = 0; j < m; j++) {
             double en = 0, dn = 0, dot = 0;

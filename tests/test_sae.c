@@ -268,6 +268,29 @@ static void cfg_ok(void)
     j = "{\"d_in\": 16, \"d_sae\": 64, \"activation_fn\": \"topk\", \"activation_fn_kwargs\": {\"k\": 64}}";
     CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_OK && c.arch == SV_ARCH_TOPK && c.k == 64,
           "activation_fn topk: %s", sv_errmsg());
+    /* Issue 11: "architecture": "standard" + activation_fn_str topk is top-k
+     * when the cfg predates 6.0 (no version, or below 6), standard from 6.0. */
+    static const struct { const char *ver; sv_arch want; } pre6[] = {
+        {"", SV_ARCH_TOPK},
+        {", \"sae_lens_version\": \"5.17.1\"", SV_ARCH_TOPK},
+        {", \"metadata\": {\"sae_lens_version\": \"4.4.2\"}", SV_ARCH_TOPK},
+        {", \"metadata\": {\"sae_lens_version\": \"6.5.0\"}", SV_ARCH_STANDARD},
+        {", \"sae_lens_version\": \"6.0.0-rc.0\"", SV_ARCH_STANDARD},
+    };
+    for (size_t i = 0; i < sizeof pre6 / sizeof pre6[0]; i++) {
+        char b[512];
+        snprintf(b, sizeof b, "{\"architecture\": \"standard\", \"d_in\": 16, \"d_sae\": 64, \"activation_fn_str\": "
+                              "\"topk\", \"activation_fn_kwargs\": {\"k\": 8}%s}", pre6[i].ver);
+        CHECK(sv_sae_cfg_parse(&c, b, strlen(b), "c.json") == SV_OK, "pre6 %zu: %s", i, sv_errmsg());
+        CHECK(c.arch == pre6[i].want && c.k == (pre6[i].want == SV_ARCH_TOPK ? 8 : 0), "pre6 %zu: arch %d k %lld", i,
+              c.arch, (long long)c.k);
+    }
+    j = "{\"architecture\": \"standard\", \"d_in\": 16, \"d_sae\": 64, \"sae_lens_version\": 6}";
+    CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_EINPUT && strstr(sv_errmsg(), "sae_lens_version"),
+          "numeric version: %s", sv_errmsg());
+    j = "{\"architecture\": \"signed_topk\", \"d_in\": 16, \"d_sae\": 64, \"k\": 4}";
+    CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_EINPUT && strstr(sv_errmsg(), "not a SAELens architecture"),
+          "signed_topk in a SAELens cfg: %s", sv_errmsg());
     j = "{\"d_in\": 16, \"d_sae\": 64, \"activation_fn_str\": \"relu\", \"activation_fn_kwargs\": {}}";
     CHECK(sv_sae_cfg_parse(&c, j, strlen(j), "c.json") == SV_OK && c.arch == SV_ARCH_STANDARD && c.k == 0,
           "flat relu: %s", sv_errmsg());

@@ -15,7 +15,10 @@ enum {
     SV_AF_TOPK = 1,        /* k largest pre-activations (forward.c's top-k path, no kernel); reads k */
     SV_AF_THRESHOLD = 2,   /* per-latent threshold tensor */
     SV_AF_GATED = 4,       /* gate and magnitude paths (b_gate, r_mag, b_mag; no b_enc) */
-    SV_AF_SCALAR_THRESHOLD = 8 /* alias flag: threshold may be one number for every latent */
+    SV_AF_SCALAR_THRESHOLD = 8, /* alias flag: threshold may be one number for every latent */
+    SV_AF_SIGNED = 16,     /* with TOPK: the k largest |h|, sign kept, no ReLU (activations may be negative) */
+    SV_AF_GROUPMAX = 32,   /* with TOPK: the largest ReLU(h) of each of k contiguous groups of d_sae/k */
+    SV_AF_NOT_SAELENS = 64 /* no SAELens cfg.json names it: read from other projects' formats only */
 };
 
 /* Where a tensor goes and its shape from cfg.json. */
@@ -50,7 +53,7 @@ typedef struct {
     sv_arch_alias aliases[2];          /* {NULL}-terminated */
     unsigned flags;
     sv_tensor_spec tensors[8];         /* required, in file order; {NULL}-terminated */
-    sv_act_f32 act_f32;                /* NULL for top-k */
+    sv_act_f32 act_f32;                /* NULL on the top-k path (topk, signed_topk, groupmax) */
     sv_act_f64 act_f64;
 } sv_arch_row;
 
@@ -64,7 +67,7 @@ const sv_arch_row *sv_arch_row_of(sv_arch a);
 const sv_arch_row *sv_arch_lookup(const char *name, unsigned *alias_flags);
 /* "standard, topk, ..." for messages. */
 const char *sv_arch_list(void);
-/* The row's name ("standard", "topk", "jumprelu", "gated"). */
+/* The row's name ("standard", "topk", "jumprelu", "gated", "signed_topk", "groupmax"). */
 const char *sv_arch_name(sv_arch a);
 static inline int sv_arch_has(sv_arch a, unsigned flag) { return (sv_arch_row_of(a)->flags & flag) != 0; }
 

@@ -23,8 +23,8 @@ typedef enum {
     SV_NACT_RELU,        /* standard */
     SV_NACT_JUMPRELU,    /* f = ReLU(h) where h > threshold[j] (strictly) */
     SV_NACT_TOPK,        /* k largest h, ReLU of the kept values */
-    SV_NACT_SIGNED_TOPK, /* k largest |h|, sign kept */
-    SV_NACT_GROUPMAX,    /* k contiguous groups of d_sae/k: the largest ReLU(h) of each */
+    SV_NACT_SIGNED_TOPK, /* k largest |h|, sign kept, no ReLU (ties: lower index) */
+    SV_NACT_GROUPMAX,    /* k contiguous groups of d_sae/k: the largest ReLU(h) of each (ties: first) */
     SV_NACT_GATED        /* f = ReLU(x'.(W_enc*exp(r_mag)) + b_mag) where x'.W_enc + b_gate > 0 */
 } sv_nact;
 const char *sv_nact_name(sv_nact a);
@@ -55,8 +55,8 @@ void sv_native_free(sv_native *s);
 /* Hand a canonical SAE to the evaluator as an sv_sae (cfg, weights in the
  * run's precision 32 or 64, per-latent norms). The weight arrays MOVE from
  * n to s (n keeps only what s does not use). For the architectures the
- * evaluator has today (relu, topk, jumprelu, gated; layer_norm). Others
- * (signed top-k, groupmax, skip, transcoders) are refused by name until the
+ * evaluator has today (relu, topk, jumprelu, gated, signed top-k, groupmax;
+ * layer_norm). Others (skip, transcoders) are refused by name until the
  * architecture table has rows for them. `path` becomes s->dir. */
 #include "saeval/sae.h"
 sv_rc sv_native_to_sae(sv_native *n, const char *path, int precision, sv_sae *s);

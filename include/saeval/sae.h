@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include "saeval/error.h"
 
-typedef enum { SV_ARCH_STANDARD = 0, SV_ARCH_TOPK, SV_ARCH_JUMPRELU, SV_ARCH_GATED } sv_arch;
+typedef enum { SV_ARCH_STANDARD = 0, SV_ARCH_TOPK, SV_ARCH_JUMPRELU, SV_ARCH_GATED, SV_ARCH_SIGNED_TOPK, SV_ARCH_GROUPMAX } sv_arch;
 typedef enum {
     SV_NORM_NONE = 0,
     SV_NORM_LAYER_NORM,
@@ -16,12 +16,13 @@ typedef enum {
 typedef struct {
     sv_arch arch;
     int64_t d_in, d_sae;
-    int64_t k;                        /* topk only, else 0 */
+    int64_t k;                        /* topk, signed_topk, groupmax (number of groups); else 0 */
     int rescale_acts_by_decoder_norm; /* topk, default 0 */
     int apply_b_dec_to_input;         /* default 1 */
     sv_norm normalize;                /* default none */
     char dtype[32];                   /* as written in cfg.json, default "float32" */
     unsigned alias_flags;             /* extra flags of the alias cfg.json named (arch.h), else 0 */
+    int pre6_topk;                    /* SAELens pre-6.0 "standard" + activation_fn topk, read as topk */
 } sv_sae_cfg;
 
 const char *sv_norm_name(sv_norm n);  /* "none", "layer_norm", ... */
