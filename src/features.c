@@ -36,6 +36,12 @@ struct sv_feat {
     sv_feat_ex *top;  /* [d x N] heaps, worst example at the root */
     bin_t *bins;      /* [d x F] */
     sv_feat_ex *smp;  /* [d x F x K] heaps, highest (key, token) at the root */
+    /* Captured windows (W = p.window_width > 0), row for row with the heaps
+     * above: they move with their entries. */
+    size_t W;
+    float *topw;      /* [d x N x W] */
+    float *smpw;      /* [d x F x K x W] */
+    float *tmpw;      /* scratch: [W] swap + [W] new entry + [2K x W] regrid */
 };
 
 void sv_feat_params_default(sv_feat_params *p, int64_t d_sae)
@@ -58,6 +64,8 @@ sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
         return sv_fail(SV_EINPUT, "%s: intervals: must be in [1, 1000]", where);
     if (p->interval_k < 0 || p->interval_k > 255)
         return sv_fail(SV_EINPUT, "%s: interval_examples: must be in [0, 255]", where);
+    if (p->window_width < 0 || p->window_width > ((int64_t)1 << 24))
+        return sv_fail(SV_EINPUT, "%s: window width %lld out of range", where, (long long)p->window_width);
     if (p->grid_bins < 2 * p->n_intervals || p->grid_bins % 2 || p->grid_bins > 4096)
         return sv_fail(SV_EINPUT, "%s: histogram_bins: must be even, >= 2 x intervals and <= 4096", where);
     int whole = p->ctx_before == -1 && p->ctx_after == -1;
@@ -69,7 +77,8 @@ sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
 static size_t per_latent(const sv_feat_params *p)
 {
     size_t F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
-    return sizeof(hot_t) + (size_t)p->top_n * sizeof(sv_feat_ex) + F * sizeof(bin_t) + F * K * sizeof(sv_feat_ex);
+    size_t E = (size_t)p->top_n + F * K;
+    return sizeof(hot_t) + E * sizeof(sv_feat_ex) + F * sizeof(bin_t) + E * (size_t)p->window_width * sizeof(float);
 }
 
 size_t sv_feat_mem(const sv_feat_params *p)
@@ -121,7 +130,13 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
     f->top = alloc64(d * (size_t)p->top_n * sizeof *f->top);
     f->bins = alloc64(d * F * sizeof *f->bins);
     f->smp = alloc64(d * F * (K ? K : 1) * sizeof *f->smp);
-    if (!f->hot || !f->top || !f->bins || !f->smp) {
+    f->W = (size_t)p->window_width;
+    if (f->W) {
+        f->topw = alloc64(d * (size_t)p->top_n * f->W * sizeof(float));
+        f->smpw = alloc64(d * F * (K ? K : 1) * f->W * sizeof(float));
+        f->tmpw = alloc64((2 + 2 * K) * f->W * sizeof(float));
+    }
+    if (!f->hot || !f->top || !f->bins || !f->smp || (f->W && (!f->topw || !f->smpw || !f->tmpw))) {
         sv_feat_free(f);
         return sv_fail(SV_EINTERNAL, "out of memory for the feature data of %zu latents", d);
     }
@@ -134,6 +149,7 @@ void sv_feat_free(sv_feat *f)
 {
     if (!f) return;
     free(f->hot); free(f->top); free(f->bins); free(f->smp);
+    free(f->topw); free(f->smpw); free(f->tmpw);
     free(f);
 }
 
@@ -154,71 +170,106 @@ static int worse_smp(const sv_feat_ex *a, const sv_feat_ex *b)
     return a->key > b->key || (a->key == b->key && a->token > b->token);
 }
 
-static void sift_down(sv_feat_ex *h, int n, int i, worse_fn worse)
+/* A heap's windows hw (W floats per entry, NULL: none) move with its
+ * entries; tmp: W floats of scratch. */
+typedef struct { float *hw; size_t W; float *tmp; } heapw;
+
+static void swap_ent(sv_feat_ex *h, const heapw *x, int a, int b)
+{
+    sv_feat_ex t = h[a]; h[a] = h[b]; h[b] = t;
+    if (x && x->hw) {
+        size_t n = x->W * sizeof(float);
+        memcpy(x->tmp, x->hw + (size_t)a * x->W, n);
+        memcpy(x->hw + (size_t)a * x->W, x->hw + (size_t)b * x->W, n);
+        memcpy(x->hw + (size_t)b * x->W, x->tmp, n);
+    }
+}
+
+static void sift_down(sv_feat_ex *h, const heapw *x, int n, int i, worse_fn worse)
 {
     for (;;) {
         int l = 2 * i + 1, r = l + 1, w = i;
         if (l < n && worse(&h[l], &h[w])) w = l;
         if (r < n && worse(&h[r], &h[w])) w = r;
         if (w == i) return;
-        sv_feat_ex t = h[i]; h[i] = h[w]; h[w] = t;
+        swap_ent(h, x, i, w);
         i = w;
     }
 }
 
-static void sift_up(sv_feat_ex *h, int i, worse_fn worse)
+static void sift_up(sv_feat_ex *h, const heapw *x, int i, worse_fn worse)
 {
     while (i > 0) {
         int up = (i - 1) / 2;
         if (!worse(&h[i], &h[up])) return;
-        sv_feat_ex t = h[i]; h[i] = h[up]; h[up] = t;
+        swap_ent(h, x, i, up);
         i = up;
     }
 }
 
-/* Keep the cap best entries: returns the new count. */
-static int heap_offer(sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_fn worse)
+/* Would heap_offer keep e? */
+static int heap_takes(const sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_fn worse)
 {
-    if (cap == 0) return 0;
+    return cap > 0 && (n < cap || worse(&h[0], e));
+}
+
+/* Keep the cap best entries: returns the new count. ew: e's window (with x). */
+static int heap_offer(sv_feat_ex *h, const heapw *x, int n, int cap, const sv_feat_ex *e, const float *ew,
+                      worse_fn worse)
+{
+    if (!heap_takes(h, n, cap, e, worse)) return n;
+    int at = n < cap ? n : 0;
+    h[at] = *e;
+    if (x && x->hw) memcpy(x->hw + (size_t)at * x->W, ew, x->W * sizeof(float));
     if (n < cap) {
-        h[n] = *e;
-        sift_up(h, n, worse);
+        sift_up(h, x, n, worse);
         return n + 1;
     }
-    if (!worse(&h[0], e)) return n;
-    h[0] = *e;
-    sift_down(h, n, 0, worse);
+    sift_down(h, x, n, 0, worse);
     return n;
 }
 
-static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e)
+static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e, const float *ew)
 {
     int N = f->p.top_n;
     hot_t *h = &f->hot[j];
     sv_feat_ex *hp = f->top + j * N;
-    h->ntop = heap_offer(hp, h->ntop, N, e, worse_top);
+    heapw x = {f->W ? f->topw + (size_t)j * (size_t)N * f->W : NULL, f->W, f->tmpw};
+    h->ntop = heap_offer(hp, &x, h->ntop, N, e, ew, worse_top);
     if (h->ntop == N) h->thr = hp[0].value;
 }
 
-static void smp_offer(bin_t *bn, sv_feat_ex *hp, int K, const sv_feat_ex *e)
+/* hw: the bin's windows (NULL: none), tmp: W floats */
+static void smp_offer(bin_t *bn, sv_feat_ex *hp, float *hw, size_t W, float *tmp, int K, const sv_feat_ex *e,
+                      const float *ew)
 {
-    bn->n = (uint32_t)heap_offer(hp, (int)bn->n, K, e, worse_smp);
+    heapw x = {hw, W, tmp};
+    bn->n = (uint32_t)heap_offer(hp, &x, (int)bn->n, K, e, ew, worse_smp);
     if ((int)bn->n == K) bn->root = hp[0].key;
 }
 
-/* Regrid one latent's bins (bins and samples given, so a scratch copy can be
- * regridded too) from exponent e0 up to e1: bins merge in pairs. */
-static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, int e0, int e1)
+/* Regrid one latent's bins (bins, samples and their windows smpw (NULL:
+ * none) given, so a scratch copy can be regridded too) from exponent e0 up
+ * to e1: bins merge in pairs. scratch: f->tmpw. */
+static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, float *smpw, float *scratch, int e0, int e1)
 {
     int F = p->grid_bins, K = p->interval_k;
+    size_t W = smpw ? (size_t)p->window_width : 0;
     sv_feat_ex tmp[2 * 255];
+    float *tw = W ? scratch + 2 * W : NULL; /* [2K x W]: the pair's windows */
     for (int e = e0; e < e1; e++) {
         for (int i = 0; i < F / 2; i++) {
             int n = 0;
             for (int s = 0; s < 2; s++)
-                for (uint32_t k = 0; k < bins[2 * i + s].n; k++) tmp[n++] = smp[(size_t)(2 * i + s) * K + k];
+                for (uint32_t k = 0; k < bins[2 * i + s].n; k++) {
+                    size_t at = (size_t)(2 * i + s) * K + k;
+                    if (W) memcpy(tw + (size_t)n * W, smpw + at * W, W * sizeof(float));
+                    tmp[n++] = smp[at];
+                }
             bin_t nb = {bins[2 * i].cnt + bins[2 * i + 1].cnt, 0, 0};
-            for (int k = 0; k < n; k++) smp_offer(&nb, smp + (size_t)i * K, K, &tmp[k]);
+            for (int k = 0; k < n; k++)
+                smp_offer(&nb, smp + (size_t)i * K, W ? smpw + (size_t)i * K * W : NULL, W, scratch, K, &tmp[k],
+                          W ? tw + (size_t)k * W : NULL);
             bins[i] = nb;
         }
         for (int i = F / 2; i < F; i++) memset(&bins[i], 0, sizeof bins[i]);
@@ -238,22 +289,54 @@ static void set_grid(hot_t *h, int F, int e)
     h->scale = ldexp((double)F, -e);
 }
 
-void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
+/* Window of the example at row r of R into out (W floats): the latent's
+ * value on each token of [start, start + len), 0 where a token has no row. */
+static void capture(const sv_feat *f, const sv_feat_rows *R, int64_t r, int64_t j, float *out)
+{
+    const sv_feat_params *p = &f->p;
+    const int64_t t = R->token[r], s0 = R->seq_off[R->seq[r]], s1 = R->seq_off[R->seq[r] + 1];
+    int64_t st = p->ctx_before < 0 ? s0 : (t - p->ctx_before > s0 ? t - p->ctx_before : s0);
+    int64_t en = p->ctx_before < 0 ? s1 : (t + p->ctx_after + 1 < s1 ? t + p->ctx_after + 1 : s1);
+    if (en - st > (int64_t)f->W) en = st + (int64_t)f->W; /* W covers the longest sequence: not reached */
+    memset(out, 0, f->W * sizeof(float));
+    /* rows hold distinct ascending tokens: the window's first row is within t - st rows before r */
+    int64_t lo = r - (t - st) > 0 ? r - (t - st) : 0, hi = r;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (R->token[mid] < st) lo = mid + 1; else hi = mid;
+    }
+    for (int64_t q = lo; q < R->rows && R->token[q] < en; q++) {
+        int64_t a = R->rowptr[q], b = R->rowptr[q + 1];
+        while (a < b) { /* latents ascending in a row */
+            int64_t mid = a + (b - a) / 2;
+            if (R->idx[mid] < j) a = mid + 1; else b = mid;
+        }
+        if (a < R->rowptr[q + 1] && R->idx[a] == j) out[R->token[q] - st] = R->val[a];
+    }
+}
+
+/* One firing; R/r: where its window is read from (R NULL: no windows). */
+static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat_rows *R, int64_t r)
 {
     if (!(v > 0) || !isfinite(v)) return;
     hot_t *h = &f->hot[j];
     h->nz++;
     if (v > h->maxv) h->maxv = v;
     sv_feat_ex e = {token, v, 0};
-    if (h->ntop < f->p.top_n || v > h->thr || (v == h->thr && token < f->top[j * f->p.top_n].token))
-        top_offer(f, j, &e);
+    float *ew = f->W ? f->tmpw + f->W : NULL; /* the new entry's window, taken only when it is kept */
+    const int N = f->p.top_n;
+    if (h->ntop < N || v > h->thr || (v == h->thr && token < f->top[j * N].token)) {
+        if (ew && R) capture(f, R, r, j, ew);
+        else if (ew) memset(ew, 0, f->W * sizeof(float));
+        top_offer(f, j, &e, ew);
+    }
 
-    size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
+    size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W;
     if (h->ex == NOEXP) {
         set_grid(h, (int)F, exponent_of(v));
     } else if ((double)v * h->scale >= (double)F) {
         int e1 = exponent_of(v);
-        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, h->ex, e1);
+        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, W ? f->smpw + j * F * K * W : NULL, f->tmpw, h->ex, e1);
         set_grid(h, (int)F, e1);
     }
     size_t b = (size_t)((double)v * h->scale);
@@ -261,8 +344,21 @@ void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
     bn->cnt++;
     if (K) {
         e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
-        if (bn->n < K || e.key <= bn->root) smp_offer(bn, f->smp + (j * F + b) * K, (int)K, &e);
+        sv_feat_ex *hp = f->smp + (j * F + b) * K;
+        if ((bn->n < K || e.key <= bn->root) && heap_takes(hp, (int)bn->n, (int)K, &e, worse_smp)) {
+            if (ew && R) capture(f, R, r, j, ew);
+            else if (ew) memset(ew, 0, W * sizeof(float));
+            smp_offer(bn, hp, W ? f->smpw + (j * F + b) * K * W : NULL, W, f->tmpw, (int)K, &e, ew);
+        }
     }
+}
+
+void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v) { observe(f, j, token, v, NULL, 0); }
+
+void sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t q = R->rowptr[r]; q < R->rowptr[r + 1]; q++) observe(f, R->idx[q], R->token[r], R->val[q], R, r);
 }
 
 void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, int64_t ncols,
@@ -291,16 +387,17 @@ static int same_params(const sv_feat_params *a, const sv_feat_params *b)
 {
     return a->d_sae == b->d_sae && a->top_n == b->top_n && a->n_intervals == b->n_intervals &&
            a->interval_k == b->interval_k && a->grid_bins == b->grid_bins && a->ctx_before == b->ctx_before &&
-           a->ctx_after == b->ctx_after && a->seed == b->seed;
+           a->ctx_after == b->ctx_after && a->seed == b->seed && a->window_width == b->window_width;
 }
 
 sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
 {
     if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
-    size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n;
+    size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n, W = dst->W;
     bin_t *bins = sv_malloc(F * sizeof *bins);
     sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
-    if (!bins || !smp) { free(bins); free(smp); return SV_EINTERNAL; }
+    float *smpw = W ? sv_malloc(F * (K ? K : 1) * W * sizeof *smpw) : NULL; /* src's windows, regridded */
+    if (!bins || !smp || (W && !smpw)) { free(bins); free(smp); free(smpw); return SV_EINTERNAL; }
     dst->tokens += src->tokens;
     for (int64_t j = 0; j < dst->p.d_sae; j++) {
         const hot_t *hs = &src->hot[j];
@@ -308,28 +405,33 @@ sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
         if (hs->nz == 0) continue;
         hd->nz += hs->nz;
         if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
-        for (int32_t k = 0; k < hs->ntop; k++) top_offer(dst, j, &src->top[(size_t)j * N + k]);
+        for (int32_t k = 0; k < hs->ntop; k++)
+            top_offer(dst, j, &src->top[(size_t)j * N + k], W ? src->topw + ((size_t)j * N + (size_t)k) * W : NULL);
 
         /* both grids at the larger exponent, then bins add */
         int es = hs->ex, ed = hd->ex;
         memcpy(bins, src->bins + j * F, F * sizeof *bins);
         if (K) memcpy(smp, src->smp + j * F * K, F * K * sizeof *smp);
+        if (K && W) memcpy(smpw, src->smpw + j * F * K * W, F * K * W * sizeof *smpw);
         if (ed == NOEXP) {
             set_grid(hd, (int)F, es);
         } else if (es < ed) {
-            regrid(&src->p, bins, smp, es, ed);
+            regrid(&src->p, bins, smp, smpw, dst->tmpw, es, ed);
         } else if (ed < es) {
-            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, ed, es);
+            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, W ? dst->smpw + j * F * K * W : NULL, dst->tmpw, ed, es);
             set_grid(hd, (int)F, es);
         }
         for (size_t b = 0; b < F; b++) {
             bin_t *bn = &dst->bins[j * F + b];
             bn->cnt += bins[b].cnt;
-            for (uint32_t k = 0; k < bins[b].n; k++) smp_offer(bn, dst->smp + (j * F + b) * K, (int)K, &smp[b * K + k]);
+            for (uint32_t k = 0; k < bins[b].n; k++)
+                smp_offer(bn, dst->smp + (j * F + b) * K, W ? dst->smpw + (j * F + b) * K * W : NULL, W, dst->tmpw,
+                          (int)K, &smp[b * K + k], W ? smpw + (b * K + k) * W : NULL);
         }
     }
     free(bins);
     free(smp);
+    free(smpw);
     return SV_OK;
 }
 
@@ -341,7 +443,7 @@ typedef struct {
 } pack_hdr;
 
 #define PAD8(x) (((x) + 7) & ~(size_t)7)
-#define NARR 4
+#define NARR 6
 
 typedef struct { size_t off[NARR], size[NARR], total; } pack_layout;
 
@@ -349,8 +451,10 @@ static pack_layout layout(const sv_feat_params *p)
 {
     size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
     pack_layout L;
+    size_t W = (size_t)p->window_width;
     size_t sz[NARR] = {d * sizeof(hot_t), d * (size_t)p->top_n * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
-                       d * F * K * sizeof(sv_feat_ex)};
+                       d * F * K * sizeof(sv_feat_ex), d * (size_t)p->top_n * W * sizeof(float),
+                       d * F * K * W * sizeof(float)};
     size_t o = PAD8(sizeof(pack_hdr));
     for (int i = 0; i < NARR; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
     L.total = o;
@@ -369,8 +473,9 @@ void sv_feat_pack(const sv_feat *f, void *buf)
     h.p = f->p;
     h.tokens = f->tokens;
     memcpy(buf, &h, sizeof h);
-    const void *src[NARR] = {f->hot, f->top, f->bins, f->smp};
-    for (int i = 0; i < NARR; i++) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+    const void *src[NARR] = {f->hot, f->top, f->bins, f->smp, f->topw, f->smpw};
+    for (int i = 0; i < NARR; i++)
+        if (L.size[i]) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
 }
 
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
@@ -390,6 +495,9 @@ sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
     v.top = (sv_feat_ex *)((char *)buf + L.off[1]);
     v.bins = (bin_t *)((char *)buf + L.off[2]);
     v.smp = (sv_feat_ex *)((char *)buf + L.off[3]);
+    v.W = (size_t)h.p.window_width;
+    v.topw = (float *)((char *)buf + L.off[4]); /* windows are floats: any bits are valid */
+    v.smpw = (float *)((char *)buf + L.off[5]);
     size_t d = (size_t)h.p.d_sae, F = (size_t)h.p.grid_bins;
     for (size_t j = 0; j < d; j++) {
         const hot_t *x = &v.hot[j];
@@ -524,7 +632,7 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
         const bin_t *bn = &f->bins[j * F + b];
         *count += bn->cnt;
         const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
-        for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, m, K, &s[k], worse_smp);
+        for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, NULL, m, K, &s[k], NULL, worse_smp);
     }
     qsort(best, (size_t)m, sizeof *best, cmp_best);
     memcpy(out, best, (size_t)m * sizeof *out);
@@ -688,6 +796,29 @@ static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fi
             if (ids) w->ids[at] = (int32_t)ids[t - token0];
         }
     }
+}
+
+sv_rc sv_feat_windows_fill_captured(sv_feat_windows *w, const sv_feat *f)
+{
+    const size_t W = f->W, N = (size_t)f->p.top_n, F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
+    if (W == 0 || (int64_t)W != w->width)
+        return sv_fail(SV_EINTERNAL, "features: captured windows of width %zu, windows of %lld", W, (long long)w->width);
+    for (int64_t i = 0; i < w->n; i++) {
+        const sv_feat_win *x = &w->win[i];
+        const size_t j = (size_t)x->latent;
+        const float *src = NULL;
+        if (x->kind == 0) {
+            for (size_t k = 0; k < (size_t)f->hot[j].ntop && !src; k++)
+                if (f->top[j * N + k].token == x->token) src = f->topw + (j * N + k) * W;
+        } else { /* a token falls in one bin of a latent */
+            for (size_t b = 0; b < F && !src; b++)
+                for (size_t k = 0; k < f->bins[j * F + b].n && !src; k++)
+                    if (f->smp[(j * F + b) * K + k].token == x->token) src = f->smpw + ((j * F + b) * K + k) * W;
+        }
+        if (!src) return sv_fail(SV_EINTERNAL, "features: no captured window for latent %zu token %lld", j, (long long)x->token);
+        memcpy(w->values + (size_t)i * W, src, W * sizeof(float));
+    }
+    return SV_OK;
 }
 
 void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids)
