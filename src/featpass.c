@@ -24,21 +24,31 @@ int64_t sv_featpass_max_seq(const sv_store *st)
     return m;
 }
 
+#define WIN_BYTES ((size_t)64 << 20) /* windows of a latent chunk (before the file's own buffers) */
+
+/* Latents written to the file at a time: multiples of its 64-latent chunks. */
+static int64_t write_chunk(const sv_feat_params *p, int64_t maxT)
+{
+    int64_t chunk = 64;
+    while (chunk < p->d_sae && sv_feat_windows_mem(p, 2 * chunk, maxT) <= WIN_BYTES) chunk *= 2;
+    return chunk < p->d_sae ? chunk : p->d_sae;
+}
+
 uint64_t sv_featpass_mem(int top_examples, int ctx_before, int ctx_after, int64_t max_seq_len, int64_t d_sae,
                          int n_ranks)
 {
     if (top_examples <= 0) return 0;
     sv_feat_params p;
     sv_featpass_params(&p, d_sae, top_examples, ctx_before, ctx_after, max_seq_len);
-    uint64_t acc = sv_feat_mem(&p);
-    /* a receiving rank of the reduction holds a packed image too (~ the state) */
-    return n_ranks > 1 ? 2 * acc : acc;
+    /* the state, a packed latent range in the reduction, and on rank 0 the
+     * windows of a latent chunk plus the file writer's buffers for it (about
+     * the same size: ids and values of every window, per-latent arrays) */
+    return sv_feat_mem(&p) + (n_ranks > 1 ? sv_feat_reduce_mem(&p) : 0) +
+           2 * sv_feat_windows_mem(&p, write_chunk(&p, max_seq_len), max_seq_len);
 }
 
 #define IDS_GAP ((int64_t)1 << 14)  /* token ids between two ranges read in one go below this gap */
 #define IDS_SPAN ((int64_t)1 << 20) /* at most this many ids per read */
-#define WIN_BYTES ((size_t)64 << 20) /* windows of a latent chunk (before the file's own buffers) */
-
 /* Token ids of the windows' tokens, read from the store (no encoding). */
 static sv_rc fill_ids(sv_feat_windows *w, sv_store *st, int64_t **buf, int64_t *cap)
 {
@@ -72,8 +82,7 @@ sv_rc sv_featpass_finish(sv_feat *f, const sv_featpass_ctx *c, MPI_Comm comm)
      * the writer's buffers stay small. */
     const sv_feat_params *p = sv_feat_params_of(f);
     const int64_t d = p->d_sae, maxT = sv_featpass_max_seq(st);
-    int64_t chunk = 64;
-    while (chunk < d && sv_feat_windows_mem(p, 2 * chunk, maxT) <= WIN_BYTES) chunk *= 2;
+    const int64_t chunk = write_chunk(p, maxT);
     char *path = sv_featfile_path(c->out_dir, c->sae_id, c->dataset);
     sv_featfile_meta m = {c->sae_id, c->dataset, st->n_seq, p->window_width};
     sv_featfile_writer *fw = NULL;

@@ -324,10 +324,12 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
     if (v > h->maxv) h->maxv = v;
     sv_feat_ex e = {token, v, 0};
     float *ew = f->W ? f->tmpw + f->W : NULL; /* the new entry's window, taken only when it is kept */
+    int have = 0;                             /* ... and once for both lists */
     const int N = f->p.top_n;
     if (h->ntop < N || v > h->thr || (v == h->thr && token < f->top[j * N].token)) {
         if (ew && R) capture(f, R, r, j, ew);
         else if (ew) memset(ew, 0, f->W * sizeof(float));
+        have = 1;
         top_offer(f, j, &e, ew);
     }
 
@@ -346,8 +348,8 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
         e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
         sv_feat_ex *hp = f->smp + (j * F + b) * K;
         if ((bn->n < K || e.key <= bn->root) && heap_takes(hp, (int)bn->n, (int)K, &e, worse_smp)) {
-            if (ew && R) capture(f, R, r, j, ew);
-            else if (ew) memset(ew, 0, W * sizeof(float));
+            if (ew && !have && R) capture(f, R, r, j, ew);
+            else if (ew && !have) memset(ew, 0, W * sizeof(float));
             smp_offer(bn, hp, W ? f->smpw + (j * F + b) * K * W : NULL, W, f->tmpw, (int)K, &e, ew);
         }
     }
@@ -390,29 +392,30 @@ static int same_params(const sv_feat_params *a, const sv_feat_params *b)
            a->ctx_after == b->ctx_after && a->seed == b->seed && a->window_width == b->window_width;
 }
 
-sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
+/* dst's latents [j0, j0 + n) U src's latents [0, n) (src: a whole state
+ * or a view of a packed latent range). */
+static sv_rc merge_view(sv_feat *dst, const sv_feat *src, int64_t j0, int64_t n)
 {
-    if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
     size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n, W = dst->W;
     bin_t *bins = sv_malloc(F * sizeof *bins);
     sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
     float *smpw = W ? sv_malloc(F * (K ? K : 1) * W * sizeof *smpw) : NULL; /* src's windows, regridded */
     if (!bins || !smp || (W && !smpw)) { free(bins); free(smp); free(smpw); return SV_EINTERNAL; }
-    dst->tokens += src->tokens;
-    for (int64_t j = 0; j < dst->p.d_sae; j++) {
-        const hot_t *hs = &src->hot[j];
+    for (int64_t l = 0; l < n; l++) {
+        const int64_t j = j0 + l;
+        const hot_t *hs = &src->hot[l];
         hot_t *hd = &dst->hot[j];
         if (hs->nz == 0) continue;
         hd->nz += hs->nz;
         if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
         for (int32_t k = 0; k < hs->ntop; k++)
-            top_offer(dst, j, &src->top[(size_t)j * N + k], W ? src->topw + ((size_t)j * N + (size_t)k) * W : NULL);
+            top_offer(dst, j, &src->top[(size_t)l * N + k], W ? src->topw + ((size_t)l * N + (size_t)k) * W : NULL);
 
         /* both grids at the larger exponent, then bins add */
         int es = hs->ex, ed = hd->ex;
-        memcpy(bins, src->bins + j * F, F * sizeof *bins);
-        if (K) memcpy(smp, src->smp + j * F * K, F * K * sizeof *smp);
-        if (K && W) memcpy(smpw, src->smpw + j * F * K * W, F * K * W * sizeof *smpw);
+        memcpy(bins, src->bins + l * F, F * sizeof *bins);
+        if (K) memcpy(smp, src->smp + l * F * K, F * K * sizeof *smp);
+        if (K && W) memcpy(smpw, src->smpw + l * F * K * W, F * K * W * sizeof *smpw);
         if (ed == NOEXP) {
             set_grid(hd, (int)F, es);
         } else if (es < ed) {
@@ -435,11 +438,19 @@ sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
     return SV_OK;
 }
 
+sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
+{
+    if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
+    dst->tokens += src->tokens;
+    return merge_view(dst, src, 0, dst->p.d_sae);
+}
+
 /* ---- flat image: header, then each array padded to 8 bytes ---- */
 typedef struct {
     uint64_t magic;
     sv_feat_params p;
-    int64_t tokens;
+    int64_t tokens;   /* counted once: in the image of latent 0 */
+    int64_t j0, n;    /* the latents [j0, j0 + n) it holds */
 } pack_hdr;
 
 #define PAD8(x) (((x) + 7) & ~(size_t)7)
@@ -447,9 +458,9 @@ typedef struct {
 
 typedef struct { size_t off[NARR], size[NARR], total; } pack_layout;
 
-static pack_layout layout(const sv_feat_params *p)
+static pack_layout layout(const sv_feat_params *p, int64_t n_latents)
 {
-    size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    size_t d = (size_t)n_latents, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
     pack_layout L;
     size_t W = (size_t)p->window_width;
     size_t sz[NARR] = {d * sizeof(hot_t), d * (size_t)p->top_n * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
@@ -461,36 +472,45 @@ static pack_layout layout(const sv_feat_params *p)
     return L;
 }
 
-size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p).total; }
-
-void sv_feat_pack(const sv_feat *f, void *buf)
+static void pack_range(const sv_feat *f, int64_t j0, int64_t n, void *buf)
 {
-    pack_layout L = layout(&f->p);
+    pack_layout L = layout(&f->p, n);
     memset(buf, 0, L.total);
     pack_hdr h;
     memset(&h, 0, sizeof h);
     h.magic = PACK_MAGIC;
     h.p = f->p;
-    h.tokens = f->tokens;
+    h.tokens = j0 == 0 ? f->tokens : 0;
+    h.j0 = j0;
+    h.n = n;
     memcpy(buf, &h, sizeof h);
-    const void *src[NARR] = {f->hot, f->top, f->bins, f->smp, f->topw, f->smpw};
+    const size_t N = (size_t)f->p.top_n, F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W;
+    const size_t a = (size_t)j0;
+    const void *src[NARR] = {f->hot + a, f->top + a * N, f->bins + a * F, f->smp + a * F * K,
+                             W ? f->topw + a * N * W : NULL, W ? f->smpw + a * F * K * W : NULL};
     for (int i = 0; i < NARR; i++)
         if (L.size[i]) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
 }
 
+size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p, f->p.d_sae).total; }
+
+void sv_feat_pack(const sv_feat *f, void *buf) { pack_range(f, 0, f->p.d_sae, buf); }
+
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
 {
-    pack_layout L = layout(&dst->p);
     pack_hdr h;
-    if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
+    if (n < sizeof h) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes", n);
     memcpy(&h, buf, sizeof h);
     if (h.magic != PACK_MAGIC || !same_params(&h.p, &dst->p))
         return sv_fail(SV_EINTERNAL, "features: packed state from other parameters");
+    if (h.j0 < 0 || h.n < 0 || h.j0 > dst->p.d_sae || h.n > dst->p.d_sae - h.j0)
+        return sv_fail(SV_EINTERNAL, "features: packed latents out of range");
+    pack_layout L = layout(&dst->p, h.n);
+    if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
     /* A view on the (8-byte aligned) buffer; every count is checked first. */
     sv_feat v;
     memset(&v, 0, sizeof v);
     v.p = h.p;
-    v.tokens = h.tokens;
     v.hot = (hot_t *)((char *)buf + L.off[0]);
     v.top = (sv_feat_ex *)((char *)buf + L.off[1]);
     v.bins = (bin_t *)((char *)buf + L.off[2]);
@@ -498,15 +518,17 @@ sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
     v.W = (size_t)h.p.window_width;
     v.topw = (float *)((char *)buf + L.off[4]); /* windows are floats: any bits are valid */
     v.smpw = (float *)((char *)buf + L.off[5]);
-    size_t d = (size_t)h.p.d_sae, F = (size_t)h.p.grid_bins;
-    for (size_t j = 0; j < d; j++) {
+    size_t F = (size_t)h.p.grid_bins;
+    for (size_t j = 0; j < (size_t)h.n; j++) {
         const hot_t *x = &v.hot[j];
         if (x->ntop < 0 || x->ntop > h.p.top_n || (x->ex == NOEXP) != (x->nz == 0))
-            return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+            return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", (size_t)h.j0 + j);
         for (size_t b = 0; b < F; b++)
-            if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k) return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+            if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k)
+                return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", (size_t)h.j0 + j);
     }
-    return sv_feat_merge(dst, &v);
+    dst->tokens += h.tokens;
+    return merge_view(dst, &v, h.j0, h.n);
 }
 
 /* ---- across ranks ---- */
@@ -532,24 +554,43 @@ static int recv_bytes(char *b, size_t n, int from, MPI_Comm comm)
     return 1;
 }
 
+/* Latents per packed image in the reduction: about 64 MiB each. */
+static int64_t reduce_chunk(const sv_feat_params *p)
+{
+    size_t per = layout(p, 1).total;
+    int64_t c = (int64_t)(((size_t)64 << 20) / (per ? per : 1));
+    return c < 1 ? 1 : c > p->d_sae ? p->d_sae : c;
+}
+
+size_t sv_feat_reduce_mem(const sv_feat_params *p) { return layout(p, reduce_chunk(p)).total; }
+
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    size_t n = sv_feat_pack_size(f);
-    char *buf = size > 1 ? sv_malloc(n) : NULL;
+    const int64_t d = f->p.d_sae, C = reduce_chunk(&f->p);
+    size_t cap = layout(&f->p, C).total;
+    char *buf = size > 1 ? sv_malloc(cap) : NULL;
     if (size > 1 && !buf) return SV_EINTERNAL; /* a rank that cannot take part: the caller aborts */
     sv_rc rc = SV_OK;
     for (int step = 1; step < size; step *= 2) {
         if (rank % (2 * step) == step) {
-            sv_feat_pack(f, buf);
-            if (!send_bytes(buf, n, rank - step, comm)) rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
+            for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += C) {
+                int64_t n = d - j0 < C ? d - j0 : C;
+                pack_range(f, j0, n, buf);
+                if (!send_bytes(buf, layout(&f->p, n).total, rank - step, comm))
+                    rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
+            }
             break;
         }
         if (rank % (2 * step) == 0 && rank + step < size) {
-            if (!recv_bytes(buf, n, rank + step, comm)) { rc = sv_fail(SV_EINTERNAL, "features: receive failed"); break; }
-            rc = sv_feat_merge_packed(f, buf, n);
+            for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += C) {
+                int64_t n = d - j0 < C ? d - j0 : C;
+                size_t nb = layout(&f->p, n).total;
+                if (!recv_bytes(buf, nb, rank + step, comm)) rc = sv_fail(SV_EINTERNAL, "features: receive failed");
+                else rc = sv_feat_merge_packed(f, buf, nb);
+            }
             if (rc != SV_OK) break;
         }
     }

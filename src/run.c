@@ -789,7 +789,7 @@ static int all_fit(const sv_runner *r)
         int any = 0;
         for (int j = 0; j < nd; j++) any |= pl->todo[i * nd + j];
         if (!any) continue;
-        used += sv_sae_mem_bytes(&pl->cfg[i], r->cfg.precision, pl->block_rows);
+        used += sv_plan_sae_bytes(pl, i, r->cfg.precision, pl->block_rows);
         uint64_t g = pl->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], r->cfg.precision) : 0;
         if (g > geo) geo = g;
         n++;

@@ -100,3 +100,7 @@ foreach(bad topn context)
            COMMAND sh -c "sed 's/, \"top_examples\": 20, \"context\": \\[5, 5\\]//' '${CMAKE_CURRENT_BINARY_DIR}/feat_bad_${bad}.json.in' > '${SV_DEMO}/config_feat_bad_${bad}.json' && sh '${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh' 2 '$<IF:$<STREQUAL:${bad},topn>,top_examples,context>' '$<TARGET_FILE:saeval>' run '${SV_DEMO}/config_feat_bad_${bad}.json' --quiet")
   set_tests_properties(feat_config_bad_${bad} PROPERTIES FIXTURES_REQUIRED demo_data)
 endforeach()
+# Data for the memory check of the feature analysis (run by hand, see README).
+sv_test_exe(feat_mem_gen feat_mem_gen.c)
+target_link_libraries(feat_mem_gen PRIVATE saevalapp)
+target_include_directories(feat_mem_gen PRIVATE ${CMAKE_SOURCE_DIR}/src/app)

@@ -19,8 +19,9 @@ void sv_featpass_params(sv_feat_params *p, int64_t d_sae, int top_examples, int 
                         int64_t max_seq_len);
 int64_t sv_featpass_max_seq(const sv_store *st);
 /* Per-rank bytes of the feature data of an SAE during a pass: the
- * accumulator with its windows (sv_feat_mem), twice with more than one rank
- * (the reduction's packed image). 0 when top_examples <= 0. */
+ * accumulator with its windows (sv_feat_mem), a packed latent range of the
+ * reduction (more than one rank), and on rank 0 the windows and writer
+ * buffers of a latent chunk of the file. 0 when top_examples <= 0. */
 uint64_t sv_featpass_mem(int top_examples, int ctx_before, int ctx_after, int64_t max_seq_len, int64_t d_sae,
                          int n_ranks);
 

@@ -95,10 +95,11 @@ void sv_feat_pack(const sv_feat *f, void *buf);
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n);
 
 /* Collective: every rank's accumulator merged into rank 0's (a binomial
- * tree of packed images; the result does not depend on the tree). Other
- * ranks' accumulators are left as they were. Extra memory: one packed
- * image (sv_feat_pack_size) on receiving ranks. */
+ * tree of packed images of latent ranges, about 64 MiB each; the result
+ * does not depend on the tree). Other ranks' accumulators are left as they
+ * were. Extra memory: sv_feat_reduce_mem on ranks with more than one rank. */
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm);
+size_t sv_feat_reduce_mem(const sv_feat_params *p);
 /* Collective: rank 0's state to every rank. */
 sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm);
 

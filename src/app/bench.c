@@ -114,8 +114,8 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static sv_rc write_config(const char *path, const char *out, const char **saes, int ns, const char *store,
-                          int64_t budget_mb, int geometry, const char *precision)
+static sv_rc write_config_feat(const char *path, const char *out, const char **saes, int ns, const char *store,
+                               int64_t budget_mb, int geometry, const char *precision, int top_examples)
 {
     sv_jw w;
     sv_jw_init(&w);
@@ -133,10 +133,17 @@ static sv_rc write_config(const char *path, const char *out, const char **saes, 
     sv_jw_bool(&w, "geometry", geometry);
     sv_jw_str(&w, "precision", precision);
     if (budget_mb > 0) sv_jw_int(&w, "memory_budget_mb", budget_mb);
+    if (top_examples > 0) sv_jw_int(&w, "top_examples", top_examples);
     sv_jw_end(&w);
     sv_rc rc = w.oom ? SV_EINTERNAL : sv_write_atomic(path, w.buf, w.len);
     sv_jw_free(&w);
     return rc;
+}
+
+static sv_rc write_config(const char *path, const char *out, const char **saes, int ns, const char *store,
+                          int64_t budget_mb, int geometry, const char *precision)
+{
+    return write_config_feat(path, out, saes, ns, store, budget_mb, geometry, precision, 0);
 }
 
 /* Evaluator pass time (median) of one config; rank 0 gets the stats. */
@@ -458,6 +465,33 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             /* bfloat16: the best OpenBLAS kernel says nothing about it */
             print_row(cc[c].name, NT, te_m, tl_m, prec == 16 ? 1.0 : scale_big, (te_m - tl_m) / (double)NT * 1e6);
             if (c == 0) compute_tps = NT / te_m;
+        }
+    }
+
+    /* Feature analysis overhead: the compute case (float32 store) with
+     * top_examples 20 against without, runs paired as above; the pass time
+     * includes merging the feature data and writing its file. */
+    if (rc == SV_OK) {
+        char cfg2[4096];
+        snprintf(q, sizeof q, "%s/topk", dir);
+        const char *saes[1] = {q};
+        snprintf(p, sizeof p, "%s/f32.h5", dir);
+        snprintf(cfg, sizeof cfg, "%s/cfg_feat0.json", dir);
+        snprintf(cfg2, sizeof cfg2, "%s/cfg_feat20.json", dir);
+        if (rank == 0) rc = write_config(cfg, out, saes, 1, p, 0, 0, "float32");
+        if (rank == 0 && rc == SV_OK) rc = write_config_feat(cfg2, out, saes, 1, p, 0, 0, "float32", 20);
+        rc = bench_barrier(rc, comm);
+        double t0[16], t1[16];
+        sv_run_stats st;
+        for (int r = 0; r < R && rc == SV_OK; r++) {
+            rc = time_eval(cfg, 1, comm, &t0[r], &st);
+            if (rc == SV_OK) rc = time_eval(cfg2, 1, comm, &t1[r], &st);
+        }
+        if (rc == SV_OK && rank == 0) {
+            const double a = median(t0, R), b = median(t1, R);
+            printf("%-34s %8lld %9.3f %9.3f %7.3f   (eval s with / without top_examples; target <= 1.10)\n",
+                   "compute topk, top_examples 20", (long long)NT, b, a, b / a);
+            fflush(stdout);
         }
     }
 
