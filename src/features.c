@@ -36,13 +36,23 @@ struct sv_feat {
     sv_feat_ex *top;  /* [d x N] heaps, worst example at the root */
     bin_t *bins;      /* [d x F] */
     sv_feat_ex *smp;  /* [d x F x K] heaps, highest (key, token) at the root */
-    /* Captured windows (W = p.window_width > 0), row for row with the heaps
-     * above: they move with their entries. */
+    /* Captured windows (W = p.window_width > 0): each heap has a pool of
+     * window slots; a heap position holds the slot of its entry's window, so
+     * sifting moves 2 bytes, not W floats. */
     size_t W;
-    float *topw;      /* [d x N x W] */
-    float *smpw;      /* [d x F x K x W] */
-    float *tmpw;      /* scratch: [W] swap + [W] new entry + [2K x W] regrid */
+    float *topw;      /* [d x N] slots of W floats */
+    float *smpw;      /* [d x F x K] slots of W floats */
+    uint16_t *tslot;  /* [d x N] slot of each top heap position */
+    uint16_t *sslot;  /* [d x F x K] slot of each sample heap position */
+    float *tmpw;      /* scratch: [W] unused + [W] new entry + [2K x W] regrid */
 };
+
+/* The window of heap position k of the heap starting at base (slot NULL:
+ * windows in position order, as in a packed image). */
+static float *winp(float *pool, const uint16_t *slot, size_t base, size_t k, size_t W)
+{
+    return pool + (base + (slot ? slot[base + k] : k)) * W;
+}
 
 void sv_feat_params_default(sv_feat_params *p, int64_t d_sae)
 {
@@ -134,9 +144,12 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
     if (f->W) {
         f->topw = alloc64(d * (size_t)p->top_n * f->W * sizeof(float));
         f->smpw = alloc64(d * F * (K ? K : 1) * f->W * sizeof(float));
+        f->tslot = alloc64(d * (size_t)p->top_n * sizeof(uint16_t));
+        f->sslot = alloc64(d * F * (K ? K : 1) * sizeof(uint16_t));
         f->tmpw = alloc64((2 + 2 * K) * f->W * sizeof(float));
     }
-    if (!f->hot || !f->top || !f->bins || !f->smp || (f->W && (!f->topw || !f->smpw || !f->tmpw))) {
+    if (!f->hot || !f->top || !f->bins || !f->smp ||
+        (f->W && (!f->topw || !f->smpw || !f->tslot || !f->sslot || !f->tmpw))) {
         sv_feat_free(f);
         return sv_fail(SV_EINTERNAL, "out of memory for the feature data of %zu latents", d);
     }
@@ -149,7 +162,7 @@ void sv_feat_free(sv_feat *f)
 {
     if (!f) return;
     free(f->hot); free(f->top); free(f->bins); free(f->smp);
-    free(f->topw); free(f->smpw); free(f->tmpw);
+    free(f->topw); free(f->smpw); free(f->tslot); free(f->sslot); free(f->tmpw);
     free(f);
 }
 
@@ -170,18 +183,15 @@ static int worse_smp(const sv_feat_ex *a, const sv_feat_ex *b)
     return a->key > b->key || (a->key == b->key && a->token > b->token);
 }
 
-/* A heap's windows hw (W floats per entry, NULL: none) move with its
- * entries; tmp: W floats of scratch. */
-typedef struct { float *hw; size_t W; float *tmp; } heapw;
+/* A heap's window pool (W floats per slot; NULL: no windows) and the slot
+ * of each position. */
+typedef struct { float *pool; size_t W; uint16_t *slot; } heapw;
 
 static void swap_ent(sv_feat_ex *h, const heapw *x, int a, int b)
 {
     sv_feat_ex t = h[a]; h[a] = h[b]; h[b] = t;
-    if (x && x->hw) {
-        size_t n = x->W * sizeof(float);
-        memcpy(x->tmp, x->hw + (size_t)a * x->W, n);
-        memcpy(x->hw + (size_t)a * x->W, x->hw + (size_t)b * x->W, n);
-        memcpy(x->hw + (size_t)b * x->W, x->tmp, n);
+    if (x && x->pool) {
+        uint16_t u = x->slot[a]; x->slot[a] = x->slot[b]; x->slot[b] = u;
     }
 }
 
@@ -220,7 +230,11 @@ static int heap_offer(sv_feat_ex *h, const heapw *x, int n, int cap, const sv_fe
     if (!heap_takes(h, n, cap, e, worse)) return n;
     int at = n < cap ? n : 0;
     h[at] = *e;
-    if (x && x->hw) memcpy(x->hw + (size_t)at * x->W, ew, x->W * sizeof(float));
+    if (x && x->pool) { /* a new slot while the heap grows (slots 0..n-1 are in use), else the evicted root's */
+        uint16_t sl = n < cap ? (uint16_t)n : x->slot[0];
+        x->slot[at] = sl;
+        memcpy(x->pool + (size_t)sl * x->W, ew, x->W * sizeof(float));
+    }
     if (n < cap) {
         sift_up(h, x, n, worse);
         return n + 1;
@@ -234,16 +248,16 @@ static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e, const float *e
     int N = f->p.top_n;
     hot_t *h = &f->hot[j];
     sv_feat_ex *hp = f->top + j * N;
-    heapw x = {f->W ? f->topw + (size_t)j * (size_t)N * f->W : NULL, f->W, f->tmpw};
+    heapw x = {f->W ? f->topw + (size_t)j * (size_t)N * f->W : NULL, f->W, f->W ? f->tslot + (size_t)j * (size_t)N : NULL};
     h->ntop = heap_offer(hp, &x, h->ntop, N, e, ew, worse_top);
     if (h->ntop == N) h->thr = hp[0].value;
 }
 
-/* hw: the bin's windows (NULL: none), tmp: W floats */
-static void smp_offer(bin_t *bn, sv_feat_ex *hp, float *hw, size_t W, float *tmp, int K, const sv_feat_ex *e,
+/* pool, slot: the bin's windows (pool NULL: none) */
+static void smp_offer(bin_t *bn, sv_feat_ex *hp, float *pool, uint16_t *slot, size_t W, int K, const sv_feat_ex *e,
                       const float *ew)
 {
-    heapw x = {hw, W, tmp};
+    heapw x = {pool, W, slot};
     bn->n = (uint32_t)heap_offer(hp, &x, (int)bn->n, K, e, ew, worse_smp);
     if ((int)bn->n == K) bn->root = hp[0].key;
 }
@@ -251,7 +265,8 @@ static void smp_offer(bin_t *bn, sv_feat_ex *hp, float *hw, size_t W, float *tmp
 /* Regrid one latent's bins (bins, samples and their windows smpw (NULL:
  * none) given, so a scratch copy can be regridded too) from exponent e0 up
  * to e1: bins merge in pairs. scratch: f->tmpw. */
-static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, float *smpw, float *scratch, int e0, int e1)
+static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, float *smpw, uint16_t *slot, float *scratch,
+                   int e0, int e1)
 {
     int F = p->grid_bins, K = p->interval_k;
     size_t W = smpw ? (size_t)p->window_width : 0;
@@ -263,13 +278,13 @@ static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, float 
             for (int s = 0; s < 2; s++)
                 for (uint32_t k = 0; k < bins[2 * i + s].n; k++) {
                     size_t at = (size_t)(2 * i + s) * K + k;
-                    if (W) memcpy(tw + (size_t)n * W, smpw + at * W, W * sizeof(float));
+                    if (W) memcpy(tw + (size_t)n * W, winp(smpw, slot, (size_t)(2 * i + s) * K, k, W), W * sizeof(float));
                     tmp[n++] = smp[at];
                 }
             bin_t nb = {bins[2 * i].cnt + bins[2 * i + 1].cnt, 0, 0};
             for (int k = 0; k < n; k++)
-                smp_offer(&nb, smp + (size_t)i * K, W ? smpw + (size_t)i * K * W : NULL, W, scratch, K, &tmp[k],
-                          W ? tw + (size_t)k * W : NULL);
+                smp_offer(&nb, smp + (size_t)i * K, W ? smpw + (size_t)i * K * W : NULL, W ? slot + (size_t)i * K : NULL,
+                          W, K, &tmp[k], W ? tw + (size_t)k * W : NULL);
             bins[i] = nb;
         }
         for (int i = F / 2; i < F; i++) memset(&bins[i], 0, sizeof bins[i]);
@@ -338,7 +353,8 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
         set_grid(h, (int)F, exponent_of(v));
     } else if ((double)v * h->scale >= (double)F) {
         int e1 = exponent_of(v);
-        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, W ? f->smpw + j * F * K * W : NULL, f->tmpw, h->ex, e1);
+        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, W ? f->smpw + j * F * K * W : NULL,
+               W ? f->sslot + j * F * K : NULL, f->tmpw, h->ex, e1);
         set_grid(h, (int)F, e1);
     }
     size_t b = (size_t)((double)v * h->scale);
@@ -350,7 +366,8 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
         if ((bn->n < K || e.key <= bn->root) && heap_takes(hp, (int)bn->n, (int)K, &e, worse_smp)) {
             if (ew && !have && R) capture(f, R, r, j, ew);
             else if (ew && !have) memset(ew, 0, W * sizeof(float));
-            smp_offer(bn, hp, W ? f->smpw + (j * F + b) * K * W : NULL, W, f->tmpw, (int)K, &e, ew);
+            smp_offer(bn, hp, W ? f->smpw + (j * F + b) * K * W : NULL, W ? f->sslot + (j * F + b) * K : NULL, W,
+                      (int)K, &e, ew);
         }
     }
 }
@@ -400,7 +417,8 @@ static sv_rc merge_view(sv_feat *dst, const sv_feat *src, int64_t j0, int64_t n)
     bin_t *bins = sv_malloc(F * sizeof *bins);
     sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
     float *smpw = W ? sv_malloc(F * (K ? K : 1) * W * sizeof *smpw) : NULL; /* src's windows, regridded */
-    if (!bins || !smp || (W && !smpw)) { free(bins); free(smp); free(smpw); return SV_EINTERNAL; }
+    uint16_t *slot = W ? sv_malloc(F * (K ? K : 1) * sizeof *slot) : NULL;
+    if (!bins || !smp || (W && (!smpw || !slot))) { free(bins); free(smp); free(smpw); free(slot); return SV_EINTERNAL; }
     for (int64_t l = 0; l < n; l++) {
         const int64_t j = j0 + l;
         const hot_t *hs = &src->hot[l];
@@ -409,32 +427,40 @@ static sv_rc merge_view(sv_feat *dst, const sv_feat *src, int64_t j0, int64_t n)
         hd->nz += hs->nz;
         if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
         for (int32_t k = 0; k < hs->ntop; k++)
-            top_offer(dst, j, &src->top[(size_t)l * N + k], W ? src->topw + ((size_t)l * N + (size_t)k) * W : NULL);
+            top_offer(dst, j, &src->top[(size_t)l * N + k], W ? winp(src->topw, src->tslot, (size_t)l * N, (size_t)k, W) : NULL);
 
         /* both grids at the larger exponent, then bins add */
         int es = hs->ex, ed = hd->ex;
         memcpy(bins, src->bins + l * F, F * sizeof *bins);
         if (K) memcpy(smp, src->smp + l * F * K, F * K * sizeof *smp);
-        if (K && W) memcpy(smpw, src->smpw + l * F * K * W, F * K * W * sizeof *smpw);
+        if (K && W) /* in position order: slot k at position k */
+            for (size_t b = 0; b < F; b++)
+                for (size_t k = 0; k < bins[b].n; k++) {
+                    slot[b * K + k] = (uint16_t)k;
+                    memcpy(smpw + (b * K + k) * W, winp(src->smpw, src->sslot, (l * F + b) * K, k, W), W * sizeof(float));
+                }
         if (ed == NOEXP) {
             set_grid(hd, (int)F, es);
         } else if (es < ed) {
-            regrid(&src->p, bins, smp, smpw, dst->tmpw, es, ed);
+            regrid(&src->p, bins, smp, smpw, slot, dst->tmpw, es, ed);
         } else if (ed < es) {
-            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, W ? dst->smpw + j * F * K * W : NULL, dst->tmpw, ed, es);
+            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, W ? dst->smpw + j * F * K * W : NULL,
+                   W ? dst->sslot + j * F * K : NULL, dst->tmpw, ed, es);
             set_grid(hd, (int)F, es);
         }
         for (size_t b = 0; b < F; b++) {
             bin_t *bn = &dst->bins[j * F + b];
             bn->cnt += bins[b].cnt;
             for (uint32_t k = 0; k < bins[b].n; k++)
-                smp_offer(bn, dst->smp + (j * F + b) * K, W ? dst->smpw + (j * F + b) * K * W : NULL, W, dst->tmpw,
-                          (int)K, &smp[b * K + k], W ? smpw + (b * K + k) * W : NULL);
+                smp_offer(bn, dst->smp + (j * F + b) * K, W ? dst->smpw + (j * F + b) * K * W : NULL,
+                          W ? dst->sslot + (j * F + b) * K : NULL, W, (int)K, &smp[b * K + k],
+                          W ? winp(smpw, slot, b * K, k, W) : NULL);
         }
     }
     free(bins);
     free(smp);
     free(smpw);
+    free(slot);
     return SV_OK;
 }
 
@@ -486,10 +512,20 @@ static void pack_range(const sv_feat *f, int64_t j0, int64_t n, void *buf)
     memcpy(buf, &h, sizeof h);
     const size_t N = (size_t)f->p.top_n, F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W;
     const size_t a = (size_t)j0;
-    const void *src[NARR] = {f->hot + a, f->top + a * N, f->bins + a * F, f->smp + a * F * K,
-                             W ? f->topw + a * N * W : NULL, W ? f->smpw + a * F * K * W : NULL};
-    for (int i = 0; i < NARR; i++)
+    const void *src[4] = {f->hot + a, f->top + a * N, f->bins + a * F, f->smp + a * F * K};
+    for (int i = 0; i < 4; i++)
         if (L.size[i]) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+    if (!W) return;
+    /* windows in heap position order (the image has no slots) */
+    float *tw = (float *)((char *)buf + L.off[4]), *sw = (float *)((char *)buf + L.off[5]);
+    for (size_t l = 0; l < (size_t)n; l++) {
+        for (size_t k = 0; k < (size_t)f->hot[a + l].ntop; k++)
+            memcpy(tw + (l * N + k) * W, winp(f->topw, f->tslot, (a + l) * N, k, W), W * sizeof(float));
+        for (size_t b = 0; b < F; b++)
+            for (size_t k = 0; k < f->bins[(a + l) * F + b].n; k++)
+                memcpy(sw + ((l * F + b) * K + k) * W, winp(f->smpw, f->sslot, ((a + l) * F + b) * K, k, W),
+                       W * sizeof(float));
+    }
 }
 
 size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p, f->p.d_sae).total; }
@@ -850,11 +886,11 @@ sv_rc sv_feat_windows_fill_captured(sv_feat_windows *w, const sv_feat *f)
         const float *src = NULL;
         if (x->kind == 0) {
             for (size_t k = 0; k < (size_t)f->hot[j].ntop && !src; k++)
-                if (f->top[j * N + k].token == x->token) src = f->topw + (j * N + k) * W;
+                if (f->top[j * N + k].token == x->token) src = winp(f->topw, f->tslot, j * N, k, W);
         } else { /* a token falls in one bin of a latent */
             for (size_t b = 0; b < F && !src; b++)
                 for (size_t k = 0; k < f->bins[j * F + b].n && !src; k++)
-                    if (f->smp[(j * F + b) * K + k].token == x->token) src = f->smpw + ((j * F + b) * K + k) * W;
+                    if (f->smp[(j * F + b) * K + k].token == x->token) src = winp(f->smpw, f->sslot, (j * F + b) * K, k, W);
         }
         if (!src) return sv_fail(SV_EINTERNAL, "features: no captured window for latent %zu token %lld", j, (long long)x->token);
         memcpy(w->values + (size_t)i * W, src, W * sizeof(float));
