@@ -118,6 +118,14 @@ static void *alloc64(size_t n)
     return p;
 }
 
+/* Written before read (heaps' windows and slots): no zeroing, so pages
+ * are touched only as examples arrive. */
+static void *alloc64_raw(size_t n)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, n ? n : 64) == 0 ? p : NULL;
+}
+
 static void reset(sv_feat *f)
 {
     size_t d = (size_t)f->p.d_sae;
@@ -142,10 +150,10 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
     f->smp = alloc64(d * F * (K ? K : 1) * sizeof *f->smp);
     f->W = (size_t)p->window_width;
     if (f->W) {
-        f->topw = alloc64(d * (size_t)p->top_n * f->W * sizeof(float));
-        f->smpw = alloc64(d * F * (K ? K : 1) * f->W * sizeof(float));
-        f->tslot = alloc64(d * (size_t)p->top_n * sizeof(uint16_t));
-        f->sslot = alloc64(d * F * (K ? K : 1) * sizeof(uint16_t));
+        f->topw = alloc64_raw(d * (size_t)p->top_n * f->W * sizeof(float));
+        f->smpw = alloc64_raw(d * F * (K ? K : 1) * f->W * sizeof(float));
+        f->tslot = alloc64_raw(d * (size_t)p->top_n * sizeof(uint16_t));
+        f->sslot = alloc64_raw(d * F * (K ? K : 1) * sizeof(uint16_t));
         f->tmpw = alloc64((2 + 2 * K) * f->W * sizeof(float));
     }
     if (!f->hot || !f->top || !f->bins || !f->smp ||
@@ -223,7 +231,14 @@ static int heap_takes(const sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, 
     return cap > 0 && (n < cap || worse(&h[0], e));
 }
 
-/* Keep the cap best entries: returns the new count. ew: e's window (with x). */
+/* Where heap_offer puts the window of an entry it takes. */
+static float *next_slot(const heapw *x, int n, int cap)
+{
+    return x->pool + (size_t)(n < cap ? (uint16_t)n : x->slot[0]) * x->W;
+}
+
+/* Keep the cap best entries: returns the new count. ew: e's window (with
+ * x; NULL: already written at next_slot). */
 static int heap_offer(sv_feat_ex *h, const heapw *x, int n, int cap, const sv_feat_ex *e, const float *ew,
                       worse_fn worse)
 {
@@ -233,7 +248,7 @@ static int heap_offer(sv_feat_ex *h, const heapw *x, int n, int cap, const sv_fe
     if (x && x->pool) { /* a new slot while the heap grows (slots 0..n-1 are in use), else the evicted root's */
         uint16_t sl = n < cap ? (uint16_t)n : x->slot[0];
         x->slot[at] = sl;
-        memcpy(x->pool + (size_t)sl * x->W, ew, x->W * sizeof(float));
+        if (ew) memcpy(x->pool + (size_t)sl * x->W, ew, x->W * sizeof(float));
     }
     if (n < cap) {
         sift_up(h, x, n, worse);
@@ -304,29 +319,56 @@ static void set_grid(hot_t *h, int F, int e)
     h->scale = ldexp((double)F, -e);
 }
 
+/* First index in [lo, hi) with a[i] >= key (a ascending), without
+ * unpredictable branches. */
+static int64_t lower_i64(const int64_t *a, int64_t lo, int64_t hi, int64_t key)
+{
+    int64_t n = hi - lo;
+    const int64_t *b = a + lo;
+    while (n > 1) {
+        int64_t half = n / 2;
+        b = b[half - 1] < key ? b + half : b;
+        n -= half;
+    }
+    return (b - a) + (n == 1 && *b < key);
+}
+
+static int64_t lower_i32(const int32_t *a, int64_t lo, int64_t hi, int32_t key)
+{
+    int64_t n = hi - lo;
+    const int32_t *b = a + lo;
+    while (n > 1) {
+        int64_t half = n / 2;
+        b = b[half - 1] < key ? b + half : b;
+        n -= half;
+    }
+    return (b - a) + (n == 1 && *b < key);
+}
+
 /* Window of the example at row r of R into out (W floats): the latent's
  * value on each token of [start, start + len), 0 where a token has no row. */
 static void capture(const sv_feat *f, const sv_feat_rows *R, int64_t r, int64_t j, float *out)
 {
     const sv_feat_params *p = &f->p;
+    const int64_t W = (int64_t)f->W;
+    if (!R) { /* no rows given (sv_feat_observe): zeros */
+        for (int64_t c = 0; c < W; c++) out[c] = 0;
+        return;
+    }
     const int64_t t = R->token[r], s0 = R->seq_off[R->seq[r]], s1 = R->seq_off[R->seq[r] + 1];
     int64_t st = p->ctx_before < 0 ? s0 : (t - p->ctx_before > s0 ? t - p->ctx_before : s0);
     int64_t en = p->ctx_before < 0 ? s1 : (t + p->ctx_after + 1 < s1 ? t + p->ctx_after + 1 : s1);
-    if (en - st > (int64_t)f->W) en = st + (int64_t)f->W; /* W covers the longest sequence: not reached */
-    memset(out, 0, f->W * sizeof(float));
+    if (en - st > W) en = st + W; /* W covers the longest sequence: not reached */
     /* rows hold distinct ascending tokens: the window's first row is within t - st rows before r */
-    int64_t lo = r - (t - st) > 0 ? r - (t - st) : 0, hi = r;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (R->token[mid] < st) lo = mid + 1; else hi = mid;
-    }
-    for (int64_t q = lo; q < R->rows && R->token[q] < en; q++) {
-        int64_t a = R->rowptr[q], b = R->rowptr[q + 1];
-        while (a < b) { /* latents ascending in a row */
-            int64_t mid = a + (b - a) / 2;
-            if (R->idx[mid] < j) a = mid + 1; else b = mid;
+    int64_t q = lower_i64(R->token, r - (t - st) > 0 ? r - (t - st) : 0, r + 1, st);
+    for (int64_t c = 0; c < W; c++) {
+        float v = 0;
+        if (q < R->rows && R->token[q] == st + c && st + c < en) {
+            int64_t a = lower_i32(R->idx, R->rowptr[q], R->rowptr[q + 1], (int32_t)j); /* latents ascending */
+            if (a < R->rowptr[q + 1] && R->idx[a] == j) v = R->val[a];
+            q++;
         }
-        if (a < R->rowptr[q + 1] && R->idx[a] == j) out[R->token[q] - st] = R->val[a];
+        out[c] = v;
     }
 }
 
@@ -338,17 +380,18 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
     h->nz++;
     if (v > h->maxv) h->maxv = v;
     sv_feat_ex e = {token, v, 0};
-    float *ew = f->W ? f->tmpw + f->W : NULL; /* the new entry's window, taken only when it is kept */
-    int have = 0;                             /* ... and once for both lists */
-    const int N = f->p.top_n;
-    if (h->ntop < N || v > h->thr || (v == h->thr && token < f->top[j * N].token)) {
-        if (ew && R) capture(f, R, r, j, ew);
-        else if (ew) memset(ew, 0, f->W * sizeof(float));
-        have = 1;
-        top_offer(f, j, &e, ew);
+    const size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W, N = (size_t)f->p.top_n;
+    const float *have = NULL; /* the window, captured once for both lists, straight into its slot */
+    if (h->ntop < (int)N || v > h->thr || (v == h->thr && token < f->top[j * N].token)) {
+        if (W) {
+            heapw x = {f->topw + j * N * W, W, f->tslot + j * N};
+            float *dst = next_slot(&x, h->ntop, (int)N);
+            capture(f, R, r, j, dst);
+            have = dst;
+        }
+        top_offer(f, j, &e, NULL);
     }
 
-    size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W;
     if (h->ex == NOEXP) {
         set_grid(h, (int)F, exponent_of(v));
     } else if ((double)v * h->scale >= (double)F) {
@@ -364,10 +407,15 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
         e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
         sv_feat_ex *hp = f->smp + (j * F + b) * K;
         if ((bn->n < K || e.key <= bn->root) && heap_takes(hp, (int)bn->n, (int)K, &e, worse_smp)) {
-            if (ew && !have && R) capture(f, R, r, j, ew);
-            else if (ew && !have) memset(ew, 0, W * sizeof(float));
-            smp_offer(bn, hp, W ? f->smpw + (j * F + b) * K * W : NULL, W ? f->sslot + (j * F + b) * K : NULL, W,
-                      (int)K, &e, ew);
+            float *pool = W ? f->smpw + (j * F + b) * K * W : NULL;
+            uint16_t *slot = W ? f->sslot + (j * F + b) * K : NULL;
+            if (W) {
+                heapw x = {pool, W, slot};
+                float *dst = next_slot(&x, (int)bn->n, (int)K);
+                if (have) memcpy(dst, have, W * sizeof(float));
+                else capture(f, R, r, j, dst);
+            }
+            smp_offer(bn, hp, pool, slot, W, (int)K, &e, NULL);
         }
     }
 }
