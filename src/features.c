@@ -161,6 +161,15 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
         sv_feat_free(f);
         return sv_fail(SV_EINTERNAL, "out of memory for the feature data of %zu latents", d);
     }
+    /* Test hook: SAEVAL_TEST_FEAT_TOUCH=1 writes the window pools now, so
+     * the peak RSS of a run is the worst case (every slot in use). */
+    const char *touch = getenv("SAEVAL_TEST_FEAT_TOUCH");
+    if (f->W && touch && *touch == '1') {
+        memset(f->topw, 0, d * (size_t)p->top_n * f->W * sizeof(float));
+        memset(f->smpw, 0, d * F * (K ? K : 1) * f->W * sizeof(float));
+        memset(f->tslot, 0, d * (size_t)p->top_n * sizeof(uint16_t));
+        memset(f->sslot, 0, d * F * (K ? K : 1) * sizeof(uint16_t));
+    }
     reset(f);
     *out = f;
     return SV_OK;
