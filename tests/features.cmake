@@ -104,3 +104,9 @@ endforeach()
 sv_test_exe(feat_mem_gen feat_mem_gen.c)
 target_link_libraries(feat_mem_gen PRIVATE saevalapp)
 target_include_directories(feat_mem_gen PRIVATE ${CMAKE_SOURCE_DIR}/src/app)
+# A rerun recomputes a complete pair whose feature file is missing (and only it):
+# the file comes back byte-identical; a second rerun has nothing to do.
+add_test(NAME feat_run_rerun_missing
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_rerun.sh $<TARGET_FILE:saeval> ${SV_DEMO}/config_feat.json
+                 ${SV_DEMO}/results_feat_np1 ${SV_DEMO}/results_feat_rerun)
+set_tests_properties(feat_run_rerun_missing PROPERTIES FIXTURES_REQUIRED feat_runs)
