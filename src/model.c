@@ -415,6 +415,46 @@ sv_rc sv_model_random(sv_model *m, const sv_model_cfg *c, int precision, uint64_
     return rc;
 }
 
+sv_rc sv_model_write_random(const char *dir, const char *config_json, uint64_t seed)
+{
+    sv_model_cfg c;
+    sv_rc rc = sv_model_cfg_parse(&c, config_json, strlen(config_json), "config.json");
+    if (rc != SV_OK) return rc;
+    sv_model m;
+    if ((rc = sv_model_random(&m, &c, 32, seed)) != SV_OK) return rc;
+    sv_binder b = {0};
+    /* Names and shapes again (binding resets the pointers): sv_model_random
+     * filled m.buf in binding order, so tensor k starts where k-1 ended. */
+    m.fam->bind(&b, &m);
+    sv_st_wtensor *t = sv_calloc((size_t)(b.n ? b.n : 1), sizeof *t);
+    double *data = sv_malloc((m.weight_bytes / sizeof(float) + 1) * sizeof(double));
+    char (*names)[192] = sv_calloc((size_t)(b.n ? b.n : 1), sizeof *names);
+    char *cp = sv_path_join(dir, "config.json"), *wp = sv_path_join(dir, "model.safetensors");
+    if (b.oom || !t || !data || !names || !cp || !wp) rc = SV_EINTERNAL;
+    size_t off = 0;
+    for (int k = 0; k < b.n && rc == SV_OK; k++) {
+        const sv_need *nd = &b.v[k];
+        const size_t n = (size_t)nd->shape[0] * (size_t)(nd->ndim == 2 ? nd->shape[1] : 1);
+        const float *src = (const float *)m.buf + off;
+        for (size_t i = 0; i < n; i++) data[off + i] = src[i];
+        /* Hugging Face keeps the head outside the base model's prefix. */
+        snprintf(names[k], sizeof names[k], "%s%s", strcmp(nd->name, "lm_head.weight") ? m.fam->prefix : "", nd->name);
+        t[k] = (sv_st_wtensor){names[k], SV_DT_F32, nd->ndim, {nd->shape[0], nd->ndim == 2 ? nd->shape[1] : 0}, data + off};
+        off += n;
+    }
+    if (rc == SV_OK) rc = sv_mkdir_p(dir);
+    if (rc == SV_OK) rc = sv_write_atomic(cp, config_json, strlen(config_json));
+    if (rc == SV_OK) rc = sv_st_write(wp, t, b.n);
+    free(cp);
+    free(wp);
+    free(names);
+    free(data);
+    free(t);
+    free(b.v);
+    sv_model_free(&m);
+    return rc;
+}
+
 /* ---- hooks ---- */
 
 sv_rc sv_hook_parse(sv_hook *h, const char *name, const sv_model_cfg *c)

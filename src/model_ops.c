@@ -206,8 +206,19 @@ sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ta
 
 void sv_model_gemm_only(sv_model_ws *ws, int64_t T, int ns)
 {
-    if (ws->m->precision == 64) gemm_only_f64(ws, T, ns);
-    else gemm_only_f32(ws, T, ns);
+    if (ws->m->precision == 64) gemm_only_f64(ws, T, ns, 1);
+    else gemm_only_f32(ws, T, ns, 1);
+}
+
+void sv_model_gemm_layers_only(sv_model_ws *ws, int64_t T)
+{
+    if (ws->m->precision == 64) gemm_only_f64(ws, T, 1, 0);
+    else gemm_only_f32(ws, T, 1, 0);
+}
+
+double sv_model_layer_flops(const sv_model_cfg *c, int64_t T)
+{
+    return sv_model_suffix_flops(c, T) - 2.0 * (double)T * (double)c->d_model * (double)c->vocab;
 }
 
 double sv_model_suffix_flops(const sv_model_cfg *c, int64_t T)

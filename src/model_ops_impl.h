@@ -351,7 +351,7 @@ static void FN(acc_tile)(sv_lm_acc *a, const REAL *z, const REAL *zr, int64_t v0
 /* The GEMMs of a suffix from layer 0 for ns streams alone (the same tiles,
  * threads and shapes; no attention, norms or softmax): the benchmark's
  * compute limit. Contents of the buffers are whatever they hold. */
-static void FN(gemm_only)(sv_model_ws *ws, int64_t T, int ns)
+static void FN(gemm_only)(sv_model_ws *ws, int64_t T, int ns, int unembed)
 {
     const sv_model *m = ws->m;
     const sv_model_cfg *c = &m->cfg;
@@ -375,7 +375,7 @@ static void FN(gemm_only)(sv_model_ws *ws, int64_t T, int ns)
             }
             FN(linear)(ws, &L->down, ws->f1, f, T, ws->mo, d);
         }
-        const int64_t V = c->vocab, VT = ws->vtile > 0 && ws->vtile < SV_MODEL_VTILE ? ws->vtile : SV_MODEL_VTILE;
+        const int64_t V = unembed ? c->vocab : 0, VT = ws->vtile > 0 && ws->vtile < SV_MODEL_VTILE ? ws->vtile : SV_MODEL_VTILE;
         for (int64_t v0 = 0; v0 < V; v0 += VT) {
             const int64_t vt = V - v0 < VT ? V - v0 : VT;
             const sv_lin U = {(REAL *)m->unembed + v0 * d, NULL, d, vt, 1};

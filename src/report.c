@@ -20,6 +20,7 @@
 #include "saeval/fsutil.h"
 #include "saeval/json.h"
 #include "saeval/output.h"
+#include "saeval/tokenizer.h"
 
 double sv_rep_num(const cJSON *root, const char *dotted)
 {
@@ -71,7 +72,7 @@ static void put(sv_jw *w, const char *s) { sv_jw_raw(w, s, strlen(s)); }
 /* Temporary file + rename (a reader sees the old or the new page) but no
  * fsync: pages are rebuilt from the results at any time, and 800 fsyncs
  * made a large sweep's report several times slower. */
-static sv_rc write_page_file(const char *path, const char *buf, size_t len)
+sv_rc sv_rep_write_file(const char *path, const char *buf, size_t len)
 {
     size_t n = strlen(path) + 32;
     char *tmp = sv_malloc(n);
@@ -112,7 +113,7 @@ sv_rc sv_rep_write_page(const char *path, const char *title, const char *prefix,
     put(&h, prefix);
     put(&h, "report.js\"></script>\n</body>\n</html>\n");
     sv_rc rc = h.oom ? sv_fail(SV_EINTERNAL, "%s: out of memory writing the page", path)
-                     : write_page_file(path, h.buf, h.len);
+                     : sv_rep_write_file(path, h.buf, h.len);
     sv_jw_free(&h);
     return rc;
 }
@@ -144,7 +145,7 @@ static sv_rc write_bytes(const char *dir, const char *name, const void *buf, siz
 {
     char *p = sv_path_join(dir, name);
     if (!p) return SV_EINTERNAL;
-    sv_rc rc = write_page_file(p, buf, len);
+    sv_rc rc = sv_rep_write_file(p, buf, len);
     free(p);
     return rc;
 }
@@ -275,7 +276,7 @@ static sv_rc check_record(const char *file, int i, const cJSON *o)
 }
 
 static sv_rc sweep(const char *out_dir, const char *rdir, const char *pdir, const cJSON *all, const char *all_path,
-                   const cJSON *gen, int charts, sv_report_stats *st)
+                   const cJSON *gen, int charts, const sv_tokenizer *tok, const char *tok_name, sv_report_stats *st)
 {
     sv_rc rc = SV_OK;
     int n = cJSON_GetArraySize(all), i = 0, downstream = 0;
@@ -346,13 +347,26 @@ static sv_rc sweep(const char *out_dir, const char *rdir, const char *pdir, cons
             cJSON *full = NULL;
             if (pf && load_json(pf, &full, 1) != SV_OK) sv_clear_error();
             const char *src = full && pf ? strrchr(pf, '/') : NULL;
-            sv_rep_pair_data(&pw, full ? full : o, src ? src + 1 : "all_eval_results.json",
-                             feat ? (slash ? slash + 1 : feat) : NULL);
+            sv_rep_latent_link lat = {feat ? (slash ? slash + 1 : feat) : NULL, NULL, NULL};
+            char base[256], lpage[300], why[1024] = "";
+            if (feat) {
+                snprintf(base, sizeof base, "%.*s", (int)(strlen(page) - 5), page); /* without .html */
+                rc = sv_rep_latents(rdir, base, feat, lat.features, tok, tok_name, full ? full : o, charts, why,
+                                    sizeof why);
+                if (rc == SV_OK && !why[0]) {
+                    snprintf(lpage, sizeof lpage, "%s_latents.html", base);
+                    lat.page = lpage;
+                    st->latent_pages++;
+                } else {
+                    lat.why_not = why;
+                }
+            }
+            sv_rep_pair_data(&pw, full ? full : o, src ? src + 1 : "all_eval_results.json", &lat);
             cJSON_Delete(full);
             free(pf);
             free(feat);
-            char *pp = sv_path_join(pdir, page);
-            rc = pp ? sv_rep_write_page(pp, "saeval pair", "../", charts, &pw) : SV_EINTERNAL;
+            char *pp = rc == SV_OK ? sv_path_join(pdir, page) : NULL;
+            if (rc == SV_OK) rc = pp ? sv_rep_write_page(pp, "saeval pair", "../", charts, &pw) : SV_EINTERNAL;
             free(pp);
             sv_jw_free(&pw);
         }
@@ -373,6 +387,11 @@ static sv_rc sweep(const char *out_dir, const char *rdir, const char *pdir, cons
 
 sv_rc sv_report(const char *out_dir, const char *plotly_js, sv_report_stats *st)
 {
+    return sv_report_ex(out_dir, plotly_js, NULL, st);
+}
+
+sv_rc sv_report_ex(const char *out_dir, const char *plotly_js, const char *tokenizer, sv_report_stats *st)
+{
     memset(st, 0, sizeof *st);
     st->charts = find_plotly(plotly_js, st->plotly, sizeof st->plotly);
     if (!st->charts) {
@@ -383,8 +402,11 @@ sv_rc sv_report(const char *out_dir, const char *plotly_js, sv_report_stats *st)
     char *gen_path = sv_path_join(out_dir, "generalization.json");
     char *rdir = sv_path_join(out_dir, "report");
     char *pdir = rdir ? sv_path_join(rdir, "pairs") : NULL;
+    char *ldir = rdir ? sv_path_join(rdir, "latents") : NULL;
     cJSON *all = NULL, *gen = NULL;
-    sv_rc rc = (all_path && gen_path && rdir && pdir) ? SV_OK : SV_EINTERNAL;
+    sv_tokenizer *tok = NULL;
+    sv_rc rc = (all_path && gen_path && rdir && pdir && ldir) ? SV_OK : SV_EINTERNAL;
+    if (rc == SV_OK && tokenizer) rc = sv_tokenizer_load(&tok, tokenizer);
     if (rc == SV_OK) rc = load_json(all_path, &all, 0);
     if (rc == SV_OK && !cJSON_IsArray(all))
         rc = sv_fail(SV_EINPUT, "%s: top level: expected an array of pair records", all_path);
@@ -392,6 +414,7 @@ sv_rc sv_report(const char *out_dir, const char *plotly_js, sv_report_stats *st)
     if (rc == SV_OK) rc = sv_mkdir_p(pdir);
     if (rc == SV_OK) {
         remove_old_pages(pdir);
+        sv_rep_latents_clean(ldir);
         rc = write_assets(rdir, st->charts ? st->plotly : NULL);
     }
     if (rc == SV_OK && !st->charts) {
@@ -400,7 +423,12 @@ sv_rc sv_report(const char *out_dir, const char *plotly_js, sv_report_stats *st)
         if (old) unlink(old);
         free(old);
     }
-    if (rc == SV_OK) rc = sweep(out_dir, rdir, pdir, all, all_path, gen, st->charts, st);
+    if (rc == SV_OK) {
+        const char *tn = tokenizer ? strrchr(tokenizer, '/') : NULL;
+        rc = sweep(out_dir, rdir, pdir, all, all_path, gen, st->charts, tok, tok ? (tn ? tn + 1 : tokenizer) : NULL, st);
+    }
+    sv_tokenizer_free(tok);
+    free(ldir);
     cJSON_Delete(all);
     cJSON_Delete(gen);
     free(all_path);
@@ -410,20 +438,23 @@ sv_rc sv_report(const char *out_dir, const char *plotly_js, sv_report_stats *st)
     return rc;
 }
 
-sv_rc sv_report_cli(const char *config, const char *dir)
+sv_rc sv_report_cli(const char *config, const char *dir, const char *tokenizer)
 {
     sv_config c;
     memset(&c, 0, sizeof c);
     sv_rc rc = SV_OK;
-    if (!dir) {
+    if (config) {
         rc = sv_config_load(&c, config);
-        dir = c.output_dir;
+        if (!dir) dir = c.output_dir;
+        if (!tokenizer) tokenizer = c.tokenizer;
     }
     sv_report_stats st;
-    if (rc == SV_OK) rc = sv_report(dir, NULL, &st);
+    if (rc == SV_OK) rc = sv_report_ex(dir, NULL, tokenizer, &st);
     if (rc == SV_OK) {
-        printf("[saeval] report: %s/report/index.html (%d pairs, %d pair pages, %d failed, %d missing)\n", dir,
+        printf("[saeval] report: %s/report/index.html (%d pairs, %d pair pages, %d failed, %d missing", dir,
                st.pairs, st.pages, st.failed, st.missing);
+        if (st.latent_pages) printf(", latent pages for %d", st.latent_pages);
+        printf(")\n");
         if (!st.charts)
             fprintf(stderr, "saeval: warning: plotly.min.js not found (not next to the program in report-assets/, "
                             "SAEVAL_PLOTLY_JS unset): the report has tables only\n");

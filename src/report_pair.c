@@ -244,7 +244,7 @@ static void decoder_part(sv_jw *w, const cJSON *o, sv_jw *notes)
     sv_jw_end(w);
 }
 
-void sv_rep_pair_data(sv_jw *w, const cJSON *o, const char *src_name, const char *features)
+void sv_rep_pair_data(sv_jw *w, const cJSON *o, const char *src_name, const sv_rep_latent_link *lat)
 {
     const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "sae_cfg");
@@ -267,12 +267,12 @@ void sv_rep_pair_data(sv_jw *w, const cJSON *o, const char *src_name, const char
     encoder_parts(w, o, &notes);
     l0_part(w, o, &notes);
     decoder_part(w, o, &notes);
-    /* Hook for latent pages (issue 16 part 4): the pair's feature file is
-     * named; pages for its latents are not written yet. */
-    if (features) {
+    /* Latent pages (report_latent.c) when the pair has a readable feature file. */
+    if (lat && lat->features) {
         sv_jw_obj(w, "latent_pages");
-        sv_jw_str(w, "features_file", features);
-        sv_jw_str(w, "status", "latent pages are not written yet");
+        sv_jw_str(w, "features_file", lat->features);
+        if (lat->page) sv_jw_str(w, "page", lat->page);
+        else sv_jw_str(w, "why_not", lat->why_not ? lat->why_not : "not written");
         sv_jw_end(w);
     } else {
         sv_jw_null(w, "latent_pages");

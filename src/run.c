@@ -357,7 +357,8 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     ps.tok_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
     ps.rowq = sv_malloc((size_t)slots[0].fwd.max_rows * RQ_N * sizeof(double));
     if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.tok_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
-    /* Feature accumulators, per pass: a dataset's own state and window width. */
+    /* Feature accumulators per (SAE, dataset): an SAE kept across datasets
+     * starts afresh, with the dataset's window width. */
     for (int k = 0; k < n_slots && rc == SV_OK && cfg->top_examples > 0; k++) {
         sv_feat_params fp;
         sv_featpass_params(&fp, slots[k].sae.cfg.d_sae, cfg->top_examples, cfg->ctx_before, cfg->ctx_after,
@@ -768,7 +769,7 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
         if (rc == SV_OK) {
             int64_t m = sl->sae.cfg.d_sae;
             sl->ints = sv_malloc(sv_ints_len(m) * sizeof(int64_t));
-            sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t));
+            sl->last_seq = sv_malloc((size_t)m * sizeof(int64_t)); /* the feature accumulator: run_pass */
             if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
         }
         r->sae_of[(*n)++] = i;
@@ -893,7 +894,7 @@ static sv_rc summarize(sv_runner *r)
         if (rc == SV_OK && mc.failed + mc.missing > 0) r->any_failed = 1;
         /* A report that cannot be written (disk full, ...) fails the run
          * like any other output; the results stay complete. */
-        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir);
+        if (rc == SV_OK && r->opts->report) rc = sv_report_cli(NULL, r->out_dir, r->cfg.tokenizer);
     }
     rc = sv_agree(rc, r->comm);
     /* Pairs refused on rank 0 alone (an input changed mid-run) count on every rank. */

@@ -13,7 +13,7 @@ echo "$out"
 for row in "budget: d_sae 131072" "<- in use" "compute topk, float32 store" "compute topk, bfloat16 store" \
            "compute topk, precision bfloat16" "sweep 8 SAEs + geometry, whole run" "sweep 8 SAEs, dataset passes" \
            "geometry alone, d_sae" "downstream suffix" \
-           "downstream 8 SAEs vs 1" "BENCH ranks=2"; do
+           "downstream 8 SAEs vs 1" "collect, last layer" "BENCH ranks=2"; do
   echo "$out" | grep -q "$row" || { echo "missing row: $row"; exit 1; }
 done
 echo "bench_quick: all rows present"

@@ -110,3 +110,18 @@ add_test(NAME feat_run_rerun_missing
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_rerun.sh $<TARGET_FILE:saeval> ${SV_DEMO}/config_feat.json
                  ${SV_DEMO}/results_feat_np1 ${SV_DEMO}/results_feat_rerun)
 set_tests_properties(feat_run_rerun_missing PROPERTIES FIXTURES_REQUIRED feat_runs)
+# Two datasets: every SAE fits the budget, so the run loads each once and
+# keeps it across the datasets; each (SAE, dataset) must still get its own
+# feature data (a regression: the second dataset saw the first's examples).
+set(SV_FCFG2 "{\"output_dir\": \"${SV_DEMO}/results_feat2ds\", \"saes\": [\"${SV_DEMO}/saes/std_w512\", \"${SV_DEMO}/saes/topk_k32_w512\"], \"datasets\": [{\"name\": \"in_sample\", \"path\": \"${SV_DEMO}/stores/in_sample.h5\", \"role\": \"in_sample\"}, {\"name\": \"oos_domain\", \"path\": \"${SV_DEMO}/stores/oos_domain.h5\", \"role\": \"oos\"}], \"top_examples\": 20}\n")
+file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/feat_config_2ds.json "${SV_FCFG2}")
+add_test(NAME feat_run_two_datasets
+         COMMAND ${SV_MPIEXEC} ${SV_MPI_FLAGS} -np 2 $<TARGET_FILE:saeval> run ${CMAKE_CURRENT_BINARY_DIR}/feat_config_2ds.json
+                 --quiet --no-table --no-report --force)
+set_tests_properties(feat_run_two_datasets PROPERTIES FIXTURES_REQUIRED demo_data FIXTURES_SETUP feat_2ds)
+foreach(sae std_w512 topk_k32_w512)
+  foreach(ds in_sample oos_domain)
+    add_test(NAME feat_run_two_datasets_${sae}_${ds} COMMAND test_featrun ${SV_DEMO}/results_feat2ds ${sae} ${ds})
+    set_tests_properties(feat_run_two_datasets_${sae}_${ds} PROPERTIES FIXTURES_REQUIRED feat_2ds)
+  endforeach()
+endforeach()

@@ -18,6 +18,8 @@ const args = process.argv.slice(2);
 const resultsDir = args[0], artDir = args[1];
 const expectDownstream = args.includes('--expect-downstream');
 const noCharts = args.includes('--no-charts'); // report written without plotly.min.js
+const li = args.indexOf('--latents'); // feature files read by report_latents_dump.py
+const latentDump = li >= 0 ? JSON.parse(fs.readFileSync(args[li + 1], 'utf8')) : null;
 const fi = args.indexOf('--expect-failed');
 const expectFailed = fi >= 0 ? Number(args[fi + 1]) : 0;
 fs.mkdirSync(artDir, { recursive: true });
@@ -139,8 +141,9 @@ if (gen && !noCharts) {
   const rows = gen.rows.filter(r => num(at(r, ['metrics', 'explained_variance', 'drop_percent'])) !== null);
   const marked = rows.filter(r => r.ev_drop_vs_expected === 'above' || r.ev_drop_vs_expected === 'below');
   const kinds = new Set(marked.map(r => r.ev_drop_vs_expected));
-  const got = await rendered('gen-heatmap');
-  check(got && got.heatmaps === 1, 'generalization heatmap drawn');
+  const got = rows.length ? await rendered('gen-heatmap') : null; // no OOS dataset: a note instead
+  check(rows.length ? got && got.heatmaps === 1 : await page.evaluate(() => !document.getElementById('gen-heatmap')),
+    'generalization heatmap drawn when an OOS row has a drop');
   if (got) check(got.scatterTraces === kinds.size && got.points === marked.length,
     `heatmap marks: ${got.scatterTraces} traces/${got.points} marked cells, want ${kinds.size}/${marked.length}`);
 }
@@ -208,6 +211,89 @@ if (ok.length) {
   const rating = await page.evaluate(() => document.querySelector('#health-quality tr.total .rating').textContent);
   check(rating === rec.metrics.health.quality_score.rating, `rating ${rating}`);
   await page.screenshot({ path: path.join(artDir, 'pair.png'), fullPage: true });
+}
+
+// ---- latent pages: every pair's page links them when its feature file is
+// readable (says why when not, nothing when there is none); the latents shown
+// equal the feature file as read by h5py.
+if (latentDump) {
+  const f32 = Math.fround;
+  await open(index);
+  const links = await page.evaluate(() => Array.from(document.querySelectorAll('#sweep-table tbody a'))
+    .map(a => [a.closest('tr').dataset.sae, a.getAttribute('href')]));
+  let latentsChecked = 0, examplesChecked = 0;
+  for (const [sae, href] of links) {
+    await open(path.join(resultsDir, 'report', href));
+    const info = await page.evaluate(() => ({
+      link: (document.querySelector('#latent-link a') || {}).href || null,
+      notes: Array.from(document.querySelectorAll('p.note')).map(p => p.textContent),
+    }));
+    const want = latentDump[sae];
+    const hasFile = fs.existsSync(path.join(resultsDir, `${sae}__in_sample.features.h5`));
+    if (!hasFile) { check(!info.link && !info.notes.some(n => n.includes('Feature file')), `${sae}: no feature file, no latent link`); continue; }
+    if (!want) { check(!info.link && info.notes.some(n => n.includes('not shown')), `${sae}: damaged feature file: the page says why`); continue; }
+    check(!!info.link, `${sae}: pair page links its latent pages`);
+    if (!info.link) continue;
+    // a click on a CAH point opens that latent
+    const target = Object.keys(want.latents).map(Number).find(j => j !== want.default);
+    if (!noCharts) {
+      const clickId = await page.evaluate(() => {
+        const d = document.getElementById('cah-scatter');
+        const id = d.data[0].text[0];
+        d.emit('plotly_click', { points: [{ text: id }] });
+        return id;
+      });
+      await page.waitForSelector(`#latent-view[data-latent="${clickId}"]`, { timeout: 60000 });
+      check(page.url().endsWith('_latents.html#' + clickId), `${sae}: clicking CAH point ${clickId} opens it`);
+    }
+    // without a hash: the most frequent latent; then each picked latent via the hash
+    await page.goto(info.link.replace(/#.*$/, ''));
+    await page.waitForSelector('#latent-view[data-latent]', { timeout: 60000 });
+    const first = await page.evaluate(() => document.getElementById('latent-view').dataset.latent);
+    check(Number(first) === want.default, `${sae}: default latent ${first}, want ${want.default}`);
+    for (const [js, L] of Object.entries(want.latents)) {
+      await page.evaluate(j => { window.location.hash = '#' + j; }, js);
+      await page.waitForSelector(`#latent-view[data-latent="${js}"]`, { timeout: 60000 });
+      const dom = await page.evaluate(() => ({
+        stats: Array.from(document.querySelectorAll('#latent-stats td[data-v]')).map(td => td.dataset.v),
+        top: Array.from(document.querySelectorAll('#top-examples .example')).map(e => ({
+          token: Number(e.dataset.token), value: Number(e.dataset.value),
+          ids: Array.from(e.querySelectorAll('.tok')).map(t => Number(t.dataset.id)),
+          text: Array.from(e.querySelectorAll('.tok')).map(t => t.textContent),
+          hit: Array.from(e.querySelectorAll('.tok')).findIndex(t => t.classList.contains('hit')),
+          elements: e.querySelectorAll('.ex-text *:not(.tok)').length,
+        })),
+        intervals: Array.from(document.querySelectorAll('#interval-samples .interval')).map(g =>
+          [Number(g.dataset.count), g.querySelectorAll('.example').length]),
+        hist: (document.getElementById('latent-hist') || {}).data,
+      }));
+      const tag = `${sae} latent ${js}`;
+      check(Number(dom.stats[0]) === L.nonzero, `${tag}: firing tokens ${dom.stats[0]} == ${L.nonzero}`);
+      check(f32(Number(dom.stats[3])) === f32(L.max), `${tag}: max ${dom.stats[3]} == ${L.max}`);
+      check(dom.top.length === L.top.length, `${tag}: ${dom.top.length} top examples, file has ${L.top.length}`);
+      L.top.forEach((x, k) => {
+        const g = dom.top[k];
+        if (!g) return;
+        check(g.token === x.token && f32(g.value) === f32(x.value), `${tag} top ${k}: token ${g.token}/${x.token}, value ${g.value}/${x.value}`);
+        check(JSON.stringify(g.ids) === JSON.stringify(x.ids), `${tag} top ${k}: window ids`);
+        check(JSON.stringify(g.text) === JSON.stringify(x.text), `${tag} top ${k}: token text ${JSON.stringify(g.text)} == ${JSON.stringify(x.text)}`);
+        check(g.hit === x.token - x.start, `${tag} top ${k}: example token marked at ${g.hit}`);
+        check(g.elements === 0, `${tag} top ${k}: token text inserted as text, not markup`);
+        examplesChecked++;
+      });
+      // intervals shown from the highest; counts and samples as in the file
+      const iv = dom.intervals.slice().reverse();
+      check(iv.length === L.interval_samples.length, `${tag}: ${iv.length} intervals, want ${L.interval_samples.length}`);
+      L.interval_samples.forEach((n, g) => check(iv[g] && iv[g][0] === L.interval_count[g] && iv[g][1] === n,
+        `${tag} interval ${g}: ${iv[g]} == [${L.interval_count[g]}, ${n}]`));
+      if (L.nonzero > 0 && !noCharts)
+        check(dom.hist && dom.hist[0].y.reduce((a, b) => a + b, 0) === L.nonzero, `${tag}: histogram counts every firing token`);
+      latentsChecked++;
+    }
+    if (sae === links[0][0]) await page.screenshot({ path: path.join(artDir, 'latents.png'), fullPage: true });
+  }
+  check(latentsChecked >= 3 * 4, `latents checked: ${latentsChecked}`);
+  console.log(`latent pages: ${latentsChecked} latents, ${examplesChecked} top examples equal the feature files`);
 }
 
 await browser.close();

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Browser test of the HTML report on a fresh synthetic sweep.
-# usage: report_browser.sh MODE SAEVAL MPIEXEC NODE NODE_MODULES WORK ARTIFACTS
+# usage: report_browser.sh MODE SAEVAL MPIEXEC NODE NODE_MODULES WORK ARTIFACTS [PYTHON]
 #   ok          run with --no-report (no report), run again (resumes, writes it)
 #   failed      one SAE's weights truncated (its pairs fail), one pair's file
 #               removed and `saeval merge` (missing pair; merge writes the report)
@@ -8,9 +8,15 @@
 #               nowhere): tables only, every chart slot says why
 #   downstream  ce_loss_score/kl_div_score added to all_eval_results.json by
 #               this script (made-up values: checks the page's handling only)
+#   latents     run with top_examples and a tokenizer.json (written here, a
+#               WordLevel vocabulary with markup and non-ASCII tokens): latent
+#               pages; then one pair's feature file removed and one damaged,
+#               and `saeval report` again: those pairs' pages still render
+#               (PYTHON, 8th argument: Debian's python3 with h5py, reads the
+#               feature files for the DOM check)
 # then tests/report_browser.mjs checks the pages in Debian's chromium.
 set -eu
-mode=$1 saeval=$2 mpiexec=$3 node=$4 nm=$5 work=$6 art=$7
+mode=$1 saeval=$2 mpiexec=$3 node=$4 nm=$5 work=$6 art=$7 py=${8:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" "$art"
 mkdir -p "$work"
@@ -54,6 +60,41 @@ nocharts)
   grep -q "warning: plotly.min.js not found" "$work/report.err" || fail "no warning about the missing Plotly"
   [ ! -e "$res/report/plotly.min.js" ] || fail "plotly.min.js shipped although it was not found"
   extra="--no-charts"
+  ;;
+latents)
+  # in_sample only: a feature run over several datasets stops on the second
+  # one today ("features: token ... outside the store"), a features-pass bug
+  # outside the report (the feature tests also use in_sample alone).
+  "$py" - "$cfg" "$work/sweep/tokenizer.json" <<'PYEOF'
+import json, sys
+cfg, tok = sys.argv[1], sys.argv[2]
+c = json.load(open(cfg))
+c["datasets"] = [d for d in c["datasets"] if d["name"] == "in_sample"]
+c["top_examples"] = 5
+c["tokenizer"] = "tokenizer.json"
+json.dump(c, open(cfg, "w"))
+vocab = {"w%d" % i: i for i in range(2, 50000)}
+vocab["<i>é</i>"] = 1           # the synthetic stores' BOS id: markup must show as text
+vocab["<script>alert(1)</script>"] = 0
+json.dump({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+           "post_processor": None, "decoder": None,
+           "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<i>é</i>"}}, open(tok, "w"))
+PYEOF
+  $mpi "$saeval" run "$cfg" --quiet --no-table > "$work/run.out"
+  grep -q "report: .*(6 pairs, 6 pair pages, 0 failed, 0 missing, latent pages for 6)" "$work/run.out" ||
+    fail "run: $(cat "$work/run.out")"
+  # one pair without a feature file, one with a damaged one
+  rm "$res/std_w1024__in_sample.features.h5"
+  head -c 4000 "$res/jumprelu_w512__in_sample.features.h5" > "$res/x" && mv "$res/x" "$res/jumprelu_w512__in_sample.features.h5"
+  "$saeval" report "$cfg" > "$work/report.out"
+  grep -q "latent pages for 4)" "$work/report.out" || fail "report: $(cat "$work/report.out")"
+  [ ! -e "$res/report/pairs/00001_std_w1024__in_sample_latents.html" ] || fail "a latents page without a feature file"
+  [ ! -e "$res/report/latents/00001_std_w1024__in_sample" ] || fail "chunks of an earlier report left behind"
+  rc=0; "$saeval" report "$cfg" --tokenizer "$work/none.json" > /dev/null 2> "$work/tok.err" || rc=$?
+  [ "$rc" = 2 ] && grep -q "none.json" "$work/tok.err" || fail "a missing tokenizer: exit $rc, $(cat "$work/tok.err")"
+  "$saeval" report "$cfg" > "$work/report.out"
+  "$py" "$here/report_latents_dump.py" "$res" "$work/sweep/tokenizer.json" > "$work/features_dump.json"
+  extra="--latents $work/features_dump.json"
   ;;
 *) fail "unknown mode $mode" ;;
 esac

@@ -3,8 +3,9 @@
 # usage: tests/report_scale.sh BUILD_DIR DEMO_RESULTS WORK [N_SAES N_DATASETS WIDEN]
 # Builds WORK/results with N_SAES x N_DATASETS pair records (default 200 x 4)
 # made from the demo's per-pair records (names changed; feature arrays
-# repeated WIDEN times to imitate wide SAEs), the matching generalization
-# rows, then times `saeval report`.
+# repeated WIDEN times to imitate wide SAEs) as saeval writes them: each
+# pair's file with its arrays, all_eval_results.json with the scalars only;
+# the matching generalization rows; then times `saeval report`.
 set -eu
 build=$1 demo=$2 work=$3 ns=${4:-200} nd=${5:-4} widen=${6:-1}
 rm -rf "$work"
@@ -12,7 +13,8 @@ mkdir -p "$work/results"
 node - "$demo" "$work/results" "$ns" "$nd" "$widen" <<'JS'
 const fs = require('fs');
 const [demo, out, ns, nd, widen] = [process.argv[2], process.argv[3], +process.argv[4], +process.argv[5], +process.argv[6]];
-const src = JSON.parse(fs.readFileSync(demo + '/all_eval_results.json', 'utf8')).filter(r => r.status === 'ok');
+const src = JSON.parse(fs.readFileSync(demo + '/all_eval_results.json', 'utf8')).filter(r => r.status === 'ok')
+  .map(r => JSON.parse(fs.readFileSync(demo + '/' + r.sae_id.replace(/\//g, '-') + '__' + r.dataset + '.json', 'utf8')));
 const saes = [...new Set(src.map(r => r.sae_id))], dss = [...new Set(src.map(r => r.dataset))];
 const shifts = ['domain', 'task', 'distribution'];
 const f = fs.openSync(out + '/all_eval_results.json', 'w');
@@ -28,6 +30,8 @@ for (let s = 0; s < ns; s++) {
       for (const [k, v] of Object.entries(r.feature_metrics)) r.feature_metrics[k] = Array(widen).fill(v).flat();
       r.sae_cfg.d_sae *= widen;
     }
+    fs.writeFileSync(out + '/' + r.sae_id + '__' + r.dataset + '.json', JSON.stringify(r, null, 1) + '\n');
+    delete r.feature_metrics;
     fs.writeSync(f, (s || d ? ',\n' : '') + JSON.stringify(r));
     if (d > 0) {
       const drop = 5 + ((s * 7 + d * 13) % 50);

@@ -298,7 +298,21 @@
       el('p', {class: 'sub', text: d.architecture + ' SAE, d_in ' + fmt(d.d_in) + ', d_sae ' + fmt(d.d_sae) +
         '. From ' + d.source + '; nothing here is recomputed.'}));
     for (const n of d.notes || []) note(app, n);
-    if (d.latent_pages) note(app, 'Feature file ' + d.latent_pages.features_file + ' found: ' + d.latent_pages.status + '.');
+    const lp = d.latent_pages;
+    const latentHref = j => lp && lp.page ? lp.page + '#' + j : null;
+    if (lp && lp.page)
+      app.append(el('p', {class: 'sub', id: 'latent-link'}, 'Per-latent examples from ' + lp.features_file + ': ',
+        el('a', {href: lp.page, text: 'latent pages'}), ' (or click a point of a per-latent scatter plot, or a latent ' +
+        'of the most similar decoder pairs).'));
+    else if (lp) note(app, 'Feature file ' + lp.features_file + ' found but not shown: ' + lp.why_not);
+    /* A click on a per-latent point opens that latent (hover text = latent id). */
+    const linkPoints = div => {
+      if (!lp || !lp.page || !div || !div.on) return;
+      div.on('plotly_click', ev => {
+        const pt = ev && ev.points && ev.points[0];
+        if (pt && pt.text !== undefined) window.location.href = latentHref(pt.text);
+      });
+    };
 
     const hs = el('section', {id: 'health'}, el('h2', {text: 'Health rubrics'}));
     app.append(hs);
@@ -322,12 +336,12 @@
             ' decades; ' + d.density.dead + ' of ' + d.density.latents + ' latents never fired and are not shown.',
             [bars(d.density_hist, 'latents')], {xaxis: axis('log10 density'), yaxis: axis('latents'), bargap: 0});
     if (d.cah)
-      chart(grid, 'cah-scatter', 'Consistent-activation heuristic vs density',
+      linkPoints(chart(grid, 'cah-scatter', 'Consistent-activation heuristic vs density',
             samplingRule(d.cah.sampled, d.density.latents) + ' Latents that never fired are left out (' +
             d.cah.ids.length + ' points).',
             [{type: 'scatter', mode: 'markers', name: 'latent', x: d.cah.x, y: d.cah.y, text: d.cah.ids.map(String),
               marker: {size: 4, opacity: 0.6}, hovertemplate: 'latent %{text}<br>log10 density %{x:.3f}<br>CAH %{y:.3g}<extra></extra>'}],
-            {xaxis: axis('log10 density'), yaxis: axis('firings per sequence with a firing', {type: 'log'})});
+            {xaxis: axis('log10 density'), yaxis: axis('firings per sequence with a firing', {type: 'log'})}));
     if (d.encdec_hist)
       chart(grid, 'encdec-hist', 'Encoder–decoder cosine', 'cos(W_enc[:, j], W_dec[j, :]) for every latent, bins of ' +
             fmt(d.encdec_hist.width) + '.', [bars(d.encdec_hist, 'latents', palette[2])],
@@ -356,22 +370,202 @@
       });
       const wide = el('div', {class: 'wide'});
       grid.append(wide);
-      chart(wide, 'encoder-matrix', 'Encoder norm, bias and enc–dec cosine (scatter matrix)',
-            samplingRule(e.ids.length, d.density ? d.density.latents : e.ids.length) + ' Hover: latent id.', traces, lay);
+      linkPoints(chart(wide, 'encoder-matrix', 'Encoder norm, bias and enc–dec cosine (scatter matrix)',
+            samplingRule(e.ids.length, d.density ? d.density.latents : e.ids.length) + ' Hover: latent id.', traces, lay));
     }
     if (d.top_pairs && d.top_pairs.length) {
       const ts = el('section', {id: 'top-pairs'}, el('h3', {text: 'Most similar decoder pairs'}));
       const t = el('table', {class: 'data'}, el('tr', {}, el('th', {text: 'latent j'}), el('th', {text: 'latent l'}),
                                                  el('th', {text: 'cos'})));
+      const cell = j => latentHref(j) ? el('td', {class: 'num'}, el('a', {href: latentHref(j), text: fmt(j)}))
+                                      : el('td', {class: 'num', text: fmt(j)});
       for (const [j, l, c] of d.top_pairs)
-        t.append(el('tr', {}, el('td', {class: 'num', text: fmt(j)}), el('td', {class: 'num', text: fmt(l)}),
-                      el('td', {class: 'num', text: fmt(c)})));
+        t.append(el('tr', {}, cell(j), cell(l), el('td', {class: 'num', text: fmt(c)})));
       ts.append(t);
       app.append(ts);
     }
   }
 
+  /* ---------------- latents page ---------------- */
+  /* One page per pair; the latents' data sit in chunk files of data.chunk
+   * latents (<script src>, which works from file://), loaded when shown. */
+  function latentsPage() {
+    const d = data, nz = d.nonzero, mx = d.max, tokens = d.params.tokens_evaluated;
+    document.title = 'saeval: latents of ' + d.sae_id + ' on ' + d.dataset;
+    const pr = d.params;
+    app.append(el('p', {}, el('a', {href: '../index.html', text: '← sweep report'}), ' · ',
+                    el('a', {href: d.pair_page, text: 'pair page'})),
+      el('h1', {text: 'Latents of ' + d.sae_id + ' on ' + d.dataset}),
+      el('p', {class: 'sub', text: 'd_sae ' + d.d_sae + '. From ' + d.features_file + ' (' + tokens +
+        ' evaluated tokens, ' + pr.sequences + ' sequences): the ' + pr.top_n + ' top examples per latent, ' +
+        pr.n_intervals + ' activation intervals with ' + pr.interval_k + ' random samples each, context ' +
+        (pr.context_before < 0 ? 'whole sequences' : pr.context_before + ' tokens before and ' + pr.context_after +
+         ' after') + '; tokens shaded by the latent\u2019s activation on them (relative to its max). ' +
+        (d.tokenizer ? 'Text from ' + d.tokenizer + '.' : 'No tokenizer named: token ids are shown.') +
+        ' Latent data are loaded ' + d.chunk + ' latents at a time from ' + d.chunk_dir + '.'}));
+    /* selector: an id, previous/next, and a list sorted by density or max */
+    const idIn = el('input', {id: 'latent-id', type: 'number', min: 0, max: d.d_sae - 1, step: 1});
+    const go = el('button', {id: 'latent-go', text: 'show'});
+    const prev = el('button', {id: 'latent-prev', text: '◀ previous'});
+    const next = el('button', {id: 'latent-next', text: 'next ▶'});
+    const sortSel = el('select', {id: 'latent-sort'},
+      ...[['nonzero', 'most frequent first'], ['max', 'largest max first'], ['rare', 'rarest firing first'],
+          ['id', 'by id']].map(([v, t]) => el('option', {value: v, text: t})));
+    const minIn = el('input', {id: 'latent-min-density', type: 'search', placeholder: 'min log10 density, e.g. -4'});
+    const list = el('ol', {id: 'latent-list', class: 'latent-list'});
+    app.append(el('div', {class: 'controls'}, el('label', {text: 'latent '}), idIn, go, prev, next),
+               el('details', {id: 'latent-browse'}, el('summary', {text: 'browse latents (first 100 of a sorted list)'}),
+                  el('div', {class: 'controls'}, sortSel, minIn), list));
+    const view = el('section', {id: 'latent-view'});
+    app.append(view);
+    const dens = j => (tokens > 0 ? nz[j] / tokens : 0);
+    function fillList() {
+      const lo = parseFloat(minIn.value);
+      let ids = [];
+      for (let j = 0; j < d.d_sae; j++)
+        if (nz[j] > 0 && (!Number.isFinite(lo) || Math.log10(dens(j)) >= lo)) ids.push(j);
+      const k = sortSel.value;
+      if (k === 'nonzero') ids.sort((a, b) => nz[b] - nz[a] || a - b);
+      else if (k === 'rare') ids.sort((a, b) => nz[a] - nz[b] || a - b);
+      else if (k === 'max') ids.sort((a, b) => mx[b] - mx[a] || a - b);
+      list.replaceChildren(...ids.slice(0, 100).map(j => el('li', {}, el('a', {href: '#' + j, text: 'latent ' + j}),
+        ' — fires on ' + fmt(100 * dens(j)) + ' % of tokens, max ' + fmt(mx[j]))));
+      if (!ids.length) list.append(el('li', {text: 'no latent fired (with this density)'}));
+    }
+    sortSel.addEventListener('input', fillList);
+    minIn.addEventListener('input', fillList);
+    fillList();
+
+    const chunks = {}, waiting = {};
+    window.svLatentChunk = c => {
+      const k = Math.floor(c.first / d.chunk);
+      chunks[k] = c;
+      for (const f of waiting[k] || []) f(c);
+      delete waiting[k];
+    };
+    function loadChunk(k) {
+      return new Promise((resolve, reject) => {
+        if (chunks[k]) { resolve(chunks[k]); return; }
+        if (waiting[k]) { waiting[k].push(resolve); return; }
+        waiting[k] = [resolve];
+        const s = document.createElement('script');
+        s.src = d.chunk_dir + 'c' + String(k).padStart(5, '0') + '.js';
+        s.onerror = () => { delete waiting[k]; reject(new Error('cannot load ' + s.src)); };
+        document.head.append(s);
+      });
+    }
+    /* Token spans shaded by activation / the latent's max; the example's own token outlined. */
+    function exampleRow(x, max, cls, vocab) {
+      const [token, value, start, ids, vals, over] = x;
+      /* text: the chunk's vocab entry, or the example's own where it differs in context */
+      let texts = null;
+      if (vocab && Array.isArray(over)) {
+        texts = ids.map(id => (Object.prototype.hasOwnProperty.call(vocab, id) ? vocab[id] : String(id)));
+        for (const [i, t] of over) texts[i] = t;
+      }
+      const row = el('div', {class: 'example ' + cls, 'data-token': String(token), 'data-value': String(value)});
+      row.append(el('span', {class: 'ex-value', text: fmt(value)}));
+      const span = el('span', {class: 'ex-text'});
+      ids.forEach((id, i) => {
+        const v = vals[i], a = max > 0 ? Math.max(0, Math.min(1, v / max)) : 0;
+        const t = el('span', {class: 'tok' + (start + i === token ? ' hit' : ''), 'data-id': String(id),
+                              'data-v': String(v), title: 'token ' + (start + i) + ', id ' + id + ': ' +
+                                (start + i === token ? value : v + ' (3 digits)'),
+                              text: texts ? texts[i] : String(id)});
+        if (!texts) t.classList.add('ids');
+        if (v > 0) t.style.backgroundColor = 'rgba(255, 102, 0, ' + (0.1 + 0.9 * a).toFixed(3) + ')';
+        span.append(t);
+      });
+      row.append(span);
+      return row;
+    }
+    function render(L, vocab) {
+      const [j, nonzero, max, hw, hist, top, intervals, m] = L;
+      const [density, cah, encdec, maxdec, maxenc] = m;
+      view.replaceChildren();
+      view.setAttribute('data-latent', String(j));
+      idIn.value = j;
+      view.append(el('h2', {text: 'Latent ' + j}));
+      const st = el('table', {class: 'data', id: 'latent-stats'});
+      const rows = [['firing tokens', nonzero], ['firing fraction (density)', tokens > 0 ? nonzero / tokens : null],
+        ['log10 density', nonzero > 0 && tokens > 0 ? Math.log10(nonzero / tokens) : null], ['max activation', max],
+        ['consistent-activation heuristic', cah], ['encoder–decoder cosine', encdec],
+        ['nearest decoder neighbour: max cos', maxdec], ['nearest encoder neighbour: max cos', maxenc]];
+      for (const [k, v] of rows)
+        st.append(el('tr', {}, el('td', {text: k}), el('td', {class: 'num', 'data-v': v === null ? '' : String(v),
+                                                             title: String(v), text: fmt(v)})));
+      view.append(st);
+      if (nonzero === 0) { note(view, 'This latent never fired on an evaluated token of the dataset.'); return; }
+      const grid = el('div', {class: 'grid'});
+      view.append(grid);
+      const hx = [], hy = [];
+      hist.forEach((c, b) => { if (c > 0) { hx.push((b + 0.5) * hw); hy.push(c); } });
+      chart(grid, 'latent-hist', 'Activation histogram', hist.length + ' bins of width ' + fmt(hw) +
+            ' up to the next power of two above the max; every firing token counted.',
+            [{type: 'bar', x: hx, y: hy, width: hw, name: 'tokens', marker: {color: palette[4]},
+              hovertemplate: '%{x:.4g}: %{y}<extra></extra>'}], {xaxis: axis('activation'), yaxis: axis('tokens'), bargap: 0});
+      /* neighbours: the result files keep the nearest neighbour's cosine for
+       * every latent, and the ids only for the sweep's most similar pairs */
+      const nb = el('section', {class: 'chart-box', id: 'latent-neighbours'}, el('h3', {text: 'Nearest decoder neighbours'}));
+      const pairs = (d.top_pairs || []).filter(([a, b]) => a === j || b === j);
+      nb.append(el('p', {class: 'explain', text: 'Max cosine to another latent\u2019s decoder row: ' + fmt(maxdec) +
+        '. Neighbour ids are stored only for the ' + (d.top_pairs || []).length + ' most similar decoder pairs ' +
+        'of the SAE (metrics.geometry.top_decoder_pairs); this latent is in ' + pairs.length + ' of them.'}));
+      if (pairs.length) nb.append(el('ul', {}, ...pairs.map(([a, b, c]) => {
+        const o = a === j ? b : a;
+        return el('li', {}, el('a', {href: '#' + o, text: 'latent ' + o}), ': cos ' + fmt(c));
+      })));
+      grid.append(nb);
+      const ts = el('section', {id: 'top-examples'}, el('h3', {text: 'Top examples (' + top.length + ')'}));
+      for (const x of top) ts.append(exampleRow(x, max, 'top', vocab));
+      view.append(ts);
+      const is = el('section', {id: 'interval-samples'}, el('h3', {text: 'Interval samples'}),
+        el('p', {class: 'explain', text: 'The activation range up to the max split into ' + intervals.length +
+          ' intervals; in each, up to ' + pr.interval_k + ' tokens drawn at random (a fixed, seeded draw) and the ' +
+          'number of firing tokens in it.'}));
+      intervals.slice().reverse().forEach(([lo, hi, count, ex]) => {
+        const g = el('div', {class: 'interval', 'data-count': String(count)},
+          el('h4', {text: '[' + fmt(lo) + ', ' + fmt(hi) + '): ' + count + ' tokens'}));
+        for (const x of ex) g.append(exampleRow(x, max, 'sample', vocab));
+        if (!ex.length) g.append(el('p', {class: 'explain', text: 'no token'}));
+        is.append(g);
+      });
+      view.append(is);
+    }
+    let shown = -1;
+    async function show(j) {
+      if (!(Number.isInteger(j) && j >= 0 && j < d.d_sae)) {
+        view.replaceChildren(el('p', {class: 'note', text: 'No latent ' + j + ' (d_sae ' + d.d_sae + ').'}));
+        return;
+      }
+      shown = j;
+      try {
+        const c = await loadChunk(Math.floor(j / d.chunk));
+        if (shown === j) render(c.latents[j - c.first], c.vocab);
+      } catch (e) {
+        view.replaceChildren(el('p', {class: 'note', text: 'Latent data not available: ' + e.message +
+          ' (the report directory is incomplete; run `saeval report CONFIG` again).'}));
+      }
+      document.body.setAttribute('data-rendered', '1');
+    }
+    const fromHash = () => {
+      const h = window.location.hash.replace(/^#/, '');
+      if (h !== '') return parseInt(h, 10);
+      let best = 0; /* default: the most frequent latent */
+      for (let j = 1; j < d.d_sae; j++) if (nz[j] > nz[best]) best = j;
+      return best;
+    };
+    window.addEventListener('hashchange', () => show(fromHash()));
+    const goTo = j => { window.location.hash = '#' + j; };
+    go.addEventListener('click', () => goTo(parseInt(idIn.value, 10)));
+    idIn.addEventListener('keydown', e => { if (e.key === 'Enter') goTo(parseInt(idIn.value, 10)); });
+    prev.addEventListener('click', () => goTo(Math.max(0, shown - 1)));
+    next.addEventListener('click', () => goTo(Math.min(d.d_sae - 1, shown + 1)));
+    return show(fromHash());
+  }
+
   if (data.kind === 'sweep') sweepPage();
   else if (data.kind === 'pair') pairPage();
+  else if (data.kind === 'latents') { latentsPage(); return; }
   document.body.setAttribute('data-rendered', '1');
 })();

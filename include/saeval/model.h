@@ -201,9 +201,17 @@ sv_rc sv_model_ce_kl(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_t *ta
  * (same tiles; attention, norms and softmax left out), and their FLOPs per
  * pass (linear layers + unembedding). */
 void sv_model_gemm_only(sv_model_ws *ws, int64_t T, int ns);
+/* The GEMMs of one pass through every layer without the unembedding (what
+ * `collect` runs up to its last hook), and their FLOPs. */
+void sv_model_gemm_layers_only(sv_model_ws *ws, int64_t T);
+double sv_model_layer_flops(const sv_model_cfg *c, int64_t T);
 double sv_model_suffix_flops(const sv_model_cfg *c, int64_t T);
 /* A model with the config's shapes and deterministic random weights (no
  * files): benchmarks and tests. */
 sv_rc sv_model_random(sv_model *m, const sv_model_cfg *c, int precision, uint64_t seed);
+/* The same random model written as a Hugging Face model directory
+ * (dir/config.json = config_json as given, dir/model.safetensors in
+ * float32, tensor names with the family's prefix): the collect benchmark. */
+sv_rc sv_model_write_random(const char *dir, const char *config_json, uint64_t seed);
 
 #endif

@@ -5,6 +5,7 @@
 #ifndef SAEVAL_MODEL_BENCH_H
 #define SAEVAL_MODEL_BENCH_H
 #include <stdint.h>
+#include <mpi.h>
 #include "saeval/error.h"
 
 typedef struct {
@@ -16,5 +17,17 @@ typedef struct {
 
 /* quick: tiny shapes (a smoke test); repeat: medians over that many runs. */
 sv_rc sv_model_bench(int quick, int repeat, sv_model_bench_result *r);
+
+/* The collect case: `saeval collect` of a random Llama-shaped model
+ * written under dir (the same shapes as above) over n_seq sequences of T
+ * tokens at the last layer's hook_resid_post, against the GEMMs of every
+ * layer on each rank's sequences (no unembedding) measured in the same run.
+ * Collective over comm; medians over repeat runs. */
+typedef struct {
+    int64_t tokens, d_model, n_layers;
+    double collect_s, gemm_s;   /* whole collect (load, forward, parallel write); the limit */
+    double tokens_per_s, ratio; /* ratio = gemm_s / collect_s */
+} sv_collect_bench_result;
+sv_rc sv_collect_bench(const char *dir, int quick, int repeat, MPI_Comm comm, sv_collect_bench_result *r);
 
 #endif

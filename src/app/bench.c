@@ -594,6 +594,22 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         }
     }
 
+    /* Collect: token ids -> a store through the native model, every rank. */
+    if (rc == SV_OK) {
+        sv_collect_bench_result cb;
+        sv_rc crc = sv_collect_bench(dir, opt->quick, R, comm, &cb);
+        if (crc != SV_OK) {
+            if (rank == 0) fprintf(stderr, "[bench] collect case: %s\n", sv_errmsg());
+        } else if (rank == 0) {
+            print_row("collect, last layer", cb.tokens, cb.collect_s, cb.gemm_s, NAN,
+                      (cb.collect_s - cb.gemm_s) / (double)cb.tokens * 1e6);
+            printf("%-34s Llama-shaped d %lld, %lld layers, %.0f tokens/s: model load, forward to the last hook,\n"
+                   "%-34s parallel write; limit = the layers' GEMMs on each rank's sequences (no unembedding)\n", "",
+                   (long long)cb.d_model, (long long)cb.n_layers, cb.tokens_per_s, "");
+            fflush(stdout);
+        }
+    }
+
     if (rank == 0) {
         printf("\nlimit s: the case's GEMMs alone with the kernel in use (%s); ratio = limit / eval; r.best: the\n"
                "same against the best OpenBLAS kernel here; non-GEMM: (eval - limit) per token and SAE, share of eval.\n",
