@@ -6,7 +6,8 @@
  * tiles; geometry: its Gram blocks), with the OpenBLAS kernel in use; the
  * best kernel's limit scales that by the rates of OpenBLAS kernels measured
  * in child processes (gemm.h). Medians over --repeat runs. Cases: compute
- * (one big SAE, float32 and bfloat16 stores, bfloat16 precision), a sweep
+ * (one big SAE, float32 and bfloat16 stores, bfloat16 precision; float32
+ * again with top_examples 20: the feature analysis overhead), a sweep
  * of many mid-sized SAEs with geometry (whole run), geometry alone, and an
  * SAE under a memory budget below its weights. */
 #define _DEFAULT_SOURCE /* sync() */
