@@ -36,7 +36,23 @@ struct sv_feat {
     sv_feat_ex *top;  /* [d x N] heaps, worst example at the root */
     bin_t *bins;      /* [d x F] */
     sv_feat_ex *smp;  /* [d x F x K] heaps, highest (key, token) at the root */
+    /* Captured windows (W = p.window_width > 0): each heap has a pool of
+     * window slots; a heap position holds the slot of its entry's window, so
+     * sifting moves 2 bytes, not W floats. */
+    size_t W;
+    float *topw;      /* [d x N] slots of W floats */
+    float *smpw;      /* [d x F x K] slots of W floats */
+    uint16_t *tslot;  /* [d x N] slot of each top heap position */
+    uint16_t *sslot;  /* [d x F x K] slot of each sample heap position */
+    float *tmpw;      /* scratch: [W] unused + [W] new entry + [2K x W] regrid */
 };
+
+/* The window of heap position k of the heap starting at base (slot NULL:
+ * windows in position order, as in a packed image). */
+static float *winp(float *pool, const uint16_t *slot, size_t base, size_t k, size_t W)
+{
+    return pool + (base + (slot ? slot[base + k] : k)) * W;
+}
 
 void sv_feat_params_default(sv_feat_params *p, int64_t d_sae)
 {
@@ -58,6 +74,8 @@ sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
         return sv_fail(SV_EINPUT, "%s: intervals: must be in [1, 1000]", where);
     if (p->interval_k < 0 || p->interval_k > 255)
         return sv_fail(SV_EINPUT, "%s: interval_examples: must be in [0, 255]", where);
+    if (p->window_width < 0 || p->window_width > ((int64_t)1 << 24))
+        return sv_fail(SV_EINPUT, "%s: window width %lld out of range", where, (long long)p->window_width);
     if (p->grid_bins < 2 * p->n_intervals || p->grid_bins % 2 || p->grid_bins > 4096)
         return sv_fail(SV_EINPUT, "%s: histogram_bins: must be even, >= 2 x intervals and <= 4096", where);
     int whole = p->ctx_before == -1 && p->ctx_after == -1;
@@ -69,7 +87,8 @@ sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where)
 static size_t per_latent(const sv_feat_params *p)
 {
     size_t F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
-    return sizeof(hot_t) + (size_t)p->top_n * sizeof(sv_feat_ex) + F * sizeof(bin_t) + F * K * sizeof(sv_feat_ex);
+    size_t E = (size_t)p->top_n + F * K;
+    return sizeof(hot_t) + E * sizeof(sv_feat_ex) + F * sizeof(bin_t) + E * (size_t)p->window_width * sizeof(float);
 }
 
 size_t sv_feat_mem(const sv_feat_params *p)
@@ -99,6 +118,14 @@ static void *alloc64(size_t n)
     return p;
 }
 
+/* Written before read (heaps' windows and slots): no zeroing, so pages
+ * are touched only as examples arrive. */
+static void *alloc64_raw(size_t n)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, n ? n : 64) == 0 ? p : NULL;
+}
+
 static void reset(sv_feat *f)
 {
     size_t d = (size_t)f->p.d_sae;
@@ -121,9 +148,27 @@ sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p)
     f->top = alloc64(d * (size_t)p->top_n * sizeof *f->top);
     f->bins = alloc64(d * F * sizeof *f->bins);
     f->smp = alloc64(d * F * (K ? K : 1) * sizeof *f->smp);
-    if (!f->hot || !f->top || !f->bins || !f->smp) {
+    f->W = (size_t)p->window_width;
+    if (f->W) {
+        f->topw = alloc64_raw(d * (size_t)p->top_n * f->W * sizeof(float));
+        f->smpw = alloc64_raw(d * F * (K ? K : 1) * f->W * sizeof(float));
+        f->tslot = alloc64_raw(d * (size_t)p->top_n * sizeof(uint16_t));
+        f->sslot = alloc64_raw(d * F * (K ? K : 1) * sizeof(uint16_t));
+        f->tmpw = alloc64((2 + 2 * K) * f->W * sizeof(float));
+    }
+    if (!f->hot || !f->top || !f->bins || !f->smp ||
+        (f->W && (!f->topw || !f->smpw || !f->tslot || !f->sslot || !f->tmpw))) {
         sv_feat_free(f);
         return sv_fail(SV_EINTERNAL, "out of memory for the feature data of %zu latents", d);
+    }
+    /* Test hook: SAEVAL_TEST_FEAT_TOUCH=1 writes the window pools now, so
+     * the peak RSS of a run is the worst case (every slot in use). */
+    const char *touch = getenv("SAEVAL_TEST_FEAT_TOUCH");
+    if (f->W && touch && *touch == '1') {
+        memset(f->topw, 0, d * (size_t)p->top_n * f->W * sizeof(float));
+        memset(f->smpw, 0, d * F * (K ? K : 1) * f->W * sizeof(float));
+        memset(f->tslot, 0, d * (size_t)p->top_n * sizeof(uint16_t));
+        memset(f->sslot, 0, d * F * (K ? K : 1) * sizeof(uint16_t));
     }
     reset(f);
     *out = f;
@@ -134,6 +179,7 @@ void sv_feat_free(sv_feat *f)
 {
     if (!f) return;
     free(f->hot); free(f->top); free(f->bins); free(f->smp);
+    free(f->topw); free(f->smpw); free(f->tslot); free(f->sslot); free(f->tmpw);
     free(f);
 }
 
@@ -154,71 +200,115 @@ static int worse_smp(const sv_feat_ex *a, const sv_feat_ex *b)
     return a->key > b->key || (a->key == b->key && a->token > b->token);
 }
 
-static void sift_down(sv_feat_ex *h, int n, int i, worse_fn worse)
+/* A heap's window pool (W floats per slot; NULL: no windows) and the slot
+ * of each position. */
+typedef struct { float *pool; size_t W; uint16_t *slot; } heapw;
+
+static void swap_ent(sv_feat_ex *h, const heapw *x, int a, int b)
+{
+    sv_feat_ex t = h[a]; h[a] = h[b]; h[b] = t;
+    if (x && x->pool) {
+        uint16_t u = x->slot[a]; x->slot[a] = x->slot[b]; x->slot[b] = u;
+    }
+}
+
+static void sift_down(sv_feat_ex *h, const heapw *x, int n, int i, worse_fn worse)
 {
     for (;;) {
         int l = 2 * i + 1, r = l + 1, w = i;
         if (l < n && worse(&h[l], &h[w])) w = l;
         if (r < n && worse(&h[r], &h[w])) w = r;
         if (w == i) return;
-        sv_feat_ex t = h[i]; h[i] = h[w]; h[w] = t;
+        swap_ent(h, x, i, w);
         i = w;
     }
 }
 
-static void sift_up(sv_feat_ex *h, int i, worse_fn worse)
+static void sift_up(sv_feat_ex *h, const heapw *x, int i, worse_fn worse)
 {
     while (i > 0) {
         int up = (i - 1) / 2;
         if (!worse(&h[i], &h[up])) return;
-        sv_feat_ex t = h[i]; h[i] = h[up]; h[up] = t;
+        swap_ent(h, x, i, up);
         i = up;
     }
 }
 
-/* Keep the cap best entries: returns the new count. */
-static int heap_offer(sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_fn worse)
+/* Would heap_offer keep e? */
+static int heap_takes(const sv_feat_ex *h, int n, int cap, const sv_feat_ex *e, worse_fn worse)
 {
-    if (cap == 0) return 0;
+    return cap > 0 && (n < cap || worse(&h[0], e));
+}
+
+/* Where heap_offer puts the window of an entry it takes. */
+static float *next_slot(const heapw *x, int n, int cap)
+{
+    return x->pool + (size_t)(n < cap ? (uint16_t)n : x->slot[0]) * x->W;
+}
+
+/* Keep the cap best entries: returns the new count. ew: e's window (with
+ * x; NULL: already written at next_slot). */
+static int heap_offer(sv_feat_ex *h, const heapw *x, int n, int cap, const sv_feat_ex *e, const float *ew,
+                      worse_fn worse)
+{
+    if (!heap_takes(h, n, cap, e, worse)) return n;
+    int at = n < cap ? n : 0;
+    h[at] = *e;
+    if (x && x->pool) { /* a new slot while the heap grows (slots 0..n-1 are in use), else the evicted root's */
+        uint16_t sl = n < cap ? (uint16_t)n : x->slot[0];
+        x->slot[at] = sl;
+        if (ew) memcpy(x->pool + (size_t)sl * x->W, ew, x->W * sizeof(float));
+    }
     if (n < cap) {
-        h[n] = *e;
-        sift_up(h, n, worse);
+        sift_up(h, x, n, worse);
         return n + 1;
     }
-    if (!worse(&h[0], e)) return n;
-    h[0] = *e;
-    sift_down(h, n, 0, worse);
+    sift_down(h, x, n, 0, worse);
     return n;
 }
 
-static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e)
+static void top_offer(sv_feat *f, int64_t j, const sv_feat_ex *e, const float *ew)
 {
     int N = f->p.top_n;
     hot_t *h = &f->hot[j];
     sv_feat_ex *hp = f->top + j * N;
-    h->ntop = heap_offer(hp, h->ntop, N, e, worse_top);
+    heapw x = {f->W ? f->topw + (size_t)j * (size_t)N * f->W : NULL, f->W, f->W ? f->tslot + (size_t)j * (size_t)N : NULL};
+    h->ntop = heap_offer(hp, &x, h->ntop, N, e, ew, worse_top);
     if (h->ntop == N) h->thr = hp[0].value;
 }
 
-static void smp_offer(bin_t *bn, sv_feat_ex *hp, int K, const sv_feat_ex *e)
+/* pool, slot: the bin's windows (pool NULL: none) */
+static void smp_offer(bin_t *bn, sv_feat_ex *hp, float *pool, uint16_t *slot, size_t W, int K, const sv_feat_ex *e,
+                      const float *ew)
 {
-    bn->n = (uint32_t)heap_offer(hp, (int)bn->n, K, e, worse_smp);
+    heapw x = {pool, W, slot};
+    bn->n = (uint32_t)heap_offer(hp, &x, (int)bn->n, K, e, ew, worse_smp);
     if ((int)bn->n == K) bn->root = hp[0].key;
 }
 
-/* Regrid one latent's bins (bins and samples given, so a scratch copy can be
- * regridded too) from exponent e0 up to e1: bins merge in pairs. */
-static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, int e0, int e1)
+/* Regrid one latent's bins (bins, samples and their windows smpw (NULL:
+ * none) given, so a scratch copy can be regridded too) from exponent e0 up
+ * to e1: bins merge in pairs. scratch: f->tmpw. */
+static void regrid(const sv_feat_params *p, bin_t *bins, sv_feat_ex *smp, float *smpw, uint16_t *slot, float *scratch,
+                   int e0, int e1)
 {
     int F = p->grid_bins, K = p->interval_k;
+    size_t W = smpw ? (size_t)p->window_width : 0;
     sv_feat_ex tmp[2 * 255];
+    float *tw = W ? scratch + 2 * W : NULL; /* [2K x W]: the pair's windows */
     for (int e = e0; e < e1; e++) {
         for (int i = 0; i < F / 2; i++) {
             int n = 0;
             for (int s = 0; s < 2; s++)
-                for (uint32_t k = 0; k < bins[2 * i + s].n; k++) tmp[n++] = smp[(size_t)(2 * i + s) * K + k];
+                for (uint32_t k = 0; k < bins[2 * i + s].n; k++) {
+                    size_t at = (size_t)(2 * i + s) * K + k;
+                    if (W) memcpy(tw + (size_t)n * W, winp(smpw, slot, (size_t)(2 * i + s) * K, k, W), W * sizeof(float));
+                    tmp[n++] = smp[at];
+                }
             bin_t nb = {bins[2 * i].cnt + bins[2 * i + 1].cnt, 0, 0};
-            for (int k = 0; k < n; k++) smp_offer(&nb, smp + (size_t)i * K, K, &tmp[k]);
+            for (int k = 0; k < n; k++)
+                smp_offer(&nb, smp + (size_t)i * K, W ? smpw + (size_t)i * K * W : NULL, W ? slot + (size_t)i * K : NULL,
+                          W, K, &tmp[k], W ? tw + (size_t)k * W : NULL);
             bins[i] = nb;
         }
         for (int i = F / 2; i < F; i++) memset(&bins[i], 0, sizeof bins[i]);
@@ -238,22 +328,85 @@ static void set_grid(hot_t *h, int F, int e)
     h->scale = ldexp((double)F, -e);
 }
 
-void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
+/* First index in [lo, hi) with a[i] >= key (a ascending), without
+ * unpredictable branches. */
+static int64_t lower_i64(const int64_t *a, int64_t lo, int64_t hi, int64_t key)
+{
+    int64_t n = hi - lo;
+    const int64_t *b = a + lo;
+    while (n > 1) {
+        int64_t half = n / 2;
+        b = b[half - 1] < key ? b + half : b;
+        n -= half;
+    }
+    return (b - a) + (n == 1 && *b < key);
+}
+
+static int64_t lower_i32(const int32_t *a, int64_t lo, int64_t hi, int32_t key)
+{
+    int64_t n = hi - lo;
+    const int32_t *b = a + lo;
+    while (n > 1) {
+        int64_t half = n / 2;
+        b = b[half - 1] < key ? b + half : b;
+        n -= half;
+    }
+    return (b - a) + (n == 1 && *b < key);
+}
+
+/* Window of the example at row r of R into out (W floats): the latent's
+ * value on each token of [start, start + len), 0 where a token has no row. */
+static void capture(const sv_feat *f, const sv_feat_rows *R, int64_t r, int64_t j, float *out)
+{
+    const sv_feat_params *p = &f->p;
+    const int64_t W = (int64_t)f->W;
+    if (!R) { /* no rows given (sv_feat_observe): zeros */
+        for (int64_t c = 0; c < W; c++) out[c] = 0;
+        return;
+    }
+    const int64_t t = R->token[r], s0 = R->seq_off[R->seq[r]], s1 = R->seq_off[R->seq[r] + 1];
+    int64_t st = p->ctx_before < 0 ? s0 : (t - p->ctx_before > s0 ? t - p->ctx_before : s0);
+    int64_t en = p->ctx_before < 0 ? s1 : (t + p->ctx_after + 1 < s1 ? t + p->ctx_after + 1 : s1);
+    if (en - st > W) en = st + W; /* W covers the longest sequence: not reached */
+    /* rows hold distinct ascending tokens: the window's first row is within t - st rows before r */
+    int64_t q = lower_i64(R->token, r - (t - st) > 0 ? r - (t - st) : 0, r + 1, st);
+    for (int64_t c = 0; c < W; c++) {
+        float v = 0;
+        if (q < R->rows && R->token[q] == st + c && st + c < en) {
+            int64_t a = lower_i32(R->idx, R->rowptr[q], R->rowptr[q + 1], (int32_t)j); /* latents ascending */
+            if (a < R->rowptr[q + 1] && R->idx[a] == j) v = R->val[a];
+            q++;
+        }
+        out[c] = v;
+    }
+}
+
+/* One firing; R/r: where its window is read from (R NULL: no windows). */
+static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat_rows *R, int64_t r)
 {
     if (!(v > 0) || !isfinite(v)) return;
     hot_t *h = &f->hot[j];
     h->nz++;
     if (v > h->maxv) h->maxv = v;
     sv_feat_ex e = {token, v, 0};
-    if (h->ntop < f->p.top_n || v > h->thr || (v == h->thr && token < f->top[j * f->p.top_n].token))
-        top_offer(f, j, &e);
+    const size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W, N = (size_t)f->p.top_n;
+    const float *have = NULL; /* the window, captured once for both lists, straight into its slot */
+    if (h->ntop < (int)N || v > h->thr || (v == h->thr && token < f->top[j * N].token)) {
+        if (W) {
+            heapw x = {f->topw + j * N * W, W, f->tslot + j * N};
+            float *dst = next_slot(&x, h->ntop, (int)N);
+            capture(f, R, r, j, dst);
+            have = dst;
+        }
+        top_offer(f, j, &e, NULL);
+    }
 
-    size_t F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
     if (h->ex == NOEXP) {
         set_grid(h, (int)F, exponent_of(v));
     } else if ((double)v * h->scale >= (double)F) {
         int e1 = exponent_of(v);
-        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, h->ex, e1);
+        regrid(&f->p, f->bins + j * F, f->smp + j * F * K, W ? f->smpw + j * F * K * W : NULL,
+               W ? f->sslot + j * F * K : NULL, f->tmpw, h->ex, e1);
         set_grid(h, (int)F, e1);
     }
     size_t b = (size_t)((double)v * h->scale);
@@ -261,8 +414,27 @@ void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v)
     bn->cnt++;
     if (K) {
         e.key = (uint32_t)(sv_feat_key(f->p.seed, j, token) >> 32);
-        if (bn->n < K || e.key <= bn->root) smp_offer(bn, f->smp + (j * F + b) * K, (int)K, &e);
+        sv_feat_ex *hp = f->smp + (j * F + b) * K;
+        if ((bn->n < K || e.key <= bn->root) && heap_takes(hp, (int)bn->n, (int)K, &e, worse_smp)) {
+            float *pool = W ? f->smpw + (j * F + b) * K * W : NULL;
+            uint16_t *slot = W ? f->sslot + (j * F + b) * K : NULL;
+            if (W) {
+                heapw x = {pool, W, slot};
+                float *dst = next_slot(&x, (int)bn->n, (int)K);
+                if (have) memcpy(dst, have, W * sizeof(float));
+                else capture(f, R, r, j, dst);
+            }
+            smp_offer(bn, hp, pool, slot, W, (int)K, &e, NULL);
+        }
     }
+}
+
+void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v) { observe(f, j, token, v, NULL, 0); }
+
+void sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t q = R->rowptr[r]; q < R->rowptr[r + 1]; q++) observe(f, R->idx[q], R->token[r], R->val[q], R, r);
 }
 
 void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, int64_t ncols,
@@ -291,114 +463,165 @@ static int same_params(const sv_feat_params *a, const sv_feat_params *b)
 {
     return a->d_sae == b->d_sae && a->top_n == b->top_n && a->n_intervals == b->n_intervals &&
            a->interval_k == b->interval_k && a->grid_bins == b->grid_bins && a->ctx_before == b->ctx_before &&
-           a->ctx_after == b->ctx_after && a->seed == b->seed;
+           a->ctx_after == b->ctx_after && a->seed == b->seed && a->window_width == b->window_width;
 }
 
-sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
+/* dst's latents [j0, j0 + n) U src's latents [0, n) (src: a whole state
+ * or a view of a packed latent range). */
+static sv_rc merge_view(sv_feat *dst, const sv_feat *src, int64_t j0, int64_t n)
 {
-    if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
-    size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n;
+    size_t F = (size_t)dst->p.grid_bins, K = (size_t)dst->p.interval_k, N = (size_t)dst->p.top_n, W = dst->W;
     bin_t *bins = sv_malloc(F * sizeof *bins);
     sv_feat_ex *smp = sv_malloc(F * (K ? K : 1) * sizeof *smp);
-    if (!bins || !smp) { free(bins); free(smp); return SV_EINTERNAL; }
-    dst->tokens += src->tokens;
-    for (int64_t j = 0; j < dst->p.d_sae; j++) {
-        const hot_t *hs = &src->hot[j];
+    float *smpw = W ? sv_malloc(F * (K ? K : 1) * W * sizeof *smpw) : NULL; /* src's windows, regridded */
+    uint16_t *slot = W ? sv_malloc(F * (K ? K : 1) * sizeof *slot) : NULL;
+    if (!bins || !smp || (W && (!smpw || !slot))) { free(bins); free(smp); free(smpw); free(slot); return SV_EINTERNAL; }
+    for (int64_t l = 0; l < n; l++) {
+        const int64_t j = j0 + l;
+        const hot_t *hs = &src->hot[l];
         hot_t *hd = &dst->hot[j];
         if (hs->nz == 0) continue;
         hd->nz += hs->nz;
         if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
-        for (int32_t k = 0; k < hs->ntop; k++) top_offer(dst, j, &src->top[(size_t)j * N + k]);
+        for (int32_t k = 0; k < hs->ntop; k++)
+            top_offer(dst, j, &src->top[(size_t)l * N + k], W ? winp(src->topw, src->tslot, (size_t)l * N, (size_t)k, W) : NULL);
 
         /* both grids at the larger exponent, then bins add */
         int es = hs->ex, ed = hd->ex;
-        memcpy(bins, src->bins + j * F, F * sizeof *bins);
-        if (K) memcpy(smp, src->smp + j * F * K, F * K * sizeof *smp);
+        memcpy(bins, src->bins + l * F, F * sizeof *bins);
+        if (K) memcpy(smp, src->smp + l * F * K, F * K * sizeof *smp);
+        if (K && W) /* in position order: slot k at position k */
+            for (size_t b = 0; b < F; b++)
+                for (size_t k = 0; k < bins[b].n; k++) {
+                    slot[b * K + k] = (uint16_t)k;
+                    memcpy(smpw + (b * K + k) * W, winp(src->smpw, src->sslot, (l * F + b) * K, k, W), W * sizeof(float));
+                }
         if (ed == NOEXP) {
             set_grid(hd, (int)F, es);
         } else if (es < ed) {
-            regrid(&src->p, bins, smp, es, ed);
+            regrid(&src->p, bins, smp, smpw, slot, dst->tmpw, es, ed);
         } else if (ed < es) {
-            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, ed, es);
+            regrid(&dst->p, dst->bins + j * F, dst->smp + j * F * K, W ? dst->smpw + j * F * K * W : NULL,
+                   W ? dst->sslot + j * F * K : NULL, dst->tmpw, ed, es);
             set_grid(hd, (int)F, es);
         }
         for (size_t b = 0; b < F; b++) {
             bin_t *bn = &dst->bins[j * F + b];
             bn->cnt += bins[b].cnt;
-            for (uint32_t k = 0; k < bins[b].n; k++) smp_offer(bn, dst->smp + (j * F + b) * K, (int)K, &smp[b * K + k]);
+            for (uint32_t k = 0; k < bins[b].n; k++)
+                smp_offer(bn, dst->smp + (j * F + b) * K, W ? dst->smpw + (j * F + b) * K * W : NULL,
+                          W ? dst->sslot + (j * F + b) * K : NULL, W, (int)K, &smp[b * K + k],
+                          W ? winp(smpw, slot, b * K, k, W) : NULL);
         }
     }
     free(bins);
     free(smp);
+    free(smpw);
+    free(slot);
     return SV_OK;
+}
+
+sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
+{
+    if (!same_params(&dst->p, &src->p)) return sv_fail(SV_EINTERNAL, "features: merging accumulators with different parameters");
+    dst->tokens += src->tokens;
+    return merge_view(dst, src, 0, dst->p.d_sae);
 }
 
 /* ---- flat image: header, then each array padded to 8 bytes ---- */
 typedef struct {
     uint64_t magic;
     sv_feat_params p;
-    int64_t tokens;
+    int64_t tokens;   /* counted once: in the image of latent 0 */
+    int64_t j0, n;    /* the latents [j0, j0 + n) it holds */
 } pack_hdr;
 
 #define PAD8(x) (((x) + 7) & ~(size_t)7)
-#define NARR 4
+#define NARR 6
 
 typedef struct { size_t off[NARR], size[NARR], total; } pack_layout;
 
-static pack_layout layout(const sv_feat_params *p)
+static pack_layout layout(const sv_feat_params *p, int64_t n_latents)
 {
-    size_t d = (size_t)p->d_sae, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    size_t d = (size_t)n_latents, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
     pack_layout L;
+    size_t W = (size_t)p->window_width;
     size_t sz[NARR] = {d * sizeof(hot_t), d * (size_t)p->top_n * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
-                       d * F * K * sizeof(sv_feat_ex)};
+                       d * F * K * sizeof(sv_feat_ex), d * (size_t)p->top_n * W * sizeof(float),
+                       d * F * K * W * sizeof(float)};
     size_t o = PAD8(sizeof(pack_hdr));
     for (int i = 0; i < NARR; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
     L.total = o;
     return L;
 }
 
-size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p).total; }
-
-void sv_feat_pack(const sv_feat *f, void *buf)
+static void pack_range(const sv_feat *f, int64_t j0, int64_t n, void *buf)
 {
-    pack_layout L = layout(&f->p);
+    pack_layout L = layout(&f->p, n);
     memset(buf, 0, L.total);
     pack_hdr h;
     memset(&h, 0, sizeof h);
     h.magic = PACK_MAGIC;
     h.p = f->p;
-    h.tokens = f->tokens;
+    h.tokens = j0 == 0 ? f->tokens : 0;
+    h.j0 = j0;
+    h.n = n;
     memcpy(buf, &h, sizeof h);
-    const void *src[NARR] = {f->hot, f->top, f->bins, f->smp};
-    for (int i = 0; i < NARR; i++) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+    const size_t N = (size_t)f->p.top_n, F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W;
+    const size_t a = (size_t)j0;
+    const void *src[4] = {f->hot + a, f->top + a * N, f->bins + a * F, f->smp + a * F * K};
+    for (int i = 0; i < 4; i++)
+        if (L.size[i]) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
+    if (!W) return;
+    /* windows in heap position order (the image has no slots) */
+    float *tw = (float *)((char *)buf + L.off[4]), *sw = (float *)((char *)buf + L.off[5]);
+    for (size_t l = 0; l < (size_t)n; l++) {
+        for (size_t k = 0; k < (size_t)f->hot[a + l].ntop; k++)
+            memcpy(tw + (l * N + k) * W, winp(f->topw, f->tslot, (a + l) * N, k, W), W * sizeof(float));
+        for (size_t b = 0; b < F; b++)
+            for (size_t k = 0; k < f->bins[(a + l) * F + b].n; k++)
+                memcpy(sw + ((l * F + b) * K + k) * W, winp(f->smpw, f->sslot, ((a + l) * F + b) * K, k, W),
+                       W * sizeof(float));
+    }
 }
+
+size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p, f->p.d_sae).total; }
+
+void sv_feat_pack(const sv_feat *f, void *buf) { pack_range(f, 0, f->p.d_sae, buf); }
 
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
 {
-    pack_layout L = layout(&dst->p);
     pack_hdr h;
-    if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
+    if (n < sizeof h) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes", n);
     memcpy(&h, buf, sizeof h);
     if (h.magic != PACK_MAGIC || !same_params(&h.p, &dst->p))
         return sv_fail(SV_EINTERNAL, "features: packed state from other parameters");
+    if (h.j0 < 0 || h.n < 0 || h.j0 > dst->p.d_sae || h.n > dst->p.d_sae - h.j0)
+        return sv_fail(SV_EINTERNAL, "features: packed latents out of range");
+    pack_layout L = layout(&dst->p, h.n);
+    if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
     /* A view on the (8-byte aligned) buffer; every count is checked first. */
     sv_feat v;
     memset(&v, 0, sizeof v);
     v.p = h.p;
-    v.tokens = h.tokens;
     v.hot = (hot_t *)((char *)buf + L.off[0]);
     v.top = (sv_feat_ex *)((char *)buf + L.off[1]);
     v.bins = (bin_t *)((char *)buf + L.off[2]);
     v.smp = (sv_feat_ex *)((char *)buf + L.off[3]);
-    size_t d = (size_t)h.p.d_sae, F = (size_t)h.p.grid_bins;
-    for (size_t j = 0; j < d; j++) {
+    v.W = (size_t)h.p.window_width;
+    v.topw = (float *)((char *)buf + L.off[4]); /* windows are floats: any bits are valid */
+    v.smpw = (float *)((char *)buf + L.off[5]);
+    size_t F = (size_t)h.p.grid_bins;
+    for (size_t j = 0; j < (size_t)h.n; j++) {
         const hot_t *x = &v.hot[j];
         if (x->ntop < 0 || x->ntop > h.p.top_n || (x->ex == NOEXP) != (x->nz == 0))
-            return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+            return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", (size_t)h.j0 + j);
         for (size_t b = 0; b < F; b++)
-            if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k) return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", j);
+            if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k)
+                return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", (size_t)h.j0 + j);
     }
-    return sv_feat_merge(dst, &v);
+    dst->tokens += h.tokens;
+    return merge_view(dst, &v, h.j0, h.n);
 }
 
 /* ---- across ranks ---- */
@@ -424,24 +647,43 @@ static int recv_bytes(char *b, size_t n, int from, MPI_Comm comm)
     return 1;
 }
 
+/* Latents per packed image in the reduction: about 64 MiB each. */
+static int64_t reduce_chunk(const sv_feat_params *p)
+{
+    size_t per = layout(p, 1).total;
+    int64_t c = (int64_t)(((size_t)64 << 20) / (per ? per : 1));
+    return c < 1 ? 1 : c > p->d_sae ? p->d_sae : c;
+}
+
+size_t sv_feat_reduce_mem(const sv_feat_params *p) { return layout(p, reduce_chunk(p)).total; }
+
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
 {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    size_t n = sv_feat_pack_size(f);
-    char *buf = size > 1 ? sv_malloc(n) : NULL;
+    const int64_t d = f->p.d_sae, C = reduce_chunk(&f->p);
+    size_t cap = layout(&f->p, C).total;
+    char *buf = size > 1 ? sv_malloc(cap) : NULL;
     if (size > 1 && !buf) return SV_EINTERNAL; /* a rank that cannot take part: the caller aborts */
     sv_rc rc = SV_OK;
     for (int step = 1; step < size; step *= 2) {
         if (rank % (2 * step) == step) {
-            sv_feat_pack(f, buf);
-            if (!send_bytes(buf, n, rank - step, comm)) rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
+            for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += C) {
+                int64_t n = d - j0 < C ? d - j0 : C;
+                pack_range(f, j0, n, buf);
+                if (!send_bytes(buf, layout(&f->p, n).total, rank - step, comm))
+                    rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
+            }
             break;
         }
         if (rank % (2 * step) == 0 && rank + step < size) {
-            if (!recv_bytes(buf, n, rank + step, comm)) { rc = sv_fail(SV_EINTERNAL, "features: receive failed"); break; }
-            rc = sv_feat_merge_packed(f, buf, n);
+            for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += C) {
+                int64_t n = d - j0 < C ? d - j0 : C;
+                size_t nb = layout(&f->p, n).total;
+                if (!recv_bytes(buf, nb, rank + step, comm)) rc = sv_fail(SV_EINTERNAL, "features: receive failed");
+                else rc = sv_feat_merge_packed(f, buf, nb);
+            }
             if (rc != SV_OK) break;
         }
     }
@@ -524,7 +766,7 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
         const bin_t *bn = &f->bins[j * F + b];
         *count += bn->cnt;
         const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
-        for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, m, K, &s[k], worse_smp);
+        for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, NULL, m, K, &s[k], NULL, worse_smp);
     }
     qsort(best, (size_t)m, sizeof *best, cmp_best);
     memcpy(out, best, (size_t)m * sizeof *out);
@@ -688,6 +930,29 @@ static void fill_from(sv_feat_windows *w, int64_t token0, int64_t rows, const fi
             if (ids) w->ids[at] = (int32_t)ids[t - token0];
         }
     }
+}
+
+sv_rc sv_feat_windows_fill_captured(sv_feat_windows *w, const sv_feat *f)
+{
+    const size_t W = f->W, N = (size_t)f->p.top_n, F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k;
+    if (W == 0 || (int64_t)W != w->width)
+        return sv_fail(SV_EINTERNAL, "features: captured windows of width %zu, windows of %lld", W, (long long)w->width);
+    for (int64_t i = 0; i < w->n; i++) {
+        const sv_feat_win *x = &w->win[i];
+        const size_t j = (size_t)x->latent;
+        const float *src = NULL;
+        if (x->kind == 0) {
+            for (size_t k = 0; k < (size_t)f->hot[j].ntop && !src; k++)
+                if (f->top[j * N + k].token == x->token) src = winp(f->topw, f->tslot, j * N, k, W);
+        } else { /* a token falls in one bin of a latent */
+            for (size_t b = 0; b < F && !src; b++)
+                for (size_t k = 0; k < f->bins[j * F + b].n && !src; k++)
+                    if (f->smp[(j * F + b) * K + k].token == x->token) src = winp(f->smpw, f->sslot, (j * F + b) * K, k, W);
+        }
+        if (!src) return sv_fail(SV_EINTERNAL, "features: no captured window for latent %zu token %lld", j, (long long)x->token);
+        memcpy(w->values + (size_t)i * W, src, W * sizeof(float));
+    }
+    return SV_OK;
 }
 
 void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids)

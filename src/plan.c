@@ -1,6 +1,8 @@
 /* Sweep planning; see plan.h. */
 #include "saeval/plan.h"
 #include "saeval/downstream.h"
+#include "saeval/featfile.h"
+#include "saeval/featpass.h"
 #include "saeval/forward.h"
 #include "saeval/model.h"
 
@@ -155,6 +157,11 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     return weights + work + acc;
 }
 
+uint64_t sv_plan_sae_bytes(const sv_plan *pl, int i, int precision, int64_t block)
+{
+    return sv_sae_mem_bytes(&pl->cfg[i], precision, block) + (pl->feat_bytes ? pl->feat_bytes[i] : 0);
+}
+
 uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
 {
     /* gram_pass in geometry.c: a normalized copy of W [d_sae][d_in], one
@@ -166,6 +173,23 @@ uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
 }
 
 static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
+
+/* With top_examples: the pair's feature file exists, opens, and holds the
+ * config's top_examples and context for an SAE of d_sae latents. */
+static int feature_file_ok(const sv_config *c, const char *out_dir, const char *sae_id, const char *ds, int64_t d_sae)
+{
+    char *path = sv_featfile_path(out_dir, sae_id, ds);
+    sv_featfile *f = NULL;
+    int ok = path && sv_featfile_open(&f, path) == SV_OK;
+    if (ok) {
+        const sv_feat_params *q = sv_featfile_params(f);
+        ok = q->d_sae == d_sae && q->top_n == c->top_examples && q->ctx_before == c->ctx_before &&
+             q->ctx_after == c->ctx_after;
+    }
+    sv_featfile_close(f);
+    free(path);
+    return ok;
+}
 
 /* Shards: longest pair first onto the least loaded shard. Depends on
  * nothing but the config and the inputs' sizes, so every task of a job
@@ -350,6 +374,8 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
             char *path = sv_pair_path(out_dir, pl->ids[p / nd], c->datasets[p % nd].name);
             if (path && sv_result_hash(path) == pl->pair_hash[p]) pl->todo[p] = 0;
             free(path);
+            if (!pl->todo[p] && c->top_examples > 0 && !feature_file_ok(c, out_dir, pl->ids[p / nd], c->datasets[p % nd].name, pl->cfg[p / nd].d_sae))
+                pl->todo[p] = 1; /* a complete pair without its feature file (or with other feature settings) */
         }
     }
     MPI_Bcast(pl->todo, np, MPI_INT, 0, comm);
@@ -370,16 +396,31 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
     pl->budget = c->memory_budget_mb > 0 ? (uint64_t)c->memory_budget_mb << 20 : sv_env_default_budget(comm);
     pl->geometry = c->geometry;
     int64_t block = c->block_tokens;
+    /* Feature data per SAE (sv_featpass_mem): windows as wide as the
+     * longest sequence of any store for whole-sequence context. */
+    int P;
+    MPI_Comm_size(comm, &P);
+    int64_t maxT = 1;
+    for (int j = 0; j < nd; j++)
+        if (!pl->ds_err[j]) {
+            int64_t t = sv_featpass_max_seq(&pl->stores[j]);
+            if (t > maxT) maxT = t;
+        }
+    pl->feat_bytes = sv_calloc((size_t)ns + 1, sizeof *pl->feat_bytes);
+    if (!pl->feat_bytes) return SV_EINTERNAL;
+    for (int i = 0; i < ns; i++)
+        if (!pl->sae_err[i])
+            pl->feat_bytes[i] = sv_featpass_mem(c->top_examples, c->ctx_before, c->ctx_after, maxT, pl->cfg[i].d_sae, P);
     for (int i = 0; i < ns; i++) {
         /* The geometry of an SAE is computed while it is loaded, so both must fit. */
         const uint64_t g = c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0;
         while (!pl->sae_err[i] && block > SV_GEMM_ROWS &&
-               sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) + g > pl->budget)
+               sv_plan_sae_bytes(pl, i, c->precision, block) + g > pl->budget)
             block -= SV_GEMM_ROWS;
     }
     for (int i = 0; i < ns; i++) { /* what no budget can go below */
         if (pl->sae_err[i]) continue;
-        uint64_t f = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block) +
+        uint64_t f = sv_plan_sae_bytes(pl, i, c->precision, block) +
                      (c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0);
         if (f > pl->floor_bytes) { pl->floor_bytes = f; pl->floor_sae = i; }
     }
@@ -390,17 +431,19 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
         int needed = 0;
         for (int j = 0; j < nd; j++) needed |= pl->todo[i * nd + j];
         if (!needed || pl->sae_err[i]) continue;
-        uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, block);
+        uint64_t b = sv_plan_sae_bytes(pl, i, c->precision, block);
         if (b > pl->budget) {
             const sv_sae_cfg *w = &pl->cfg[i];
             const uint64_t mib = 1u << 20, rs = c->precision == 64 ? 8 : 4;
             const uint64_t weights = rs * 2 * (uint64_t)w->d_in * (uint64_t)w->d_sae;
             return sv_fail(SV_EINPUT, "%s: memory_budget_mb: %llu MB per rank is too small for SAE %s (d_in %lld, "
-                           "d_sae %lld): it needs %llu MB (encoder and decoder weights %llu MB, the rest buffers "
-                           "at the smallest block of %lld rows); raise memory_budget_mb or run fewer ranks per node",
+                           "d_sae %lld): it needs %llu MB (encoder and decoder weights %llu MB, feature data %llu MB, "
+                           "the rest buffers at the smallest block of %lld rows); raise memory_budget_mb, lower "
+                           "top_examples or context, or run fewer ranks per node",
                            c->config_path ? c->config_path : "config", (unsigned long long)(pl->budget >> 20), pl->ids[i],
                            (long long)w->d_in, (long long)w->d_sae, (unsigned long long)((b + mib - 1) / mib),
-                           (unsigned long long)((weights + mib - 1) / mib), (long long)block);
+                           (unsigned long long)((weights + mib - 1) / mib),
+                           (unsigned long long)((pl->feat_bytes[i] + mib - 1) / mib), (long long)block);
         }
     }
     pl->n_pass = sv_calloc((size_t)(nd ? nd : 1), sizeof *pl->n_pass);
@@ -425,7 +468,7 @@ void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass
         for (int i = 0; i < ns; i++) {
             pass_of[i * nd + j] = 0;
             if (!todo[i * nd + j]) continue;
-            uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], precision, pl->block_rows) + pl->ds_stream_bytes[j];
+            uint64_t b = sv_plan_sae_bytes(pl, i, precision, pl->block_rows) + pl->ds_stream_bytes[j];
             int first = 1; /* geometry is computed in the SAE's first pass only */
             for (int jj = 0; jj < j && first; jj++) first = !todo[i * nd + jj];
             uint64_t g = pl->geometry && first ? sv_geometry_mem_bytes(&pl->cfg[i], precision) : 0;
@@ -455,7 +498,7 @@ void sv_plan_free(sv_plan *pl)
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
     free(pl->ds_err); free(pl->ds_hash); free(pl->ds_model_bytes); free(pl->ds_stream_bytes); free(pl->pair_err); free(pl->pair_hash);
     free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
-    free(pl->shard_of); free(pl->cost);
+    free(pl->shard_of); free(pl->cost); free(pl->feat_bytes);
     memset(pl, 0, sizeof *pl);
 }
 

@@ -85,7 +85,49 @@ typedef struct {
     uint8_t *ds_mask;
     int32_t *ds_ids;
     sv_fwd **ds_fw;
+    /* Feature analysis: the sparse rows of the sequences not yet complete
+     * (one SAE at a time), so an example's window is read while in memory. */
+    int64_t *f_rowptr; /* [max_unit + 1] */
+    int32_t *f_idx;
+    float *f_val;
+    int64_t f_cap;
 } sv_pass;
+
+/* Append the block's sparse rows (rows r0.. of the unit's evaluated rows)
+ * after the held rows [*b0, r0); then hand the rows of the sequences that
+ * are complete to the accumulator and drop them. last: the unit's last block. */
+static sv_rc feat_rows(sv_pass *ps, sv_feat *feat, const sv_fwd *f, int64_t *b0, int64_t r0, int64_t nb, int64_t ne)
+{
+    int64_t *rp = ps->f_rowptr;
+    const int64_t h = r0 - *b0, base = rp[h], add = f->rowptr[nb] - f->rowptr[0];
+    if (base + add > ps->f_cap) {
+        int64_t cap = 2 * (base + add) + 1024;
+        int32_t *ni = realloc(ps->f_idx, (size_t)cap * sizeof *ni);
+        if (ni) ps->f_idx = ni;
+        float *nv = realloc(ps->f_val, (size_t)cap * sizeof *nv);
+        if (nv) ps->f_val = nv;
+        if (!ni || !nv) return sv_fail(SV_EINTERNAL, "out of memory for the feature rows");
+        ps->f_cap = cap;
+    }
+    for (int64_t q = 0; q < add; q++) {
+        ps->f_idx[base + q] = f->idx[f->rowptr[0] + q];
+        ps->f_val[base + q] = (float)f->val[f->rowptr[0] + q];
+    }
+    for (int64_t r = 1; r <= nb; r++) rp[h + r] = base + f->rowptr[r] - f->rowptr[0];
+    const int64_t end = r0 + nb;
+    int64_t cut = end;
+    if (end < ne) /* rows of the sequence that goes on into the next block stay */
+        while (cut > *b0 && ps->seq_of[cut - 1] == ps->seq_of[end]) cut--;
+    const sv_feat_rows R = {end - *b0, ps->tok_of + *b0, ps->seq_of + *b0, ps->st->seq_offsets, rp, ps->f_idx, ps->f_val};
+    sv_feat_observe_rows(feat, &R, 0, cut - *b0);
+    /* keep rows [cut, end) at the front */
+    const int64_t k = cut - *b0, n = end - cut, e0 = rp[k];
+    memmove(ps->f_idx, ps->f_idx + e0, (size_t)(rp[k + n] - e0) * sizeof *ps->f_idx);
+    memmove(ps->f_val, ps->f_val + e0, (size_t)(rp[k + n] - e0) * sizeof *ps->f_val);
+    for (int64_t r = 0; r <= n; r++) rp[r] = rp[k + r] - e0;
+    *b0 = cut;
+    return SV_OK;
+}
 
 /* The downstream sums of the unit's first-N sequences, into each SAE's
  * partials, sequence by sequence in order (downstream.c). */
@@ -183,6 +225,8 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         int64_t *firing = sl->ints + sv_ints_firing(m), *fired_seq = sl->ints + sv_ints_fired_seq(m);
         int64_t *hist = sl->ints + sv_ints_hist(m);
         double sxh2 = 0, sdot = 0;
+        int64_t fb0 = 0; /* first evaluated row held for the feature windows */
+        if (sl->feat) ps->f_rowptr[0] = 0;
         for (int64_t r0 = 0; r0 < ne; r0 += R) {
             int64_t nb = ne - r0 < R ? ne - r0 : R;
             if ((rc = sv_fwd_run(&sl->fwd, ps->xe + r0 * d, nb)) != SV_OK) break;
@@ -233,9 +277,9 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 p[SV_P_L1] += l1;
                 sl->ints[SV_I_L0] += q1 - q0;
                 hist[q1 - q0]++;
-                if (sl->feat) /* values already computed; order-free, so no ordering needed */
-                    for (int64_t q = q0; q < q1; q++) sv_feat_observe(sl->feat, f->idx[q], ps->tok_of[r0 + r], (float)f->val[q]);
             }
+            /* values already computed; order-free, so blocks and ranks may split it anywhere */
+            if (sl->feat && (rc = feat_rows(ps, sl->feat, f, &fb0, r0, nb, ne)) != SV_OK) break;
         }
         if (rc != SV_OK) break;
         p[SV_P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
@@ -313,17 +357,23 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
     ps.tok_of = sv_malloc((size_t)max_unit * sizeof(int64_t));
     ps.rowq = sv_malloc((size_t)slots[0].fwd.max_rows * RQ_N * sizeof(double));
     if (!ps.x || !ps.xe || !ps.tok || !ps.seq_of || !ps.tok_of || !ps.rowq) { rc = SV_EINTERNAL; goto agree; }
+    /* Feature accumulators per (SAE, dataset): an SAE kept across datasets
+     * starts afresh, with the dataset's window width. */
+    for (int k = 0; k < n_slots && rc == SV_OK && cfg->top_examples > 0; k++) {
+        sv_feat_params fp;
+        sv_featpass_params(&fp, slots[k].sae.cfg.d_sae, cfg->top_examples, cfg->ctx_before, cfg->ctx_after,
+                           sv_featpass_max_seq(st));
+        sv_feat_free(slots[k].feat);
+        slots[k].feat = NULL;
+        rc = sv_feat_new(&slots[k].feat, &fp);
+    }
+    if (rc == SV_OK && cfg->top_examples > 0 && !(ps.f_rowptr = sv_malloc((size_t)(max_unit + 1) * sizeof(int64_t))))
+        rc = SV_EINTERNAL;
+    if (rc != SV_OK) goto agree;
     for (int k = 0; k < n_slots; k++) {
         int64_t m = slots[k].sae.cfg.d_sae;
         memset(slots[k].ints, 0, sv_ints_len(m) * sizeof(int64_t));
         for (int64_t q = 0; q < m; q++) slots[k].last_seq[q] = -1;
-        if (cfg->top_examples > 0) { /* per (SAE, dataset): an SAE kept across datasets starts afresh */
-            sv_feat_free(slots[k].feat);
-            slots[k].feat = NULL;
-            sv_feat_params fp;
-            sv_featpass_params(&fp, m, cfg->top_examples, cfg->ctx_before, cfg->ctx_after);
-            if ((rc = sv_feat_new(&slots[k].feat, &fp)) != SV_OK) goto agree;
-        }
     }
     if (ds->model) { /* the model of the downstream metrics, once per pass and rank, shared by every SAE */
         int64_t maxT = 1;
@@ -435,8 +485,8 @@ agree:
         rc = sv_agree(rc, comm);
         for (int k = 0; k < n_slots && rc == SV_OK; k++) {
             if (!slots[k].feat) continue;
-            const sv_featpass_ctx fc = {st, B, first[rank], last[rank], ps.mask_ids, ps.n_mask, out_dir, slots[k].id, ds->name};
-            rc = sv_featpass_finish(slots[k].feat, &slots[k].fwd, &fc, comm);
+            const sv_featpass_ctx fc = {st, out_dir, slots[k].id, ds->name};
+            rc = sv_featpass_finish(slots[k].feat, &fc, comm);
         }
         pg->cost_done += pass_cost;
         if (stats) {
@@ -459,6 +509,8 @@ out:
     sv_model_ws_free(&ps.ds_ws);
     sv_ds_sums_free(&ps.ds_sums);
     free(ps.ds_mask); free(ps.ds_ids); free(ps.ds_fw);
+    free(ps.f_rowptr); free(ps.f_idx); free(ps.f_val);
+    for (int k = 0; k < n_slots; k++) { sv_feat_free(slots[k].feat); slots[k].feat = NULL; }
     if (ds_model) { sv_model_free(ds_model); free(ds_model); }
     return rc;
 }
@@ -738,7 +790,7 @@ static int all_fit(const sv_runner *r)
         int any = 0;
         for (int j = 0; j < nd; j++) any |= pl->todo[i * nd + j];
         if (!any) continue;
-        used += sv_sae_mem_bytes(&pl->cfg[i], r->cfg.precision, pl->block_rows);
+        used += sv_plan_sae_bytes(pl, i, r->cfg.precision, pl->block_rows);
         uint64_t g = pl->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], r->cfg.precision) : 0;
         if (g > geo) geo = g;
         n++;

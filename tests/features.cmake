@@ -100,6 +100,16 @@ foreach(bad topn context)
            COMMAND sh -c "sed 's/, \"top_examples\": 20, \"context\": \\[5, 5\\]//' '${CMAKE_CURRENT_BINARY_DIR}/feat_bad_${bad}.json.in' > '${SV_DEMO}/config_feat_bad_${bad}.json' && sh '${CMAKE_CURRENT_SOURCE_DIR}/feat_expect_error.sh' 2 '$<IF:$<STREQUAL:${bad},topn>,top_examples,context>' '$<TARGET_FILE:saeval>' run '${SV_DEMO}/config_feat_bad_${bad}.json' --quiet")
   set_tests_properties(feat_config_bad_${bad} PROPERTIES FIXTURES_REQUIRED demo_data)
 endforeach()
+# Data for the memory check of the feature analysis (run by hand, see README).
+sv_test_exe(feat_mem_gen feat_mem_gen.c)
+target_link_libraries(feat_mem_gen PRIVATE saevalapp)
+target_include_directories(feat_mem_gen PRIVATE ${CMAKE_SOURCE_DIR}/src/app)
+# A rerun recomputes a complete pair whose feature file is missing (and only it):
+# the file comes back byte-identical; a second rerun has nothing to do.
+add_test(NAME feat_run_rerun_missing
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/feat_rerun.sh $<TARGET_FILE:saeval> ${SV_DEMO}/config_feat.json
+                 ${SV_DEMO}/results_feat_np1 ${SV_DEMO}/results_feat_rerun)
+set_tests_properties(feat_run_rerun_missing PROPERTIES FIXTURES_REQUIRED feat_runs)
 # Two datasets: every SAE fits the budget, so the run loads each once and
 # keeps it across the datasets; each (SAE, dataset) must still get its own
 # feature data (a regression: the second dataset saw the first's examples).

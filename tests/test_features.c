@@ -360,6 +360,97 @@ static void windows(const sv_feat_params *p)
     sv_feat_free(f);
 }
 
+/* Windows captured during the pass (sv_feat_observe_rows): the data is fed
+ * as sparse rows of whole sequences (masked tokens have no row), in groups
+ * of sequences of random sizes over three "ranks" merged through packed
+ * images; every window must equal the data around its example (a masked
+ * token: 0), whatever the grouping. */
+static int masked(int64_t t) { return t % 11 == 3; }
+
+static sv_feat *feed_captured(const sv_feat_params *p, int ranks)
+{
+    sv_feat *all = fresh(p);
+    int64_t s_lo = 0;
+    for (int r = 0; r < ranks; r++) {
+        int64_t s_hi = r == ranks - 1 ? NSEQ : s_lo + (NSEQ - s_lo) / (ranks - r);
+        sv_feat *f = fresh(p);
+        for (int64_t a = s_lo; a < s_hi;) {
+            int64_t b = a + 1 + (int64_t)(rnd() % 5); /* a group of whole sequences */
+            if (b > s_hi) b = s_hi;
+            int64_t nt = seqoff[b] - seqoff[a], n = 0, e = 0;
+            int64_t *tok = xcalloc((size_t)nt + 1, sizeof *tok), *sq = xcalloc((size_t)nt + 1, sizeof *sq);
+            int64_t *rp = xcalloc((size_t)nt + 1, sizeof *rp);
+            int32_t *ix = xcalloc((size_t)(nt * D) + 1, sizeof *ix);
+            float *vv = xcalloc((size_t)(nt * D) + 1, sizeof *vv);
+            for (int64_t s = a; s < b; s++)
+                for (int64_t t = seqoff[s]; t < seqoff[s + 1]; t++) {
+                    if (masked(t)) continue;
+                    tok[n] = t;
+                    sq[n] = s;
+                    for (int64_t j = 0; j < D; j++)
+                        if (A[t * D + j] != 0) { ix[e] = (int32_t)j; vv[e++] = A[t * D + j]; }
+                    rp[++n] = e;
+                }
+            const sv_feat_rows R = {n, tok, sq, seqoff, rp, ix, vv};
+            for (int64_t r0 = 0; r0 < n;) { /* observed in pieces: any split of the rows */
+                int64_t r1 = r0 + 1 + (int64_t)(rnd() % 30);
+                if (r1 > n) r1 = n;
+                sv_feat_observe_rows(f, &R, r0, r1);
+                r0 = r1;
+            }
+            sv_feat_add_tokens(f, n);
+            free(tok); free(sq); free(rp); free(ix); free(vv);
+            a = b;
+        }
+        size_t nb = sv_feat_pack_size(f);
+        unsigned char *buf = xcalloc(nb, 1);
+        sv_feat_pack(f, buf);
+        CHECK(sv_feat_merge_packed(all, buf, nb) == SV_OK);
+        free(buf);
+        sv_feat_free(f);
+        s_lo = s_hi;
+    }
+    return all;
+}
+
+static void captured(sv_feat_params p)
+{
+    int64_t W = p.ctx_before + 1 + p.ctx_after;
+    if (p.ctx_before < 0)
+        for (int64_t s = 0; s < NSEQ; s++) W = seqoff[s + 1] - seqoff[s] > W ? seqoff[s + 1] - seqoff[s] : W;
+    p.window_width = W;
+    sv_feat *f = feed_captured(&p, 3), *g = feed_captured(&p, 1);
+    sv_feat_windows w, v;
+    CHECK(sv_feat_windows_new(&w, f, 0, D, seqoff, NSEQ) == SV_OK);
+    CHECK(sv_feat_windows_new(&v, g, 0, D, seqoff, NSEQ) == SV_OK);
+    CHECK(w.width == W && w.n == v.n && w.n > 0);
+    CHECK(sv_feat_windows_fill_captured(&w, f) == SV_OK && sv_feat_windows_fill_captured(&v, g) == SV_OK);
+    sv_feat_windows_fill_ids(&w, 0, T, tokid);
+    for (int64_t i = 0; i < w.n; i++) {
+        const sv_feat_win *x = &w.win[i];
+        CHECK(x->token == v.win[i].token && !masked(x->token) && A[x->token * D + x->latent] == x->value);
+        for (int64_t c = 0; c < W; c++) {
+            int64_t t = x->start + c;
+            float want = c < x->len && !masked(t) ? A[t * D + x->latent] : 0;
+            int32_t wid = c < x->len ? (int32_t)tokid[t] : -1;
+            CHECK(memcmp(&w.values[i * W + c], &want, sizeof want) == 0, "latent %lld token %lld offset %lld",
+                  (long long)x->latent, (long long)x->token, (long long)c);
+            CHECK(w.ids[i * W + c] == wid);
+        }
+    }
+    CHECK(memcmp(w.values, v.values, (size_t)(w.n * W) * sizeof(float)) == 0);
+    /* a state without captured windows cannot fill them */
+    sv_feat_params q = p;
+    q.window_width = 0;
+    sv_feat *h = fresh(&q);
+    CHECK(sv_feat_windows_fill_captured(&w, h) == SV_EINTERNAL);
+    sv_feat_free(h);
+    sv_feat_windows_free(&w);
+    sv_feat_windows_free(&v);
+    sv_feat_free(f);
+    sv_feat_free(g);
+}
+
 int main(void)
 {
     make_data(1500, 12);
@@ -373,11 +464,14 @@ int main(void)
     p.seed = 12345;
     invariance(&p);
     windows(&p);
+    captured(p);
     p.ctx_before = p.ctx_after = -1; /* whole sequences */
     windows(&p);
+    captured(p);
     sv_feat_params_default(&p, D);
     invariance(&p);
     windows(&p);
+    captured(p);
 
     /* parameter checks and the memory formula */
     CHECK(sv_feat_mem(&p) >= (size_t)D * ((size_t)p.top_n + (size_t)p.grid_bins * (size_t)p.interval_k) * sizeof(sv_feat_ex));
@@ -395,6 +489,12 @@ int main(void)
     sv_feat_params_default(&big, 65536);
     printf("features: accumulator for d_sae 65536: %.1f MiB; windows: %.1f MiB\n",
            sv_feat_mem(&big) / 1048576.0, sv_feat_windows_mem(&big, 65536, 128) / 1048576.0);
+    size_t m0 = sv_feat_mem(&big);
+    CHECK(m0 - sv_feat_mem(&(sv_feat_params){.d_sae = 1, .top_n = 20, .grid_bins = 32, .interval_k = 5}) ==
+          (size_t)65535 * (16 * (20 + 32 + 32 * 5) + 32)); /* the README's formula, per latent */
+    big.window_width = 11; /* captured windows: 4 W (N + F K) bytes more per latent */
+    CHECK(sv_feat_mem(&big) - m0 == (size_t)65536 * 4 * 11 * (20 + 32 * 5), "%zu", sv_feat_mem(&big));
+    printf("features: with captured windows (W 11): %.1f MiB\n", sv_feat_mem(&big) / 1048576.0);
     free(A);
     free(tokid);
     free(seqoff);

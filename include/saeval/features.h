@@ -12,8 +12,9 @@
  *     lowest keys of its bins' samples (a lowest-K set merges exactly);
  *   - max, nonzero count, and the number of evaluated tokens (the firing
  *     fraction's denominator).
- * The selected examples then get context windows from a second, small pass
- * over the tokens around them (sv_feat_windows). */
+ * Context windows (token ids and the latent's values around each selected
+ * example): captured during the pass when an example enters a list
+ * (sv_feat_observe_rows), or filled afterwards (sv_feat_windows_fill*). */
 #ifndef SAEVAL_FEATURES_H
 #define SAEVAL_FEATURES_H
 #include <stddef.h>
@@ -29,6 +30,8 @@ typedef struct {
     int grid_bins;    /* F, histogram bins over [0, 2^e) (default 32, even, >= 2 n_intervals) */
     int ctx_before, ctx_after; /* context window (default 5 and 5); both -1: whole sequence */
     uint64_t seed;    /* key of the interval samples (default 0) */
+    int64_t window_width; /* W of the windows captured during the pass (sv_feat_observe_rows);
+                           * 0 (default): none, windows come from sv_feat_windows_fill* */
 } sv_feat_params;
 
 typedef struct {
@@ -42,7 +45,8 @@ typedef struct sv_feat sv_feat;
 void sv_feat_params_default(sv_feat_params *p, int64_t d_sae);
 /* where names the config (file and key) in messages. */
 sv_rc sv_feat_params_check(const sv_feat_params *p, const char *where);
-/* Bytes of one accumulator: O(d_sae x (N + F x K)). */
+/* Bytes of one accumulator: d_sae x (16 (N + F + F K) + 32 + 4 W (N + F K)),
+ * the last term the captured windows (window_width W; 0 without). */
 size_t sv_feat_mem(const sv_feat_params *p);
 
 sv_rc sv_feat_new(sv_feat **out, const sv_feat_params *p);
@@ -63,6 +67,21 @@ void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, 
  * within a row): row r covers entries rowptr[r]..rowptr[r+1]-1 of idx/val. */
 void sv_feat_observe_csr(sv_feat *f, int64_t token0, int64_t rows, const int64_t *rowptr, const int32_t *idx,
                          const double *val, const unsigned char *skip);
+/* Rows of sparse activations held in memory during the pass: row r is
+ * global token token[r] (ascending), in sequence seq[r] (seq_off: the
+ * store's offsets); its latents idx[rowptr[r]..rowptr[r+1]) ascending, with
+ * values val. A token without a row (masked, non-finite) has activation 0. */
+typedef struct {
+    int64_t rows;
+    const int64_t *token, *seq, *seq_off, *rowptr;
+    const int32_t *idx;
+    const float *val;
+} sv_feat_rows;
+/* Observe rows [r0, r1) of R (as sv_feat_observe), and when an example
+ * enters a top list or a sample set, copy its context window's values from
+ * R at that moment (window_width > 0): every row of the examples' sequences
+ * must be in R. */
+void sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1);
 /* Evaluated tokens seen (once per token, not per latent). */
 void sv_feat_add_tokens(sv_feat *f, int64_t n);
 
@@ -76,11 +95,12 @@ void sv_feat_pack(const sv_feat *f, void *buf);
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n);
 
 /* Collective: every rank's accumulator merged into rank 0's (a binomial
- * tree of packed images; the result does not depend on the tree). Other
- * ranks' accumulators are left as they were. Extra memory: one packed
- * image (sv_feat_pack_size) on receiving ranks. */
+ * tree of packed images of latent ranges, about 64 MiB each; the result
+ * does not depend on the tree). Other ranks' accumulators are left as they
+ * were. Extra memory: sv_feat_reduce_mem on ranks with more than one rank. */
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm);
-/* Collective: rank 0's state to every rank (for the window pass). */
+size_t sv_feat_reduce_mem(const sv_feat_params *p);
+/* Collective: rank 0's state to every rank. */
 sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm);
 
 /* ---- results (after all merges) ---- */
@@ -139,6 +159,9 @@ void sv_feat_windows_fill_csr(sv_feat_windows *w, int64_t token0, int64_t rows, 
  * gets them all (every entry is written by exactly one rank, so a sum of
  * values and a max of ids over ranks is exact). Same windows on every rank. */
 sv_rc sv_feat_windows_reduce(sv_feat_windows *w, MPI_Comm comm);
+/* Values of every window from the windows captured during the pass
+ * (window_width == w->width). */
+sv_rc sv_feat_windows_fill_captured(sv_feat_windows *w, const sv_feat *f);
 /* Token ids only, for rows token0..token0+rows-1 (masked tokens included). */
 void sv_feat_windows_fill_ids(sv_feat_windows *w, int64_t token0, int64_t rows, const int64_t *ids);
 /* Fill from rows token0..token0+rows-1 of activations a[r * lda + (j - j0)]

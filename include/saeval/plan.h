@@ -39,6 +39,7 @@ typedef struct {
     uint64_t *ds_model_bytes;  /* [n_ds] downstream model: weights + fixed workspace (0: no model) */
     uint64_t *ds_stream_bytes; /* [n_ds] its workspace per SAE of a pass */
     int *pass_of;          /* [pair]: 1-based pass of a todo pair, 0 otherwise */
+    uint64_t *feat_bytes;  /* [n_saes] feature data during a pass (top_examples; sv_featpass_mem) */
 } sv_plan;
 
 /* Collective. Fatal errors (bad config, out of memory) return an error;
@@ -50,6 +51,10 @@ void sv_plan_free(sv_plan *pl);
 /* Bytes an SAE needs while it is evaluated with blocks of `block` rows at
  * the current thread count: weights, encoder workspace, accumulators. */
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
+
+/* sv_sae_mem_bytes plus the SAE's feature data (top_examples): what the
+ * plan counts for SAE i in a pass. */
+uint64_t sv_plan_sae_bytes(const sv_plan *pl, int i, int precision, int64_t block);
 
 /* Before a pair's result is written: have its store or any file of its SAE
  * changed since the plan was built (size, mtime, or the bytes of the small

@@ -6,7 +6,8 @@
  * tiles; geometry: its Gram blocks), with the OpenBLAS kernel in use; the
  * best kernel's limit scales that by the rates of OpenBLAS kernels measured
  * in child processes (gemm.h). Medians over --repeat runs. Cases: compute
- * (one big SAE, float32 and bfloat16 stores, bfloat16 precision), a sweep
+ * (one big SAE, float32 and bfloat16 stores, bfloat16 precision; float32
+ * again with top_examples 20: the feature analysis overhead), a sweep
  * of many mid-sized SAEs with geometry (whole run), geometry alone, and an
  * SAE under a memory budget below its weights. */
 #define _DEFAULT_SOURCE /* sync() */
@@ -114,8 +115,8 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static sv_rc write_config(const char *path, const char *out, const char **saes, int ns, const char *store,
-                          int64_t budget_mb, int geometry, const char *precision)
+static sv_rc write_config_feat(const char *path, const char *out, const char **saes, int ns, const char *store,
+                               int64_t budget_mb, int geometry, const char *precision, int top_examples)
 {
     sv_jw w;
     sv_jw_init(&w);
@@ -133,10 +134,17 @@ static sv_rc write_config(const char *path, const char *out, const char **saes, 
     sv_jw_bool(&w, "geometry", geometry);
     sv_jw_str(&w, "precision", precision);
     if (budget_mb > 0) sv_jw_int(&w, "memory_budget_mb", budget_mb);
+    if (top_examples > 0) sv_jw_int(&w, "top_examples", top_examples);
     sv_jw_end(&w);
     sv_rc rc = w.oom ? SV_EINTERNAL : sv_write_atomic(path, w.buf, w.len);
     sv_jw_free(&w);
     return rc;
+}
+
+static sv_rc write_config(const char *path, const char *out, const char **saes, int ns, const char *store,
+                          int64_t budget_mb, int geometry, const char *precision)
+{
+    return write_config_feat(path, out, saes, ns, store, budget_mb, geometry, precision, 0);
 }
 
 /* Evaluator pass time (median) of one config; rank 0 gets the stats. */
@@ -428,7 +436,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
      * (the host is shared and its speed drifts); medians of both. */
     const int64_t mine = my_tokens(NT, CTX, comm);
     const double scale_big = kp[0].best > 0 ? kp[0].in_use / kp[0].best : NAN;
-    double compute_tps = 0;
+    double compute_tps = 0, feat_with[16], feat_without = NAN;
     const struct { const char *store, *precision, *name; } cc[3] = {
         {"f32", "float32", "compute topk, float32 store"},
         {"bf16", "float32", "compute topk, bfloat16 store"},
@@ -441,6 +449,10 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         snprintf(cfg, sizeof cfg, "%s/cfg_compute%d.json", dir, c);
         snprintf(out, sizeof out, "%s/out", dir);
         if (rank == 0) rc = write_config(cfg, out, saes, 1, p, 0, 0, cc[c].precision);
+        /* the float32 case again with top_examples 20: the feature analysis overhead */
+        char cfg_feat[4096];
+        snprintf(cfg_feat, sizeof cfg_feat, "%s/cfg_feat20.json", dir);
+        if (c == 0 && rank == 0 && rc == SV_OK) rc = write_config_feat(cfg_feat, out, saes, 1, p, 0, 0, "float32", 20);
         if ((rc = bench_barrier(rc, comm)) != SV_OK) break;
         double te[16], tl[16], tp = NAN;
         sv_run_stats st;
@@ -451,6 +463,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             time_gemm(q, prec, mine, 1024, 1, comm, prec == 16 || r > 0 ? NULL : &tp, &tt);
             tl[r] = prec == 16 || !(tp < tt) ? tt : tp;
             rc = time_eval(cfg, 1, comm, &te[r], &st);
+            if (c == 0 && rc == SV_OK) rc = time_eval(cfg_feat, 1, comm, &feat_with[r], &st);
         }
         if (rc != SV_OK) break;
         const double te_m = median(te, R), tl_m = median(tl, R);
@@ -459,6 +472,16 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             print_row(cc[c].name, NT, te_m, tl_m, prec == 16 ? 1.0 : scale_big, (te_m - tl_m) / (double)NT * 1e6);
             if (c == 0) compute_tps = NT / te_m;
         }
+        if (c == 0) feat_without = te_m;
+    }
+    /* Feature analysis overhead: each run with top_examples 20 right after
+     * the same case without (above); the pass time includes merging the
+     * feature data and writing its file. */
+    if (rc == SV_OK && rank == 0) {
+        const double w = median(feat_with, R);
+        printf("%-34s %8lld %9.3f %9.3f %7.3f   (eval s with, without top_examples; ratio with / without, "
+               "target <= 1.10)\n", "compute topk, top_examples 20", (long long)NT, w, feat_without, w / feat_without);
+        fflush(stdout);
     }
 
     /* Sweep: many mid-sized SAEs on two stores (d_in 512 and 2304),

@@ -47,7 +47,7 @@ static sv_rc report(FILE *out, const sv_config *c, const sv_plan *pl, int n_shar
     int big_i = -1;
     for (int i = 0; i < ns; i++) {
         if (pl->sae_err[i]) continue;
-        uint64_t b = sv_sae_mem_bytes(&pl->cfg[i], c->precision, pl->block_rows);
+        uint64_t b = sv_plan_sae_bytes(pl, i, c->precision, pl->block_rows);
         if (b > biggest) { biggest = b; big_i = i; }
     }
     fprintf(out, "memory per rank: budget %.0f MB for SAEs and buffers, + about %d MB runtime allowance (MPI, HDF5, "
