@@ -15,12 +15,15 @@ enum {
     SV_AF_TOPK = 1,        /* k largest pre-activations (forward.c's top-k path, no kernel); reads k */
     SV_AF_THRESHOLD = 2,   /* per-latent threshold tensor */
     SV_AF_GATED = 4,       /* gate and magnitude paths (b_gate, r_mag, b_mag; no b_enc) */
-    SV_AF_SCALAR_THRESHOLD = 8 /* alias flag: threshold may be one number for every latent */
+    SV_AF_SCALAR_THRESHOLD = 8, /* alias flag: threshold may be one number for every latent */
+    SV_AF_TRANSCODER = 16, /* alias flag: d_out from cfg.json, no b_dec on the input, compared with /targets */
+    SV_AF_SKIP = 32        /* alias flag: W_skip [d_out, d_in], decode adds x.W_skip^T */
 };
 
 /* Where a tensor goes and its shape from cfg.json. */
-typedef enum { SV_T_W_ENC, SV_T_B_ENC, SV_T_W_DEC, SV_T_B_DEC, SV_T_THRESHOLD, SV_T_B_GATE, SV_T_R_MAG, SV_T_B_MAG } sv_tensor_id;
-typedef enum { SV_SHAPE_IN_SAE, SV_SHAPE_SAE_IN, SV_SHAPE_SAE, SV_SHAPE_IN } sv_shape;
+typedef enum { SV_T_W_ENC, SV_T_B_ENC, SV_T_W_DEC, SV_T_B_DEC, SV_T_THRESHOLD, SV_T_B_GATE, SV_T_R_MAG, SV_T_B_MAG, SV_T_W_SKIP } sv_tensor_id;
+/* OUT is d_out (d_in for an ordinary SAE). */
+typedef enum { SV_SHAPE_IN_SAE, SV_SHAPE_SAE_OUT, SV_SHAPE_SAE, SV_SHAPE_OUT, SV_SHAPE_OUT_IN } sv_shape;
 typedef struct {
     const char *name;
     sv_tensor_id id;
@@ -47,7 +50,7 @@ typedef struct {
 typedef struct {
     sv_arch id;
     const char *name;
-    sv_arch_alias aliases[2];          /* {NULL}-terminated */
+    sv_arch_alias aliases[4];          /* {NULL}-terminated */
     unsigned flags;
     sv_tensor_spec tensors[8];         /* required, in file order; {NULL}-terminated */
     sv_act_f32 act_f32;                /* NULL for top-k */
@@ -56,6 +59,7 @@ typedef struct {
 
 extern const sv_arch_row sv_archs[];
 extern const int sv_n_archs;
+extern const sv_tensor_spec sv_arch_w_skip;
 
 /* Row of an architecture id (never NULL for a valid id). */
 const sv_arch_row *sv_arch_row_of(sv_arch a);
