@@ -76,6 +76,7 @@ static sv_rc sae_identity(const sv_config *c, int i, uint64_t *out)
     uint64_t h = FNV0;
     sv_rc rc = sv_format_for(c->saes[i].path)->identity(c->saes[i].path, hash_visit, &h);
     h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
+    if (c->saes[i].transcoder) h = fnv_str(h, "transcoder"); /* only then: other hashes unchanged */
     *out = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
     return rc;
 }
@@ -261,6 +262,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
+        if (r == SV_OK && c->saes[i].transcoder) r = sv_sae_declare_transcoder(&pl->cfg[i], c->saes[i].path);
         rc = item_verdict(r, comm, &pl->sae_err[i]);
         if (rc == SV_EINPUT) rc = SV_OK;
         if (rc == SV_OK) rc = sae_identity(c, i, &pl->sae_hash[i]);

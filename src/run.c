@@ -725,8 +725,10 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
         }
         sv_slot *sl = &r->slots[*n];
         memset(sl, 0, sizeof *sl);
-        sv_rc e = sv_agree(sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
-                                       cfg->saes[i].scaling_factor), r->comm);
+        sv_rc e = sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
+                              cfg->saes[i].scaling_factor);
+        if (e == SV_OK && cfg->saes[i].transcoder) e = sv_sae_declare_transcoder(&sl->sae.cfg, cfg->saes[i].path);
+        e = sv_agree(e, r->comm);
         if (e == SV_EINPUT) {
             sv_sae_free(&sl->sae);
             r->failed_sae[i] = 1;

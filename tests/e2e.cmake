@@ -94,7 +94,7 @@ endforeach()
 # and float32, against tests/ref.c; 1, 2 and 4 ranks and 1/2 threads
 # byte-identical.
 find_program(SV_E2E_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-foreach(spec "tc64;2;1e-9" "tc32;3;1e-5")
+foreach(spec "tc64;2;1e-9" "tc32;3;1e-5" "tcsq64;2;1e-9")
   list(GET spec 0 case)
   list(GET spec 1 np)
   list(GET spec 2 tol)

@@ -663,6 +663,12 @@ static void gen_corpus(const char *root)
         memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 7;
         write_store(pj(d, "store.h5"), &s);
     }
+    d = new_case("conf_sae_transcoder_not_bool", "config.json\nsaes[0].transcoder\n");
+    write_text(pj(d, "config.json"), "{\"output_dir\": \"out\", \"saes\": [{\"path\": \"sae\", \"transcoder\": 1}],"
+                                     " \"datasets\": [{\"name\": \"ds\", \"path\": \"store.h5\", \"role\": \"in_sample\"}]}\n");
+    d = new_case("conf_declared_transcoder_subtracts_b_dec", "sae\ntranscoder\nsubtracts b_dec\n");
+    write_text(pj(d, "config.json"), "{\"output_dir\": \"out\", \"saes\": [{\"path\": \"sae\", \"transcoder\": true}],"
+                                     " \"datasets\": [{\"name\": \"ds\", \"path\": \"store.h5\", \"role\": \"in_sample\"}]}\n");
     d = new_case("conf_bad_precision", "config.json\nprecision\n");
     std_config(d, ", \"precision\": \"float16\"");
     d = new_case("conf_legacy_batch_sequences_zero", "config.json\nlegacy_batch_sequences\n");

@@ -234,6 +234,14 @@ static const case_spec cases[] = {
      * /targets in float32 and chunked bfloat16. */
     {"tc64", 64, 24, 48, 5, 1, 1, {7}, 7, SAES_TC, 2, DS_TC, 601, 0, 0, 20},
     {"tc32", 32, 24, 48, 5, 1, 1, {7}, 7, SAES_TC, 2, DS_TC, 602, 0, 0, 20},
+    /* Transcoders as wide as their input (MLP in -> MLP out): Gemma Scope's
+     * files cannot say so, the run config does ("transcoder": true). */
+    {"tcsq64", 64, 24, 48, 5, 1, 0, {0}, 4,
+     { {"sq_tc", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 24, 0, NULL},
+       {"sq_gemma_tc", REF_JUMPRELU, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 24, 0, "gemma_scope"},
+       {"sq_sparsify_tc", REF_TOPK, 5, 0, 0, REF_NORM_NONE, 0, 0, 0, 24, 0, "sparsify"},
+       {"sq_plain", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, NULL} },
+     2, DS_TC, 603, 0, 0, 24},
 };
 
 /* ---------- generated data ---------- */
@@ -759,7 +767,12 @@ static void write_config(const char *dir, const case_spec *cs, const char *extra
         const sae_spec *sp = &cs->saes[k];
         char rel[512];
         snprintf(rel, sizeof rel, "saes/%s", sp->name);
-        if (sp->norm == REF_NORM_EXPAVG && sp->scale_mode == 1) {
+        if (sp->fmt && strcmp(sp->fmt, "gemma_scope") == 0 && sp->d_out == cs->d_in) {
+            cJSON *o = cJSON_CreateObject(); /* the file cannot tell: the config declares it */
+            cJSON_AddStringToObject(o, "path", rel);
+            cJSON_AddBoolToObject(o, "transcoder", 1);
+            cJSON_AddItemToArray(sa, o);
+        } else if (sp->norm == REF_NORM_EXPAVG && sp->scale_mode == 1) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "path", rel);
             cJSON_AddNumberToObject(o, "scaling_factor", sp->scale);
