@@ -55,15 +55,20 @@ KERNELS(double, f64)
 
 #define W_ENC {"W_enc", SV_T_W_ENC, SV_SHAPE_IN_SAE}
 #define B_ENC {"b_enc", SV_T_B_ENC, SV_SHAPE_SAE}
-#define W_DEC {"W_dec", SV_T_W_DEC, SV_SHAPE_SAE_IN}
-#define B_DEC {"b_dec", SV_T_B_DEC, SV_SHAPE_IN}
+#define W_DEC {"W_dec", SV_T_W_DEC, SV_SHAPE_SAE_OUT}
+#define B_DEC {"b_dec", SV_T_B_DEC, SV_SHAPE_OUT}
+/* Loaded after the row's tensors when the alias sets SV_AF_SKIP. */
+const sv_tensor_spec sv_arch_w_skip = {"W_skip", SV_T_W_SKIP, SV_SHAPE_OUT_IN};
 
 const sv_arch_row sv_archs[] = {
-    {SV_ARCH_STANDARD, "standard", {{NULL, 0}}, 0, {W_ENC, B_ENC, W_DEC, B_DEC, {NULL, 0, 0}}, standard_f32, standard_f64},
+    /* SAELens transcoders: the same encode and activation, a decoder of
+     * width d_out, compared with the store's /targets (transcoder.py). */
+    {SV_ARCH_STANDARD, "standard", {{"transcoder", SV_AF_TRANSCODER}, {"skip_transcoder", SV_AF_TRANSCODER | SV_AF_SKIP}, {NULL, 0}}, 0, {W_ENC, B_ENC, W_DEC, B_DEC, {NULL, 0, 0}}, standard_f32, standard_f64},
     {SV_ARCH_TOPK, "topk", {{NULL, 0}}, SV_AF_TOPK, {W_ENC, B_ENC, W_DEC, B_DEC, {NULL, 0, 0}}, NULL, NULL},
     /* batchtopk: how SAELens and dictionary_learning save BatchTopK SAEs for
      * inference, a JumpReLU whose threshold may be one global number. */
-    {SV_ARCH_JUMPRELU, "jumprelu", {{"batchtopk", SV_AF_SCALAR_THRESHOLD}, {NULL, 0}}, SV_AF_THRESHOLD,
+    {SV_ARCH_JUMPRELU, "jumprelu", {{"batchtopk", SV_AF_SCALAR_THRESHOLD}, {"jumprelu_transcoder", SV_AF_TRANSCODER},
+                                    {"jumprelu_skip_transcoder", SV_AF_TRANSCODER | SV_AF_SKIP}, {NULL, 0}}, SV_AF_THRESHOLD,
      {W_ENC, B_ENC, W_DEC, B_DEC, {"threshold", SV_T_THRESHOLD, SV_SHAPE_SAE}, {NULL, 0, 0}}, jumprelu_f32, jumprelu_f64},
     {SV_ARCH_GATED, "gated", {{NULL, 0}}, SV_AF_GATED,
      {W_ENC, W_DEC, B_DEC, {"b_gate", SV_T_B_GATE, SV_SHAPE_SAE}, {"r_mag", SV_T_R_MAG, SV_SHAPE_SAE},
@@ -105,4 +110,8 @@ const sv_arch_row *sv_arch_lookup(const char *name, unsigned *alias_flags)
     return NULL;
 }
 
-const char *sv_arch_list(void) { return "standard, topk, jumprelu or gated"; }
+const char *sv_arch_list(void)
+{
+    return "standard, topk, jumprelu, gated, batchtopk, transcoder, skip_transcoder, jumprelu_transcoder or "
+           "jumprelu_skip_transcoder";
+}

@@ -40,7 +40,7 @@ static int has_glob(const char *p) { return strpbrk(p, "*?[") != NULL; }
 /* A path some SAE format claims (format.h). */
 static int is_sae_dir(const char *dir) { return sv_format_probe(dir) != NULL; }
 
-static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, double scale)
+static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, double scale, int tc)
 {
     if (c->n_saes == *cap) {
         int nc = *cap ? 2 * *cap : 16;
@@ -59,6 +59,7 @@ static sv_rc add_sae(sv_config *c, int *cap, const char *path, int has_scale, do
     while (L > 1 && s->path[L - 1] == '/') s->path[--L] = '\0';
     s->has_scale = has_scale;
     s->scaling_factor = scale;
+    s->transcoder = tc;
     return SV_OK;
 }
 
@@ -85,10 +86,10 @@ static struct dirent *glob_readdir(void *d)
 
 /* A pattern expands (sorted, as glob(3) returns it) to the directories that
  * hold a cfg.json; matching nothing is an error, not an empty sweep. */
-static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale, double scale,
+static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale, double scale, int tc,
                          const char *cp, int i)
 {
-    if (!has_glob(full)) return add_sae(c, cap, full, has_scale, scale);
+    if (!has_glob(full)) return add_sae(c, cap, full, has_scale, scale, tc);
     /* glibc's glob recurses (with stack copies) once per slash: fuzzing
      * overflowed the stack with 4 KB patterns full of them. Runs of slashes
      * mean one, so collapse them; then bound the depth and length. */
@@ -124,7 +125,7 @@ static sv_rc add_pattern(sv_config *c, int *cap, const char *full, int has_scale
     int added = 0;
     for (size_t k = 0; r == 0 && k < g.gl_pathc && rc == SV_OK; k++) {
         if (!is_sae_dir(g.gl_pathv[k])) continue;
-        rc = add_sae(c, cap, g.gl_pathv[k], has_scale, scale);
+        rc = add_sae(c, cap, g.gl_pathv[k], has_scale, scale, tc);
         added++;
     }
     if (r == 0) globfree(&g);
@@ -150,7 +151,7 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
         const char *p = NULL;
-        int has_scale = 0;
+        int has_scale = 0, tc = 0;
         double scale = 0;
         if (cJSON_IsString(it)) {
             p = it->valuestring;
@@ -166,6 +167,11 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
                         return sv_fail(SV_EINPUT, "%s: saes[%d].scaling_factor: must be a positive number", cp, i);
                     has_scale = 1;
                     scale = kv->valuedouble;
+                } else if (strcmp(kv->string, "transcoder") == 0) {
+                    /* A transcoder whose files cannot say so (Gemma Scope's MLP
+                     * transcoders have d_out = d_in). */
+                    if (!cJSON_IsBool(kv)) return sv_fail(SV_EINPUT, "%s: saes[%d].transcoder: must be true or false", cp, i);
+                    tc = cJSON_IsTrue(kv);
                 } else {
                     return sv_fail(SV_EINPUT, "%s: saes[%d]: unknown key \"%s\"", cp, i, kv->string);
                 }
@@ -178,7 +184,7 @@ static sv_rc parse_saes(sv_config *c, const cJSON *arr, const char *dir, const c
         if (!p[0]) return sv_fail(SV_EINPUT, "%s: saes[%d]: empty path", cp, i);
         char *full = sv_path_join(dir, p);
         if (!full) return SV_EINTERNAL;
-        sv_rc rc = add_pattern(c, &cap, full, has_scale, scale, cp, i);
+        sv_rc rc = add_pattern(c, &cap, full, has_scale, scale, tc, cp, i);
         free(full);
         if (rc != SV_OK) return rc;
         i++;

@@ -143,6 +143,12 @@ sv_rc sv_ds_sequence_saes(sv_model_ws *ws, sv_hook hook, int64_t T, const int32_
                          (long long)fw[k]->sae->cfg.d_in, ws->m->dir, (long long)d);
             break;
         }
+        if (fw[k]->sae->cfg.transcoder || sv_cfg_d_out(&fw[k]->sae->cfg) != d) {
+            /* Its output belongs at another hook: splicing it here would be wrong. */
+            rc = sv_fail(SV_EINPUT, "%s: transcoder: splicing a transcoder into the model %s is not supported",
+                         fw[k]->sae->dir, ws->m->dir);
+            break;
+        }
         if (!(xh[k] = sv_calloc((size_t)(T * d), sizeof(double)))) {
             rc = SV_EINTERNAL;
             break;

@@ -156,6 +156,22 @@ sv_rc sv_sae_cfg_parse(sv_sae_cfg *c, const char *json, size_t n, const char *pa
         }
     }
 
+    /* Transcoders (SAELens transcoder.py): d_out from cfg.json; the input is
+     * never shifted by b_dec (its width is d_out); the output is not
+     * de-normalized there, so a normalization is refused rather than
+     * half-applied. */
+    if (c->alias_flags & SV_AF_TRANSCODER) {
+        c->transcoder = 1;
+        c->skip = (c->alias_flags & SV_AF_SKIP) != 0;
+        c->apply_b_dec_to_input = 0;
+        if ((rc = get_dim(root, "d_out", &c->d_out, path)) != SV_OK) goto out;
+        if (c->normalize != SV_NORM_NONE) {
+            rc = sv_fail(SV_EINPUT, "%s: normalize_activations: '%s' is not supported for a transcoder (want none)",
+                         path, sv_norm_name(c->normalize));
+            goto out;
+        }
+    }
+
     const cJSON *dt = get(root, "dtype");
     if (dt) {
         if (!cJSON_IsString(dt)) { rc = sv_fail(SV_EINPUT, "%s: dtype: must be a string", path); goto out; }
@@ -271,9 +287,9 @@ static sv_rc saelens_load(sv_sae *s, const char *dir, int has_scale, double scal
     sv_rc rc = read_cfg(dir, &s->cfg);
     if (rc != SV_OK) goto out;
     const sv_sae_cfg *c = &s->cfg;
-    int64_t ni = c->d_in, ns = c->d_sae;
-    if (ni > INT64_MAX / 8 / ns) {
-        rc = sv_fail(SV_EINPUT, "%s/cfg.json: d_in x d_sae is too large", dir);
+    int64_t ni = c->d_in, ns = c->d_sae, no = sv_cfg_d_out(c);
+    if (ni > INT64_MAX / 8 / ns || no > INT64_MAX / 8 / ns || no > INT64_MAX / 8 / ni) {
+        rc = sv_fail(SV_EINPUT, "%s/cfg.json: d_in x d_sae (or d_out x d_sae, d_out x d_in) is too large", dir);
         goto out;
     }
 
@@ -308,10 +324,16 @@ static sv_rc saelens_load(sv_sae *s, const char *dir, int has_scale, double scal
     /* The tensors the architecture's row lists, in its order. */
     void **slot[] = {[SV_T_W_ENC] = &s->W_enc, [SV_T_B_ENC] = &s->b_enc, [SV_T_W_DEC] = &s->W_dec,
                      [SV_T_B_DEC] = &s->b_dec, [SV_T_THRESHOLD] = &s->threshold, [SV_T_B_GATE] = &s->b_gate,
-                     [SV_T_R_MAG] = &s->r_mag, [SV_T_B_MAG] = &s->b_mag};
-    for (const sv_tensor_spec *ts = sv_arch_row_of(c->arch)->tensors; ts->name && rc == SV_OK; ts++) {
-        const int64_t d0 = ts->shape == SV_SHAPE_IN_SAE || ts->shape == SV_SHAPE_IN ? ni : ns;
-        const int64_t d1 = ts->shape == SV_SHAPE_IN_SAE ? ns : ts->shape == SV_SHAPE_SAE_IN ? ni : 0;
+                     [SV_T_R_MAG] = &s->r_mag, [SV_T_B_MAG] = &s->b_mag, [SV_T_W_SKIP] = &s->W_skip};
+    /* The row's tensors in its order, then W_skip for the skip aliases. */
+    const sv_tensor_spec *specs[9];
+    int n_spec = 0;
+    for (const sv_tensor_spec *ts = sv_arch_row_of(c->arch)->tensors; ts->name; ts++) specs[n_spec++] = ts;
+    if (c->skip) specs[n_spec++] = &sv_arch_w_skip;
+    for (int q = 0; q < n_spec && rc == SV_OK; q++) {
+        const sv_tensor_spec *ts = specs[q];
+        const int64_t d0 = ts->shape == SV_SHAPE_IN_SAE ? ni : ts->shape == SV_SHAPE_OUT || ts->shape == SV_SHAPE_OUT_IN ? no : ns;
+        const int64_t d1 = ts->shape == SV_SHAPE_IN_SAE ? ns : ts->shape == SV_SHAPE_SAE_OUT ? no : ts->shape == SV_SHAPE_OUT_IN ? ni : 0;
         const int scalar_ok = ts->id == SV_T_THRESHOLD && (c->alias_flags & SV_AF_SCALAR_THRESHOLD);
         rc = load_tensor(&f, ts->name, d1 ? 2 : 1, d0, d1, precision, scalar_ok, slot[ts->id]);
     }
@@ -375,6 +397,9 @@ static sv_rc saelens_describe(const char *dir, FILE *out)
     fprintf(out, "  architecture          %s\n", sv_arch_name(c.arch));
     fprintf(out, "  d_in                  %lld\n", (long long)c.d_in);
     fprintf(out, "  d_sae                 %lld\n", (long long)c.d_sae);
+    if (c.transcoder)
+        fprintf(out, "  d_out                 %lld (transcoder%s: compared with the store's /targets)\n",
+                (long long)c.d_out, c.skip ? " with skip connection" : "");
     if (sv_arch_has(c.arch, SV_AF_TOPK)) {
         fprintf(out, "  k                     %lld\n", (long long)c.k);
         fprintf(out, "  rescale_acts_by_decoder_norm %s\n", c.rescale_acts_by_decoder_norm ? "true" : "false");

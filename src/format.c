@@ -37,6 +37,15 @@ sv_rc sv_sae_load_cfg(const char *path, sv_sae_cfg *c)
     return sv_format_for(path)->read_config(path, c);
 }
 
+sv_rc sv_sae_declare_transcoder(sv_sae_cfg *c, const char *path)
+{
+    if (c->apply_b_dec_to_input || c->normalize != SV_NORM_NONE)
+        return sv_fail(SV_EINPUT, "%s: transcoder: declared a transcoder in the config, but it %s its input", path,
+                       c->apply_b_dec_to_input ? "subtracts b_dec from" : "normalizes");
+    c->transcoder = 1;
+    return SV_OK;
+}
+
 sv_rc sv_sae_load(sv_sae *s, const char *path, int precision, int has_scale, double scale)
 {
     memset(s, 0, sizeof *s);

@@ -111,13 +111,14 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     w->groups = G;
     w->in = sv_malloc((size_t)(max_rows * d) * rs);
     w->hp = sv_malloc((size_t)T * SV_GEMM_ROWS * SV_GEMM_PANEL * rs);
-    w->acc = sv_malloc((size_t)(T * d) * rs);
+    const int64_t dout = sv_cfg_d_out(&s->cfg);
+    w->acc = sv_malloc((size_t)(T * dout) * rs);
     w->tiles = sv_calloc((size_t)nt, sizeof *w->tiles);
     w->rowcnt = sv_malloc((size_t)max_rows * sizeof(int64_t));
     w->mu = sv_malloc((size_t)max_rows * sizeof(double));
     w->inscale = sv_malloc((size_t)max_rows * sizeof(double));
     w->outscale = sv_malloc((size_t)max_rows * sizeof(double));
-    w->xhat = sv_malloc((size_t)(max_rows * d) * sizeof(double));
+    w->xhat = sv_malloc((size_t)(max_rows * dout) * sizeof(double));
     w->rowptr = sv_malloc((size_t)(max_rows + 1) * sizeof(int64_t));
     w->cap = max_rows * 16;
     w->idx = sv_malloc((size_t)w->cap * sizeof(int32_t));

@@ -387,6 +387,20 @@ SV_MULTIARCH static void FN(decode_row)(REAL *acc, const REAL *W_dec, const REAL
         for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]) * o + mu;
 }
 
+/* Skip connection (sparsify, SAELens skip transcoders): x^ += x.W_skip^T
+ * on the raw input x (no normalization: refused with a skip at load),
+ * each output's dot product in input order in the working precision,
+ * added after b_dec as both projects do. */
+SV_MULTIARCH static void FN(skip_row)(const REAL *W_skip, int64_t dout, int64_t din, const float *x, double *xr)
+{
+    for (int64_t o = 0; o < dout; o++) {
+        const REAL *wr = W_skip + o * din;
+        REAL sk = 0;
+        for (int64_t i = 0; i < din; i++) sk += (REAL)x[i] * wr[i];
+        xr[o] = (double)(REAL)((REAL)xr[o] + sk);
+    }
+}
+
 /* The encoder GEMM tiles alone, without activation, split over threads as
  * in FN(run): a benchmark limit. */
 static void FN(encode_only)(sv_fwd *w, int64_t n)
@@ -455,10 +469,14 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
         memcpy(w->val + at, l->val, (size_t)l->len * sizeof *w->val);
     }
     const int norm = s->cfg.normalize != SV_NORM_NONE;
+    const int64_t dout = sv_cfg_d_out(&s->cfg);
+    const REAL *W_skip = s->W_skip;
 #pragma omp parallel for num_threads(T) schedule(static)
-    for (int64_t r = 0; r < n; r++)
-        FN(decode_row)((REAL *)w->acc + (int64_t)omp_get_thread_num() * d, W_dec, b_dec, (const REAL *)w->dec_scale, d,
-                       w->idx + w->rowptr[r],
-                       w->val + w->rowptr[r], w->rowcnt[r], w->xhat + r * d, norm, w->mu[r], w->outscale[r]);
+    for (int64_t r = 0; r < n; r++) {
+        FN(decode_row)((REAL *)w->acc + (int64_t)omp_get_thread_num() * dout, W_dec, b_dec, (const REAL *)w->dec_scale,
+                       dout, w->idx + w->rowptr[r], w->val + w->rowptr[r], w->rowcnt[r], w->xhat + r * dout, norm,
+                       w->mu[r], w->outscale[r]);
+        if (W_skip) FN(skip_row)(W_skip, dout, d, x + r * d, w->xhat + r * dout);
+    }
     return SV_OK;
 }

@@ -91,7 +91,8 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
     int rank, P;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
-    const int64_t m = s->cfg.d_sae, d = s->cfg.d_in, nb = (m + B - 1) / B;
+    /* Rows of W_dec are d_out wide (a transcoder's output space). */
+    const int64_t m = s->cfg.d_sae, d = encoder ? s->cfg.d_in : sv_cfg_d_out(&s->cfg), nb = (m + B - 1) / B;
     const int f64 = s->precision == 64;
     const size_t rs = f64 ? sizeof(double) : sizeof(float);
     const int T = sv_fwd_get_threads();

@@ -406,6 +406,7 @@ static sv_rc load_sparsify(sv_native *s, const char *dir, int w)
     snprintf(s->variant, sizeof s->variant, "%s%s", sig ? "signed " : "", act);
     s->k = k;
     s->transcoder = tc;
+    s->skip = skip;
     s->apply_b_dec_to_input = !tc;
     if ((rc = sv_st_open(&src.st, file)) != SV_OK) goto out;
     opened = 1;
@@ -671,27 +672,28 @@ static sv_rc to_prec(double **src, size_t n, int precision, void **out)
     return SV_OK;
 }
 
-static double wat(const sv_sae *s, const void *a, size_t i)
-{
-    return s->precision == 32 ? (double)((const float *)a)[i] : ((const double *)a)[i];
-}
-
 sv_rc sv_native_cfg(const sv_native *n, const char *path, sv_sae_cfg *c)
 {
     memset(c, 0, sizeof *c);
     static const sv_arch arch[] = {[SV_NACT_RELU] = SV_ARCH_STANDARD, [SV_NACT_JUMPRELU] = SV_ARCH_JUMPRELU,
                                    [SV_NACT_TOPK] = SV_ARCH_TOPK, [SV_NACT_GATED] = SV_ARCH_GATED,
                                    [SV_NACT_SIGNED_TOPK] = SV_ARCH_SIGNED_TOPK, [SV_NACT_GROUPMAX] = SV_ARCH_GROUPMAX};
-    if (n->W_skip || n->transcoder || n->d_out != n->d_in)
-        return sv_fail(SV_EINPUT, "%s: %s %s%s%s: this architecture is not evaluated yet", path, n->format,
-                       sv_nact_name(n->act), n->W_skip ? " with skip connection" : "",
-                       n->transcoder ? " (transcoder)" : "");
+    if (!n->transcoder && n->d_out != n->d_in)
+        return sv_fail(SV_EINPUT, "%s: %s: decoder width %lld differs from d_in %lld but the SAE is not a transcoder",
+                       path, n->format, (long long)n->d_out, (long long)n->d_in);
+    /* Skip connections read the raw input and transcoders' outputs are not
+     * de-normalized: a normalization is refused rather than half-applied. */
+    if ((n->transcoder || n->skip || n->W_skip) && n->layer_norm)
+        return sv_fail(SV_EINPUT, "%s: %s: layer_norm with a skip connection or transcoder is not supported", path, n->format);
     c->arch = arch[n->act];
     c->d_in = n->d_in;
     c->d_sae = n->d_sae;
     c->k = n->act == SV_NACT_TOPK || n->act == SV_NACT_SIGNED_TOPK || n->act == SV_NACT_GROUPMAX ? n->k : 0;
     c->apply_b_dec_to_input = n->apply_b_dec_to_input;
     c->normalize = n->layer_norm ? SV_NORM_LAYER_NORM : SV_NORM_NONE;
+    c->transcoder = n->transcoder;
+    c->skip = n->skip || n->W_skip != NULL;
+    c->d_out = n->d_out > 0 ? n->d_out : n->d_in;
     snprintf(c->dtype, sizeof c->dtype, "float32");
     return SV_OK;
 }
@@ -704,13 +706,14 @@ sv_rc sv_native_fill_sae(sv_native *n, const char *path, sv_sae *s)
     if (rc != SV_OK) return rc;
     if (!n->W_enc) return sv_fail(SV_EINTERNAL, "%s: weights were not loaded", path);
     s->scaling_factor = 1.0;
-    size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae;
+    size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae, dout = (size_t)sv_cfg_d_out(&s->cfg);
     /* Arrays the architecture does not use stay with n (freed by sv_native_free). */
     double *none = NULL;
     if ((rc = to_prec(&n->W_enc, di * ds, precision, &s->W_enc)) != SV_OK ||
         (rc = to_prec(n->act == SV_NACT_GATED ? &none : &n->b_enc, ds, precision, &s->b_enc)) != SV_OK ||
-        (rc = to_prec(&n->W_dec, ds * di, precision, &s->W_dec)) != SV_OK ||
-        (rc = to_prec(&n->b_dec, di, precision, &s->b_dec)) != SV_OK ||
+        (rc = to_prec(&n->W_dec, ds * dout, precision, &s->W_dec)) != SV_OK ||
+        (rc = to_prec(&n->b_dec, dout, precision, &s->b_dec)) != SV_OK ||
+        (rc = to_prec(&n->W_skip, dout * di, precision, &s->W_skip)) != SV_OK ||
         (rc = to_prec(n->act == SV_NACT_JUMPRELU ? &n->threshold : &none, ds, precision, &s->threshold)) != SV_OK ||
         (rc = to_prec(&n->b_gate, ds, precision, &s->b_gate)) != SV_OK ||
         (rc = to_prec(&n->r_mag, ds, precision, &s->r_mag)) != SV_OK ||
@@ -721,9 +724,9 @@ sv_rc sv_native_fill_sae(sv_native *n, const char *path, sv_sae *s)
     if (n->act != SV_NACT_GATED && !s->b_enc) return sv_fail(SV_EINPUT, "%s: encoder bias missing", path);
     /* Working-precision values must stay finite (float64 weights beyond float range). */
     if (precision == 32) {
-        void *arrs[] = {s->W_enc, s->b_enc, s->W_dec, s->b_dec, s->threshold, s->b_gate, s->r_mag, s->b_mag};
-        size_t lens[] = {di * ds, ds, ds * di, di, ds, ds, ds, ds};
-        for (size_t a = 0; a < 8; a++)
+        void *arrs[] = {s->W_enc, s->b_enc, s->W_dec, s->b_dec, s->threshold, s->b_gate, s->r_mag, s->b_mag, s->W_skip};
+        size_t lens[] = {di * ds, ds, ds * dout, dout, ds, ds, ds, ds, dout * di};
+        for (size_t a = 0; a < 9; a++)
             for (size_t i = 0; arrs[a] && i < lens[a]; i++)
                 if (!isfinite(((float *)arrs[a])[i]))
                     return sv_fail(SV_EINPUT, "%s: a weight overflows float32 (array %zu, index %zu)", path, a, i);
@@ -735,27 +738,11 @@ sv_rc sv_native_to_sae(sv_native *n, const char *path, int precision, sv_sae *s)
 {
     memset(s, 0, sizeof *s);
     s->precision = precision;
-    size_t di = (size_t)n->d_in, ds = (size_t)n->d_sae;
     sv_rc rc = SV_OK;
     if (!(s->dir = sv_strdup(path))) return SV_EINTERNAL;
     if ((rc = sv_native_fill_sae(n, path, s)) != SV_OK) goto out;
-    s->dec_norm = sv_calloc(ds, sizeof(double));
-    s->enc_norm = sv_calloc(ds, sizeof(double));
-    s->enc_dec_cos = sv_calloc(ds, sizeof(double));
-    if (!s->dec_norm || !s->enc_norm || !s->enc_dec_cos) { rc = SV_EINTERNAL; goto out; }
-    /* Per latent, sums over i in order (what sae.c computes for SAELens SAEs). */
-    for (size_t j = 0; j < ds; j++) {
-        double en = 0, dn = 0, dot = 0;
-        for (size_t i = 0; i < di; i++) {
-            double e = wat(s, s->W_enc, i * ds + j), d = wat(s, s->W_dec, j * di + i);
-            en += e * e;
-            dn += d * d;
-            dot += e * d;
-        }
-        s->enc_norm[j] = sqrt(en);
-        s->dec_norm[j] = sqrt(dn);
-        s->enc_dec_cos[j] = (s->enc_norm[j] > 0 && s->dec_norm[j] > 0) ? dot / (s->enc_norm[j] * s->dec_norm[j]) : 0.0;
-    }
+    /* Per latent, sums over i in order, as for SAELens SAEs. */
+    rc = sv_sae_derive(s);
 out:
     if (rc != SV_OK) sv_sae_free(s);
     return rc;

@@ -27,6 +27,11 @@ static void write_cfg(sv_jw *w, const sv_sae *s)
     sv_jw_str(w, "architecture", sv_arch_name(c->arch));
     sv_jw_int(w, "d_in", c->d_in);
     sv_jw_int(w, "d_sae", c->d_sae);
+    if (c->transcoder || c->skip) { /* only then: other results keep their bytes */
+        sv_jw_int(w, "d_out", sv_cfg_d_out(c));
+        sv_jw_bool(w, "transcoder", c->transcoder);
+        sv_jw_bool(w, "skip_connection", c->skip);
+    }
     if (sv_arch_has(c->arch, SV_AF_TOPK)) {
         sv_jw_int(w, "k", c->k);
         sv_jw_bool(w, "rescale_acts_by_decoder_norm", c->rescale_acts_by_decoder_norm);
@@ -117,7 +122,7 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
     sv_metrics_json(w, m);
     write_geometry(w, g);
     const double *v = m->val;
-    sv_health_in hi = {v[SV_M_EV], v[SV_M_MSE] / (double)s->cfg.d_in, v[SV_M_COSSIM], v[SV_M_L0],
+    sv_health_in hi = {v[SV_M_EV], v[SV_M_MSE] / (double)sv_cfg_d_out(&s->cfg), v[SV_M_COSSIM], v[SV_M_L0],
                        v[SV_M_DEAD_FRACTION], g ? g->decoder_mean_abs_cos : NAN, sv_arch_has(s->cfg.arch, SV_AF_TOPK),
                        s->cfg.k, model_params};
     sv_health_json(w, &hi);

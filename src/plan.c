@@ -78,6 +78,7 @@ static sv_rc sae_identity(const sv_config *c, int i, uint64_t *out)
     uint64_t h = FNV0;
     sv_rc rc = sv_format_for(c->saes[i].path)->identity(c->saes[i].path, hash_visit, &h);
     h = fnv_u64(h, (uint64_t)c->saes[i].has_scale);
+    if (c->saes[i].transcoder) h = fnv_str(h, "transcoder"); /* only then: other hashes unchanged */
     *out = fnv(h, &c->saes[i].scaling_factor, sizeof(double));
     return rc;
 }
@@ -145,6 +146,9 @@ uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
     const uint64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, G = T < np ? T : np;
     const uint64_t tasks = (rows / SV_GEMM_ROWS) * G;
     uint64_t weights = rs * (2 * d * m + 6 * m + d);
+    const uint64_t o = (uint64_t)sv_cfg_d_out(c);
+    if (c->transcoder || c->skip) /* a transcoder's decoder, skip matrix, targets and wider reconstruction */
+        weights += rs * (o * (m + 1) + (c->skip ? o * d : 0)) + (4 + 8) * (uint64_t)block * o; /* an upper bound */
     /* Per-thread pre-activation tiles, never a whole [rows][d_sae] block. */
     uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
     work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
@@ -167,7 +171,8 @@ uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
     /* gram_pass in geometry.c: a normalized copy of W [d_sae][d_in], one
      * 1024-row block of the Gram matrix [1024][d_sae], per-thread row and
      * column maxima, block sums; plus the two per-latent results. */
-    const uint64_t rs = precision == 64 ? 8 : 4, d = (uint64_t)c->d_in, m = (uint64_t)c->d_sae, B = 1024;
+    const uint64_t rs = precision == 64 ? 8 : 4, m = (uint64_t)c->d_sae, B = 1024;
+    const uint64_t d = (uint64_t)(sv_cfg_d_out(c) > c->d_in ? sv_cfg_d_out(c) : c->d_in); /* W_enc or W_dec rows */
     const uint64_t T = (uint64_t)sv_fwd_get_threads();
     return rs * m * d + rs * B * m + 2 * 8 * T * m + 2 * 8 * ((m + B - 1) / B) * 2 + 2 * 8 * B + 2 * 8 * m;
 }
@@ -281,6 +286,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
 
     for (int i = 0; i < ns && rc == SV_OK; i++) {
         sv_rc r = sv_sae_load_cfg(c->saes[i].path, &pl->cfg[i]);
+        if (r == SV_OK && c->saes[i].transcoder) r = sv_sae_declare_transcoder(&pl->cfg[i], c->saes[i].path);
         rc = item_verdict(r, comm, &pl->sae_err[i]);
         if (rc == SV_EINPUT) rc = SV_OK;
         if (rc == SV_OK) rc = sae_identity(c, i, &pl->sae_hash[i]);
@@ -294,6 +300,7 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
         h = fnv_u64(h, (uint64_t)st->mtime_ns);
         h = fnv_u64(h, (uint64_t)st->n_tokens);
         pl->ds_hash[j] = fnv_u64(h, (uint64_t)st->d_in);
+        if (st->d_out > 0) pl->ds_hash[j] = fnv_u64(pl->ds_hash[j], (uint64_t)st->d_out); /* /targets (stores without keep their hash) */
         if (c->datasets[j].model) { /* the downstream model: its config and weight files */
             const char *names[3] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
             uint64_t hm = fnv_str(pl->ds_hash[j], c->datasets[j].model);
@@ -353,6 +360,23 @@ sv_rc sv_plan_build(sv_plan *pl, const sv_config *c, const char *out_dir, int sh
                 snprintf(msg, sizeof msg, "%s/cfg.json: d_in: %lld does not match %s: /activations has d_in %lld",
                          c->saes[i].path, (long long)pl->cfg[i].d_in, c->datasets[j].path,
                          (long long)pl->stores[j].d_in);
+                rc = set_err(&pl->pair_err[p], msg);
+                if (rank == 0) fprintf(stderr, "saeval: error: %s\n", msg);
+            } else if (pl->cfg[i].transcoder && (pl->stores[j].d_out != sv_cfg_d_out(&pl->cfg[i]) || c->datasets[j].model)) {
+                /* A transcoder's reconstruction is compared with /targets. */
+                char msg[2048];
+                const sv_store *st = &pl->stores[j];
+                if (c->datasets[j].model)
+                    snprintf(msg, sizeof msg, "%s: model: downstream metrics (splicing the SAE into %s) are not supported "
+                             "for transcoder %s; drop \"model\" for this dataset or evaluate the transcoder on its own",
+                             c->datasets[j].path, c->datasets[j].model, c->saes[i].path);
+                else if (st->d_out == 0)
+                    snprintf(msg, sizeof msg, "%s: /targets: missing; SAE %s is a transcoder (d_out %lld), whose output is "
+                             "compared with the store's /targets [n_tokens, d_out]", c->datasets[j].path, c->saes[i].path,
+                             (long long)sv_cfg_d_out(&pl->cfg[i]));
+                else
+                    snprintf(msg, sizeof msg, "%s: /targets: d_out %lld does not match transcoder %s: d_out %lld",
+                             c->datasets[j].path, (long long)st->d_out, c->saes[i].path, (long long)sv_cfg_d_out(&pl->cfg[i]));
                 rc = set_err(&pl->pair_err[p], msg);
                 if (rank == 0) fprintf(stderr, "saeval: error: %s\n", msg);
             } else {

@@ -71,6 +71,11 @@ typedef struct {
     int n_mask;
     /* per-rank buffers */
     float *x, *xe;
+    /* /targets when a transcoder is in the pass (dt > 0): read, gathered
+     * and summed like /activations; D is the dataset part of the partials
+     * (d_in + 1, then d_out + 1 more for the targets). */
+    int64_t dt, D;
+    float *y, *ye;
     int64_t *tok, *seq_of;
     int64_t *tok_of; /* global token index of each evaluated row */
     double *rowq; /* [block rows][RQ_N] */
@@ -154,7 +159,7 @@ static sv_rc eval_downstream(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
             return sv_fail(rc, "%s: sequence %lld: %s", st->path, (long long)s, msg);
         }
         for (int k = 0; k < ps->n_slots; k++) {
-            double *p = leaf + sv_part_sae(d, k);
+            double *p = leaf + sv_part_sae(ps->D, k);
             p[SV_P_DS_CE_CLEAN] += ps->ds_sums.ce_clean;
             p[SV_P_DS_CE_ABL] += ps->ds_sums.ce_ablation;
             p[SV_P_DS_KL_ABL] += ps->ds_sums.kl_ablation;
@@ -173,9 +178,14 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     sv_store *st = ps->st;
     const int64_t d = st->d_in;
     const int64_t t0 = st->seq_offsets[s0], t1 = st->seq_offsets[s1], nt = t1 - t0;
+    const int64_t dt = ps->dt;
     sv_rc rc = sv_store_read_rows(st, t0, nt, ps->x);
     if (rc != SV_OK) return rc;
     ps->bytes_read += (uint64_t)(nt * d) * (st->dtype == SV_STORE_F32 ? 4u : 2u);
+    if (dt > 0) {
+        if ((rc = sv_store_read_targets(st, t0, nt, ps->y)) != SV_OK) return rc;
+        ps->bytes_read += (uint64_t)(nt * dt) * (st->tgt_dtype == SV_STORE_F32 ? 4u : 2u);
+    }
     int use_mask = ps->n_mask > 0 && st->has_token_ids;
     if ((use_mask || ps->ds_model) && (rc = sv_store_read_token_ids(st, t0, nt, ps->tok)) != SV_OK) return rc;
 
@@ -188,15 +198,19 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
             ps->ds_ints[SV_D_MASKED]++;
             continue;
         }
-        const float *xr = ps->x + t * d;
-        int64_t bad = -1;
+        const float *xr = ps->x + t * d, *yr = dt > 0 ? ps->y + t * dt : NULL;
+        int64_t bad = -1, bady = -1;
         for (int64_t i = 0; i < d && bad < 0; i++)
             if (!isfinite(xr[i])) bad = i;
-        if (bad >= 0) {
+        for (int64_t i = 0; i < dt && bad < 0 && bady < 0; i++)
+            if (!isfinite(yr[i])) bady = i;
+        if (bad >= 0 || bady >= 0) {
             if (!ps->cfg->nonfinite_skip)
-                return sv_fail(SV_EINPUT, "%s: /activations: non-finite value (%g) at token %lld, dimension %lld; "
+                return sv_fail(SV_EINPUT, "%s: %s: non-finite value (%g) at token %lld, dimension %lld; "
                                "set \"nonfinite\": \"skip\" in the config to mask such tokens",
-                               st->path, (double)xr[bad], (long long)(t0 + t), (long long)bad);
+                               st->path, bad >= 0 ? "/activations" : "/targets",
+                               bad >= 0 ? (double)xr[bad] : (double)yr[bady], (long long)(t0 + t),
+                               (long long)(bad >= 0 ? bad : bady));
             ps->ds_ints[SV_D_NONFINITE]++;
             continue;
         }
@@ -209,19 +223,35 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
             ss += (double)xr[i] * xr[i];
         }
         *sum_sq += ss;
+        if (dt > 0) { /* the targets' own sums, for a transcoder's explained variance */
+            double *sum_y = leaf + d + 1, *sum_sq_y = sum_y + dt, sy = 0;
+            memcpy(ps->ye + ne * dt, yr, (size_t)dt * sizeof(float));
+            for (int64_t i = 0; i < dt; i++) {
+                sum_y[i] += yr[i];
+                sy += (double)yr[i] * yr[i];
+            }
+            *sum_sq_y += sy;
+        }
         ne++;
     }
     ps->ds_ints[SV_D_EVALUATED] += ne;
     if (ne == 0) return SV_OK;
-    double *mu_b = malloc((size_t)d * sizeof(double));
+    double *mu_b = malloc((size_t)(d + dt) * sizeof(double)), *mu_y = mu_b + d;
     if (!mu_b) return sv_fail(SV_EINTERNAL, "out of memory");
     for (int64_t i = 0; i < d; i++) mu_b[i] = sum_x[i] / (double)ne;
+    for (int64_t i = 0; i < dt; i++) mu_y[i] = leaf[d + 1 + i] / (double)ne;
 
     const int64_t R = ps->slots[0].fwd.max_rows; /* block rows (may be lowered by the memory budget) */
     for (int k = 0; k < ps->n_slots; k++) {
         sv_slot *sl = &ps->slots[k];
         const int64_t m = sl->sae.cfg.d_sae;
-        double *p = leaf + sv_part_sae(d, k);
+        double *p = leaf + sv_part_sae(ps->D, k);
+        /* What the reconstruction is compared with: the input, or a
+         * transcoder's targets (every reconstruction metric). */
+        const int tc = sl->sae.cfg.transcoder;
+        const int64_t dr = tc ? dt : d;
+        const float *ref = tc ? ps->ye : ps->xe;
+        const double *mu_r = tc ? mu_y : mu_b;
         int64_t *firing = sl->ints + sv_ints_firing(m), *fired_seq = sl->ints + sv_ints_fired_seq(m);
         int64_t *hist = sl->ints + sv_ints_hist(m);
         double sxh2 = 0, sdot = 0;
@@ -235,11 +265,11 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
             /* Rows are independent: threads compute them in any order... */
 #pragma omp parallel for num_threads(sv_fwd_get_threads()) schedule(static)
             for (int64_t r = 0; r < nb; r++) {
-                const float *xr = ps->xe + (r0 + r) * d;
-                const double *hr = f->xhat + r * d;
+                const float *xr = ref + (r0 + r) * dr;
+                const double *hr = f->xhat + r * dr;
                 double e = 0, nx2 = 0, nh2 = 0, dot = 0, dm = 0, l1 = 0;
-                for (int64_t i = 0; i < d; i++) {
-                    double xv = xr[i], hv = hr[i], df = xv - hv, dmv = xv - mu_b[i];
+                for (int64_t i = 0; i < dr; i++) {
+                    double xv = xr[i], hv = hr[i], df = xv - hv, dmv = xv - mu_r[i];
                     e += df * df;
                     nx2 += xv * xv;
                     nh2 += hv * hv;
@@ -350,6 +380,15 @@ static sv_rc run_pass(const sv_config *cfg, const sv_plan *pl, int j, sv_slot *s
         if (w[u] > max_unit) max_unit = w[u];
     }
     sv_split_units(w, n_units, P, first, last);
+    ps.D = d;
+    for (int k = 0; k < n_slots; k++)
+        if (slots[k].sae.cfg.transcoder) ps.dt = st->d_out; /* the plan checked that the widths match */
+    if (ps.dt > 0) {
+        ps.D = d + 1 + ps.dt;
+        ps.y = sv_malloc((size_t)(max_unit * ps.dt) * sizeof(float));
+        ps.ye = sv_malloc((size_t)(max_unit * ps.dt) * sizeof(float));
+        if (!ps.y || !ps.ye) { rc = SV_EINTERNAL; goto agree; }
+    }
     ps.x = sv_malloc((size_t)(max_unit * d) * sizeof(float));
     ps.xe = sv_malloc((size_t)(max_unit * d) * sizeof(float));
     ps.tok = sv_malloc((size_t)max_unit * sizeof(int64_t));
@@ -396,7 +435,7 @@ agree:
     rc = sv_agree(rc, comm);
     if (rc != SV_OK) goto out;
     {
-        const size_t len = sv_part_len(d, n_slots);
+        const size_t len = sv_part_len(ps.D, n_slots);
         sv_tree *tree = sv_tree_new(n_units, first[rank], last[rank], len);
         if (!tree) rc = SV_EINTERNAL;
         double t_start = sv_now();
@@ -455,7 +494,8 @@ agree:
                 const int p = sae_of[k] * pl->n_ds + j;
                 sv_pair_metrics pm;
                 sv_jw jw;
-                const sv_metric_sums sums = {d, m, st->n_seq, tot, tot + sv_part_sae(d, k), tot_ints, ds_tot,
+                const int tc = slots[k].sae.cfg.transcoder; /* a transcoder's variance is its targets' */
+                const sv_metric_sums sums = {tc ? ps.dt : d, m, st->n_seq, tc ? tot + d + 1 : tot, tot + sv_part_sae(ps.D, k), tot_ints, ds_tot,
                                              cfg->dead_density_threshold, ds_model != NULL};
                 sv_metrics_finalize(&sums, &pm);
                 pm.ds_model = ds->model;
@@ -505,7 +545,7 @@ agree:
     }
 out:
     free(w); free(first); free(last); free(ps.mask_ids);
-    free(ps.x); free(ps.xe); free(ps.tok); free(ps.seq_of); free(ps.tok_of); free(ps.rowq);
+    free(ps.x); free(ps.xe); free(ps.y); free(ps.ye); free(ps.tok); free(ps.seq_of); free(ps.tok_of); free(ps.rowq);
     sv_model_ws_free(&ps.ds_ws);
     sv_ds_sums_free(&ps.ds_sums);
     free(ps.ds_mask); free(ps.ds_ids); free(ps.ds_fw);
@@ -744,8 +784,10 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
         }
         sv_slot *sl = &r->slots[*n];
         memset(sl, 0, sizeof *sl);
-        sv_rc e = sv_agree(sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
-                                       cfg->saes[i].scaling_factor), r->comm);
+        sv_rc e = sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
+                              cfg->saes[i].scaling_factor);
+        if (e == SV_OK && cfg->saes[i].transcoder) e = sv_sae_declare_transcoder(&sl->sae.cfg, cfg->saes[i].path);
+        e = sv_agree(e, r->comm);
         if (e == SV_EINPUT) {
             sv_sae_free(&sl->sae);
             r->failed_sae[i] = 1;

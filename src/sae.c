@@ -13,10 +13,19 @@ const char *sv_norm_name(sv_norm n) { return (unsigned)n < 4 ? norm_names[n] : "
 
 /* Per-latent norms, blocked over latents so that both W_enc rows and the
  * W_dec rows of a block stream through cache. Each sum runs over i in
- * order, so the result equals the naive loop. */
+ * order, so the result equals the naive loop. A transcoder's decoder rows
+ * (d_out) live in another space than its encoder columns (d_in): their
+ * norms are summed apart and the cosine is 0 (undefined). */
 #define NORMS_BODY(T)                                                          \
     do {                                                                       \
         const T *We = s->W_enc, *Wd = s->W_dec;                                \
+        if (no != ni) {                                                        \
+            for (size_t i = 0; i < ni; i++)                                    \
+                for (size_t j = 0; j < ns; j++) en[j] += (double)We[i * ns + j] * We[i * ns + j]; \
+            for (size_t j = 0; j < ns; j++)                                    \
+                for (size_t i = 0; i < no; i++) dn[j] += (double)Wd[j * no + i] * Wd[j * no + i]; \
+            break;                                                             \
+        }                                                                      \
         for (size_t j0 = 0; j0 < ns; j0 += 64) {                               \
             size_t j1 = j0 + 64 < ns ? j0 + 64 : ns;                           \
             for (size_t i = 0; i < ni; i++) {                                  \
@@ -33,7 +42,7 @@ const char *sv_norm_name(sv_norm n) { return (unsigned)n < 4 ? norm_names[n] : "
 
 static void compute_norms(sv_sae *s, double *dot)
 {
-    size_t ni = (size_t)s->cfg.d_in, ns = (size_t)s->cfg.d_sae;
+    size_t ni = (size_t)s->cfg.d_in, ns = (size_t)s->cfg.d_sae, no = (size_t)sv_cfg_d_out(&s->cfg);
     double *en = s->enc_norm, *dn = s->dec_norm;
     if (s->precision == 32) NORMS_BODY(float);
     else NORMS_BODY(double);
@@ -66,6 +75,7 @@ void sv_sae_free(sv_sae *s)
     free(s->b_enc);
     free(s->W_dec);
     free(s->b_dec);
+    free(s->W_skip);
     free(s->threshold);
     free(s->b_gate);
     free(s->r_mag);

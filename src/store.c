@@ -197,16 +197,16 @@ static int float_is(hid_t t, size_t spos, size_t epos, size_t esize, size_t mpos
 }
 
 /* Decide which of the four supported forms /activations is in. */
-static sv_rc classify_activations(const char *path, hid_t d, sv_store_dtype *dt)
+static sv_rc classify_activations(const char *path, const char *nm, hid_t d, sv_store_dtype *dt)
 {
     sv_rc rc = SV_OK;
     hid_t t = H5Dget_type(d);
     char *tag = NULL;
-    if (t < 0) return sv_fail(SV_EINPUT, "%s: /activations: cannot read datatype", path);
+    if (t < 0) return sv_fail(SV_EINPUT, "%s: %s: cannot read datatype", path, nm);
     H5T_class_t cls = H5Tget_class(t);
     size_t size = H5Tget_size(t);
     if ((cls == H5T_FLOAT || cls == H5T_INTEGER) && H5Tget_order(t) != H5T_ORDER_LE) {
-        rc = sv_fail(SV_EINPUT, "%s: /activations: big-endian data is not supported", path);
+        rc = sv_fail(SV_EINPUT, "%s: %s: big-endian data is not supported", path, nm);
     } else if (cls == H5T_FLOAT) {
         if (size == 4 && float_is(t, 31, 23, 8, 0, 23, 127))
             *dt = SV_STORE_F32;
@@ -216,26 +216,28 @@ static sv_rc classify_activations(const char *path, hid_t d, sv_store_dtype *dt)
             *dt = SV_STORE_BF16;
         else
             rc = sv_fail(SV_EINPUT,
-                         "%s: /activations: unsupported %zu-byte float type (need float32, float16 or bfloat16)",
-                         path, size);
+                         "%s: %s: unsupported %zu-byte float type (need float32, float16 or bfloat16)",
+                         path, nm, size);
     } else if (cls == H5T_INTEGER) {
-        rc = read_str_attr(path, d, "/activations: attribute ", "dtype", &tag);
+        char on[80];
+        snprintf(on, sizeof on, "%s: attribute ", nm);
+        rc = read_str_attr(path, d, on, "dtype", &tag);
         if (rc == SV_OK) {
             if (!tag)
                 rc = sv_fail(SV_EINPUT,
-                             "%s: /activations: integer data without attribute dtype=\"bfloat16\"", path);
+                             "%s: %s: integer data without attribute dtype=\"bfloat16\"", path, nm);
             else if (strcmp(tag, "bfloat16") != 0)
-                rc = sv_fail(SV_EINPUT, "%s: /activations: attribute dtype: \"%s\" is not supported (need \"bfloat16\")",
-                             path, tag);
+                rc = sv_fail(SV_EINPUT, "%s: %s: attribute dtype: \"%s\" is not supported (need \"bfloat16\")",
+                             path, nm, tag);
             else if (size != 2 || H5Tget_precision(t) != 16 || H5Tget_offset(t) != 0)
-                rc = sv_fail(SV_EINPUT, "%s: /activations: dtype=\"bfloat16\" needs a 16-bit integer dataset, got %zu bytes",
-                             path, size);
+                rc = sv_fail(SV_EINPUT, "%s: %s: dtype=\"bfloat16\" needs a 16-bit integer dataset, got %zu bytes",
+                             path, nm, size);
             else
                 *dt = SV_STORE_BF16_U16;
         }
     } else {
-        rc = sv_fail(SV_EINPUT, "%s: /activations: unsupported datatype class (need float32, float16 or bfloat16)",
-                     path);
+        rc = sv_fail(SV_EINPUT, "%s: %s: unsupported datatype class (need float32, float16 or bfloat16)",
+                     path, nm);
     }
     free(tag);
     H5Tclose(t);
@@ -243,20 +245,20 @@ static sv_rc classify_activations(const char *path, hid_t d, sv_store_dtype *dt)
 }
 
 /* Layout: chunk shape, and no filters (we read raw hyperslabs). */
-static sv_rc read_layout(const char *path, sv_store *s)
+static sv_rc read_layout(const char *path, const char *nm, hid_t d, int *chunked, int64_t *chunk)
 {
     sv_rc rc = SV_OK;
-    hid_t pl = H5Dget_create_plist((hid_t)s->dset);
-    if (pl < 0) return sv_fail(SV_EINPUT, "%s: /activations: cannot read creation properties", path);
+    hid_t pl = H5Dget_create_plist(d);
+    if (pl < 0) return sv_fail(SV_EINPUT, "%s: %s: cannot read creation properties", path, nm);
     H5D_layout_t lay = H5Pget_layout(pl);
     if (lay == H5D_CHUNKED) {
         hsize_t c[2] = {0, 0};
         if (H5Pget_chunk(pl, 2, c) != 2) {
-            rc = sv_fail(SV_EINPUT, "%s: /activations: cannot read chunk shape", path);
+            rc = sv_fail(SV_EINPUT, "%s: %s: cannot read chunk shape", path, nm);
         } else {
-            s->chunked = 1;
-            s->chunk[0] = (int64_t)c[0];
-            s->chunk[1] = (int64_t)c[1];
+            *chunked = 1;
+            chunk[0] = (int64_t)c[0];
+            chunk[1] = (int64_t)c[1];
         }
         int nf = H5Pget_nfilters(pl);
         if (rc == SV_OK && nf != 0) {
@@ -265,13 +267,13 @@ static sv_rc read_layout(const char *path, sv_store *s)
             size_t ncd = 8;
             if (nf > 0) H5Pget_filter2(pl, 0, &flags, &ncd, cd, sizeof fname, fname, NULL);
             rc = sv_fail(SV_EINPUT,
-                         "%s: /activations: compressed/filtered datasets are not supported (filter %s); rewrite it uncompressed",
-                         path, fname);
+                         "%s: %s: compressed/filtered datasets are not supported (filter %s); rewrite it uncompressed",
+                         path, nm, fname);
         }
     } else if (lay == H5D_CONTIGUOUS || lay == H5D_COMPACT) {
-        s->chunked = 0;
+        *chunked = 0;
     } else {
-        rc = sv_fail(SV_EINPUT, "%s: /activations: unsupported storage layout", path);
+        rc = sv_fail(SV_EINPUT, "%s: %s: unsupported storage layout", path, nm);
     }
     H5Pclose(pl);
     return rc;
@@ -357,8 +359,24 @@ static sv_rc read_metadata(const char *path, sv_store *s)
     s->d_in = (int64_t)dims[1];
     if (s->n_tokens == 0) return sv_fail(SV_EINPUT, "%s: /activations: zero tokens", path);
     if (s->d_in == 0) return sv_fail(SV_EINPUT, "%s: /activations: d_in is 0", path);
-    if ((rc = classify_activations(path, d, &s->dtype)) != SV_OK) return rc;
-    if ((rc = read_layout(path, s)) != SV_OK) return rc;
+    if ((rc = classify_activations(path, "/activations", d, &s->dtype)) != SV_OK) return rc;
+    if ((rc = read_layout(path, "/activations", d, &s->chunked, s->chunk)) != SV_OK) return rc;
+
+    /* /targets: what a transcoder's output is compared with (optional). */
+    if (has_link(file, "/targets")) {
+        if ((rc = open_dset(path, file, "/targets", &d, &r, dims)) != SV_OK) return rc;
+        s->tgt_dset = d;
+        if (r != 2) return sv_fail(SV_EINPUT, "%s: /targets: expected 2-D [n_tokens, d_out], got rank %d", path, r);
+        if ((int64_t)dims[0] != s->n_tokens)
+            return sv_fail(SV_EINPUT, "%s: /targets: %lld rows, expected n_tokens = %lld (as /activations)", path,
+                           (long long)dims[0], (long long)s->n_tokens);
+        if (dims[1] == 0) return sv_fail(SV_EINPUT, "%s: /targets: d_out is 0", path);
+        s->d_out = (int64_t)dims[1];
+        int ch;
+        int64_t cs[2];
+        if ((rc = classify_activations(path, "/targets", d, &s->tgt_dtype)) != SV_OK) return rc;
+        if ((rc = read_layout(path, "/targets", d, &ch, cs)) != SV_OK) return rc;
+    }
 
     if (has_link(file, "/token_ids")) {
         if ((rc = open_dset(path, file, "/token_ids", &d, &r, dims)) != SV_OK) return rc;
@@ -403,7 +421,7 @@ static sv_rc read_metadata(const char *path, sv_store *s)
 static void store_reset(sv_store *s)
 {
     memset(s, 0, sizeof *s);
-    s->file = s->dset = s->tok_dset = -1;
+    s->file = s->dset = s->tok_dset = s->tgt_dset = -1;
 }
 
 sv_rc sv_store_open(sv_store *s, const char *path, MPI_Comm comm)
@@ -471,16 +489,17 @@ static sv_rc check_range(const sv_store *s, int64_t t0, int64_t n, const char *w
     return SV_OK;
 }
 
-/* One bounded read of rows [t0, t0+n) into out (float), via staging for 16-bit. */
-static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
+/* One bounded read of rows [t0, t0+n) of a 2-D dataset (cols wide, in
+ * dtype dt) into out (float), via staging for 16-bit. */
+static sv_rc read_rows_once(sv_store *s, hid_t d, const char *nm, sv_store_dtype dt, int64_t cols, int64_t t0,
+                            int64_t n, float *out)
 {
-    hid_t d = (hid_t)s->dset;
-    hid_t ms = -1, fs = select_rows(d, 2, t0, n, s->d_in, &ms);
-    if (fs < 0) return sv_fail(SV_EINTERNAL, "%s: /activations: cannot select rows", s->path);
+    hid_t ms = -1, fs = select_rows(d, 2, t0, n, cols, &ms);
+    if (fs < 0) return sv_fail(SV_EINTERNAL, "%s: %s: cannot select rows", s->path, nm);
     sv_rc rc = SV_OK;
-    size_t cnt = (size_t)n * (size_t)s->d_in;
+    size_t cnt = (size_t)n * (size_t)cols;
     sv_watch_begin("reading", s->path, t0, t0 + n);
-    if (s->dtype == SV_STORE_F32) {
+    if (dt == SV_STORE_F32) {
         if (H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0) rc = SV_EINTERNAL;
     } else {
         /* Read the raw 16-bit patterns in the file's own type (no HDF5
@@ -489,7 +508,7 @@ static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
         hid_t t = H5Dget_type(d);
         if (!raw || t < 0) rc = SV_EINTERNAL;
         else if (H5Dread(d, t, ms, fs, H5P_DEFAULT, raw) < 0) rc = SV_EINTERNAL;
-        else if (s->dtype == SV_STORE_F16) sv_f16_to_f32_n(raw, out, cnt);
+        else if (dt == SV_STORE_F16) sv_f16_to_f32_n(raw, out, cnt);
         else sv_bf16_to_f32_n(raw, out, cnt);
         close_id(t, H5Tclose);
         free(raw);
@@ -498,24 +517,37 @@ static sv_rc read_rows_once(sv_store *s, int64_t t0, int64_t n, float *out)
     H5Sclose(ms);
     H5Sclose(fs);
     if (rc != SV_OK)
-        return sv_fail(rc, "%s: /activations: read of rows [%lld, %lld) failed", s->path, (long long)t0,
+        return sv_fail(rc, "%s: %s: read of rows [%lld, %lld) failed", s->path, nm, (long long)t0,
                        (long long)(t0 + n));
+    return SV_OK;
+}
+
+static sv_rc read_rows(sv_store *s, hid_t d, const char *nm, sv_store_dtype dt, int64_t cols, int64_t t0, int64_t n,
+                       float *out)
+{
+    sv_rc rc = check_range(s, t0, n, nm);
+    if (rc != SV_OK) return rc;
+    if (d <= 0) return sv_fail(SV_EINTERNAL, "%s: %s: not open", s->path ? s->path : "?", nm);
+    int64_t elt = dt == SV_STORE_F32 ? 4 : 2;
+    int64_t step = SV_MAX_READ_BYTES / (elt * cols);
+    if (step < 1) step = 1;
+    for (int64_t i = 0; i < n; i += step) {
+        int64_t m = n - i < step ? n - i : step;
+        if ((rc = read_rows_once(s, d, nm, dt, cols, t0 + i, m, out + (size_t)i * (size_t)cols)) != SV_OK) return rc;
+    }
     return SV_OK;
 }
 
 sv_rc sv_store_read_rows(sv_store *s, int64_t t0, int64_t n, float *out)
 {
-    sv_rc rc = check_range(s, t0, n, "/activations");
-    if (rc != SV_OK) return rc;
     if (s->dset <= 0) return sv_fail(SV_EINTERNAL, "%s: store is not open", s->path ? s->path : "?");
-    int64_t elt = s->dtype == SV_STORE_F32 ? 4 : 2;
-    int64_t step = SV_MAX_READ_BYTES / (elt * s->d_in);
-    if (step < 1) step = 1;
-    for (int64_t i = 0; i < n; i += step) {
-        int64_t m = n - i < step ? n - i : step;
-        if ((rc = read_rows_once(s, t0 + i, m, out + (size_t)i * (size_t)s->d_in)) != SV_OK) return rc;
-    }
-    return SV_OK;
+    return read_rows(s, (hid_t)s->dset, "/activations", s->dtype, s->d_in, t0, n, out);
+}
+
+sv_rc sv_store_read_targets(sv_store *s, int64_t t0, int64_t n, float *out)
+{
+    if (s->d_out <= 0 || s->tgt_dset <= 0) return sv_fail(SV_EINPUT, "%s: /targets: missing", s->path ? s->path : "?");
+    return read_rows(s, (hid_t)s->tgt_dset, "/targets", s->tgt_dtype, s->d_out, t0, n, out);
 }
 
 sv_rc sv_store_read_token_ids(sv_store *s, int64_t t0, int64_t n, int64_t *out)
@@ -547,6 +579,7 @@ void sv_store_close(sv_store *s)
      * Datasets go first: the MPI-IO driver refuses to close a file with
      * objects still open. */
     close_id((hid_t)s->tok_dset, H5Dclose);
+    close_id((hid_t)s->tgt_dset, H5Dclose);
     close_id((hid_t)s->dset, H5Dclose);
     close_id((hid_t)s->file, H5Fclose);
     free(s->path);
@@ -626,7 +659,7 @@ static int64_t clamp64(int64_t v, int64_t hi)
     return v < 1 ? 1 : v;
 }
 
-static herr_t write_activations(hid_t file, const float *x, int64_t n_tokens, int64_t d_in,
+static herr_t write_activations(hid_t file, const char *name, const float *x, int64_t n_tokens, int64_t d_in,
                                 const sv_store_wopts *o)
 {
     hsize_t dims[2] = {(hsize_t)n_tokens, (hsize_t)d_in};
@@ -665,7 +698,7 @@ static herr_t write_activations(hid_t file, const float *x, int64_t n_tokens, in
         hsize_t c[2] = {1, 1};
         if (H5Pset_chunk(pl, 2, c) < 0) goto done;
     }
-    d = H5Dcreate2(file, "/activations", ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    d = H5Dcreate2(file, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     if (d < 0) goto done;
     e = cnt ? H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0;
     if (e >= 0 && o->dtype == SV_STORE_BF16_U16) e = write_str_attr(d, "dtype", "bfloat16", 0);
@@ -700,7 +733,11 @@ sv_rc sv_store_write(const char *path, const float *x, int64_t n_tokens, int64_t
         return rc;
     }
     const char *what = "/activations";
-    herr_t e = write_activations(f, x, n_tokens, d_in, o);
+    herr_t e = write_activations(f, "/activations", x, n_tokens, d_in, o);
+    if (e >= 0 && o->targets) {
+        what = "/targets";
+        e = write_activations(f, "/targets", o->targets, n_tokens, o->d_out, o);
+    }
     if (e >= 0 && o->token_ids) {
         what = "/token_ids";
         e = write_i64_dset(f, "/token_ids", o->token_ids, (hsize_t)n_tokens);

@@ -13,7 +13,7 @@ set_tests_properties(corpus_gen PROPERTIES FIXTURES_SETUP corpus_cases TIMEOUT 6
 
 add_test(NAME corpus_bad_inputs
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/corpus_run.sh ${SV_CORPUS_DIR}/cases $<TARGET_FILE:saeval>)
-set_tests_properties(corpus_bad_inputs PROPERTIES FIXTURES_REQUIRED corpus_cases TIMEOUT 240
+set_tests_properties(corpus_bad_inputs PROPERTIES FIXTURES_REQUIRED corpus_cases TIMEOUT 480
                      ENVIRONMENT "MPIEXEC=${SV_CORPUS_MPIEXEC_STR}")
 
 # Every check of corpus_run.sh can fail: fake programs breaking one promise each.

@@ -88,7 +88,7 @@ p = case("npz_data_short", G, expect=("params.npz", "array 'b_enc'", "(truncated
 rezip(p + "/params.npz", lambda n, d: d[:-8] if n == "b_enc.npy" else d)
 p = case("npz_scaling_factor", dict(G, scaling_factor=2.0), expect=("params.npz", "scaling_factor", "only 1 is supported"))
 case("npz_d_in_mismatch", G, d_in=64, expect=("d_in",))
-case("npz_transcoder", G, d_out=96, expect=("gemma_scope", "transcoder", "not evaluated yet"))
+case("npz_transcoder", G, d_out=96, expect=("npz_transcoder/sae", "/targets: missing", "transcoder (d_out 96)"))
 p = case("npz_nan_weight", G, expect=("params.npz", "tensor 'b_enc'", "not finite"))
 rezip(p + "/params.npz", lambda n, d: npy(np.full(M, np.nan, dtype=np.float32)) if n == "b_enc.npy" else d)
 
@@ -137,7 +137,7 @@ p = case("sparsify_no_d_in", S, expect=("cfg.json", "d_in: missing"))
 edit_json(p + "/cfg.json", lambda d: d.pop("d_in"))
 case("sparsify_groupmax_k", dict(S, k=7, activation="groupmax"), expect=("cfg.json", "k: 7 does not divide num_latents 64"))
 case("sparsify_signed_groupmax", dict(S, signed=True, activation="groupmax"), expect=("cfg.json", "groupmax", "with signed"))
-case("sparsify_transcoder", dict(S, transcode=True), expect=("sparsify", "transcoder", "not evaluated yet"))
+case("sparsify_transcoder", dict(S, transcode=True), expect=("sparsify_transcoder/sae", "/targets: missing", "transcoder (d_out 128)"))
 p = case("sparsify_bad_k", dict(S), expect=("cfg.json", "k: 100 outside 1..64"))
 edit_json(p + "/cfg.json", lambda d: d.__setitem__("k", 100))
 

@@ -123,3 +123,40 @@ endforeach()
 sv_e2e_gen(saelens11)
 sv_e2e_run(saelens11 np2 2)
 sv_e2e_check(saelens11 np2 1e-5)
+
+# Transcoders and skip connections (issue 11): SAELens transcoder,
+# skip_transcoder and jumprelu_transcoder, sparsify transcode/skip and a
+# Gemma Scope transcoder (native files written by tests/formats_write.py),
+# with an ordinary SAE in the same pass, on stores with /targets; float64
+# and float32, against tests/ref.c; 1, 2 and 4 ranks and 1/2 threads
+# byte-identical.
+find_program(SV_E2E_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+foreach(spec "tc64;2;1e-9" "tc32;3;1e-5" "tcsq64;2;1e-9")
+  list(GET spec 0 case)
+  list(GET spec 1 np)
+  list(GET spec 2 tol)
+  sv_e2e_gen(${case})
+  set_tests_properties(e2e_gen_${case} PROPERTIES
+                       ENVIRONMENT "SV_PYTHON=${SV_E2E_PYTHON3};SV_FORMATS_WRITE=${CMAKE_CURRENT_SOURCE_DIR}/formats_write.py")
+  sv_e2e_run(${case} np${np} ${np})
+  sv_e2e_check(${case} np${np} ${tol})
+endforeach()
+foreach(np 1 2 4)
+  sv_e2e_run(tc32 r${np} ${np})
+endforeach()
+sv_e2e_run(tc32 t1 1 SAEVAL_THREADS=1)
+sv_e2e_run(tc32 t2 1 SAEVAL_THREADS=2)
+foreach(pair "r2;r1" "r4;r1" "np3;r1" "t2;t1")
+  list(GET pair 0 tag)
+  list(GET pair 1 ref)
+  add_test(NAME e2e_tc32_identical_${tag}_vs_${ref}
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/tc32/out_${ref} ${SV_E2E_DIR}/tc32/out_${tag})
+  set_tests_properties(e2e_tc32_identical_${tag}_vs_${ref} PROPERTIES
+                       FIXTURES_REQUIRED "e2e_tc32_run_${ref};e2e_tc32_run_${tag}" TIMEOUT 60)
+endforeach()
+foreach(err err_tc_no_targets err_tc_targets_shape)
+  add_test(NAME e2e_${err}
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
+                   $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
+  set_tests_properties(e2e_${err} PROPERTIES TIMEOUT 120)
+endforeach()

@@ -139,6 +139,32 @@ static void good_sae_dims(const char *dir, int64_t d_in, int64_t d_sae, int topk
 
 static void good_sae(const char *dir) { good_sae_dims(dir, DIN, DSAE, 0); }
 
+/* A SAELens transcoder (d_in DIN -> d_out), with W_skip when skip; cfg_json
+ * NULL writes the matching cfg.json. */
+static void tc_sae(const char *dir, int64_t d_out, int skip, const char *cfg_json)
+{
+    mkdirs(dir);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "{\"architecture\": \"%s\", \"d_in\": %d, \"d_sae\": %d, \"d_out\": %lld, \"dtype\": \"float32\"}",
+             skip ? "skip_transcoder" : "transcoder", DIN, DSAE, (long long)d_out);
+    write_cfg(dir, cfg_json ? cfg_json : cfg);
+    double *we = xcalloc((size_t)DIN * DSAE, sizeof(double)), *wd = xcalloc((size_t)d_out * DSAE, sizeof(double));
+    double *be = xcalloc(DSAE, sizeof(double)), *bd = xcalloc((size_t)d_out, sizeof(double));
+    double *ws = xcalloc((size_t)d_out * DIN, sizeof(double));
+    for (int64_t i = 0; i < DIN * DSAE; i++) we[i] = nrand() * 0.3;
+    for (int64_t i = 0; i < d_out * DSAE; i++) wd[i] = nrand() * 0.3;
+    for (int64_t i = 0; i < d_out * DIN; i++) ws[i] = nrand() * 0.1;
+    sv_st_wtensor t[5] = {
+        {"W_enc", SV_DT_F32, 2, {DIN, DSAE}, we},
+        {"b_enc", SV_DT_F32, 1, {DSAE}, be},
+        {"W_dec", SV_DT_F32, 2, {DSAE, d_out}, wd},
+        {"b_dec", SV_DT_F32, 1, {d_out}, bd},
+        {"W_skip", SV_DT_F32, 2, {d_out, DIN}, ws},
+    };
+    if (sv_st_write(pj(dir, "sae_weights.safetensors"), t, skip ? 5 : 4) != SV_OK) die("sv_st_write failed", dir);
+    free(we); free(wd); free(be); free(bd); free(ws);
+}
+
 /* Raw safetensors: u64 LE header length (hlen, or the real length when
  * hlen == UINT64_MAX), the header bytes, then data_len bytes of small floats. */
 static void raw_st(const char *path, const char *header, uint64_t hlen, size_t data_len)
@@ -185,6 +211,11 @@ typedef struct {
     const int *nan_tok;   /* tokens to poison, -1 terminated */
     int nan_dim;
     double poison;        /* NAN or INFINITY */
+    hsize_t targets_d;    /* > 0: /targets [n_tokens][targets_d] float32 */
+    int targets_rank;     /* 2 default (0) */
+    hsize_t targets_rows; /* n_tokens default (0) */
+    int targets_int;      /* int32 /targets (no dtype attribute) */
+    int targets_nan_tok;  /* > 0: NaN at this token of /targets */
 } store_spec;
 
 static void h5chk(herr_t e, const char *what)
@@ -255,6 +286,24 @@ static void write_store(const char *path, const store_spec *s)
             free(x);
         }
         if (s->dtype_attr) attr_str(ds, "dtype", s->dtype_attr);
+        H5Dclose(ds);
+        H5Sclose(sp);
+    }
+    if (s->targets_d) {
+        hsize_t dims[2] = {s->targets_rows ? s->targets_rows : n, s->targets_d}, total = dims[0] * dims[1];
+        int rank = s->targets_rank ? s->targets_rank : 2;
+        if (rank == 1) total = dims[0];
+        hid_t sp = H5Screate_simple(rank, dims, NULL);
+        hid_t ds = H5Dcreate2(f, "/targets", s->targets_int ? H5T_STD_I32LE : H5T_IEEE_F32LE, sp, H5P_DEFAULT,
+                              H5P_DEFAULT, H5P_DEFAULT);
+        if (ds < 0) die("cannot create /targets", path);
+        float *y = xcalloc(total, sizeof(float));
+        for (hsize_t k = 0; k < total; k++) y[k] = (float)act_val((int64_t)(k / s->targets_d), (int64_t)(k % s->targets_d) + 3);
+        if (s->targets_nan_tok > 0) y[(hsize_t)s->targets_nan_tok * s->targets_d] = NAN;
+        int32_t *yi = xcalloc(total, sizeof(int32_t));
+        h5chk(s->targets_int ? H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, yi)
+                             : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, y), "targets");
+        free(y); free(yi);
         H5Dclose(ds);
         H5Sclose(sp);
     }
@@ -575,6 +624,51 @@ static void gen_corpus(const char *root)
                "{\"output_dir\": \"out\", \"saes\": [\"sae\"], \"datasets\": [{\"name\": \"ds\", \"path\": \"store.h5\", \"role\": \"oos\", \"shift\": \"time\"}]}\n");
     d = new_case("conf_d_in_mismatch", "d_in\n");
     good_sae_dims(pj(d, "sae"), 12, DSAE, 0);
+    /* ---- transcoders and /targets (issue 11) ---- */
+    {
+        store_spec s;
+        d = new_case("tc_store_without_targets", "store.h5\n/targets\nmissing\n");
+        tc_sae(pj(d, "sae"), 6, 0, NULL);
+        d = new_case("tc_targets_width_mismatch", "store.h5\n/targets\nd_out 5\n");
+        tc_sae(pj(d, "sae"), 6, 0, NULL);
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 5;
+        write_store(pj(d, "store.h5"), &s);
+        d = new_case("tc_targets_rows_mismatch", "store.h5\n/targets\nrows\n");
+        tc_sae(pj(d, "sae"), 6, 0, NULL);
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 6; s.targets_rows = NTOK - 3;
+        write_store(pj(d, "store.h5"), &s);
+        d = new_case("tc_targets_rank1", "store.h5\n/targets\n2-D\n");
+        tc_sae(pj(d, "sae"), 6, 0, NULL);
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 6; s.targets_rank = 1;
+        write_store(pj(d, "store.h5"), &s);
+        d = new_case("tc_targets_integers", "store.h5\n/targets\nbfloat16\n");
+        tc_sae(pj(d, "sae"), 6, 0, NULL);
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 6; s.targets_int = 1;
+        write_store(pj(d, "store.h5"), &s);
+        d = new_case("tc_targets_nonfinite", "store.h5\n/targets\nnon-finite\n");
+        tc_sae(pj(d, "sae"), 6, 0, NULL);
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 6; s.targets_nan_tok = 21;
+        write_store(pj(d, "store.h5"), &s);
+        d = new_case("tc_cfg_missing_d_out", "cfg.json\nd_out\n");
+        tc_sae(pj(d, "sae"), 6, 0, "{\"architecture\": \"transcoder\", \"d_in\": 8, \"d_sae\": 16}");
+        d = new_case("tc_cfg_layer_norm", "cfg.json\nnormalize_activations\n");
+        tc_sae(pj(d, "sae"), 6, 0, "{\"architecture\": \"transcoder\", \"d_in\": 8, \"d_sae\": 16, \"d_out\": 6, "
+                                   "\"normalize_activations\": \"layer_norm\"}");
+        d = new_case("tc_skip_without_W_skip", "sae_weights.safetensors\nW_skip\nmissing\n");
+        tc_sae(pj(d, "sae"), 6, 0, "{\"architecture\": \"skip_transcoder\", \"d_in\": 8, \"d_sae\": 16, \"d_out\": 6}");
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 6;
+        write_store(pj(d, "store.h5"), &s);
+        d = new_case("tc_W_dec_width", "sae_weights.safetensors\nW_dec\n");
+        tc_sae(pj(d, "sae"), 6, 0, "{\"architecture\": \"transcoder\", \"d_in\": 8, \"d_sae\": 16, \"d_out\": 7}");
+        memset(&s, 0, sizeof s); s.token_ids_len = 0; s.targets_d = 7;
+        write_store(pj(d, "store.h5"), &s);
+    }
+    d = new_case("conf_sae_transcoder_not_bool", "config.json\nsaes[0].transcoder\n");
+    write_text(pj(d, "config.json"), "{\"output_dir\": \"out\", \"saes\": [{\"path\": \"sae\", \"transcoder\": 1}],"
+                                     " \"datasets\": [{\"name\": \"ds\", \"path\": \"store.h5\", \"role\": \"in_sample\"}]}\n");
+    d = new_case("conf_declared_transcoder_subtracts_b_dec", "sae\ntranscoder\nsubtracts b_dec\n");
+    write_text(pj(d, "config.json"), "{\"output_dir\": \"out\", \"saes\": [{\"path\": \"sae\", \"transcoder\": true}],"
+                                     " \"datasets\": [{\"name\": \"ds\", \"path\": \"store.h5\", \"role\": \"in_sample\"}]}\n");
     d = new_case("conf_bad_precision", "config.json\nprecision\n");
     std_config(d, ", \"precision\": \"float16\"");
     d = new_case("conf_legacy_batch_sequences_zero", "config.json\nlegacy_batch_sequences\n");

@@ -124,6 +124,13 @@ typedef struct {
     double scale;
     int batchtopk; /* jumprelu saved as "batchtopk": one scalar threshold for every latent */
     int cfg_form;  /* SAELens cfg/weights variants (issue 11), CFG_* below; 0: the plain 6.x form */
+    /* Transcoders and skip connections (issue 11): d_out > 0 makes a
+     * transcoder whose decoder writes d_out values, compared with the
+     * store's /targets; skip adds W_skip [d_out][d_in]. fmt NULL writes
+     * SAELens (transcoder, skip_transcoder, jumprelu_transcoder), else the
+     * native format through tests/formats_write.py (sparsify, gemma_scope). */
+    int d_out, skip;
+    const char *fmt;
 } sae_spec;
 
 /* CFG_PRE6_TOPK: a SAELens 4.x top-k cfg ("architecture": "standard",
@@ -161,22 +168,23 @@ typedef struct {
     uint64_t seed;
     int exact; /* dyadic data and encoder weights: pre-activations exact in float and double */
     double dead_density; /* > 0: "dead_density_threshold" in the config; 0: left out (default 1e-6) */
+    int d_targets;       /* > 0: every store gets /targets [n_tokens][d_targets] */
 } case_spec;
 
 #define SAES_ARCH                                                                     \
-    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                            \
-      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                               \
-      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0, 0, 0},                            \
-      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                       \
-      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                         \
-      {"batchtopk", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 1, 0} }
+    { {"std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                            \
+      {"topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                               \
+      {"topk_rs", REF_TOPK, 6, 1, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                            \
+      {"jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                       \
+      {"gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                         \
+      {"batchtopk", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 1, 0, 0, 0, NULL} }
 #define SAES_NORM                                                                     \
-    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0, 0},                        \
-      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0, 0, 0},                         \
-      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7, 0, 0},                  \
-      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6, 0, 0},                 \
-      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0},                     \
-      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0, 0, 0} }
+    { {"std_ln", REF_STANDARD, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0, 0, 0, 0, NULL},                        \
+      {"topk_cnr", REF_TOPK, 12, 0, 1, REF_NORM_CONST, 0, 0, 0, 0, 0, 0, NULL},                         \
+      {"jr_ea_cfg", REF_JUMPRELU, 0, 0, 1, REF_NORM_EXPAVG, 1, 0.7, 0, 0, 0, 0, NULL},                  \
+      {"gated_ea_file", REF_GATED, 0, 0, 1, REF_NORM_EXPAVG, 2, 1.6, 0, 0, 0, 0, NULL},                 \
+      {"std_nobdec", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                     \
+      {"topk_rs_ln_nobdec", REF_TOPK, 10, 1, 0, REF_NORM_LAYER, 0, 0, 0, 0, 0, 0, NULL} }
 /* Variable-length sequences, store special ids + config exclusions, one fully
  * masked legacy batch; and a chunked f16 store with context_size. */
 #define DS_ARCH(zero)                                                                          \
@@ -186,64 +194,88 @@ typedef struct {
     { {"bf16", "bf16.h5", SV_STORE_BF16, 1, 50, 7, 50, 16, 0, 0, 1, 1, {3}, -1, 0, 0.0, 0},   \
       {"bf16u", "bf16u.h5", SV_STORE_BF16_U16, 0, 0, 0, 45, 0, 5, 50, 0, 0, {0}, -1, 0, 0.3, 0} }
 #define SAES_EXACT                                                                    \
-    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                         \
-      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                  \
-      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} }
+    { {"x_topk_tie", REF_TOPK, 7, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                         \
+      {"x_jumprelu_eq", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                  \
+      {"x_gated_eq", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL} }
 #define DS_EXACT                                                                                 \
     { {"f16v", "f16v.h5", SV_STORE_F16, 1, 19, 32, 30, 0, 5, 60, 1, 1, {0}, -1, 0, 0.0, 0},    \
       {"f32c", "f32c.h5", SV_STORE_F32, 0, 0, 0, 25, 32, 0, 0, 0, 0, {0}, -1, 0, 0.3, 0} }
 
 #define SAES_ARCH11                                                                   \
-    { {"signed", REF_SIGNED_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},                      \
-      {"groupmax", REF_GROUPMAX, 41, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} }
+    { {"signed", REF_SIGNED_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                      \
+      {"groupmax", REF_GROUPMAX, 41, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL} }
+#define SAES_TC                                                                                     \
+    { {"tc_std", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 20, 0, NULL},                           \
+      {"tc_skip", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 20, 1, NULL},                          \
+      {"tc_jumprelu", REF_JUMPRELU, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 20, 0, NULL},                      \
+      {"plain_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},                         \
+      {"sparsify_tc_skip", REF_TOPK, 6, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 20, 1, "sparsify"},               \
+      {"sparsify_skip", REF_TOPK, 6, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 1, "sparsify"},                   \
+      {"gemma_tc", REF_JUMPRELU, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 20, 0, "gemma_scope"} }
+#define DS_TC                                                                                    \
+    { {"main", "main.h5", SV_STORE_F32, 0, 0, 0, 40, 0, 3, 30, 1, 1, {0}, -1, 0, 0.0, 0},      \
+      {"oos_bf16", "oos_bf16.h5", SV_STORE_BF16, 1, 29, 6, 30, 16, 0, 0, 1, 0, {0}, -1, 0, 0.3, 0} }
 
 static const case_spec cases[] = {
-    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05},
-    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02},
+    {"arch64", 64, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(1), 101, 0, 0.05, 0},
+    {"arch32", 32, 32, 64, 5, 1, 2, {7, 13}, 6, SAES_ARCH, 2, DS_ARCH(0), 102, 0, 0.02, 0},
     /* d_sae 4100 (the first five SAEs, batchtopk left out for time): three encoder panels of 2048 latents, the last ragged, so
      * activations and top-k are gathered across panels. */
-    {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0, 0},
-    {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0, 0},
+    {"wide64", 64, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(1), 103, 0, 0, 0},
+    {"wide32", 32, 16, 4100, 5, 1, 2, {7, 13}, 5, SAES_ARCH, 2, DS_ARCH(0), 104, 0, 0, 0},
     /* legacy_batch_sequences left out: the default 16 applies */
-    {"norm64", 64, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 201, 0, 0.1},
-    {"norm32", 32, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 202, 0, 0},
+    {"norm64", 64, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 201, 0, 0.1, 0},
+    {"norm32", 32, 48, 96, 16, 0, 0, {0}, 6, SAES_NORM, 2, DS_NORM, 202, 0, 0, 0},
     /* Rank invariance: 40 sequences = 3 units, 20 = 2 units, 3 = 1 unit, so
      * ranks sit idle at -np 4. */
     {"ranks", 32, 24, 40, 16, 1, 1, {9}, 4,
-     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},
-       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0, 0, 0},
-       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0, 0},
-       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} },
+     { {"r_std", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},
+       {"r_topk_rs", REF_TOPK, 5, 1, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},
+       {"r_jumprelu", REF_JUMPRELU, 0, 0, 1, REF_NORM_LAYER, 0, 0, 0, 0, 0, 0, NULL},
+       {"r_gated", REF_GATED, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL} },
      3,
      { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
        {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
        {"c", "c.h5", SV_STORE_F32, 0, 0, 0, 3, 0, 10, 25, 0, 0, {0}, -1, 0, 0.2, 0} },
-     301, 0, 0},
+     301, 0, 0, 0},
     /* Exact pre-activations (see make_sae): topk ties between encoder
      * copies, tokens exactly at the jumprelu threshold and the gate. */
-    {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1, 0},
-    {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1, 0},
+    {"exact64", 64, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 501, 1, 0, 0},
+    {"exact32", 32, 32, 64, 8, 1, 0, {0}, 3, SAES_EXACT, 2, DS_EXACT, 502, 1, 0, 0},
     /* SAELens cases saeval got wrong before issue 11 (see CFG_*). */
     {"saelens11", 32, 32, 64, 5, 1, 0, {0}, 4,
-     { {"pre6_topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_PRE6_TOPK},
-       {"v6_standard", REF_STANDARD, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_V6_STANDARD},
-       {"bf16_cfg", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_BF16},
-       {"sf_ones", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_SF_ONES} },
-     1, { {"main", "main.h5", SV_STORE_F32, 0, 0, 0, 30, 0, 3, 30, 1, 0, {0}, -1, 0, 0.0, 0} }, 701, 0, 0},
+     { {"pre6_topk", REF_TOPK, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_PRE6_TOPK, 0, 0, NULL},
+       {"v6_standard", REF_STANDARD, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_V6_STANDARD, 0, 0, NULL},
+       {"bf16_cfg", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_BF16, 0, 0, NULL},
+       {"sf_ones", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, CFG_SF_ONES, 0, 0, NULL} },
+     1, { {"main", "main.h5", SV_STORE_F32, 0, 0, 0, 30, 0, 3, 30, 1, 0, {0}, -1, 0, 0.0, 0} }, 701, 0, 0, 0},
     /* Issue 11: signed top-k and groupmax, written as sparsify files (no
      * SAELens cfg names them). d_sae 4100 = 41 groups of 100: three encoder
      * panels of 2048, group 20 straddles the first boundary. */
-    {"arch11_64", 64, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(1), 601, 0, 0},
-    {"arch11_32", 32, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(0), 602, 0, 0},
+    {"arch11_64", 64, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(1), 601, 0, 0, 0},
+    {"arch11_32", 32, 16, 4100, 5, 1, 0, {0}, 2, SAES_ARCH11, 2, DS_ARCH(0), 602, 0, 0, 0},
     /* Rank invariance of the two (as "ranks"): 40 latents, 8 groups of 5. */
     {"ranks11", 32, 24, 40, 16, 1, 0, {0}, 2,
-     { {"r_signed", REF_SIGNED_TOPK, 5, 0, 1, REF_NORM_NONE, 0, 0, 0, 0},
-       {"r_groupmax", REF_GROUPMAX, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} },
+     { {"r_signed", REF_SIGNED_TOPK, 5, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL},
+       {"r_groupmax", REF_GROUPMAX, 8, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL} },
      3,
      { {"a", "a.h5", SV_STORE_F32, 1, 33, 7, 40, 0, 4, 30, 1, 1, {0}, -1, 0, 0.0, 0},
        {"b", "b.h5", SV_STORE_F16, 0, 0, 0, 20, 20, 0, 0, 1, 0, {0}, -1, 0, 0.5, 0},
        {"c", "c.h5", SV_STORE_F32, 0, 0, 0, 3, 0, 10, 25, 0, 0, {0}, -1, 0, 0.2, 0} },
-     603, 0, 0},
+     603, 0, 0, 0},
+    /* Transcoders (d_in 24 -> d_out 20) and skip connections, SAELens and
+     * native, next to an ordinary SAE in the same pass; stores with
+     * /targets in float32 and chunked bfloat16. */
+    {"tc64", 64, 24, 48, 5, 1, 1, {7}, 7, SAES_TC, 2, DS_TC, 601, 0, 0, 20},
+    {"tc32", 32, 24, 48, 5, 1, 1, {7}, 7, SAES_TC, 2, DS_TC, 602, 0, 0, 20},
+    /* Transcoders as wide as their input (MLP in -> MLP out): Gemma Scope's
+     * files cannot say so, the run config does ("transcoder": true). */
+    {"tcsq64", 64, 24, 48, 5, 1, 0, {0}, 4,
+     { {"sq_tc", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 24, 0, NULL},
+       {"sq_gemma_tc", REF_JUMPRELU, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 24, 0, "gemma_scope"},
+       {"sq_sparsify_tc", REF_TOPK, 5, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 24, 0, "sparsify"},
+       {"sq_plain", REF_JUMPRELU, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL} },
+     2, DS_TC, 603, 0, 0, 24},
 };
 
 /* ---------- generated data ---------- */
@@ -257,7 +289,7 @@ typedef struct {
 
 typedef struct {
     sae_spec sp;
-    double *W_enc, *b_enc, *W_dec, *b_dec, *threshold, *b_gate, *r_mag, *b_mag;
+    double *W_enc, *b_enc, *W_dec, *b_dec, *threshold, *b_gate, *r_mag, *b_mag, *W_skip;
     ref_sae r;
 } gen_sae;
 
@@ -267,6 +299,8 @@ typedef struct {
     int64_t *off, *tok;
     unsigned char *mask;
     double *x;
+    int dy;
+    double *y; /* /targets [n_tok][dy] (NULL: none), exactly the stored values */
 } gen_ds;
 
 static void sample_token(rng *r, const world *w, double shift, sv_store_dtype dt, double *x)
@@ -366,15 +400,28 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
                 g->b_enc[j] = g->b_enc[j - 1];
             }
     }
+    const int dout = sp->d_out > 0 ? sp->d_out : d;
+    if (sp->d_out > 0) { /* a transcoder: its decoder writes the targets' space */
+        free(g->W_dec);
+        free(g->b_dec);
+        g->W_dec = xcalloc((size_t)m * dout, sizeof(double));
+        g->b_dec = xcalloc((size_t)dout, sizeof(double));
+        for (size_t i = 0; i < (size_t)m * dout; i++) g->W_dec[i] = 0.3 * rnorm(r);
+        for (int i = 0; i < dout; i++) g->b_dec[i] = 0.1 * rnorm(r);
+    }
+    if (sp->skip) {
+        g->W_skip = xcalloc((size_t)dout * d, sizeof(double));
+        for (size_t i = 0; i < (size_t)dout * d; i++) g->W_skip[i] = 0.05 * rnorm(r);
+    }
     if (precision == 32) { /* float32 runs: the tensors are written as F32 */
-        double *all[] = {g->W_enc, g->W_dec};
-        for (int a = 0; a < 2; a++)
-            for (size_t i = 0; i < (size_t)d * m; i++) all[a][i] = to_f32(all[a][i]);
+        for (size_t i = 0; i < (size_t)d * m; i++) g->W_enc[i] = to_f32(g->W_enc[i]);
+        for (size_t i = 0; i < (size_t)dout * m; i++) g->W_dec[i] = to_f32(g->W_dec[i]);
+        for (size_t i = 0; g->W_skip && i < (size_t)dout * d; i++) g->W_skip[i] = to_f32(g->W_skip[i]);
         double *vecm[] = {g->b_enc, g->threshold, g->b_gate, g->r_mag, g->b_mag};
         for (int a = 0; a < 5; a++)
             if (vecm[a])
                 for (int j = 0; j < m; j++) vecm[a][j] = to_f32(vecm[a][j]);
-        for (int i = 0; i < d; i++) g->b_dec[i] = to_f32(g->b_dec[i]);
+        for (int i = 0; i < dout; i++) g->b_dec[i] = to_f32(g->b_dec[i]);
     }
     ref_sae *s = &g->r;
     s->arch = sp->arch;
@@ -393,6 +440,8 @@ static void make_sae(gen_sae *g, const sae_spec *sp, const world *w, int precisi
     s->b_gate = g->b_gate;
     s->r_mag = g->r_mag;
     s->b_mag = g->b_mag;
+    s->d_out = sp->d_out;
+    s->W_skip = g->W_skip;
 }
 
 static const char *arch_name(ref_arch a)
@@ -456,8 +505,10 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     } else {
         ts[nt++] = (sv_st_wtensor){"b_enc", dt, 1, {m}, g->b_enc};
     }
-    ts[nt++] = (sv_st_wtensor){"W_dec", dt, 2, {m, d}, g->W_dec};
-    ts[nt++] = (sv_st_wtensor){"b_dec", dt, 1, {d}, g->b_dec};
+    const int dout = s->d_out > 0 ? s->d_out : d;
+    ts[nt++] = (sv_st_wtensor){"W_dec", dt, 2, {m, dout}, g->W_dec};
+    ts[nt++] = (sv_st_wtensor){"b_dec", dt, 1, {dout}, g->b_dec};
+    if (g->W_skip) ts[nt++] = (sv_st_wtensor){"W_skip", dt, 2, {dout, d}, g->W_skip};
     if (s->arch == REF_JUMPRELU && g->sp.batchtopk) ts[nt++] = (sv_st_wtensor){"threshold", dt, 0, {0}, g->threshold};
     else if (s->arch == REF_JUMPRELU) ts[nt++] = (sv_st_wtensor){"threshold", dt, 1, {m}, g->threshold};
     double *sf = NULL;
@@ -471,8 +522,13 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
     free(sf);
 
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "architecture", g->sp.batchtopk ? "batchtopk" : arch_name(s->arch));
+    const char *an = g->sp.batchtopk ? "batchtopk" : arch_name(s->arch);
+    if (s->d_out > 0) /* SAELens 6 transcoder architectures */
+        an = s->arch == REF_JUMPRELU ? (g->W_skip ? "jumprelu_skip_transcoder" : "jumprelu_transcoder")
+                                     : (g->W_skip ? "skip_transcoder" : "transcoder");
+    cJSON_AddStringToObject(c, "architecture", an);
     cJSON_AddNumberToObject(c, "d_in", d);
+    if (s->d_out > 0) cJSON_AddNumberToObject(c, "d_out", s->d_out);
     cJSON_AddNumberToObject(c, "d_sae", m);
     if (s->arch == REF_TOPK) {
         cJSON_AddNumberToObject(c, "k", s->k);
@@ -500,6 +556,55 @@ static void write_sae(const char *dir, const gen_sae *g, int precision)
         snprintf(path, sizeof path, "%s/activation_scaler.json", dir);
         write_text(path, js);
     }
+}
+
+/* A native-format SAE: the canonical weights as float64 files and a
+ * meta.json, written into DIR.in, then tests/formats_write.py (numpy, no
+ * saeval code) writes the project's own files into DIR. */
+static void dump_f64(const char *dir, const char *name, const double *v, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.f64", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) die("cannot create", path);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b[8];
+        uint64_t u;
+        memcpy(&u, &v[i], 8);
+        for (int q = 0; q < 8; q++) b[q] = (unsigned char)(u >> (8 * q)); /* little-endian */
+        if (fwrite(b, 1, 8, f) != 8) die("cannot write", path);
+    }
+    if (fclose(f) != 0) die("cannot write", path);
+}
+
+static void write_native(const char *dir, const gen_sae *g, int precision)
+{
+    const ref_sae *s = &g->r;
+    const int d = s->d_in, m = s->d_sae, dout = s->d_out > 0 ? s->d_out : d;
+    char in[4200], meta[1024], cmd[12800];
+    snprintf(in, sizeof in, "%s.in", dir);
+    mkdirs(in);
+    dump_f64(in, "W_enc", g->W_enc, (size_t)d * m);
+    dump_f64(in, "b_enc", g->b_enc, (size_t)m);
+    dump_f64(in, "W_dec", g->W_dec, (size_t)m * dout);
+    dump_f64(in, "b_dec", g->b_dec, (size_t)dout);
+    if (g->threshold) dump_f64(in, "threshold", g->threshold, (size_t)m);
+    if (g->W_skip) dump_f64(in, "W_skip", g->W_skip, (size_t)dout * d);
+    const char *dt = precision == 32 ? "float32" : "float64";
+    if (strcmp(g->sp.fmt, "sparsify") == 0)
+        snprintf(meta, sizeof meta, "{\"format\": \"sparsify\", \"d_in\": %d, \"d_sae\": %d, \"d_out\": %d, \"dtype\": \"%s\", "
+                 "\"activation\": \"topk\", \"k\": %d, \"skip\": %s, \"transcode\": %s}\n", d, m, dout, dt, s->k,
+                 g->W_skip ? "true" : "false", s->d_out > 0 ? "true" : "false");
+    else
+        snprintf(meta, sizeof meta, "{\"format\": \"%s\", \"d_in\": %d, \"d_sae\": %d, \"d_out\": %d, \"dtype\": \"%s\"}\n",
+                 g->sp.fmt, d, m, dout, dt);
+    char mp[4300];
+    snprintf(mp, sizeof mp, "%s/meta.json", in);
+    write_text(mp, meta);
+    const char *py = getenv("SV_PYTHON"), *script = getenv("SV_FORMATS_WRITE");
+    if (!script) die("SV_FORMATS_WRITE (tests/formats_write.py) is not set", dir);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s'", py ? py : "python3", script, in, dir);
+    if (system(cmd) != 0) die("formats_write.py failed", dir);
 }
 
 static int is_masked_id(int64_t id, const ds_spec *ds, const case_spec *cs)
@@ -596,6 +701,23 @@ static void make_ds(gen_ds *g, const ds_spec *sp, const case_spec *cs, const wor
             resampled++;
         }
     }
+    if (cs->d_targets > 0) {
+        /* /targets: a fixed linear map of the final x plus noise, rounded to
+         * the store's dtype (what a transcoder learns to predict). */
+        const int dy = cs->d_targets;
+        rng rt = {cs->seed * 7 + 1};
+        double *A = xcalloc((size_t)dy * d, sizeof(double));
+        for (size_t i = 0; i < (size_t)dy * d; i++) A[i] = 0.3 * rnorm(&rt);
+        g->dy = dy;
+        g->y = xcalloc((size_t)g->n_tok * dy, sizeof(double));
+        for (int64_t t = 0; t < g->n_tok; t++)
+            for (int o = 0; o < dy; o++) {
+                double a = 0.1 * rnorm(r);
+                for (int i = 0; i < d; i++) a += A[(size_t)o * d + i] * g->x[(size_t)t * d + i];
+                g->y[(size_t)t * dy + o] = to_store(a, sp->dtype);
+            }
+        free(A);
+    }
     fprintf(stderr, "test_e2e: %s/%s: %lld tokens, %lld sequences, %lld resampled for margins\n", cs->name,
             sp->name, (long long)g->n_tok, (long long)g->n_seq, (long long)resampled);
 }
@@ -622,11 +744,19 @@ static void write_ds(const char *path, const gen_ds *g, const ds_spec *sp)
     o.model_name = "test-lm";
     o.hook_name = "blocks.0.hook_resid_post";
     o.dataset_name = sp->name;
+    float *yf = NULL;
+    if (g->y) {
+        yf = xcalloc((size_t)g->n_tok * g->dy, sizeof(float));
+        for (size_t i = 0; i < (size_t)g->n_tok * g->dy; i++) yf[i] = (float)g->y[i];
+        o.targets = yf;
+        o.d_out = g->dy;
+    }
     if (sv_store_write(path, xf, g->n_tok, g->d, &o) != SV_OK) {
         fprintf(stderr, "test_e2e: %s\n", sv_errmsg());
         die("sv_store_write failed", path);
     }
     free(xf);
+    free(yf);
 }
 
 /* ---------- expected.json ---------- */
@@ -667,6 +797,11 @@ static cJSON *pair_json(const case_spec *cs, const gen_sae *g, const ds_spec *ds
     cJSON_AddBoolToObject(c, "apply_b_dec_to_input", s->apply_b_dec);
     cJSON_AddStringToObject(c, "normalize_activations", norm_name(s->norm));
     if (s->norm == REF_NORM_EXPAVG) cJSON_AddNumberToObject(c, "scaling_factor", s->scale);
+    if (s->d_out > 0 || s->W_skip) {
+        cJSON_AddNumberToObject(c, "d_out", s->d_out > 0 ? s->d_out : s->d_in);
+        cJSON_AddBoolToObject(c, "transcoder", s->d_out > 0);
+        cJSON_AddBoolToObject(c, "skip_connection", s->W_skip != NULL);
+    }
     cJSON *e = cJSON_AddObjectToObject(p, "eval_cfg");
     cJSON_AddStringToObject(e, "precision", cs->precision == 32 ? "float32" : "float64");
     cJSON_AddNumberToObject(e, "legacy_batch_sequences", cs->legacy_B);
@@ -721,7 +856,12 @@ static void write_config(const char *dir, const case_spec *cs, const char *extra
         const sae_spec *sp = &cs->saes[k];
         char rel[512];
         snprintf(rel, sizeof rel, "saes/%s", sp->name);
-        if (sp->norm == REF_NORM_EXPAVG && sp->scale_mode == 1) {
+        if (sp->fmt && strcmp(sp->fmt, "gemma_scope") == 0 && sp->d_out == cs->d_in) {
+            cJSON *o = cJSON_CreateObject(); /* the file cannot tell: the config declares it */
+            cJSON_AddStringToObject(o, "path", rel);
+            cJSON_AddBoolToObject(o, "transcoder", 1);
+            cJSON_AddItemToArray(sa, o);
+        } else if (sp->norm == REF_NORM_EXPAVG && sp->scale_mode == 1) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "path", rel);
             cJSON_AddNumberToObject(o, "scaling_factor", sp->scale);
@@ -753,9 +893,9 @@ static void write_config(const char *dir, const case_spec *cs, const char *extra
 static void free_sae(gen_sae *g)
 {
     free(g->W_enc); free(g->W_dec); free(g->b_dec); free(g->b_enc); free(g->threshold);
-    free(g->b_gate); free(g->r_mag); free(g->b_mag);
+    free(g->b_gate); free(g->r_mag); free(g->b_mag); free(g->W_skip);
 }
-static void free_ds(gen_ds *g) { free(g->off); free(g->tok); free(g->mask); free(g->x); }
+static void free_ds(gen_ds *g) { free(g->off); free(g->tok); free(g->mask); free(g->x); free(g->y); }
 
 /* Exact cases: put one evaluated token of `ds` exactly on each latent's
  * boundary: jumprelu h == threshold (must not fire: strict >), gated gate
@@ -806,7 +946,8 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
         for (int k = 0; k < cs->n_saes; k++) plant_boundaries(&saes[k], &dss[0], &r);
     for (int k = 0; k < cs->n_saes; k++) {
         snprintf(path, sizeof path, "%s/saes/%s", dir, cs->saes[k].name);
-        write_sae(path, &saes[k], cs->precision);
+        if (cs->saes[k].fmt) write_native(path, &saes[k], cs->precision);
+        else write_sae(path, &saes[k], cs->precision);
     }
     write_config(dir, cs, NULL);
     if (with_expected) {
@@ -816,7 +957,7 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
         for (int k = 0; k < cs->n_saes; k++) /* SAE-major, like all_eval_results.json */
             for (int i = 0; i < cs->n_ds; i++) {
                 ref_data rd = {dss[i].n_tok, cs->d_in, dss[i].x, dss[i].mask, dss[i].n_seq, dss[i].off, cs->legacy_B,
-                              cs->dead_density, NULL};
+                              cs->dead_density, saes[k].r.d_out > 0 ? dss[i].y : NULL};
                 ref_metrics m;
                 if (ref_eval(&saes[k].r, &rd, &m) != 0) die("ref_eval failed", cs->name);
                 cJSON_AddItemToArray(pairs, pair_json(cs, &saes[k], &cs->ds[i], &m));
@@ -836,8 +977,8 @@ static void gen_case(const char *dir, const case_spec *cs, int with_expected)
 static int gen_error(const char *dir, const char *name)
 {
     case_spec cs = {"err", 32, 24, 32, 16, 1, 0, {0}, 1,
-                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0} }, 1,
-                    { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0, 0};
+                    { {"good_sae", REF_STANDARD, 0, 0, 1, REF_NORM_NONE, 0, 0, 0, 0, 0, 0, NULL} }, 1,
+                    { {"ds", "ds.h5", SV_STORE_F32, 0, 0, 0, 10, 16, 0, 0, 0, 0, {0}, -1, 0, 0.0, 0} }, 401, 0, 0, 0};
     char path[4096];
     const char *frag = NULL;
     const char *extra_key = NULL;
@@ -873,6 +1014,14 @@ static int gen_error(const char *dir, const char *name)
         snprintf(path, sizeof path, "%s/saes/good_sae/cfg.json", dir);
         write_text(path, "{\"architecture\": \"groupmax\", \"d_in\": 24, \"d_sae\": 32, \"k\": 4}\n");
         frag = "cfg.json\narchitecture\nnot a SAELens architecture\n";
+    } else if (strcmp(name, "err_tc_no_targets") == 0 || strcmp(name, "err_tc_targets_shape") == 0) {
+        /* A transcoder against a store without /targets, or with /targets of
+         * another width (16 against its d_out 20). */
+        const sae_spec tc = {"tc_sae", REF_STANDARD, 0, 0, 0, REF_NORM_NONE, 0, 0, 0, 0, 20, 0, NULL};
+        cs.saes[0] = tc;
+        cs.d_targets = strcmp(name, "err_tc_targets_shape") == 0 ? 16 : 0;
+        gen_case(dir, &cs, 0);
+        frag = cs.d_targets ? "ds.h5: /targets: d_out 16\ntc_sae\n" : "ds.h5: /targets: missing\ntc_sae\n";
     } else if (strcmp(name, "err_noseq") == 0) {
         cs.ds[0].file = "noseq.h5";
         cs.ds[0].omit_sequences = 1;

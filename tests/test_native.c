@@ -60,7 +60,7 @@ static void check_forward(const char *c, const sv_native *n, const sv_sae *s)
                  n->layer_norm ? REF_NORM_LAYER : REF_NORM_NONE, 1, n->W_enc, n->b_enc, n->W_dec, n->b_dec,
                  n->threshold, n->b_gate, n->r_mag, n->b_mag, (int)n->d_out, n->W_skip};
     enum { T = 9 };
-    int64_t di = n->d_in, m = n->d_sae;
+    int64_t di = n->d_in, m = n->d_sae, dout = n->d_out;
     float *x = xcalloc((size_t)(T * di), sizeof *x);
     uint64_t st = 12345;
     for (int64_t i = 0; i < T * di; i++) {
@@ -71,7 +71,7 @@ static void check_forward(const char *c, const sv_native *n, const sv_sae *s)
     sv_fwd_set_threads(1);
     CHECK(sv_fwd_init(&w, s, SV_GEMM_ROWS) == SV_OK, "%s: %s", c, sv_errmsg());
     CHECK(sv_fwd_run(&w, x, T) == SV_OK, "%s: %s", c, sv_errmsg());
-    double *xd = xcalloc((size_t)di, sizeof *xd), *f = xcalloc((size_t)m, sizeof *f), *xh = xcalloc((size_t)di, sizeof *xh);
+    double *xd = xcalloc((size_t)di, sizeof *xd), *f = xcalloc((size_t)m, sizeof *f), *xh = xcalloc((size_t)dout, sizeof *xh);
     for (int t = 0; t < T; t++) {
         for (int64_t i = 0; i < di; i++) xd[i] = x[t * di + i];
         ref_forward(&r, xd, f, xh);
@@ -82,9 +82,9 @@ static void check_forward(const char *c, const sv_native *n, const sv_sae *s)
         for (int64_t q = w.rowptr[t]; q < w.rowptr[t + 1]; q++)
             CHECK(fabs(w.val[q] - f[w.idx[q]]) <= 1e-12 * (1 + fabs(f[w.idx[q]])), "%s: token %d latent %d: %.17g vs %.17g",
                   c, t, w.idx[q], w.val[q], f[w.idx[q]]);
-        for (int64_t i = 0; i < di; i++)
-            CHECK(fabs(w.xhat[t * di + i] - xh[i]) <= 1e-11 * (1 + fabs(xh[i])), "%s: token %d xhat[%lld]: %.17g vs %.17g",
-                  c, t, (long long)i, w.xhat[t * di + i], xh[i]);
+        for (int64_t i = 0; i < dout; i++) /* d_out wide: a transcoder's output space */
+            CHECK(fabs(w.xhat[t * dout + i] - xh[i]) <= 1e-11 * (1 + fabs(xh[i])), "%s: token %d xhat[%lld]: %.17g vs %.17g",
+                  c, t, (long long)i, w.xhat[t * dout + i], xh[i]);
     }
     sv_fwd_free(&w);
     free(x); free(xd); free(f); free(xh);
@@ -102,11 +102,6 @@ static void check_adapter(const char *c, const sv_native *n, const char *path)
         sv_rc rc = sv_native_to_sae(&moved, path, prec, &s);
         CHECK(rc != SV_OK || moved.W_enc == NULL, "%s: W_enc not moved", c);
         sv_native_free(&moved);
-        int unsupported = n->W_skip || n->transcoder;
-        if (unsupported) {
-            CHECK(rc == SV_EINPUT && strstr(sv_errmsg(), "not evaluated yet") && s.W_enc == NULL, "%s: %s", c, sv_errmsg());
-            continue;
-        }
         CHECK(rc == SV_OK, "%s: %s", c, sv_errmsg());
         CHECK(s.cfg.d_in == n->d_in && s.cfg.d_sae == n->d_sae && s.precision == prec, "%s: adapter dims", c);
         CHECK(s.cfg.apply_b_dec_to_input == n->apply_b_dec_to_input, "%s: adapter apply_b_dec", c);
@@ -114,18 +109,28 @@ static void check_adapter(const char *c, const sv_native *n, const char *path)
         CHECK(strcmp(sv_arch_name(s.cfg.arch), n->act == SV_NACT_RELU ? "standard" : sv_nact_name(n->act)) == 0,
               "%s: adapter arch %s", c, sv_arch_name(s.cfg.arch));
         CHECK(!sv_arch_has(s.cfg.arch, SV_AF_TOPK) || s.cfg.k == n->k, "%s: adapter k", c);
-        int64_t di = n->d_in, m = n->d_sae;
+        CHECK(s.cfg.transcoder == n->transcoder && sv_cfg_d_out(&s.cfg) == n->d_out, "%s: adapter transcoder/d_out", c);
+        CHECK((s.W_skip != NULL) == (n->W_skip != NULL) && s.cfg.skip == (n->W_skip != NULL), "%s: adapter W_skip", c);
+        int64_t di = n->d_in, m = n->d_sae, dout = n->d_out;
         for (int64_t j = 0; j < m; j++) {
             double en = 0, dn = 0, dot = 0;
             for (int64_t i = 0; i < di; i++) {
                 double e = prec == 32 ? (double)(float)n->W_enc[i * m + j] : n->W_enc[i * m + j];
-                double d = prec == 32 ? (double)(float)n->W_dec[j * di + i] : n->W_dec[j * di + i];
                 double ge = prec == 32 ? ((float *)s.W_enc)[i * m + j] : ((double *)s.W_enc)[i * m + j];
                 CHECK(ge == e, "%s: adapter W_enc", c);
-                en += e * e; dn += d * d; dot += e * d;
+                en += e * e;
+                if (dout == di) {
+                    double d = prec == 32 ? (double)(float)n->W_dec[j * di + i] : n->W_dec[j * di + i];
+                    dn += d * d;
+                    dot += e * d;
+                }
+            }
+            for (int64_t i = 0; dout != di && i < dout; i++) { /* a transcoder: decoder rows in another space */
+                double d = prec == 32 ? (double)(float)n->W_dec[j * dout + i] : n->W_dec[j * dout + i];
+                dn += d * d;
             }
             CHECK(s.enc_norm[j] == sqrt(en) && s.dec_norm[j] == sqrt(dn), "%s: adapter norms %lld", c, (long long)j);
-            CHECK(s.enc_dec_cos[j] == dot / (sqrt(en) * sqrt(dn)), "%s: adapter cos", c);
+            CHECK(s.enc_dec_cos[j] == (dout == di ? dot / (sqrt(en) * sqrt(dn)) : 0.0), "%s: adapter cos", c);
             if (s.threshold) {
                 double t = prec == 32 ? (double)(float)n->threshold[j] : n->threshold[j];
                 CHECK((prec == 32 ? ((float *)s.threshold)[j] : ((double *)s.threshold)[j]) == t, "%s: threshold", c);

@@ -18,12 +18,15 @@ enum {
     SV_AF_SCALAR_THRESHOLD = 8, /* alias flag: threshold may be one number for every latent */
     SV_AF_SIGNED = 16,     /* with TOPK: the k largest |h|, sign kept, no ReLU (activations may be negative) */
     SV_AF_GROUPMAX = 32,   /* with TOPK: the largest ReLU(h) of each of k contiguous groups of d_sae/k */
-    SV_AF_NOT_SAELENS = 64 /* no SAELens cfg.json names it: read from other projects' formats only */
+    SV_AF_NOT_SAELENS = 64, /* no SAELens cfg.json names it: read from other projects' formats only */
+    SV_AF_TRANSCODER = 128, /* alias flag: d_out from cfg.json, no b_dec on the input, compared with /targets */
+    SV_AF_SKIP = 256       /* alias flag: W_skip [d_out, d_in], decode adds x.W_skip^T */
 };
 
 /* Where a tensor goes and its shape from cfg.json. */
-typedef enum { SV_T_W_ENC, SV_T_B_ENC, SV_T_W_DEC, SV_T_B_DEC, SV_T_THRESHOLD, SV_T_B_GATE, SV_T_R_MAG, SV_T_B_MAG } sv_tensor_id;
-typedef enum { SV_SHAPE_IN_SAE, SV_SHAPE_SAE_IN, SV_SHAPE_SAE, SV_SHAPE_IN } sv_shape;
+typedef enum { SV_T_W_ENC, SV_T_B_ENC, SV_T_W_DEC, SV_T_B_DEC, SV_T_THRESHOLD, SV_T_B_GATE, SV_T_R_MAG, SV_T_B_MAG, SV_T_W_SKIP } sv_tensor_id;
+/* OUT is d_out (d_in for an ordinary SAE). */
+typedef enum { SV_SHAPE_IN_SAE, SV_SHAPE_SAE_OUT, SV_SHAPE_SAE, SV_SHAPE_OUT, SV_SHAPE_OUT_IN } sv_shape;
 typedef struct {
     const char *name;
     sv_tensor_id id;
@@ -50,7 +53,7 @@ typedef struct {
 typedef struct {
     sv_arch id;
     const char *name;
-    sv_arch_alias aliases[2];          /* {NULL}-terminated */
+    sv_arch_alias aliases[4];          /* {NULL}-terminated */
     unsigned flags;
     sv_tensor_spec tensors[8];         /* required, in file order; {NULL}-terminated */
     sv_act_f32 act_f32;                /* NULL on the top-k path (topk, signed_topk, groupmax) */
@@ -59,6 +62,7 @@ typedef struct {
 
 extern const sv_arch_row sv_archs[];
 extern const int sv_n_archs;
+extern const sv_tensor_spec sv_arch_w_skip;
 
 /* Row of an architecture id (never NULL for a valid id). */
 const sv_arch_row *sv_arch_row_of(sv_arch a);

@@ -9,6 +9,7 @@ typedef struct {
     char *path;             /* resolved directory */
     int has_scale;
     double scaling_factor;
+    int transcoder;         /* "transcoder": true: compare with the store's /targets (sv_sae_declare_transcoder) */
 } sv_sae_spec;
 
 typedef enum { SV_ROLE_IN_SAMPLE = 0, SV_ROLE_OOS } sv_role;

@@ -56,5 +56,9 @@ const sv_format *sv_format_for(const char *path);
 sv_rc sv_sae_load(sv_sae *s, const char *path, int precision, int has_scale, double scale);
 /* Cheap check without reading weights: the config only. */
 sv_rc sv_sae_load_cfg(const char *path, sv_sae_cfg *c);
+/* The run config says the SAE at path is a transcoder ("transcoder": true):
+ * mark its cfg so (compared with /targets); refused when its encoder
+ * subtracts b_dec or normalizes, which a transcoder's input never does. */
+sv_rc sv_sae_declare_transcoder(sv_sae_cfg *c, const char *path);
 
 #endif

@@ -31,7 +31,7 @@ typedef struct {
     void *wenc16;    /* bf16: W_enc rounded, [d_in][d_sae] */
     void *hp;        /* [threads][SV_GEMM_ROWS][SV_GEMM_PANEL] pre-activations of one GEMM tile:
                       * a full [rows][d_sae] block is never held */
-    void *acc;       /* [threads][d_in] decode accumulators */
+    void *acc;       /* [threads][d_out] decode accumulators */
     void *exp_r_mag; /* gated: exp(r_mag) */
     void *dec_scale; /* topk with rescale: ||W_dec[j]|| in working precision */
     double *mu, *outscale, *inscale; /* per-row normalization */
@@ -48,7 +48,8 @@ typedef struct {
     sv_fwd_list *tiles;   /* [max_rows / SV_GEMM_ROWS] */
     int64_t *rowcnt; /* [max_rows] active latents per row */
     /* Outputs of the last sv_fwd_run: */
-    double *xhat;    /* [max_rows][d_in] final reconstruction (original space) */
+    double *xhat;    /* [max_rows][d_out] final reconstruction (original space; d_out = d_in but for
+                      * transcoders) */
     int64_t *rowptr; /* [max_rows+1] CSR over active latents */
     int32_t *idx;    /* active latent indices, ascending within a row */
     double *val;     /* their activations f_j */

@@ -23,7 +23,9 @@ enum { SV_P_SSE, SV_P_COS, SV_P_NORM_IN, SV_P_NORM_OUT, SV_P_RATIO, SV_P_L1, SV_
        SV_P_DS_CE_CLEAN, SV_P_DS_CE_SAE, SV_P_DS_CE_ABL, SV_P_DS_KL_SAE, SV_P_DS_KL_ABL,
        SV_P_COUNT };
 /* The reduction vector of a pass: the dataset's [sum_x (d_in), sum ||x||^2],
- * then SV_P_COUNT partials per SAE of the pass. */
+ * then SV_P_COUNT partials per SAE of the pass. With a transcoder in the
+ * pass, the dataset part also holds [sum_y (d_out), sum ||y||^2] of
+ * /targets: callers pass d_in + 1 + d_out as the dataset width. */
 static inline size_t sv_part_len(int64_t d_in, int n_saes) { return (size_t)d_in + 1 + (size_t)n_saes * SV_P_COUNT; }
 static inline size_t sv_part_sae(int64_t d_in, int k) { return (size_t)d_in + 1 + (size_t)k * SV_P_COUNT; }
 
@@ -40,8 +42,8 @@ enum { SV_D_EVALUATED, SV_D_MASKED, SV_D_NONFINITE, SV_D_COUNT };
 
 /* Everything a finalize function may read: the reduced sums of one pair. */
 typedef struct {
-    int64_t d_in, d_sae, n_seq;
-    const double *ds;       /* [sum_x (d_in), sum ||x||^2] */
+    int64_t d_in, d_sae, n_seq;  /* d_in: the width of ds (d_out of a transcoder's targets) */
+    const double *ds;       /* [sum_x (d_in), sum ||x||^2]; a transcoder's: the same of /targets */
     const double *p;        /* this SAE's SV_P_COUNT partials */
     const int64_t *ints;    /* this SAE's sv_ints_len(d_sae) counts */
     const int64_t *ds_ints; /* SV_D_COUNT */

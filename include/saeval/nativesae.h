@@ -37,6 +37,7 @@ typedef struct {
     int apply_b_dec_to_input;
     int layer_norm;           /* OpenAI TopK: per-token LayerNorm (unbiased std, eps 1e-5) in, undone out */
     int transcoder;           /* compares with the store's /targets */
+    int skip;                 /* has W_skip (known from the config, before the weights) */
     /* Arrays (NULL when absent): W_enc [d_in][d_sae], b_enc [d_sae],
      * W_dec [d_sae][d_out], b_dec [d_out], threshold [d_sae] (a scalar
      * threshold is broadcast), W_skip [d_out][d_in], gated b_gate/r_mag/b_mag. */

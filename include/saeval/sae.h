@@ -23,7 +23,13 @@ typedef struct {
     char dtype[32];                   /* as written in cfg.json, default "float32" */
     unsigned alias_flags;             /* extra flags of the alias cfg.json named (arch.h), else 0 */
     int pre6_topk;                    /* SAELens pre-6.0 "standard" + activation_fn topk, read as topk */
+    int64_t d_out;                    /* decoder output width; 0 means d_in (use sv_cfg_d_out) */
+    int transcoder;                   /* reconstructs the store's /targets, not /activations */
+    int skip;                         /* W_skip [d_out][d_in]: decode adds x.W_skip^T (raw input x) */
 } sv_sae_cfg;
+
+/* Width of the reconstruction (d_in for an ordinary SAE). */
+static inline int64_t sv_cfg_d_out(const sv_sae_cfg *c) { return c->d_out > 0 ? c->d_out : c->d_in; }
 
 const char *sv_norm_name(sv_norm n);  /* "none", "layer_norm", ... */
 
@@ -36,8 +42,9 @@ typedef struct {
     /* Weights in the working precision (float* or double*), row-major. */
     void *W_enc;            /* [d_in][d_sae] */
     void *b_enc;            /* [d_sae]; NULL for gated */
-    void *W_dec;            /* [d_sae][d_in] */
-    void *b_dec;            /* [d_in] */
+    void *W_dec;            /* [d_sae][d_out] */
+    void *b_dec;            /* [d_out] */
+    void *W_skip;           /* [d_out][d_in] with cfg.skip, else NULL */
     void *threshold;        /* jumprelu [d_sae] else NULL */
     void *b_gate, *r_mag, *b_mag; /* gated [d_sae] else NULL */
     /* Derived per-latent values in double, computed from the working-precision weights. */

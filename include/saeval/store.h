@@ -1,6 +1,8 @@
 /* Activation stores: one HDF5 file per dataset.
  *   /activations        [n_tokens, d_in] f32 | f16 | bf16 (16-bit HDF5 float with
  *                       8-bit exponent, or uint16 with attribute dtype="bfloat16")
+ *   /targets            [n_tokens, d_out] same dtypes, optional: what a
+ *                       transcoder's output is compared with
  *   /token_ids          [n_tokens] integers, optional
  *   /sequence_offsets   [n_sequences+1] int64, or root attribute context_size
  *   root attributes     special_token_ids, model_name, hook_name, dataset_name,
@@ -25,6 +27,9 @@ typedef struct {
     int64_t file;         /* hid_t, kept opaque so callers need not include hdf5.h */
     int64_t dset;         /* /activations */
     int64_t tok_dset;     /* /token_ids or -1 */
+    int64_t tgt_dset;     /* /targets or -1 */
+    int64_t d_out;        /* /targets columns, 0 when the store has none */
+    sv_store_dtype tgt_dtype;
     int64_t n_tokens, d_in;
     sv_store_dtype dtype;
     int chunked;
@@ -46,6 +51,9 @@ typedef struct {
 sv_rc sv_store_open(sv_store *s, const char *path, MPI_Comm comm);
 /* Independent: rows [t0, t0+n) converted to float32, row-major [n][d_in]. */
 sv_rc sv_store_read_rows(sv_store *s, int64_t t0, int64_t n, float *out);
+/* Independent: rows [t0, t0+n) of /targets, [n][d_out] float32; fails if
+ * the store has none. */
+sv_rc sv_store_read_targets(sv_store *s, int64_t t0, int64_t n, float *out);
 /* Independent: token ids [t0, t0+n); fails if the store has none. */
 sv_rc sv_store_read_token_ids(sv_store *s, int64_t t0, int64_t n, int64_t *out);
 /* Collective. */
@@ -66,6 +74,8 @@ typedef struct {
     const int64_t *special_ids;
     int n_special;
     const char *model_name, *hook_name, *dataset_name;
+    const float *targets;   /* NULL: no /targets; else [n_tokens][d_out], in dtype */
+    int64_t d_out;
 } sv_store_wopts;
 sv_rc sv_store_write(const char *path, const float *x, int64_t n_tokens, int64_t d_in,
                      const sv_store_wopts *o);

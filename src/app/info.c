@@ -49,6 +49,9 @@ static sv_rc info_store(const char *path, FILE *out)
     fprintf(out, "  n_tokens              %lld\n", (long long)s.n_tokens);
     fprintf(out, "  d_in                  %lld\n", (long long)s.d_in);
     fprintf(out, "  dtype                 %s\n", sv_store_dtype_name(s.dtype));
+    if (s.d_out > 0)
+        fprintf(out, "  /targets              [%lld, %lld] %s (what transcoders are compared with)\n",
+                (long long)s.n_tokens, (long long)s.d_out, sv_store_dtype_name(s.tgt_dtype));
     if (s.chunked)
         fprintf(out, "  layout                chunked, chunk %lld x %lld\n", (long long)s.chunk[0],
                 (long long)s.chunk[1]);

@@ -20,6 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((unsigned)c.arch > SV_ARCH_GATED) abort();
         if ((unsigned)c.normalize > SV_NORM_EXPECTED_AVERAGE_ONLY_IN) abort();
         if (c.arch == SV_ARCH_TOPK && (c.k < 1 || c.k > c.d_sae)) abort();
+        /* A transcoder has its own width, never shifts or normalizes its input. */
+        if (c.transcoder && (c.d_out < 1 || c.apply_b_dec_to_input || c.normalize != SV_NORM_NONE)) abort();
+        if (c.skip && !c.transcoder) abort();
         if (memchr(c.dtype, '\0', sizeof c.dtype) == NULL) abort();
         (void)sv_arch_name(c.arch);
         (void)sv_norm_name(c.normalize);
