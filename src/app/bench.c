@@ -37,6 +37,7 @@
 #include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
+#include "bench_scale.h" /* sv_bench_hwm_kib */
 #include "synthwrite.h"
 
 static double now_s(void) { return MPI_Wtime(); }
@@ -89,18 +90,6 @@ static sv_rc write_sae(const char *dir, sv_arch arch, int64_t d, int64_t m, int6
 out:
     free(We); free(Wd); free(be); free(bd); free(th);
     return rc;
-}
-
-/* VmHWM of this process (KiB), -1 when unknown. */
-static long vm_hwm_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld", &v) == 1) break;
-    if (f) fclose(f);
-    return v;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -371,7 +360,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         sv_run_stats st;
         memset(&st, 0, sizeof st);
         rc = time_eval(cfg, 1, comm, &te, &st);
-        long peak = vm_hwm_kib(), peak_max = 0;
+        long peak = sv_bench_hwm_kib(), peak_max = 0;
         MPI_Reduce(&peak, &peak_max, 1, MPI_LONG, MPI_MAX, 0, comm);
         if (rc == SV_OK && rank == 0) {
             const double mib = 1 << 20, weights = 2.0 * DB * MB * 4 / mib, block = 1024.0 * MB * 4 / mib;

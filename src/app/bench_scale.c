@@ -37,7 +37,7 @@ static double ur(void)
     return (double)(rs >> 11) * 0x1.0p-53;
 }
 
-static long hwm_kib(void)
+long sv_bench_hwm_kib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
@@ -57,7 +57,7 @@ static void hwm_reset(void)
 /* Largest peak RSS over the ranks, MiB. */
 static double hwm_max_mib(MPI_Comm comm)
 {
-    long mine = hwm_kib(), mx = 0;
+    long mine = sv_bench_hwm_kib(), mx = 0;
     MPI_Allreduce(&mine, &mx, 1, MPI_LONG, MPI_MAX, comm);
     return (double)mx / 1024.0;
 }
@@ -233,12 +233,12 @@ int sv_bench_scale(const char *tmpdir, int quick, int keep, int n_saes, MPI_Comm
         const int gm = 1024, gn = 2048, gk = (int)D;
         float *a = calloc((size_t)gm * gk, sizeof(float)), *b = calloc((size_t)gk * gn, sizeof(float));
         float *cc = calloc((size_t)gm * gn, sizeof(float));
-        long before = hwm_kib();
+        long before = sv_bench_hwm_kib();
         if (a && b && cc) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, gm, gn, gk, 1, a, gk, b, gn, 0, cc, gn);
         free(a); free(b); free(cc);
         /* The operands are the evaluator's (budgeted) tiles: count only what
          * the GEMM added beyond them. */
-        double extra = (double)(hwm_kib() - before) / 1024.0 - 4.0 * ((double)gm * gk + (double)gk * gn + (double)gm * gn) / (1 << 20);
+        double extra = (double)(sv_bench_hwm_kib() - before) / 1024.0 - 4.0 * ((double)gm * gk + (double)gk * gn + (double)gm * gn) / (1 << 20);
         double ex_max = 0;
         if (extra < 0) extra = 0;
         MPI_Allreduce(&extra, &ex_max, 1, MPI_DOUBLE, MPI_MAX, comm);
