@@ -15,7 +15,10 @@
 /* Column names: the per-pair JSON's feature_metrics keys. */
 static const char *const COLS[] = {"firing_counts", "feature_density", "consistent_activation_heuristic",
                                    "encoder_norm", "encoder_bias", "encoder_decoder_cosine_sim",
-                                   "max_decoder_cosine_sim", "max_encoder_cosine_sim"};
+                                   "max_decoder_cosine_sim", "max_encoder_cosine_sim",
+                                   /* a latent id, float64 like the other geometry
+                                    * columns so that a pair without geometry reads NaN */
+                                   "nearest_decoder_latent"};
 enum { N_COLS = sizeof COLS / sizeof COLS[0] };
 
 static herr_t put(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *buf, hsize_t n)

@@ -15,11 +15,15 @@
 /* Per-thread accumulators: exact merges only (max, int counts, top list). */
 typedef struct {
     double *rowmax, *colmax; /* [m] */
+    int64_t *rowarg, *colarg; /* [m]: where each maximum was found (m: nowhere yet) */
     int64_t hist[SV_GEOM_BINS];
     int64_t over9, over99;
     sv_pair_cos top[SV_GEOM_TOP]; /* min-heap: top[0] is the worst kept */
     int n_top;
 } sv_gacc;
+
+/* (v, i) beats (w, k): a higher value, or the same value at a lower index. */
+static int arg_better(double v, int64_t i, double w, int64_t k) { return v > w || (v == w && i < k); }
 
 /* Total order for "more similar": higher cos, then lower (j, l). */
 static int pair_better(const sv_pair_cos *a, const sv_pair_cos *b)
@@ -86,7 +90,7 @@ static int cmp_pair_desc(const void *x, const void *y)
 /* One Gram pass over W (decoder rows or encoder columns). full: also the
  * pair statistics (decoder only). */
 static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Comm comm, double *maxcos,
-                       sv_geometry *g)
+                       int64_t *argmax, sv_geometry *g)
 {
     int rank, P;
     MPI_Comm_rank(comm, &rank);
@@ -108,8 +112,13 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
     for (int t = 0; t < T; t++) {
         acc[t].rowmax = sv_malloc((size_t)m * sizeof(double));
         acc[t].colmax = sv_malloc((size_t)m * sizeof(double));
-        if (!acc[t].rowmax || !acc[t].colmax) { rc = SV_EINTERNAL; goto out; }
-        for (int64_t j = 0; j < m; j++) acc[t].rowmax[j] = acc[t].colmax[j] = -INFINITY;
+        acc[t].rowarg = sv_malloc((size_t)m * sizeof(int64_t));
+        acc[t].colarg = sv_malloc((size_t)m * sizeof(int64_t));
+        if (!acc[t].rowmax || !acc[t].colmax || !acc[t].rowarg || !acc[t].colarg) { rc = SV_EINTERNAL; goto out; }
+        for (int64_t j = 0; j < m; j++) {
+            acc[t].rowmax[j] = acc[t].colmax[j] = -INFINITY;
+            acc[t].rowarg[j] = acc[t].colarg[j] = m;
+        }
     }
     if (f64) unit_rows_f64(encoder ? s->W_enc : s->W_dec, m, d, encoder, U);
     else unit_rows_f32(encoder ? s->W_enc : s->W_dec, m, d, encoder, U);
@@ -128,8 +137,14 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
     /* Merge threads: max of maxima, sums of counts, union of top lists. */
     for (int t = 1; t < T; t++) {
         for (int64_t j = 0; j < m; j++) {
-            if (acc[t].rowmax[j] > acc[0].rowmax[j]) acc[0].rowmax[j] = acc[t].rowmax[j];
-            if (acc[t].colmax[j] > acc[0].colmax[j]) acc[0].colmax[j] = acc[t].colmax[j];
+            if (arg_better(acc[t].rowmax[j], acc[t].rowarg[j], acc[0].rowmax[j], acc[0].rowarg[j])) {
+                acc[0].rowmax[j] = acc[t].rowmax[j];
+                acc[0].rowarg[j] = acc[t].rowarg[j];
+            }
+            if (arg_better(acc[t].colmax[j], acc[t].colarg[j], acc[0].colmax[j], acc[0].colarg[j])) {
+                acc[0].colmax[j] = acc[t].colmax[j];
+                acc[0].colarg[j] = acc[t].colarg[j];
+            }
         }
         for (int k = 0; k < SV_GEOM_BINS; k++) acc[0].hist[k] += acc[t].hist[k];
         acc[0].over9 += acc[t].over9;
@@ -137,8 +152,32 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
         for (int k = 0; k < acc[t].n_top; k++) top_offer(&acc[0], acc[t].top[k].j, acc[t].top[k].l, acc[t].top[k].cos);
     }
     for (int64_t j = 0; j < m; j++)
-        if (acc[0].colmax[j] > acc[0].rowmax[j]) acc[0].rowmax[j] = acc[0].colmax[j];
-    MPI_Reduce(acc[0].rowmax, maxcos, (int)m, MPI_DOUBLE, MPI_MAX, 0, comm);
+        if (arg_better(acc[0].colmax[j], acc[0].colarg[j], acc[0].rowmax[j], acc[0].rowarg[j])) {
+            acc[0].rowmax[j] = acc[0].colmax[j];
+            acc[0].rowarg[j] = acc[0].colarg[j];
+        }
+    if (argmax) {
+        /* MPI_MAXLOC keeps the lower index on equal values: the same rule.
+         * (m fits an int: the counts of these reductions are ints too.) */
+        struct { double v; int i; } *mine_loc = sv_malloc((size_t)m * sizeof *mine_loc), *loc = NULL;
+        if (rank == 0) loc = sv_malloc((size_t)m * sizeof *loc);
+        if (!mine_loc || (rank == 0 && !loc)) rc = SV_EINTERNAL;
+        for (int64_t j = 0; mine_loc && j < m; j++) {
+            mine_loc[j].v = acc[0].rowmax[j];
+            mine_loc[j].i = (int)acc[0].rowarg[j];
+        }
+        if (rc == SV_OK) MPI_Reduce(mine_loc, loc, (int)m, MPI_DOUBLE_INT, MPI_MAXLOC, 0, comm);
+        if (rc == SV_OK && rank == 0)
+            for (int64_t j = 0; j < m; j++) {
+                maxcos[j] = loc[j].v;
+                argmax[j] = loc[j].i < m ? loc[j].i : -1;
+            }
+        free(mine_loc);
+        free(loc);
+        if (rc != SV_OK) goto out;
+    } else {
+        MPI_Reduce(acc[0].rowmax, maxcos, (int)m, MPI_DOUBLE, MPI_MAX, 0, comm);
+    }
     if (rank == 0)
         for (int64_t j = 0; j < m; j++)
             if (isinf(maxcos[j])) maxcos[j] = -1.0; /* d_sae == 1: no other latent */
@@ -172,7 +211,7 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
     }
 out:
     if (acc)
-        for (int t = 0; t < T; t++) { free(acc[t].rowmax); free(acc[t].colmax); }
+        for (int t = 0; t < T; t++) { free(acc[t].rowmax); free(acc[t].colmax); free(acc[t].rowarg); free(acc[t].colarg); }
     free(acc); free(U); free(C); free(bsum); free(rsa); free(rsum); free(tot); free(mine); free(all);
     return rc;
 }
@@ -184,11 +223,12 @@ sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv
     memset(g, 0, sizeof *g);
     g->max_decoder_cos = sv_malloc((size_t)m * sizeof(double));
     g->max_encoder_cos = sv_malloc((size_t)m * sizeof(double));
-    sv_rc rc = (g->max_decoder_cos && g->max_encoder_cos) ? SV_OK : SV_EINTERNAL;
+    g->nearest_decoder = sv_malloc((size_t)m * sizeof(int64_t));
+    sv_rc rc = (g->max_decoder_cos && g->max_encoder_cos && g->nearest_decoder) ? SV_OK : SV_EINTERNAL;
     int rank;
     MPI_Comm_rank(comm, &rank);
-    if (rc == SV_OK) rc = gram_pass(s, 0, 1, B, comm, g->max_decoder_cos, g);
-    if (rc == SV_OK) rc = gram_pass(s, 1, 0, B, comm, g->max_encoder_cos, g);
+    if (rc == SV_OK) rc = gram_pass(s, 0, 1, B, comm, g->max_decoder_cos, g->nearest_decoder, g);
+    if (rc == SV_OK) rc = gram_pass(s, 1, 0, B, comm, g->max_encoder_cos, NULL, g);
     if (rc == SV_OK && rank == 0) {
         double a = 0, b = 0;
         for (int64_t j = 0; j < m; j++) {
@@ -242,5 +282,6 @@ void sv_geometry_free(sv_geometry *g)
 {
     free(g->max_decoder_cos);
     free(g->max_encoder_cos);
+    free(g->nearest_decoder);
     memset(g, 0, sizeof *g);
 }

@@ -52,12 +52,15 @@ static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int6
         const int64_t j = r0 + i;
         const REAL *row = C + i * nc;
         double rmax = a->rowmax[j], sabs = 0, s = 0;
-        /* Columns after the diagonal: the pairs j < l. */
+        int64_t rarg = a->rowarg[j];
+        /* Columns after the diagonal: the pairs j < l. Row j is scanned
+         * once, l ascending, so '>' keeps the lower l on ties; a column
+         * hears from many rows (threads, ranks) and says so explicitly. */
         for (int64_t c = i + 1; c < nc; c++) {
             const double v = row[c];
             const int64_t l = r0 + c;
-            if (v > rmax) rmax = v;
-            if (v > a->colmax[l]) a->colmax[l] = v;
+            if (v > rmax) { rmax = v; rarg = l; }
+            if (v > a->colmax[l] || (v == a->colmax[l] && j < a->colarg[l])) { a->colmax[l] = v; a->colarg[l] = j; }
             if (!full) continue;
             sabs += fabs(v);
             s += v;
@@ -68,6 +71,7 @@ static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int6
             if (a->n_top < SV_GEOM_TOP || v >= a->top[0].cos) top_offer(a, j, l, v);
         }
         a->rowmax[j] = rmax;
+        a->rowarg[j] = rarg;
         row_sum_abs[i] = sabs;
         row_sum[i] = s;
     }

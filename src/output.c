@@ -158,6 +158,11 @@ sv_rc sv_pair_json(sv_jw *w, const char *sae_id, const char *dataset, const sv_s
         sv_jw_arr(w, "max_encoder_cosine_sim");
         for (int64_t j = 0; j < d_sae; j++) sv_jw_num(w, NULL, g->max_encoder_cos[j]);
         sv_jw_end(w);
+        /* saeval's own (SAELens has no such array): the latent behind each
+         * max_decoder_cosine_sim, for the report's latent pages. */
+        sv_jw_arr(w, "nearest_decoder_latent");
+        for (int64_t j = 0; j < d_sae; j++) sv_jw_int(w, NULL, g->nearest_decoder[j]);
+        sv_jw_end(w);
     }
     sv_jw_end(w);
     sv_jw_end(w);

@@ -156,7 +156,7 @@ static sv_rc example(sv_jw *w, const sv_featfile_ex *x, tok_cache *tc, int64_t *
 /* Per-latent arrays of the pair result shown next to the feature data. */
 static const char *const metric_keys[] = {"feature_density", "consistent_activation_heuristic",
                                           "encoder_decoder_cosine_sim", "max_decoder_cosine_sim",
-                                          "max_encoder_cosine_sim"};
+                                          "max_encoder_cosine_sim", "nearest_decoder_latent"};
 #define N_METRICS (sizeof metric_keys / sizeof *metric_keys)
 
 typedef struct {

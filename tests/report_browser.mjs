@@ -266,8 +266,11 @@ if (latentDump) {
         intervals: Array.from(document.querySelectorAll('#interval-samples .interval')).map(g =>
           [Number(g.dataset.count), g.querySelectorAll('.example').length]),
         hist: (document.getElementById('latent-hist') || {}).data,
+        nearest: (document.querySelector('#latent-nearest a') || {dataset: {}}).dataset.latent,
       }));
       const tag = `${sae} latent ${js}`;
+      if (L.nonzero > 0 && L.nearest !== null)
+        check(Number(dom.nearest) === L.nearest, `${tag}: nearest decoder neighbour ${dom.nearest} == ${L.nearest}`);
       check(Number(dom.stats[0]) === L.nonzero, `${tag}: firing tokens ${dom.stats[0]} == ${L.nonzero}`);
       check(f32(Number(dom.stats[3])) === f32(L.max), `${tag}: max ${dom.stats[3]} == ${L.max}`);
       check(dom.top.length === L.top.length, `${tag}: ${dom.top.length} top examples, file has ${L.top.length}`);

@@ -27,6 +27,11 @@ for path in sorted(glob.glob(os.path.join(res, "*.features.h5"))):
         busiest = int(max(range(d), key=lambda j: (nz[j], -j)))
         # the default latent, the first and last (last chunk), one in a middle chunk
         pick = sorted({busiest, 0, d - 1, min(d - 1, 200)})
+        # each latent's nearest decoder neighbour, as the pair's result file names it
+        sid = f.attrs["sae_id"].decode() if isinstance(f.attrs["sae_id"], bytes) else str(f.attrs["sae_id"])
+        dsn = f.attrs["dataset"].decode() if isinstance(f.attrs["dataset"], bytes) else str(f.attrs["dataset"])
+        pair = json.load(open(os.path.join(res, sid.replace("/", "-") + "__" + dsn + ".json"), encoding="utf-8"))
+        nearest = pair["feature_metrics"].get("nearest_decoder_latent")
         lat = {}
         for j in pick:
             top = []
@@ -42,7 +47,8 @@ for path in sorted(glob.glob(os.path.join(res, "*.features.h5"))):
             samples = [int((f["interval_token"][j, g] >= 0).sum()) for g in range(f["interval_token"].shape[1])]
             lat[str(j)] = {"nonzero": int(nz[j]), "max": float(f["max"][j]), "top": top,
                            "interval_count": [int(x) for x in f["interval_count"][j]],
-                           "interval_samples": samples if nz[j] > 0 else []}
+                           "interval_samples": samples if nz[j] > 0 else [],
+                           "nearest": nearest[j] if nearest else None}
         out[f.attrs["sae_id"].decode() if isinstance(f.attrs["sae_id"], bytes) else str(f.attrs["sae_id"])] = {
             "d_sae": d, "default": busiest, "latents": lat}
 json.dump(out, sys.stdout)

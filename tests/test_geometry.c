@@ -76,6 +76,12 @@ static void run_case(int64_t m, int64_t d, int64_t block, int rank)
                 }
             }
             CHECK(close_to(g.max_decoder_cos[j], mx, 1e-12), "m=%lld max_decoder_cos[%lld] %.17g vs %.17g", (long long)m, (long long)j, g.max_decoder_cos[j], mx);
+            /* The nearest neighbour: a latent whose reference cosine is the
+             * maximum (within rounding: duplicates tie). */
+            const int64_t nn = g.nearest_decoder[j];
+            CHECK(nn >= 0 && nn < m && nn != j && close_to(cosine(dec, d, j, nn), mx, 1e-12),
+                  "m=%lld nearest_decoder[%lld] = %lld (cos %.17g, max %.17g)", (long long)m, (long long)j, (long long)nn,
+                  nn >= 0 && nn < m ? cosine(dec, d, j, nn) : NAN, mx);
             CHECK(close_to(g.max_encoder_cos[j], mxe, 1e-12), "max_encoder_cos[%lld] %.17g vs %.17g", (long long)j, g.max_encoder_cos[j], mxe);
             amd += mx;
             ame += mxe;

@@ -481,7 +481,7 @@
     }
     function render(L, vocab) {
       const [j, nonzero, max, hw, hist, top, intervals, m] = L;
-      const [density, cah, encdec, maxdec, maxenc] = m;
+      const [density, cah, encdec, maxdec, maxenc, nearest] = m;
       view.replaceChildren();
       view.setAttribute('data-latent', String(j));
       idIn.value = j;
@@ -504,13 +504,19 @@
             ' up to the next power of two above the max; every firing token counted.',
             [{type: 'bar', x: hx, y: hy, width: hw, name: 'tokens', marker: {color: palette[4]},
               hovertemplate: '%{x:.4g}: %{y}<extra></extra>'}], {xaxis: axis('activation'), yaxis: axis('tokens'), bargap: 0});
-      /* neighbours: the result files keep the nearest neighbour's cosine for
-       * every latent, and the ids only for the sweep's most similar pairs */
+      /* neighbours: every latent's nearest one (feature_metrics.
+       * nearest_decoder_latent, absent in results written before it), and
+       * the SAE's most similar decoder pairs this latent is in */
       const nb = el('section', {class: 'chart-box', id: 'latent-neighbours'}, el('h3', {text: 'Nearest decoder neighbours'}));
       const pairs = (d.top_pairs || []).filter(([a, b]) => a === j || b === j);
-      nb.append(el('p', {class: 'explain', text: 'Max cosine to another latent\u2019s decoder row: ' + fmt(maxdec) +
-        '. Neighbour ids are stored only for the ' + (d.top_pairs || []).length + ' most similar decoder pairs ' +
-        'of the SAE (metrics.geometry.top_decoder_pairs); this latent is in ' + pairs.length + ' of them.'}));
+      if (nearest !== null && nearest !== undefined && nearest >= 0)
+        nb.append(el('p', {id: 'latent-nearest'}, 'Nearest decoder row: ',
+          el('a', {href: '#' + nearest, 'data-latent': String(nearest), text: 'latent ' + nearest}), ', cos ' + fmt(maxdec)));
+      else
+        nb.append(el('p', {class: 'explain', text: 'Max cosine to another latent\u2019s decoder row: ' + fmt(maxdec) +
+          ' (this result file does not name the latent: written before nearest_decoder_latent existed, or without geometry).'}));
+      nb.append(el('p', {class: 'explain', text: 'Among the ' + (d.top_pairs || []).length + ' most similar decoder pairs ' +
+        'of the SAE (metrics.geometry.top_decoder_pairs) this latent is in ' + pairs.length + '.'}));
       if (pairs.length) nb.append(el('ul', {}, ...pairs.map(([a, b, c]) => {
         const o = a === j ? b : a;
         return el('li', {}, el('a', {href: '#' + o, text: 'latent ' + o}), ': cos ' + fmt(c));

@@ -9,7 +9,8 @@
  *   /firing_counts                  int64 [total latents]
  *   /feature_density, /consistent_activation_heuristic, /encoder_norm,
  *   /encoder_bias, /encoder_decoder_cosine_sim, /max_decoder_cosine_sim,
- *   /max_encoder_cosine_sim         float64 [total latents] (NaN where a
+ *   /max_encoder_cosine_sim, /nearest_decoder_latent
+ *                                   float64 [total latents] (NaN where a
  *                                   pair has no such array or a null value)
  * Pairs in all_eval_results order (SAE-major), complete ("ok") pairs only.
  * No timestamps and a fixed layout: the same results give the same bytes. */

@@ -23,6 +23,9 @@ typedef struct { int64_t j, l; double cos; } sv_pair_cos;
 typedef struct {
     /* feature arrays [d_sae]: max over l != j of cos (-1 when d_sae == 1) */
     double *max_decoder_cos, *max_encoder_cos;
+    /* [d_sae]: the latent l != j with the largest decoder cosine (ties: the
+     * lower index; -1 when d_sae == 1): each latent's nearest neighbour */
+    int64_t *nearest_decoder;
     double average_max_decoder_cos, average_max_encoder_cos;
     double decoder_mean_abs_cos, decoder_mean_cos; /* over pairs j < l */
     int64_t hist[SV_GEOM_BINS];                    /* pair counts over [-1, 1] */
