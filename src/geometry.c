@@ -22,6 +22,9 @@ typedef struct {
     int n_top;
 } sv_gacc;
 
+/* The layout of MPI_DOUBLE_INT, for MPI_MAXLOC. */
+typedef struct { double v; int i; } sv_maxloc;
+
 /* (v, i) beats (w, k): a higher value, or the same value at a lower index. */
 static int arg_better(double v, int64_t i, double w, int64_t k) { return v > w || (v == w && i < k); }
 
@@ -108,7 +111,11 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
     double *rsa = sv_malloc((size_t)B * sizeof(double)), *rsum = sv_malloc((size_t)B * sizeof(double));
     double *tot = rank == 0 ? sv_malloc((size_t)nb * 2 * sizeof(double)) : NULL;
     sv_pair_cos *mine = NULL, *all = NULL;
-    if (!U || !C || !acc || !bsum || !rsa || !rsum || (rank == 0 && !tot)) { rc = SV_EINTERNAL; goto out; }
+    sv_maxloc *mine_loc = sv_malloc((size_t)m * sizeof *mine_loc), *loc = rank == 0 ? sv_malloc((size_t)m * sizeof *loc) : NULL;
+    if (!U || !C || !acc || !bsum || !rsa || !rsum || (rank == 0 && !tot) || !mine_loc || (rank == 0 && !loc)) {
+        rc = SV_EINTERNAL;
+        goto out;
+    }
     for (int t = 0; t < T; t++) {
         acc[t].rowmax = sv_malloc((size_t)m * sizeof(double));
         acc[t].colmax = sv_malloc((size_t)m * sizeof(double));
@@ -156,28 +163,18 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
             acc[0].rowmax[j] = acc[0].colmax[j];
             acc[0].rowarg[j] = acc[0].colarg[j];
         }
-    if (argmax) {
-        /* MPI_MAXLOC keeps the lower index on equal values: the same rule.
-         * (m fits an int: the counts of these reductions are ints too.) */
-        struct { double v; int i; } *mine_loc = sv_malloc((size_t)m * sizeof *mine_loc), *loc = NULL;
-        if (rank == 0) loc = sv_malloc((size_t)m * sizeof *loc);
-        if (!mine_loc || (rank == 0 && !loc)) rc = SV_EINTERNAL;
-        for (int64_t j = 0; mine_loc && j < m; j++) {
-            mine_loc[j].v = acc[0].rowmax[j];
-            mine_loc[j].i = (int)acc[0].rowarg[j];
-        }
-        if (rc == SV_OK) MPI_Reduce(mine_loc, loc, (int)m, MPI_DOUBLE_INT, MPI_MAXLOC, 0, comm);
-        if (rc == SV_OK && rank == 0)
-            for (int64_t j = 0; j < m; j++) {
-                maxcos[j] = loc[j].v;
-                argmax[j] = loc[j].i < m ? loc[j].i : -1;
-            }
-        free(mine_loc);
-        free(loc);
-        if (rc != SV_OK) goto out;
-    } else {
-        MPI_Reduce(acc[0].rowmax, maxcos, (int)m, MPI_DOUBLE, MPI_MAX, 0, comm);
+    /* MPI_MAXLOC keeps the lower index on equal values: the same rule as
+     * arg_better. (m fits an int: the counts of these reductions are ints.) */
+    for (int64_t j = 0; j < m; j++) {
+        mine_loc[j].v = acc[0].rowmax[j];
+        mine_loc[j].i = (int)acc[0].rowarg[j];
     }
+    MPI_Reduce(mine_loc, loc, (int)m, MPI_DOUBLE_INT, MPI_MAXLOC, 0, comm);
+    if (rank == 0)
+        for (int64_t j = 0; j < m; j++) {
+            maxcos[j] = loc[j].v;
+            if (argmax) argmax[j] = loc[j].i < m ? loc[j].i : -1;
+        }
     if (rank == 0)
         for (int64_t j = 0; j < m; j++)
             if (isinf(maxcos[j])) maxcos[j] = -1.0; /* d_sae == 1: no other latent */
@@ -213,6 +210,7 @@ out:
     if (acc)
         for (int t = 0; t < T; t++) { free(acc[t].rowmax); free(acc[t].colmax); free(acc[t].rowarg); free(acc[t].colarg); }
     free(acc); free(U); free(C); free(bsum); free(rsa); free(rsum); free(tot); free(mine); free(all);
+    free(mine_loc); free(loc);
     return rc;
 }
 

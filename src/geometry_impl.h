@@ -60,7 +60,7 @@ static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int6
             const double v = row[c];
             const int64_t l = r0 + c;
             if (v > rmax) { rmax = v; rarg = l; }
-            if (v > a->colmax[l] || (v == a->colmax[l] && j < a->colarg[l])) { a->colmax[l] = v; a->colarg[l] = j; }
+            if (arg_better(v, j, a->colmax[l], a->colarg[l])) { a->colmax[l] = v; a->colarg[l] = j; }
             if (!full) continue;
             sabs += fabs(v);
             s += v;

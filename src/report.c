@@ -17,6 +17,7 @@
 
 #include "report_impl.h"
 #include "saeval/config.h"
+#include "saeval/featfile.h"
 #include "saeval/fsutil.h"
 #include "saeval/json.h"
 #include "saeval/output.h"
@@ -252,15 +253,7 @@ static void generalization_data(sv_jw *w, const cJSON *g)
 /* The pair's feature file (<sae>__<dataset>.features.h5) if it exists. */
 static char *features_file(const char *out_dir, const char *id, const char *ds)
 {
-    char *p = sv_pair_path(out_dir, id, ds); /* .../id__ds.json */
-    if (!p) return NULL;
-    size_t n = strlen(p);
-    char *q = sv_malloc(n + 16);
-    if (q && n > 5) {
-        p[n - 5] = '\0';
-        snprintf(q, n + 16, "%s.features.h5", p);
-    }
-    free(p);
+    char *q = sv_featfile_path(out_dir, id, ds);
     if (q && access(q, F_OK) != 0) { free(q); q = NULL; }
     return q;
 }

@@ -37,16 +37,38 @@ function(sv_e2e_check case tag tol)
                        FIXTURES_REQUIRED "e2e_${case}_gen;e2e_${case}_run_${tag}" TIMEOUT 300)
 endfunction()
 
-# Every architecture x precision (also with d_sae over several encoder
-# panels); every normalization x precision; exact pre-activations (topk
-# ties, tokens exactly on jumprelu/gate boundaries).
-foreach(spec "arch64;2;1e-9" "arch32;2;1e-5" "wide64;2;1e-9" "wide32;3;1e-5" "norm64;3;1e-9" "norm32;3;1e-5" "exact64;2;1e-9" "exact32;3;1e-5")
+# One reference case "name;ranks;tolerance": generate, run, check.
+function(sv_e2e_case spec)
   list(GET spec 0 case)
   list(GET spec 1 np)
   list(GET spec 2 tol)
   sv_e2e_gen(${case})
   sv_e2e_run(${case} np${np} ${np})
   sv_e2e_check(${case} np${np} ${tol})
+endfunction()
+
+# Byte-identical result files of two runs of one case (out_<tag> vs out_<ref>).
+function(sv_e2e_identical case tag ref)
+  add_test(NAME e2e_${case}_identical_${tag}_vs_${ref}
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/${case}/out_${ref} ${SV_E2E_DIR}/${case}/out_${tag})
+  set_tests_properties(e2e_${case}_identical_${tag}_vs_${ref} PROPERTIES
+                       FIXTURES_REQUIRED "e2e_${case}_run_${ref};e2e_${case}_run_${tag}" TIMEOUT 60)
+endfunction()
+
+# Bad input `err` (test_e2e gen_error): exit code 2, a message naming the
+# file/field, no result file.
+function(sv_e2e_error err)
+  add_test(NAME e2e_${err}
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
+                   $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
+  set_tests_properties(e2e_${err} PROPERTIES TIMEOUT 120)
+endfunction()
+
+# Every architecture x precision (also with d_sae over several encoder
+# panels); every normalization x precision; exact pre-activations (topk
+# ties, tokens exactly on jumprelu/gate boundaries).
+foreach(spec "arch64;2;1e-9" "arch32;2;1e-5" "wide64;2;1e-9" "wide32;3;1e-5" "norm64;3;1e-9" "norm32;3;1e-5" "exact64;2;1e-9" "exact32;3;1e-5")
+  sv_e2e_case("${spec}")
 endforeach()
 
 # Rank invariance (float32, four architectures, three stores of 3, 2 and 1
@@ -64,55 +86,35 @@ foreach(tag np2 np3 np4 t2)
   else()
     set(ref np1)
   endif()
-  add_test(NAME e2e_ranks_identical_${tag}_vs_${ref}
-           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/ranks/out_${ref} ${SV_E2E_DIR}/ranks/out_${tag})
-  set_tests_properties(e2e_ranks_identical_${tag}_vs_${ref} PROPERTIES
-                       FIXTURES_REQUIRED "e2e_ranks_run_${ref};e2e_ranks_run_${tag}" TIMEOUT 60)
+  sv_e2e_identical(ranks ${tag} ${ref})
 endforeach()
 
 # Threads split a row's encoder panels between them when d_sae spans
 # several panels: results must not depend on it.
 sv_e2e_run(wide32 t1 1 SAEVAL_THREADS=1)
 sv_e2e_run(wide32 t2 1 SAEVAL_THREADS=2)
-add_test(NAME e2e_wide32_identical_t2_vs_t1
-         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/wide32/out_t1 ${SV_E2E_DIR}/wide32/out_t2)
-set_tests_properties(e2e_wide32_identical_t2_vs_t1 PROPERTIES
-                     FIXTURES_REQUIRED "e2e_wide32_run_t1;e2e_wide32_run_t2" TIMEOUT 60)
+sv_e2e_identical(wide32 t2 t1)
 
 # Bad inputs: exit code 2, a message naming the file/field, no result file.
 foreach(err err_missing_sae err_d_in err_arch err_noseq err_unknown_key err_scaling_factor err_groupmax_cfg)
-  add_test(NAME e2e_${err}
-           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
-                   $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
-  set_tests_properties(e2e_${err} PROPERTIES TIMEOUT 120)
+  sv_e2e_error(${err})
 endforeach()
 
 # Issue 11: signed top-k and groupmax (sparsify files) against the
 # reference, over several encoder panels and threads; rank invariance 1-4.
 foreach(spec "arch11_64;2;1e-9" "arch11_32;3;1e-5")
-  list(GET spec 0 case)
-  list(GET spec 1 np)
-  list(GET spec 2 tol)
-  sv_e2e_gen(${case})
-  sv_e2e_run(${case} np${np} ${np})
-  sv_e2e_check(${case} np${np} ${tol})
+  sv_e2e_case("${spec}")
 endforeach()
 sv_e2e_run(arch11_32 t1 1 SAEVAL_THREADS=1)
 sv_e2e_run(arch11_32 t3 1 SAEVAL_THREADS=3)
-add_test(NAME e2e_arch11_32_identical_t3_vs_t1
-         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/arch11_32/out_t1 ${SV_E2E_DIR}/arch11_32/out_t3)
-set_tests_properties(e2e_arch11_32_identical_t3_vs_t1 PROPERTIES
-                     FIXTURES_REQUIRED "e2e_arch11_32_run_t1;e2e_arch11_32_run_t3" TIMEOUT 60)
+sv_e2e_identical(arch11_32 t3 t1)
 sv_e2e_gen(ranks11)
 foreach(np 1 2 3 4)
   sv_e2e_run(ranks11 np${np} ${np})
 endforeach()
 sv_e2e_check(ranks11 np1 1e-5)
 foreach(np 2 3 4)
-  add_test(NAME e2e_ranks11_identical_np${np}_vs_np1
-           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/ranks11/out_np1 ${SV_E2E_DIR}/ranks11/out_np${np})
-  set_tests_properties(e2e_ranks11_identical_np${np}_vs_np1 PROPERTIES
-                       FIXTURES_REQUIRED "e2e_ranks11_run_np1;e2e_ranks11_run_np${np}" TIMEOUT 60)
+  sv_e2e_identical(ranks11 np${np} np1)
 endforeach()
 
 # Issue 11, SAELens cases: a pre-6.0 standard+topk cfg is top-k, the same
@@ -132,14 +134,10 @@ sv_e2e_check(saelens11 np2 1e-5)
 # byte-identical.
 find_program(SV_E2E_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
 foreach(spec "tc64;2;1e-9" "tc32;3;1e-5" "tcsq64;2;1e-9")
+  sv_e2e_case("${spec}")
   list(GET spec 0 case)
-  list(GET spec 1 np)
-  list(GET spec 2 tol)
-  sv_e2e_gen(${case})
   set_tests_properties(e2e_gen_${case} PROPERTIES
                        ENVIRONMENT "SV_PYTHON=${SV_E2E_PYTHON3};SV_FORMATS_WRITE=${CMAKE_CURRENT_SOURCE_DIR}/formats_write.py")
-  sv_e2e_run(${case} np${np} ${np})
-  sv_e2e_check(${case} np${np} ${tol})
 endforeach()
 foreach(np 1 2 4)
   sv_e2e_run(tc32 r${np} ${np})
@@ -149,14 +147,8 @@ sv_e2e_run(tc32 t2 1 SAEVAL_THREADS=2)
 foreach(pair "r2;r1" "r4;r1" "np3;r1" "t2;t1")
   list(GET pair 0 tag)
   list(GET pair 1 ref)
-  add_test(NAME e2e_tc32_identical_${tag}_vs_${ref}
-           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_cmp.sh ${SV_E2E_DIR}/tc32/out_${ref} ${SV_E2E_DIR}/tc32/out_${tag})
-  set_tests_properties(e2e_tc32_identical_${tag}_vs_${ref} PROPERTIES
-                       FIXTURES_REQUIRED "e2e_tc32_run_${ref};e2e_tc32_run_${tag}" TIMEOUT 60)
+  sv_e2e_identical(tc32 ${tag} ${ref})
 endforeach()
 foreach(err err_tc_no_targets err_tc_targets_shape)
-  add_test(NAME e2e_${err}
-           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e_error.sh ${err} ${SV_E2E_DIR}/${err}
-                   $<TARGET_FILE:test_e2e> $<TARGET_FILE:saeval> ${SV_MPIEXEC} ${SV_MPI_FLAGS})
-  set_tests_properties(e2e_${err} PROPERTIES TIMEOUT 120)
+  sv_e2e_error(${err})
 endforeach()

@@ -37,21 +37,13 @@
 #include "saeval/format.h"
 #include "saeval/sae.h"
 #include "saeval/store.h"
-#include "bench_scale.h" /* sv_bench_hwm_kib */
+#include "benchutil.h"
 #include "synthwrite.h"
 
 static double now_s(void) { return MPI_Wtime(); }
 
-/* Small deterministic generator: the data only has to be realistic in
- * scale, not in structure. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) * 0x1.0p-53;
-}
+static double urand(void) { return sv_bench_urand(&rng_state); }
 
 static sv_rc write_store(const char *path, int64_t n, int64_t d, sv_store_dtype dt, int64_t ctx)
 {

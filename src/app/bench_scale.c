@@ -26,27 +26,11 @@
 #include "saeval/plan.h"
 #include "saeval/run.h"
 #include "saeval/store.h"
+#include "benchutil.h"
 #include "synthwrite.h"
 
 static uint64_t rs = 0x2545f4914f6cdd1dull;
-static double ur(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return (double)(rs >> 11) * 0x1.0p-53;
-}
-
-long sv_bench_hwm_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld", &v) == 1) break;
-    if (f) fclose(f);
-    return v;
-}
+static double ur(void) { return sv_bench_urand(&rs); }
 
 static void hwm_reset(void)
 {

@@ -5,6 +5,4 @@
  * an exit code. Data go to a temporary directory under tmpdir; n_saes > 0
  * overrides the number of SAEs (200, or 24 with quick). */
 int sv_bench_scale(const char *tmpdir, int quick, int keep, int n_saes, MPI_Comm comm);
-/* VmHWM of this process (KiB), -1 when unknown: both benchmarks' peak RSS. */
-long sv_bench_hwm_kib(void);
 #endif
