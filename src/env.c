@@ -43,11 +43,12 @@ void sv_env_log_header(FILE *log, const char *config_path, int shard, int n_shar
     char host[256] = "?";
     gethostname(host, sizeof host);
     fprintf(log, "saeval run %s shard %d/%d\nranks %d, host of rank 0 %s, threads per rank %d, OpenBLAS %s (core %s)\n"
-                 "block rows %lld, memory budget %llu MB per rank, OPENBLAS_CORETYPE=%s GOMP_SPINCOUNT=%s\n",
+                 "block rows %lld, memory budget %llu MB per rank, OPENBLAS_CORETYPE=%s GOMP_SPINCOUNT=%s GLIBC_TUNABLES=%s\n",
             config_path, shard, n_shards, ranks, host, sv_fwd_get_threads(), openblas_get_config(),
             openblas_get_corename(), (long long)block, (unsigned long long)(budget >> 20),
             getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(auto)",
-            getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)");
+            getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "(default)",
+            getenv("GLIBC_TUNABLES") ? getenv("GLIBC_TUNABLES") : "(none)");
     fflush(log); /* visible to `tail -f run.log` and to tests while the run goes on */
 }
 

@@ -192,6 +192,22 @@ void sv_cli_prepare_env(char **argv)
         setenv("GOMP_SPINCOUNT", "10000", 1);
         changed = 1;
     }
+    /* Transparent huge pages for malloc's large blocks (the kernel here gives
+     * them only on madvise): the pass touches hundreds of MB of fresh
+     * buffers, and a 4 KiB page fault costs ~10 us in a VM. Measured on the
+     * bench compute case, 1 rank x 2 threads: page faults 117k -> 13k, run
+     * 6.99 -> 5.27 s; with top_examples 20: 263k -> 33k, 12.19 -> 8.56 s.
+     * SAEVAL_THP=0, or a user's own glibc.malloc.hugetlb, turns it off. */
+    const char *tun = getenv("GLIBC_TUNABLES"), *thp = getenv("SAEVAL_THP");
+    if (!(thp && strcmp(thp, "0") == 0) && !(tun && strstr(tun, "glibc.malloc.hugetlb"))) {
+        char buf[4096];
+        if (!tun || !*tun) snprintf(buf, sizeof buf, "glibc.malloc.hugetlb=1");
+        else snprintf(buf, sizeof buf, "%s:glibc.malloc.hugetlb=1", tun);
+        if (strlen(buf) < sizeof buf - 1) {
+            setenv("GLIBC_TUNABLES", buf, 1);
+            changed = 1;
+        }
+    }
     if (changed) execv("/proc/self/exe", argv); /* on failure: carry on with the defaults */
 }
 
