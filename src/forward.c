@@ -95,6 +95,88 @@ static void round_input(sv_fwd *w, int64_t n)
 #undef REAL
 #undef FN
 
+/* Byte sizes of the forward's buffers but the non-topk code lists: one
+ * function for sv_fwd_init, sv_fwd_bytes and sv_fwd_mem_bytes, so the
+ * allocations and the plan's estimate cannot drift apart. */
+typedef struct {
+    size_t in, hp, acc, tile_at, per_row, xhat, rowptr; /* per_row: rowcnt, mu, inscale, outscale each */
+    size_t heap_v, heap_i, heap_n, heap_t, pairs;      /* top-k */
+    size_t lists, panel_cnt, run;                       /* non-topk: list headers, counts, cursors */
+    size_t exp_r_mag, dec_scale, in16, wenc16;
+    int64_t csr;                                        /* top-k: idx/val entries, reserved at init */
+} fwd_sizes;
+
+static fwd_sizes sizes_of(const sv_sae_cfg *c, int precision, int64_t max_rows, int T)
+{
+    fwd_sizes z;
+    memset(&z, 0, sizeof z);
+    const int64_t d = c->d_in, m = c->d_sae, k = c->k, dout = sv_cfg_d_out(c);
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = max_rows / SV_GEMM_ROWS;
+    const int64_t G = T < np ? T : np, tasks = nt * G;
+    const size_t rs = precision == 64 ? sizeof(double) : sizeof(float), R = (size_t)max_rows;
+    z.in = R * (size_t)d * rs;
+    z.hp = (size_t)T * SV_GEMM_ROWS * SV_GEMM_PANEL * rs;
+    z.acc = (size_t)(T * dout) * rs;
+    z.tile_at = (size_t)(nt + 1) * sizeof(int64_t);
+    z.per_row = R * sizeof(int64_t); /* int64_t and double alike */
+    z.xhat = R * (size_t)dout * sizeof(double);
+    z.rowptr = (R + 1) * sizeof(int64_t);
+    if (sv_arch_has(c->arch, SV_AF_TOPK)) {
+        z.heap_v = (size_t)(tasks * SV_GEMM_ROWS * 2 * k) * rs;
+        z.heap_i = (size_t)(tasks * SV_GEMM_ROWS * 2 * k) * sizeof(int32_t);
+        z.heap_n = (size_t)(tasks * SV_GEMM_ROWS) * sizeof(int64_t);
+        z.heap_t = (size_t)(tasks * SV_GEMM_ROWS) * rs;
+        z.pairs = (size_t)(T * G * k) * 2 * rs; /* {int32, REAL}: at most 2 REALs wide */
+        z.csr = max_rows * k;                   /* at most k codes per row (groupmax: k groups) */
+        if (c->rescale_acts_by_decoder_norm) z.dec_scale = (size_t)m * rs;
+    } else {
+        z.lists = (size_t)tasks * sizeof(sv_fwd_list);
+        z.panel_cnt = (size_t)(tasks * SV_GEMM_ROWS * np) * sizeof(int64_t);
+        z.run = (size_t)(T * np) * sizeof(int64_t);
+    }
+    if (sv_arch_has(c->arch, SV_AF_GATED)) z.exp_r_mag = (size_t)m * rs;
+    if (precision == 16) { /* rounded copies for the encoder GEMM */
+        const size_t e = sv_gemm_bf16_elem();
+        z.in16 = e == sizeof(float) ? 0 : R * (size_t)d * e; /* emulated: rounded in place */
+        z.wenc16 = (size_t)(d * m) * e;
+    }
+    return z;
+}
+
+static uint64_t sizes_sum(const fwd_sizes *z)
+{
+    return (uint64_t)(z->in + z->hp + z->acc + z->tile_at + 4 * z->per_row + z->xhat + z->rowptr + z->heap_v +
+                      z->heap_i + z->heap_n + z->heap_t + z->pairs + z->lists + z->panel_cnt + z->run +
+                      z->exp_r_mag + z->dec_scale + z->in16 + z->wenc16);
+}
+
+uint64_t sv_fwd_mem_bytes(const sv_sae_cfg *c, int precision, int64_t max_rows)
+{
+    const int T = sv_fwd_threads;
+    const fwd_sizes z = sizes_of(c, precision, max_rows, T);
+    const uint64_t e = sizeof(int32_t) + sizeof(double); /* one code: latent and value */
+    if (z.csr) return sizes_sum(&z) + e * (uint64_t)z.csr;
+    /* Non-topk: the tasks' lists and the CSR, each up to the block's codes
+     * (at the planned L0) plus, per list, one panel row of headroom and a
+     * grain of rounding. */
+    const int64_t m = c->d_sae, np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, G = T < np ? T : np;
+    const uint64_t tasks = (uint64_t)(max_rows / SV_GEMM_ROWS * G);
+    const uint64_t l0 = (uint64_t)(m < SV_FWD_PLAN_L0 ? m : SV_FWD_PLAN_L0), codes = (uint64_t)max_rows * l0;
+    return sizes_sum(&z) + e * (2 * codes + tasks * (SV_GEMM_PANEL + SV_FWD_GRAIN) + SV_FWD_GRAIN);
+}
+
+uint64_t sv_fwd_bytes(const sv_fwd *w)
+{
+    if (!w->sae) return 0;
+    const int precision = w->sae->bf16_encoder ? 16 : w->sae->precision;
+    const fwd_sizes z = sizes_of(&w->sae->cfg, precision, w->max_rows, w->threads);
+    const uint64_t e = sizeof(int32_t) + sizeof(double);
+    uint64_t b = sizes_sum(&z) + e * (uint64_t)w->cap;
+    const int64_t tasks = w->max_rows / SV_GEMM_ROWS * w->groups;
+    for (int64_t t = 0; w->lists && t < tasks; t++) b += e * (uint64_t)w->lists[t].cap;
+    return b;
+}
+
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
 {
     if (max_rows <= 0 || max_rows % SV_GEMM_ROWS != 0)
@@ -102,45 +184,44 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     memset(w, 0, sizeof *w);
     w->sae = s;
     w->max_rows = max_rows;
-    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae, k = s->cfg.k;
-    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, nt = max_rows / SV_GEMM_ROWS;
-    const int64_t G = sv_fwd_threads < np ? sv_fwd_threads : np, tasks = nt * G;
-    const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
+    const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
+    const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
     const int T = sv_fwd_threads;
+    const fwd_sizes z = sizes_of(&s->cfg, s->bf16_encoder ? 16 : s->precision, max_rows, T);
     w->threads = T;
-    w->groups = G;
-    w->in = sv_malloc((size_t)(max_rows * d) * rs);
-    w->hp = sv_malloc((size_t)T * SV_GEMM_ROWS * SV_GEMM_PANEL * rs);
-    const int64_t dout = sv_cfg_d_out(&s->cfg);
-    w->acc = sv_malloc((size_t)(T * dout) * rs);
-    w->tiles = sv_calloc((size_t)nt, sizeof *w->tiles);
-    w->rowcnt = sv_malloc((size_t)max_rows * sizeof(int64_t));
-    w->mu = sv_malloc((size_t)max_rows * sizeof(double));
-    w->inscale = sv_malloc((size_t)max_rows * sizeof(double));
-    w->outscale = sv_malloc((size_t)max_rows * sizeof(double));
-    w->xhat = sv_malloc((size_t)(max_rows * dout) * sizeof(double));
-    w->rowptr = sv_malloc((size_t)(max_rows + 1) * sizeof(int64_t));
-    w->cap = max_rows * 16;
+    w->groups = T < np ? T : np;
+    w->in = sv_malloc(z.in);
+    w->hp = sv_malloc(z.hp);
+    w->acc = sv_malloc(z.acc);
+    w->tile_at = sv_malloc(z.tile_at);
+    w->rowcnt = sv_malloc(z.per_row);
+    w->mu = sv_malloc(z.per_row);
+    w->inscale = sv_malloc(z.per_row);
+    w->outscale = sv_malloc(z.per_row);
+    w->xhat = sv_malloc(z.xhat);
+    w->rowptr = sv_malloc(z.rowptr);
+    /* Top-k: every code a block can have; others: a first grain, grown as blocks need. */
+    w->cap = z.csr ? z.csr : SV_FWD_GRAIN;
     w->idx = sv_malloc((size_t)w->cap * sizeof(int32_t));
     w->val = sv_malloc((size_t)w->cap * sizeof(double));
-    if (!w->in || !w->hp || !w->acc || !w->tiles || !w->rowcnt || !w->mu || !w->inscale || !w->outscale ||
+    if (!w->in || !w->hp || !w->acc || !w->tile_at || !w->rowcnt || !w->mu || !w->inscale || !w->outscale ||
         !w->xhat || !w->rowptr || !w->idx || !w->val)
         return SV_EINTERNAL;
     if (sv_arch_has(s->cfg.arch, SV_AF_TOPK)) {
-        w->heap_v = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * 2 * k) * rs);
-        w->heap_i = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * 2 * k) * sizeof(int32_t));
-        w->heap_n = sv_malloc((size_t)(tasks * SV_GEMM_ROWS) * sizeof(int64_t));
-        w->heap_t = sv_malloc((size_t)(tasks * SV_GEMM_ROWS) * rs);
-        w->pairs = sv_malloc((size_t)(T * G * k) * 2 * rs); /* {int32, REAL}: at most 2 REALs wide */
+        w->heap_v = sv_malloc(z.heap_v);
+        w->heap_i = sv_malloc(z.heap_i);
+        w->heap_n = sv_malloc(z.heap_n);
+        w->heap_t = sv_malloc(z.heap_t);
+        w->pairs = sv_malloc(z.pairs);
         if (!w->heap_v || !w->heap_i || !w->heap_n || !w->heap_t || !w->pairs) return SV_EINTERNAL;
     } else {
-        w->lists = sv_calloc((size_t)tasks, sizeof *w->lists);
-        w->panel_cnt = sv_malloc((size_t)(tasks * SV_GEMM_ROWS * np) * sizeof(int64_t));
-        w->run = sv_malloc((size_t)(T * np) * sizeof(int64_t));
+        w->lists = sv_calloc(z.lists / sizeof *w->lists, sizeof *w->lists);
+        w->panel_cnt = sv_malloc(z.panel_cnt);
+        w->run = sv_malloc(z.run);
         if (!w->lists || !w->panel_cnt || !w->run) return SV_EINTERNAL;
     }
-    if (sv_arch_has(s->cfg.arch, SV_AF_GATED)) {
-        w->exp_r_mag = sv_malloc((size_t)m * rs);
+    if (z.exp_r_mag) {
+        w->exp_r_mag = sv_malloc(z.exp_r_mag);
         if (!w->exp_r_mag) return SV_EINTERNAL;
         for (int64_t j = 0; j < m; j++) {
             if (s->precision == 64) ((double *)w->exp_r_mag)[j] = exp(((const double *)s->r_mag)[j]);
@@ -150,15 +231,14 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     if (s->bf16_encoder) {
         /* Rounded copies for the encoder GEMM: W_enc itself stays float32
          * (norms, geometry). Emulated bfloat16 rounds the input in place. */
-        const size_t e = sv_gemm_bf16_elem();
         w->bf16 = 1;
-        w->in16 = e == sizeof(float) ? w->in : sv_malloc((size_t)(max_rows * d) * e);
-        w->wenc16 = sv_malloc((size_t)(d * m) * e);
+        w->in16 = z.in16 ? sv_malloc(z.in16) : w->in;
+        w->wenc16 = sv_malloc(z.wenc16);
         if (!w->in16 || !w->wenc16) return SV_EINTERNAL;
         sv_gemm_bf16_round(s->W_enc, w->wenc16, (size_t)(d * m));
     }
-    if (sv_arch_has(s->cfg.arch, SV_AF_TOPK) && s->cfg.rescale_acts_by_decoder_norm) {
-        w->dec_scale = sv_malloc((size_t)m * rs);
+    if (z.dec_scale) {
+        w->dec_scale = sv_malloc(z.dec_scale);
         if (!w->dec_scale) return SV_EINTERNAL;
         for (int64_t j = 0; j < m; j++) {
             if (s->precision == 64) ((double *)w->dec_scale)[j] = s->dec_norm[j];
@@ -199,11 +279,10 @@ double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block)
 void sv_fwd_free(sv_fwd *w)
 {
     const int64_t nt = w->max_rows / SV_GEMM_ROWS;
-    for (int64_t t = 0; w->tiles && t < nt; t++) { free(w->tiles[t].idx); free(w->tiles[t].val); }
     for (int64_t t = 0; w->lists && t < nt * w->groups; t++) { free(w->lists[t].idx); free(w->lists[t].val); }
     if (w->in16 != w->in) free(w->in16);
     free(w->wenc16);
-    free(w->tiles); free(w->lists); free(w->panel_cnt); free(w->run);
+    free(w->tile_at); free(w->lists); free(w->panel_cnt); free(w->run);
     free(w->in); free(w->hp); free(w->acc); free(w->exp_r_mag); free(w->dec_scale);
     free(w->mu); free(w->inscale); free(w->outscale);
     free(w->heap_v); free(w->heap_i); free(w->heap_n); free(w->heap_t); free(w->pairs);

@@ -178,11 +178,13 @@ static int FN(by_rank_abs)(const void *a, const void *b)
     return FN(better_abs)(x->v, x->j, y->v, y->j) ? -1 : FN(better_abs)(y->v, y->j, x->v, x->j) ? 1 : 0;
 }
 
+/* Room for extra more entries: the list grows to what it needs, rounded
+ * up to SV_FWD_GRAIN entries (not doubled: the plan counts what a block
+ * holds, forward.h), and keeps that size for the next blocks. */
 static int FN(list_reserve)(sv_fwd_list *l, int64_t extra)
 {
     if (l->len + extra <= l->cap) return 0;
-    int64_t cap = l->cap ? l->cap : 1024;
-    while (cap < l->len + extra) cap *= 2;
+    const int64_t cap = (l->len + extra + SV_FWD_GRAIN - 1) / SV_FWD_GRAIN * SV_FWD_GRAIN;
     int32_t *ni = realloc(l->idx, (size_t)cap * sizeof *ni);
     if (ni) l->idx = ni;
     double *nv = realloc(l->val, (size_t)cap * sizeof *nv);
@@ -269,21 +271,20 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     return 0;
 }
 
-/* Row tile t's sparse codes, rows in order, into its list: top-k merged
- * over the tasks' candidates, or each row's pieces gathered task by task and
- * panel by panel (that order is latent order). */
-static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
+/* Row tile t's sparse codes, rows in order, into the block's CSR from
+ * w->tile_at[t] on: top-k merged over the tasks' candidates, or each row's
+ * pieces gathered task by task and panel by panel (that order is latent
+ * order). */
+static void FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
 {
     const sv_sae *s = w->sae;
     const int64_t m = s->cfg.d_sae, k = s->cfg.k, G = w->groups;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
     const REAL *ds = w->dec_scale;
-    sv_fwd_list *out = &w->tiles[t];
-    out->len = 0;
+    struct { int32_t *idx; double *val; int64_t len; } o = {w->idx + w->tile_at[t], w->val + w->tile_at[t], 0}, *out = &o;
     if (sv_arch_has(s->cfg.arch, SV_AF_GROUPMAX)) {
         /* Each group's maximum over the tasks in latent order (strict >:
          * the lowest index of equal maxima), groups in latent order. */
-        if (FN(list_reserve)(out, rows * k)) return -1;
         for (int64_t i = 0; i < rows; i++) {
             int64_t a = 0;
             for (int64_t gr = 0; gr < k; gr++) {
@@ -299,11 +300,10 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
             out->len += a;
             w->rowcnt[t * SV_GEMM_ROWS + i] = a;
         }
-        return 0;
+        return;
     }
     if (sv_arch_has(s->cfg.arch, SV_AF_TOPK)) {
         const int absk = sv_arch_has(s->cfg.arch, SV_AF_SIGNED);
-        if (FN(list_reserve)(out, rows * k)) return -1;
         FN(pair) *c = (FN(pair) *)w->pairs + (int64_t)tid * G * k;
         for (int64_t i = 0; i < rows; i++) {
             int64_t n = 0;
@@ -333,11 +333,8 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
             out->len += a;
             w->rowcnt[t * SV_GEMM_ROWS + i] = a;
         }
-        return 0;
+        return;
     }
-    int64_t total = 0;
-    for (int64_t g = 0; g < G; g++) total += w->lists[t * G + g].len;
-    if (FN(list_reserve)(out, total)) return -1;
     int64_t *run = w->run + (int64_t)tid * np; /* next unread entry per panel */
     for (int64_t g = 0; g < G; g++) {
         const int64_t tg = t * G + g, *cnt = w->panel_cnt + tg * SV_GEMM_ROWS * np;
@@ -363,7 +360,6 @@ static int FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
         out->len += a;
         w->rowcnt[t * SV_GEMM_ROWS + i] = a;
     }
-    return 0;
 }
 
 /* Sparse decode of one row: only the active latents' rows of W_dec, in
@@ -443,17 +439,19 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
         const int64_t t = task / G, rows = n - t * SV_GEMM_ROWS < SV_GEMM_ROWS ? n - t * SV_GEMM_ROWS : SV_GEMM_ROWS;
         oom |= FN(task)(w, t, task % G, rows, omp_get_thread_num()) != 0;
     }
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) reduction(| : oom) if (nt > 1)
-    for (int64_t t = 0; t < nt; t++) {
-        const int64_t rows = n - t * SV_GEMM_ROWS < SV_GEMM_ROWS ? n - t * SV_GEMM_ROWS : SV_GEMM_ROWS;
-        oom |= FN(gather)(w, t, rows, omp_get_thread_num()) != 0;
-    }
     if (oom) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
-    w->rowptr[0] = 0;
-    for (int64_t r = 0; r < n; r++) w->rowptr[r + 1] = w->rowptr[r] + w->rowcnt[r];
-    const int64_t nnz = w->rowptr[n];
-    if (nnz > w->cap) {
-        int64_t cap = nnz + nnz / 4;
+    /* A tile's rows are consecutive, so its codes are one CSR segment,
+     * gathered straight into idx/val: top-k tiles at t x rows x k (room for
+     * k a row, then packed), the others' at their exact offsets. */
+    const int topk = sv_arch_has(s->cfg.arch, SV_AF_TOPK);
+    w->tile_at[0] = 0;
+    for (int64_t t = 0; t < nt; t++) {
+        int64_t len = 0;
+        for (int64_t g = 0; !topk && g < G; g++) len += w->lists[t * G + g].len;
+        w->tile_at[t + 1] = topk ? (t + 1) * SV_GEMM_ROWS * s->cfg.k : w->tile_at[t] + len;
+    }
+    if (w->tile_at[nt] > w->cap) { /* non-topk only: top-k's room is reserved at init */
+        const int64_t cap = (w->tile_at[nt] + SV_FWD_GRAIN - 1) / SV_FWD_GRAIN * SV_FWD_GRAIN;
         free(w->idx);
         free(w->val);
         w->idx = malloc((size_t)cap * sizeof *w->idx);
@@ -461,12 +459,17 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
         if (!w->idx || !w->val) { w->cap = 0; return sv_fail(SV_EINTERNAL, "out of memory in forward pass"); }
         w->cap = cap;
     }
-    /* A tile's rows are consecutive, so its list is one CSR segment. */
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (nt > 1)
     for (int64_t t = 0; t < nt; t++) {
-        const sv_fwd_list *l = &w->tiles[t];
-        const int64_t at = w->rowptr[t * SV_GEMM_ROWS];
-        memcpy(w->idx + at, l->idx, (size_t)l->len * sizeof *w->idx);
-        memcpy(w->val + at, l->val, (size_t)l->len * sizeof *w->val);
+        const int64_t rows = n - t * SV_GEMM_ROWS < SV_GEMM_ROWS ? n - t * SV_GEMM_ROWS : SV_GEMM_ROWS;
+        FN(gather)(w, t, rows, omp_get_thread_num());
+    }
+    w->rowptr[0] = 0;
+    for (int64_t r = 0; r < n; r++) w->rowptr[r + 1] = w->rowptr[r] + w->rowcnt[r];
+    for (int64_t t = 1; topk && t < nt; t++) { /* pack: a tile's start only moves down */
+        const int64_t at = w->rowptr[t * SV_GEMM_ROWS], len = w->rowptr[t + 1 < nt ? (t + 1) * SV_GEMM_ROWS : n] - at;
+        memmove(w->idx + at, w->idx + w->tile_at[t], (size_t)len * sizeof *w->idx);
+        memmove(w->val + at, w->val + w->tile_at[t], (size_t)len * sizeof *w->val);
     }
     const int norm = s->cfg.normalize != SV_NORM_NONE;
     const int64_t dout = sv_cfg_d_out(&s->cfg);

@@ -142,23 +142,37 @@ uint64_t sv_result_head_hash(const char *head, size_t n, cJSON **obj)
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block)
 {
     const uint64_t rs = precision == 64 ? 8 : 4, d = (uint64_t)c->d_in, m = (uint64_t)c->d_sae;
-    const uint64_t T = (uint64_t)sv_fwd_get_threads(), rows = (uint64_t)block;
-    const uint64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, G = T < np ? T : np;
-    const uint64_t tasks = (rows / SV_GEMM_ROWS) * G;
-    uint64_t weights = rs * (2 * d * m + 6 * m + d);
     const uint64_t o = (uint64_t)sv_cfg_d_out(c);
-    if (c->transcoder || c->skip) /* a transcoder's decoder, skip matrix, targets and wider reconstruction */
-        weights += rs * (o * (m + 1) + (c->skip ? o * d : 0)) + (4 + 8) * (uint64_t)block * o; /* an upper bound */
-    /* Per-thread pre-activation tiles, never a whole [rows][d_sae] block. */
-    uint64_t work = rs * T * SV_GEMM_ROWS * SV_GEMM_PANEL;
-    work += rs * rows * d + 8 * rows * (d + 6) + 4 * 8 * T * d; /* input, reconstruction, per-row scalars */
-    if (sv_arch_has(c->arch, SV_AF_TOPK))
-        work += tasks * SV_GEMM_ROWS * (2 * (uint64_t)c->k * (rs + 4) + rs + 8) + 2 * 12 * rows * (uint64_t)c->k; /* candidates, codes */
-    else
-        work += tasks * SV_GEMM_ROWS * np * 8 + 2 * 12 * rows * 64; /* counts; codes at L0 64 (they grow as needed) */
-    if (precision == 16) work += 4 * d * m + 4 * rows * d; /* rounded W_enc and input (bound: emulated keeps floats) */
-    uint64_t acc = 8 * (5 * m + 3) + 3 * 8 * m; /* counters, stamps, derived norms */
-    return weights + work + acc;
+    /* W_enc, W_dec, b_dec, W_skip, and up to three per-latent vectors (gated: b_gate, r_mag, b_mag) */
+    const uint64_t weights = rs * (d * m + m * o + o + 3 * m + (c->skip ? o * d : 0));
+    /* derived norms (sae.c); the slot's integer partials and last sequence per latent (run.c) */
+    const uint64_t acc = 3 * 8 * m + 8 * (uint64_t)sv_ints_len(c->d_sae) + 8 * m;
+    return weights + sv_fwd_mem_bytes(c, precision, block) + acc;
+}
+
+uint64_t sv_pass_mem_bytes(const sv_store *st, const sv_config *c, int64_t block, uint64_t *per_sae)
+{
+    /* run_pass: a work unit's rows (activations, evaluated copy, targets
+     * when a transcoder is in the pass: counted always), token ids,
+     * sequence and token of each row, the block's per-row quantities, the
+     * feature rows' offsets; the reduction tree's leaf, the result on rank
+     * 0 and up to two nodes per level (its binary counter and finished
+     * blocks), each of the dataset's sums plus SV_P_COUNT per SAE. */
+    const int64_t B = c->legacy_batch_sequences, n_units = (st->n_seq + B - 1) / B;
+    int64_t max_unit = 1, lg = 1;
+    for (int64_t u = 0; u < n_units; u++) {
+        const int64_t s1 = (u + 1) * B < st->n_seq ? (u + 1) * B : st->n_seq;
+        const int64_t w = st->seq_offsets[s1] - st->seq_offsets[u * B];
+        if (w > max_unit) max_unit = w;
+    }
+    while (((int64_t)1 << lg) < n_units) lg++;
+    const uint64_t levels = 2 + 2 * (uint64_t)(lg + 1);
+    const uint64_t D = (uint64_t)st->d_in + 1 + (st->d_out > 0 ? (uint64_t)st->d_out + 1 : 0);
+    const uint64_t rows = (uint64_t)max_unit;
+    *per_sae = 8 * SV_P_COUNT * levels;
+    return 2 * 4 * rows * ((uint64_t)st->d_in + (uint64_t)(st->d_out > 0 ? st->d_out : 0)) + 3 * 8 * rows +
+           8 * (uint64_t)block * 6 + (c->top_examples > 0 ? 8 * (rows + 1) : 0) + 8 * (uint64_t)n_units +
+           8 * D * levels;
 }
 
 uint64_t sv_plan_sae_bytes(const sv_plan *pl, int i, int precision, int64_t block)
@@ -170,11 +184,15 @@ uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
 {
     /* gram_pass in geometry.c: a normalized copy of W [d_sae][d_in], one
      * 1024-row block of the Gram matrix [1024][d_sae], per-thread row and
-     * column maxima, block sums; plus the two per-latent results. */
+     * column maxima with their arguments, the MAXLOC send and receive
+     * buffers ({double, int} each), block sums (three of them), row sums,
+     * and a few kilobytes of histograms and top pairs. (The per-latent
+     * results stay with the run: plan resident_bytes.) */
     const uint64_t rs = precision == 64 ? 8 : 4, m = (uint64_t)c->d_sae, B = 1024;
     const uint64_t d = (uint64_t)(sv_cfg_d_out(c) > c->d_in ? sv_cfg_d_out(c) : c->d_in); /* W_enc or W_dec rows */
     const uint64_t T = (uint64_t)sv_fwd_get_threads();
-    return rs * m * d + rs * B * m + 2 * 8 * T * m + 2 * 8 * ((m + B - 1) / B) * 2 + 2 * 8 * B + 2 * 8 * m;
+    return rs * m * d + rs * B * m + 4 * 8 * T * m + 2 * 16 * m + 3 * 8 * ((m + B - 1) / B) * 2 + 2 * 8 * B +
+           (64u << 10) * (T + 1);
 }
 
 static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);
@@ -435,16 +453,35 @@ static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm)
     for (int i = 0; i < ns; i++)
         if (!pl->sae_err[i])
             pl->feat_bytes[i] = sv_featpass_mem(c->top_examples, c->ctx_before, c->ctx_after, maxT, pl->cfg[i].d_sae, P);
-    for (int i = 0; i < ns; i++) {
-        /* The geometry of an SAE is computed while it is loaded, so both must fit. */
-        const uint64_t g = c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0;
-        while (!pl->sae_err[i] && block > SV_GEMM_ROWS &&
-               sv_plan_sae_bytes(pl, i, c->precision, block) + g > pl->budget)
-            block -= SV_GEMM_ROWS;
+    /* The geometry results of every SAE stay until the end of the run
+     * (each SAE's pairs of later datasets write them). */
+    pl->resident_bytes = 0;
+    for (int i = 0; i < ns && c->geometry; i++)
+        if (!pl->sae_err[i]) pl->resident_bytes += 3 * 8 * (uint64_t)pl->cfg[i].d_sae;
+    pl->ds_pass_bytes = sv_calloc((size_t)nd + 1, sizeof *pl->ds_pass_bytes);
+    if (!pl->ds_pass_bytes) return SV_EINTERNAL;
+    /* A pass's base: its own buffers, the downstream model's, the resident results. */
+    uint64_t base = 0;
+    for (int pass_block = 0; pass_block < 2; pass_block++) { /* at the config's block, then at the one chosen */
+        base = 0;
+        for (int j = 0; j < nd; j++) {
+            uint64_t per_sae = 0;
+            if (pl->ds_err[j]) continue;
+            pl->ds_pass_bytes[j] = sv_pass_mem_bytes(&pl->stores[j], c, block, &per_sae) + pl->resident_bytes;
+            if (pass_block) pl->ds_stream_bytes[j] += per_sae;
+            if (pl->ds_pass_bytes[j] + pl->ds_model_bytes[j] > base) base = pl->ds_pass_bytes[j] + pl->ds_model_bytes[j];
+        }
+        for (int i = 0; i < ns && !pass_block; i++) {
+            /* The geometry of an SAE is computed while it is loaded, so both must fit. */
+            const uint64_t g = c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0;
+            while (!pl->sae_err[i] && block > SV_GEMM_ROWS &&
+                   base + sv_plan_sae_bytes(pl, i, c->precision, block) + g > pl->budget)
+                block -= SV_GEMM_ROWS;
+        }
     }
     for (int i = 0; i < ns; i++) { /* what no budget can go below */
         if (pl->sae_err[i]) continue;
-        uint64_t f = sv_plan_sae_bytes(pl, i, c->precision, block) +
+        uint64_t f = base + sv_plan_sae_bytes(pl, i, c->precision, block) +
                      (c->geometry ? sv_geometry_mem_bytes(&pl->cfg[i], c->precision) : 0);
         if (f > pl->floor_bytes) { pl->floor_bytes = f; pl->floor_sae = i; }
     }
@@ -485,7 +522,8 @@ void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass
     for (int j = 0; j < nd; j++) {
         /* A downstream model is loaded once per pass: its weights and fixed
          * workspace start every pass, each SAE adds its streams. */
-        uint64_t used = pl->ds_model_bytes[j], geo = 0;
+        const uint64_t base = pl->ds_model_bytes[j] + (pl->ds_pass_bytes ? pl->ds_pass_bytes[j] : 0);
+        uint64_t used = base, geo = 0;
         int in = 0;
         n_pass[j] = 0;
         if (max_pass_bytes) max_pass_bytes[j] = 0;
@@ -497,7 +535,7 @@ void sv_plan_pack(const sv_plan *pl, int precision, const int *todo, int *n_pass
             for (int jj = 0; jj < j && first; jj++) first = !todo[i * nd + jj];
             uint64_t g = pl->geometry && first ? sv_geometry_mem_bytes(&pl->cfg[i], precision) : 0;
             uint64_t g2 = g > geo ? g : geo;
-            if (in > 0 && used + b + g2 > pl->budget) { used = pl->ds_model_bytes[j]; in = 0; geo = 0; g2 = g; }
+            if (in > 0 && used + b + g2 > pl->budget) { used = base; in = 0; geo = 0; g2 = g; }
             if (in == 0) n_pass[j]++;
             used += b;
             geo = g2;
@@ -520,7 +558,7 @@ void sv_plan_free(sv_plan *pl)
     }
     for (int p = 0; pl->pair_err && p < pl->n_saes * pl->n_ds; p++) free(pl->pair_err[p]);
     free(pl->ids); free(pl->cfg); free(pl->sae_err); free(pl->sae_hash); free(pl->stores);
-    free(pl->ds_err); free(pl->ds_hash); free(pl->ds_model_bytes); free(pl->ds_stream_bytes); free(pl->pair_err); free(pl->pair_hash);
+    free(pl->ds_err); free(pl->ds_hash); free(pl->ds_model_bytes); free(pl->ds_stream_bytes); free(pl->ds_pass_bytes); free(pl->pair_err); free(pl->pair_hash);
     free(pl->in_shard); free(pl->todo); free(pl->n_pass); free(pl->pass_of);
     free(pl->shard_of); free(pl->cost); free(pl->feat_bytes);
     memset(pl, 0, sizeof *pl);

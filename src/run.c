@@ -744,8 +744,34 @@ static void announce(sv_runner *r)
     }
 }
 
+/* After a pass: the forward buffers each SAE reached against what the
+ * plan counted for them (forward.h: a non-topk SAE's codes at
+ * SV_FWD_PLAN_L0 per row); an SAE whose codes outgrew that made the pass
+ * exceed the budget by the difference, and is named on stderr. */
+static void check_fwd_bytes(sv_runner *r, int n)
+{
+    uint64_t held = 0, planned = 0;
+    for (int k = 0; k < n; k++) {
+        const sv_fwd *w = &r->slots[k].fwd;
+        if (!w->sae) continue;
+        const uint64_t b = sv_fwd_bytes(w), e = sv_fwd_mem_bytes(&w->sae->cfg, r->cfg.precision, w->max_rows);
+        held += b;
+        planned += e;
+        if (b > e) {
+            fprintf(stderr, "saeval: warning: rank %d: SAE %s: forward buffers %.1f MB, %.1f MB more than the memory "
+                    "plan counts (its L0 exceeds %d per row in some block): that pass exceeded memory_budget_mb by as "
+                    "much\n", r->rank, r->slots[k].id, (double)b / (1 << 20), (double)(b - e) / (1 << 20), SV_FWD_PLAN_L0);
+            fflush(stderr);
+        }
+    }
+    if (r->log && n > 0)
+        fprintf(r->log, "forward buffers of the pass on rank 0: %.1f MB, planned %.1f MB\n", (double)held / (1 << 20),
+                (double)planned / (1 << 20));
+}
+
 static void free_slots(sv_runner *r, int n)
 {
+    check_fwd_bytes(r, n);
     for (int k = 0; k < n; k++) {
         sv_fwd_free(&r->slots[k].fwd);
         sv_sae_free(&r->slots[k].sae);
@@ -837,7 +863,12 @@ static int all_fit(const sv_runner *r)
         if (g > geo) geo = g;
         n++;
     }
-    return n > 0 && used + geo <= pl->budget;
+    uint64_t base = 0; /* the largest pass's own buffers (and downstream model) */
+    for (int j = 0; j < nd; j++) {
+        const uint64_t b = pl->ds_pass_bytes[j] + pl->ds_model_bytes[j] + (uint64_t)n * pl->ds_stream_bytes[j];
+        if (b > base) base = b;
+    }
+    return n > 0 && base + used + geo <= pl->budget;
 }
 
 /* Step 3, when all SAEs fit: load once, then one pass per dataset over the

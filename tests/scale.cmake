@@ -14,3 +14,6 @@ add_test(NAME scale_weights_once
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/scale_weights.sh $<TARGET_FILE:saeval> ${SV_MPIEXEC} "${SV_MPI_FLAGS_SH}"
                  ${SV_DEMO}/config.json ${CMAKE_CURRENT_BINARY_DIR}/scale_weights)
 set_tests_properties(scale_weights_once PROPERTIES FIXTURES_REQUIRED demo_data)
+# The forward pass's buffers against the plan's count, measured by glibc.
+sv_test_exe(test_fwdmem test_fwdmem.c)
+add_test(NAME scale_fwd_mem COMMAND test_fwdmem)

@@ -14,8 +14,7 @@
 
 /* Encoder tiles: SV_GEMM_ROWS x SV_GEMM_PANEL (gemm.h). */
 
-/* Active latents of one row tile, rows in order (each row's latents
- * ascending): a growable list per tile. */
+/* Active latents of one task (non-topk activations): a growable list. */
 typedef struct {
     int32_t *idx;
     double *val;
@@ -45,7 +44,7 @@ typedef struct {
     int64_t *panel_cnt;   /* non-topk: [tasks][SV_GEMM_ROWS][panels] entries per row and panel */
     void *pairs;     /* topk: [threads][groups * k] (latent, value) candidates */
     int64_t *run;    /* non-topk: [threads][panels] gather cursors */
-    sv_fwd_list *tiles;   /* [max_rows / SV_GEMM_ROWS] */
+    int64_t *tile_at; /* [max_rows / SV_GEMM_ROWS + 1] where each row tile's codes start in idx/val */
     int64_t *rowcnt; /* [max_rows] active latents per row */
     /* Outputs of the last sv_fwd_run: */
     double *xhat;    /* [max_rows][d_out] final reconstruction (original space; d_out = d_in but for
@@ -53,11 +52,30 @@ typedef struct {
     int64_t *rowptr; /* [max_rows+1] CSR over active latents */
     int32_t *idx;    /* active latent indices, ascending within a row */
     double *val;     /* their activations f_j */
-    int64_t cap;     /* capacity of idx/val */
+    int64_t cap;     /* capacity of idx/val: max_rows x k with top-k (never grows), else grown as needed */
     int threads;     /* sv_fwd_threads at init: sizes the per-thread scratch */
 } sv_fwd;
 
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows);
+/* The sparse codes of a block exist twice at most: the tasks' lists
+ * (non-topk) and the block's CSR idx/val, each sized to what the block
+ * needs (in SV_FWD_GRAIN entries) and reused by later blocks. Top-k
+ * architectures have at most k codes per row, known before the pass: the
+ * CSR is reserved at init and never grows. The others' L0 is known only
+ * as they run: the plan counts their codes at a mean of SV_FWD_PLAN_L0
+ * per row of a row tile, and the runner compares what each SAE's buffers
+ * reached with that count after every pass (run.log, and a warning when
+ * exceeded). */
+#define SV_FWD_PLAN_L0 256
+#define SV_FWD_GRAIN 4096
+/* Bytes sv_fwd_init and sv_fwd_run hold for an SAE of config c with
+ * blocks of max_rows rows at the current thread count (precision 16, 32
+ * or 64, as the config's), at most: exactly bounded for top-k
+ * architectures, and while a row tile's mean L0 stays <= SV_FWD_PLAN_L0
+ * for the others. */
+uint64_t sv_fwd_mem_bytes(const sv_sae_cfg *c, int precision, int64_t max_rows);
+/* Bytes the forward holds now (its buffers' allocated sizes). */
+uint64_t sv_fwd_bytes(const sv_fwd *w);
 /* x: [n][d_in] float32 activations as read from the store, n <= max_rows. */
 sv_rc sv_fwd_run(sv_fwd *w, const float *x, int64_t n);
 void sv_fwd_free(sv_fwd *w);

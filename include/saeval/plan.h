@@ -37,7 +37,9 @@ typedef struct {
     int64_t block_rows;
     int *n_pass;           /* [n_ds] */
     uint64_t *ds_model_bytes;  /* [n_ds] downstream model: weights + fixed workspace (0: no model) */
-    uint64_t *ds_stream_bytes; /* [n_ds] its workspace per SAE of a pass */
+    uint64_t *ds_stream_bytes; /* [n_ds] its workspace per SAE of a pass, and the SAE's share of the reduction */
+    uint64_t *ds_pass_bytes;   /* [n_ds] a pass's own buffers (sv_pass_mem_bytes) */
+    uint64_t resident_bytes;   /* held for the whole run: the geometry results of every SAE */
     int *pass_of;          /* [pair]: 1-based pass of a todo pair, 0 otherwise */
     uint64_t *feat_bytes;  /* [n_saes] feature data during a pass (top_examples; sv_featpass_mem) */
 } sv_plan;
@@ -51,6 +53,11 @@ void sv_plan_free(sv_plan *pl);
 /* Bytes an SAE needs while it is evaluated with blocks of `block` rows at
  * the current thread count: weights, encoder workspace, accumulators. */
 uint64_t sv_sae_mem_bytes(const sv_sae_cfg *c, int precision, int64_t block);
+
+/* Bytes a pass over store st holds besides its SAEs (run.c run_pass: a
+ * work unit's rows, per-row scratch, the reduction tree); *per_sae: what
+ * each SAE of the pass adds to the reduction. */
+uint64_t sv_pass_mem_bytes(const sv_store *st, const sv_config *c, int64_t block, uint64_t *per_sae);
 
 /* sv_sae_mem_bytes plus the SAE's feature data (top_examples): what the
  * plan counts for SAE i in a pass. */
