@@ -80,8 +80,10 @@ typedef struct {
 /* Observe rows [r0, r1) of R (as sv_feat_observe), and when an example
  * enters a top list or a sample set, copy its context window's values from
  * R at that moment (window_width > 0): every row of the examples' sequences
- * must be in R. */
-void sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1);
+ * must be in R. Latent by latent (R's entries sorted by latent for the
+ * call: 4 d_sae + 8 bytes per entry of R, freed on return); fails only
+ * without that memory. */
+sv_rc sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1);
 /* Evaluated tokens seen (once per token, not per latent). */
 void sv_feat_add_tokens(sv_feat *f, int64_t n);
 
