@@ -294,8 +294,7 @@ sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_win
         for (size_t g = 0; g < I; g++) {
             double lo, hi;
             int64_t count;
-            sv_feat_ex ex[255];
-            (void)sv_feat_interval(f, j, (int)g, &lo, &hi, &count, ex);
+            (void)sv_feat_interval(f, j, (int)g, &lo, &hi, &count, NULL);
             ((double *)buf[D_ILO])[(size_t)l * I + g] = lo;
             ((double *)buf[D_IHI])[(size_t)l * I + g] = hi;
             ((int64_t *)buf[D_ICNT])[(size_t)l * I + g] = count;

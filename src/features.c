@@ -734,11 +734,29 @@ static int cmp_best(const void *a, const void *b)
     return (x->token > y->token) - (x->token < y->token);
 }
 
+/* value descending, then token ascending: a total order, so any sort
+ * gives the same result; insertion sort for the short lists (no calls) */
+static int better(const sv_feat_ex *x, const sv_feat_ex *y)
+{
+    return x->value > y->value || (x->value == y->value && x->token < y->token);
+}
+
+static void sort_best(sv_feat_ex *a, int n)
+{
+    if (n > 64) { qsort(a, (size_t)n, sizeof *a, cmp_best); return; }
+    for (int i = 1; i < n; i++) {
+        sv_feat_ex x = a[i];
+        int k = i;
+        for (; k > 0 && better(&x, &a[k - 1]); k--) a[k] = a[k - 1];
+        a[k] = x;
+    }
+}
+
 int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out)
 {
     int n = f->hot[j].ntop;
     memcpy(out, f->top + (size_t)j * f->p.top_n, (size_t)n * sizeof *out);
-    qsort(out, (size_t)n, sizeof *out, cmp_best);
+    sort_best(out, n);
     return n;
 }
 
@@ -768,6 +786,10 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
     *lo = b0 * w;
     *hi = b1 * w;
     size_t F = (size_t)f->p.grid_bins;
+    if (!out) { /* the count alone */
+        for (int b = b0; b < b1; b++) *count += f->bins[j * F + b].cnt;
+        return 0;
+    }
     /* the K lowest keys among the bins' own lowest-K sets */
     sv_feat_ex best[255];
     int m = 0;
@@ -777,7 +799,7 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
         const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
         for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, NULL, m, K, &s[k], NULL, worse_smp);
     }
-    qsort(best, (size_t)m, sizeof *best, cmp_best);
+    sort_best(best, m);
     memcpy(out, best, (size_t)m * sizeof *out);
     return m;
 }
@@ -866,13 +888,26 @@ sv_rc sv_feat_windows_new(sv_feat_windows *w, const sv_feat *f, int64_t j0, int6
     w->by_start = sv_malloc((size_t)(n ? n : 1) * sizeof *w->by_start);
     if (!w->values || !w->ids || !w->by_start) { sv_feat_windows_free(w); return SV_EINTERNAL; }
     for (int64_t i = 0; i < n * W; i++) w->ids[i] = -1;
-    /* window indices by (start, index), for the fill lookups */
-    int64_t *pairs = sv_malloc((size_t)(n ? n : 1) * 2 * sizeof *pairs);
-    if (!pairs) { sv_feat_windows_free(w); return SV_EINTERNAL; }
-    for (int64_t i = 0; i < n; i++) { pairs[2 * i] = w->win[i].start; pairs[2 * i + 1] = i; }
-    qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_pair);
-    for (int64_t i = 0; i < n; i++) w->by_start[i] = pairs[2 * i + 1];
-    free(pairs);
+    /* window indices by (start, index), for the fill lookups: a stable LSD
+     * radix sort of the indices by start (11-bit digits, only as many as the
+     * largest start needs) */
+    int64_t *tmp = sv_malloc((size_t)(n ? n : 1) * sizeof *tmp);
+    if (!tmp) { sv_feat_windows_free(w); return SV_EINTERNAL; }
+    int64_t smax = 0;
+    for (int64_t i = 0; i < n; i++) {
+        w->by_start[i] = i;
+        if (w->win[i].start > smax) smax = w->win[i].start;
+    }
+    int64_t *a = w->by_start, *b = tmp;
+    for (int sh = 0; sh < 64 && (smax >> sh) > 0; sh += 11) {
+        int64_t c[2049] = {0};
+        for (int64_t i = 0; i < n; i++) c[((w->win[a[i]].start >> sh) & 2047) + 1]++;
+        for (int k = 0; k < 2048; k++) c[k + 1] += c[k];
+        for (int64_t i = 0; i < n; i++) b[c[(w->win[a[i]].start >> sh) & 2047]++] = a[i];
+        int64_t *t = a; a = b; b = t;
+    }
+    if (a != w->by_start) memcpy(w->by_start, a, (size_t)n * sizeof *a);
+    free(tmp);
     return SV_OK;
 }
 

@@ -117,7 +117,7 @@ int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out);
 int sv_feat_hist(const sv_feat *f, int64_t j, double *width, int64_t *counts);
 /* Interval i (0 <= i < n_intervals) of latent j: [*lo, *hi), *count
  * nonzero activations in it; samples (value descending, token ascending)
- * written to out (<= interval_k), returns their number. Grid bins are split
+ * written to out (<= interval_k), returns their number (out NULL: none, 0). Grid bins are split
  * over intervals as evenly as possible: interval i holds bins
  * [floor(i c / n), floor((i+1) c / n)). */
 int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi, int64_t *count,
