@@ -91,13 +91,15 @@ void sv_feat_add_tokens(sv_feat *f, int64_t n);
  * what both saw, so any merge tree gives the same state. */
 sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src);
 
-/* Flat byte image for MPI: pack, send, unpack-and-merge. */
+/* Flat byte image for MPI: pack, send, unpack-and-merge. It holds only the
+ * entries and windows in use, so its size depends on the state. */
 size_t sv_feat_pack_size(const sv_feat *f);
 void sv_feat_pack(const sv_feat *f, void *buf);
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n);
 
 /* Collective: every rank's accumulator merged into rank 0's (a binomial
- * tree of packed images of latent ranges, about 64 MiB each; the result
+ * tree of packed images of latent ranges, at most about 64 MiB each, each
+ * preceded by its size; the result
  * does not depend on the tree). Other ranks' accumulators are left as they
  * were. Extra memory: sv_feat_reduce_mem on ranks with more than one rank. */
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm);
