@@ -157,6 +157,8 @@ struct sv_featfile_writer {
     char *path, *tmp;
     sv_feat_params p;
     int64_t W;
+    void *buf[ND];     /* each dataset's rows of a latent chunk, kept from one put to */
+    int64_t buf_nl;    /* the next (fresh pages for every chunk cost more than the writing) */
 };
 
 static void close_all(sv_featfile_writer *w)
@@ -171,6 +173,7 @@ void sv_featfile_abort(sv_featfile_writer *w)
     if (!w) return;
     close_all(w);
     if (w->tmp) remove(w->tmp);
+    for (int i = 0; i < ND; i++) free(w->buf[i]);
     free(w->path);
     free(w->tmp);
     free(w);
@@ -265,16 +268,19 @@ sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_win
     const sv_feat_params *p = &w->p;
     int64_t j0 = win->j0, nl = win->j1 - win->j0, W = w->W;
     if (win->width != W) return sv_fail(SV_EINTERNAL, "%s: windows of width %" PRId64 ", file of %" PRId64, w->path, win->width, W);
-    void *buf[ND];
-    int ok = 1;
-    for (int i = 0; i < ND; i++) {
-        buf[i] = calloc((size_t)(nl ? nl : 1) * per_latent_elems(p, W, dsets[i].ext), type_size(dsets[i].type));
-        if (!buf[i]) ok = 0;
+    void **buf = w->buf;
+    if (nl > w->buf_nl) {
+        int ok = 1;
+        for (int i = 0; i < ND; i++) {
+            free(buf[i]);
+            buf[i] = malloc((size_t)(nl ? nl : 1) * per_latent_elems(p, W, dsets[i].ext) * type_size(dsets[i].type));
+            if (!buf[i]) ok = 0;
+        }
+        w->buf_nl = ok ? nl : 0;
+        if (!ok) return sv_fail(SV_EINTERNAL, "out of memory writing %s", w->path);
     }
-    if (!ok) {
-        for (int i = 0; i < ND; i++) free(buf[i]);
-        return sv_fail(SV_EINTERNAL, "out of memory writing %s", w->path);
-    }
+    for (int i = 0; i < ND; i++)
+        memset(buf[i], 0, (size_t)nl * per_latent_elems(p, W, dsets[i].ext) * type_size(dsets[i].type));
     size_t N = (size_t)p->top_n, I = (size_t)p->n_intervals, K = (size_t)p->interval_k;
     int64_t *ttok = buf[D_TTOK], *tstart = buf[D_TSTART], *itok = buf[D_ITOK], *istart = buf[D_ISTART];
     int32_t *tlen = buf[D_TLEN], *ilen = buf[D_ILEN], *tids = buf[D_TIDS], *iids = buf[D_IIDS];
@@ -294,8 +300,7 @@ sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_win
         for (size_t g = 0; g < I; g++) {
             double lo, hi;
             int64_t count;
-            sv_feat_ex ex[255];
-            (void)sv_feat_interval(f, j, (int)g, &lo, &hi, &count, ex);
+            (void)sv_feat_interval(f, j, (int)g, &lo, &hi, &count, NULL);
             ((double *)buf[D_ILO])[(size_t)l * I + g] = lo;
             ((double *)buf[D_IHI])[(size_t)l * I + g] = hi;
             ((int64_t *)buf[D_ICNT])[(size_t)l * I + g] = count;
@@ -329,7 +334,6 @@ sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_win
         e = write_rows(w, i, j0, nl, buf[i]);
         if (e < 0) bad = i;
     }
-    for (int i = 0; i < ND; i++) free(buf[i]);
     if (e < 0) return sv_fail(SV_EINTERNAL, "%s: %s: write failed (HDF5 error)", w->tmp, dsets[bad].name);
     return SV_OK;
 }

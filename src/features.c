@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define NOEXP INT32_MIN
-#define PACK_MAGIC 0x32544146564153ull /* "SAVFAT2" */
+#define PACK_MAGIC 0x33544146564153ull /* "SAVFAT3" */
 
 typedef struct {      /* 32 bytes: one cache line holds two */
     int64_t nz;       /* nonzero activations */
@@ -45,6 +45,8 @@ struct sv_feat {
     uint16_t *tslot;  /* [d x N] slot of each top heap position */
     uint16_t *sslot;  /* [d x F x K] slot of each sample heap position */
     float *tmpw;      /* scratch: [W] unused + [W] new entry + [2K x W] regrid */
+    int packed;       /* a view of a packed image: each latent's entries (and
+                       * windows) follow the previous latent's, without gaps */
 };
 
 /* The window of heap position k of the heap starting at base (slot NULL:
@@ -328,61 +330,37 @@ static void set_grid(hot_t *h, int F, int e)
     h->scale = ldexp((double)F, -e);
 }
 
-/* First index in [lo, hi) with a[i] >= key (a ascending), without
- * unpredictable branches. */
-static int64_t lower_i64(const int64_t *a, int64_t lo, int64_t hi, int64_t key)
-{
-    int64_t n = hi - lo;
-    const int64_t *b = a + lo;
-    while (n > 1) {
-        int64_t half = n / 2;
-        b = b[half - 1] < key ? b + half : b;
-        n -= half;
-    }
-    return (b - a) + (n == 1 && *b < key);
-}
+/* Where a firing's window is read from: latent j's column of rows R
+ * (entries lo..hi of rows crow, values cval, tokens ascending), the firing
+ * at position p. NULL: no rows (sv_feat_observe), zeros. */
+typedef struct {
+    const sv_feat_rows *R;
+    const int32_t *crow;
+    const float *cval;
+    int64_t lo, hi, p;
+} col_src;
 
-static int64_t lower_i32(const int32_t *a, int64_t lo, int64_t hi, int32_t key)
+/* The window into out (W floats): the latent's value on each token of
+ * [start, start + len), 0 where a token has no entry: the column's
+ * neighbours of the firing, as far as the window reaches. */
+static void capture(const sv_feat *f, const col_src *c, float *out)
 {
-    int64_t n = hi - lo;
-    const int32_t *b = a + lo;
-    while (n > 1) {
-        int64_t half = n / 2;
-        b = b[half - 1] < key ? b + half : b;
-        n -= half;
-    }
-    return (b - a) + (n == 1 && *b < key);
-}
-
-/* Window of the example at row r of R into out (W floats): the latent's
- * value on each token of [start, start + len), 0 where a token has no row. */
-static void capture(const sv_feat *f, const sv_feat_rows *R, int64_t r, int64_t j, float *out)
-{
-    const sv_feat_params *p = &f->p;
+    const sv_feat_params *pr = &f->p;
     const int64_t W = (int64_t)f->W;
-    if (!R) { /* no rows given (sv_feat_observe): zeros */
-        for (int64_t c = 0; c < W; c++) out[c] = 0;
-        return;
-    }
-    const int64_t t = R->token[r], s0 = R->seq_off[R->seq[r]], s1 = R->seq_off[R->seq[r] + 1];
-    int64_t st = p->ctx_before < 0 ? s0 : (t - p->ctx_before > s0 ? t - p->ctx_before : s0);
-    int64_t en = p->ctx_before < 0 ? s1 : (t + p->ctx_after + 1 < s1 ? t + p->ctx_after + 1 : s1);
+    for (int64_t k = 0; k < W; k++) out[k] = 0;
+    if (!c) return;
+    const sv_feat_rows *R = c->R;
+    const int32_t *crow = c->crow;
+    const int64_t r = crow[c->p], t = R->token[r], s0 = R->seq_off[R->seq[r]], s1 = R->seq_off[R->seq[r] + 1];
+    int64_t st = pr->ctx_before < 0 ? s0 : (t - pr->ctx_before > s0 ? t - pr->ctx_before : s0);
+    int64_t en = pr->ctx_before < 0 ? s1 : (t + pr->ctx_after + 1 < s1 ? t + pr->ctx_after + 1 : s1);
     if (en - st > W) en = st + W; /* W covers the longest sequence: not reached */
-    /* rows hold distinct ascending tokens: the window's first row is within t - st rows before r */
-    int64_t q = lower_i64(R->token, r - (t - st) > 0 ? r - (t - st) : 0, r + 1, st);
-    for (int64_t c = 0; c < W; c++) {
-        float v = 0;
-        if (q < R->rows && R->token[q] == st + c && st + c < en) {
-            int64_t a = lower_i32(R->idx, R->rowptr[q], R->rowptr[q + 1], (int32_t)j); /* latents ascending */
-            if (a < R->rowptr[q + 1] && R->idx[a] == j) v = R->val[a];
-            q++;
-        }
-        out[c] = v;
-    }
+    for (int64_t q = c->p; q >= c->lo && R->token[crow[q]] >= st; q--) out[R->token[crow[q]] - st] = c->cval[q];
+    for (int64_t q = c->p + 1; q < c->hi && R->token[crow[q]] < en; q++) out[R->token[crow[q]] - st] = c->cval[q];
 }
 
-/* One firing; R/r: where its window is read from (R NULL: no windows). */
-static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat_rows *R, int64_t r)
+/* One firing; c: where its window is read from (NULL: zeros). */
+static void observe(sv_feat *f, int64_t j, int64_t token, float v, const col_src *c)
 {
     if (!(v > 0) || !isfinite(v)) return;
     hot_t *h = &f->hot[j];
@@ -395,7 +373,7 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
         if (W) {
             heapw x = {f->topw + j * N * W, W, f->tslot + j * N};
             float *dst = next_slot(&x, h->ntop, (int)N);
-            capture(f, R, r, j, dst);
+            capture(f, c, dst);
             have = dst;
         }
         top_offer(f, j, &e, NULL);
@@ -422,19 +400,52 @@ static void observe(sv_feat *f, int64_t j, int64_t token, float v, const sv_feat
                 heapw x = {pool, W, slot};
                 float *dst = next_slot(&x, (int)bn->n, (int)K);
                 if (have) memcpy(dst, have, W * sizeof(float));
-                else capture(f, R, r, j, dst);
+                else capture(f, c, dst);
             }
             smp_offer(bn, hp, pool, slot, W, (int)K, &e, NULL);
         }
     }
 }
 
-void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v) { observe(f, j, token, v, NULL, 0); }
+void sv_feat_observe(sv_feat *f, int64_t j, int64_t token, float v) { observe(f, j, token, v, NULL); }
 
-void sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1)
+/* Rows [r0, r1) latent by latent: a stable counting sort of R's entries by
+ * latent gives each latent's firings in token order (its column), so the
+ * per-latent state is visited in address order, a few firings at a time,
+ * and a window is read from the column. The state does not depend on the
+ * order firings arrive in, so this is the same as row by row. Scratch: 4 d
+ * + 8 per entry of R bytes, for the call (without it: row by row). */
+sv_rc sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1)
 {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t q = R->rowptr[r]; q < R->rowptr[r + 1]; q++) observe(f, R->idx[q], R->token[r], R->val[q], R, r);
+    if (r0 >= r1) return SV_OK;
+    const int64_t d = f->p.d_sae, e0 = R->rowptr[0], ne = R->rowptr[R->rows] - e0;
+    if (ne > INT32_MAX || R->rows > INT32_MAX) return sv_fail(SV_EINTERNAL, "features: %lld entries in one call", (long long)ne);
+    int32_t *cnt = sv_calloc((size_t)d + 1, sizeof *cnt);
+    int32_t *crow = sv_malloc((size_t)(ne ? ne : 1) * sizeof *crow);
+    float *cval = sv_malloc((size_t)(ne ? ne : 1) * sizeof *cval);
+    if (!cnt || !crow || !cval) {
+        free(cnt); free(crow); free(cval);
+        return sv_fail(SV_EINTERNAL, "out of memory for the feature rows' columns");
+    }
+    for (int64_t q = 0; q < ne; q++) cnt[R->idx[e0 + q] + 1]++;
+    for (int64_t j = 0; j < d; j++) cnt[j + 1] += cnt[j]; /* cnt[j]: start of column j */
+    for (int64_t r = 0; r < R->rows; r++)
+        for (int64_t q = R->rowptr[r]; q < R->rowptr[r + 1]; q++) {
+            int32_t at = cnt[R->idx[q]]++;
+            crow[at] = (int32_t)r;
+            cval[at] = R->val[q];
+        }
+    /* now cnt[j] is the end of column j */
+    col_src c = {R, crow, cval, 0, 0, 0};
+    for (int64_t j = 0; j < d; c.lo = cnt[j++]) {
+        c.hi = cnt[j];
+        for (c.p = c.lo; c.p < c.hi; c.p++)
+            if (crow[c.p] >= r0 && crow[c.p] < r1) observe(f, j, R->token[crow[c.p]], cval[c.p], &c);
+    }
+    free(cnt);
+    free(crow);
+    free(cval);
+    return SV_OK;
 }
 
 void sv_feat_observe_tile(sv_feat *f, int64_t token0, int64_t rows, int64_t j0, int64_t ncols,
@@ -476,26 +487,35 @@ static sv_rc merge_view(sv_feat *dst, const sv_feat *src, int64_t j0, int64_t n)
     float *smpw = W ? sv_malloc(F * (K ? K : 1) * W * sizeof *smpw) : NULL; /* src's windows, regridded */
     uint16_t *slot = W ? sv_malloc(F * (K ? K : 1) * sizeof *slot) : NULL;
     if (!bins || !smp || (W && (!smpw || !slot))) { free(bins); free(smp); free(smpw); free(slot); return SV_EINTERNAL; }
+    size_t to = 0, so = 0; /* packed: where latent l's top entries and samples start */
     for (int64_t l = 0; l < n; l++) {
         const int64_t j = j0 + l;
         const hot_t *hs = &src->hot[l];
         hot_t *hd = &dst->hot[j];
-        if (hs->nz == 0) continue;
+        if (hs->nz == 0) { /* nothing (a packed view's offsets still move past any entries) */
+            to += (size_t)hs->ntop;
+            for (size_t b = 0; b < F; b++) so += src->bins[l * F + b].n;
+            continue;
+        }
         hd->nz += hs->nz;
         if (hs->maxv > hd->maxv) hd->maxv = hs->maxv;
+        const size_t tb = src->packed ? to : (size_t)l * N; /* first top entry */
         for (int32_t k = 0; k < hs->ntop; k++)
-            top_offer(dst, j, &src->top[(size_t)l * N + k], W ? winp(src->topw, src->tslot, (size_t)l * N, (size_t)k, W) : NULL);
+            top_offer(dst, j, &src->top[tb + k], W ? winp(src->topw, src->tslot, tb, (size_t)k, W) : NULL);
+        to += (size_t)hs->ntop;
 
         /* both grids at the larger exponent, then bins add */
         int es = hs->ex, ed = hd->ex;
         memcpy(bins, src->bins + l * F, F * sizeof *bins);
-        if (K) memcpy(smp, src->smp + l * F * K, F * K * sizeof *smp);
-        if (K && W) /* in position order: slot k at position k */
-            for (size_t b = 0; b < F; b++)
-                for (size_t k = 0; k < bins[b].n; k++) {
-                    slot[b * K + k] = (uint16_t)k;
-                    memcpy(smpw + (b * K + k) * W, winp(src->smpw, src->sslot, (l * F + b) * K, k, W), W * sizeof(float));
-                }
+        for (size_t b = 0; b < F && K; b++) { /* in position order: slot k at position k */
+            const size_t sb = src->packed ? so : (l * F + b) * K; /* the bin's first sample */
+            memcpy(smp + b * K, src->smp + sb, bins[b].n * sizeof *smp);
+            for (size_t k = 0; k < bins[b].n && W; k++) {
+                slot[b * K + k] = (uint16_t)k;
+                memcpy(smpw + (b * K + k) * W, winp(src->smpw, src->sslot, sb, k, W), W * sizeof(float));
+            }
+            so += bins[b].n;
+        }
         if (ed == NOEXP) {
             set_grid(hd, (int)F, es);
         } else if (es < ed) {
@@ -528,12 +548,14 @@ sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src)
     return merge_view(dst, src, 0, dst->p.d_sae);
 }
 
-/* ---- flat image: header, then each array padded to 8 bytes ---- */
+/* ---- flat image: header, then each array padded to 8 bytes; the entries
+ * and windows in use only, latent after latent (heap position order) ---- */
 typedef struct {
     uint64_t magic;
     sv_feat_params p;
     int64_t tokens;   /* counted once: in the image of latent 0 */
     int64_t j0, n;    /* the latents [j0, j0 + n) it holds */
+    int64_t ntop, nsmp; /* top entries and samples it holds */
 } pack_hdr;
 
 #define PAD8(x) (((x) + 7) & ~(size_t)7)
@@ -541,24 +563,51 @@ typedef struct {
 
 typedef struct { size_t off[NARR], size[NARR], total; } pack_layout;
 
-static pack_layout layout(const sv_feat_params *p, int64_t n_latents)
+/* n_latents latents holding ntop top entries and nsmp samples (at most
+ * n_latents N and n_latents F K: the largest image) */
+static pack_layout layout(const sv_feat_params *p, int64_t n_latents, size_t ntop, size_t nsmp)
 {
-    size_t d = (size_t)n_latents, F = (size_t)p->grid_bins, K = (size_t)p->interval_k;
+    size_t d = (size_t)n_latents, F = (size_t)p->grid_bins;
     pack_layout L;
     size_t W = (size_t)p->window_width;
-    size_t sz[NARR] = {d * sizeof(hot_t), d * (size_t)p->top_n * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
-                       d * F * K * sizeof(sv_feat_ex), d * (size_t)p->top_n * W * sizeof(float),
-                       d * F * K * W * sizeof(float)};
+    size_t sz[NARR] = {d * sizeof(hot_t), ntop * sizeof(sv_feat_ex), d * F * sizeof(bin_t),
+                       nsmp * sizeof(sv_feat_ex), ntop * W * sizeof(float), nsmp * W * sizeof(float)};
     size_t o = PAD8(sizeof(pack_hdr));
     for (int i = 0; i < NARR; i++) { L.off[i] = o; L.size[i] = sz[i]; o += PAD8(sz[i]); }
     L.total = o;
     return L;
 }
 
-static void pack_range(const sv_feat *f, int64_t j0, int64_t n, void *buf)
+static pack_layout layout_max(const sv_feat_params *p, int64_t n_latents)
 {
-    pack_layout L = layout(&f->p, n);
-    memset(buf, 0, L.total);
+    return layout(p, n_latents, (size_t)n_latents * (size_t)p->top_n,
+                  (size_t)n_latents * (size_t)p->grid_bins * (size_t)p->interval_k);
+}
+
+/* Top entries and samples latents [j0, j0 + n) hold. */
+static void range_counts(const sv_feat *f, int64_t j0, int64_t n, size_t *ntop, size_t *nsmp)
+{
+    const size_t F = (size_t)f->p.grid_bins;
+    *ntop = *nsmp = 0;
+    for (size_t j = (size_t)j0; j < (size_t)(j0 + n); j++) {
+        *ntop += (size_t)f->hot[j].ntop;
+        for (size_t b = 0; b < F; b++) *nsmp += f->bins[j * F + b].n;
+    }
+}
+
+static size_t pack_range_size(const sv_feat *f, int64_t j0, int64_t n)
+{
+    size_t nt, ns;
+    range_counts(f, j0, n, &nt, &ns);
+    return layout(&f->p, n, nt, ns).total;
+}
+
+/* Returns the image's size. */
+static size_t pack_range(const sv_feat *f, int64_t j0, int64_t n, void *buf)
+{
+    size_t nt, ns;
+    range_counts(f, j0, n, &nt, &ns);
+    pack_layout L = layout(&f->p, n, nt, ns);
     pack_hdr h;
     memset(&h, 0, sizeof h);
     h.magic = PACK_MAGIC;
@@ -566,28 +615,38 @@ static void pack_range(const sv_feat *f, int64_t j0, int64_t n, void *buf)
     h.tokens = j0 == 0 ? f->tokens : 0;
     h.j0 = j0;
     h.n = n;
+    h.ntop = (int64_t)nt;
+    h.nsmp = (int64_t)ns;
+    memset(buf, 0, L.off[0]);
     memcpy(buf, &h, sizeof h);
     const size_t N = (size_t)f->p.top_n, F = (size_t)f->p.grid_bins, K = (size_t)f->p.interval_k, W = f->W;
     const size_t a = (size_t)j0;
-    const void *src[4] = {f->hot + a, f->top + a * N, f->bins + a * F, f->smp + a * F * K};
-    for (int i = 0; i < 4; i++)
-        if (L.size[i]) memcpy((char *)buf + L.off[i], src[i], L.size[i]);
-    if (!W) return;
-    /* windows in heap position order (the image has no slots) */
+    memcpy((char *)buf + L.off[0], f->hot + a, L.size[0]);
+    memcpy((char *)buf + L.off[2], f->bins + a * F, L.size[2]);
+    sv_feat_ex *top = (sv_feat_ex *)((char *)buf + L.off[1]), *smp = (sv_feat_ex *)((char *)buf + L.off[3]);
     float *tw = (float *)((char *)buf + L.off[4]), *sw = (float *)((char *)buf + L.off[5]);
+    size_t to = 0, so = 0;
     for (size_t l = 0; l < (size_t)n; l++) {
-        for (size_t k = 0; k < (size_t)f->hot[a + l].ntop; k++)
-            memcpy(tw + (l * N + k) * W, winp(f->topw, f->tslot, (a + l) * N, k, W), W * sizeof(float));
-        for (size_t b = 0; b < F; b++)
-            for (size_t k = 0; k < f->bins[(a + l) * F + b].n; k++)
-                memcpy(sw + ((l * F + b) * K + k) * W, winp(f->smpw, f->sslot, ((a + l) * F + b) * K, k, W),
-                       W * sizeof(float));
+        const size_t j = a + l, nt_l = (size_t)f->hot[j].ntop;
+        memcpy(top + to, f->top + j * N, nt_l * sizeof *top);
+        for (size_t k = 0; k < nt_l && W; k++) memcpy(tw + (to + k) * W, winp(f->topw, f->tslot, j * N, k, W), W * sizeof(float));
+        to += nt_l;
+        for (size_t b = 0; b < F; b++) {
+            const size_t nb = f->bins[j * F + b].n;
+            memcpy(smp + so, f->smp + (j * F + b) * K, nb * sizeof *smp);
+            for (size_t k = 0; k < nb && W; k++)
+                memcpy(sw + (so + k) * W, winp(f->smpw, f->sslot, (j * F + b) * K, k, W), W * sizeof(float));
+            so += nb;
+        }
     }
+    for (int i = 0; i < NARR; i++) /* padding */
+        memset((char *)buf + L.off[i] + L.size[i], 0, PAD8(L.size[i]) - L.size[i]);
+    return L.total;
 }
 
-size_t sv_feat_pack_size(const sv_feat *f) { return layout(&f->p, f->p.d_sae).total; }
+size_t sv_feat_pack_size(const sv_feat *f) { return pack_range_size(f, 0, f->p.d_sae); }
 
-void sv_feat_pack(const sv_feat *f, void *buf) { pack_range(f, 0, f->p.d_sae, buf); }
+void sv_feat_pack(const sv_feat *f, void *buf) { (void)pack_range(f, 0, f->p.d_sae, buf); }
 
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
 {
@@ -596,14 +655,16 @@ sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
     memcpy(&h, buf, sizeof h);
     if (h.magic != PACK_MAGIC || !same_params(&h.p, &dst->p))
         return sv_fail(SV_EINTERNAL, "features: packed state from other parameters");
-    if (h.j0 < 0 || h.n < 0 || h.j0 > dst->p.d_sae || h.n > dst->p.d_sae - h.j0)
+    if (h.j0 < 0 || h.n < 0 || h.j0 > dst->p.d_sae || h.n > dst->p.d_sae - h.j0 || h.ntop < 0 || h.nsmp < 0 ||
+        h.ntop > h.n * h.p.top_n || h.nsmp > h.n * h.p.grid_bins * h.p.interval_k)
         return sv_fail(SV_EINTERNAL, "features: packed latents out of range");
-    pack_layout L = layout(&dst->p, h.n);
+    pack_layout L = layout(&dst->p, h.n, (size_t)h.ntop, (size_t)h.nsmp);
     if (n != L.total) return sv_fail(SV_EINTERNAL, "features: packed state of %zu bytes, expected %zu", n, L.total);
     /* A view on the (8-byte aligned) buffer; every count is checked first. */
     sv_feat v;
     memset(&v, 0, sizeof v);
     v.p = h.p;
+    v.packed = 1;
     v.hot = (hot_t *)((char *)buf + L.off[0]);
     v.top = (sv_feat_ex *)((char *)buf + L.off[1]);
     v.bins = (bin_t *)((char *)buf + L.off[2]);
@@ -611,15 +672,20 @@ sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n)
     v.W = (size_t)h.p.window_width;
     v.topw = (float *)((char *)buf + L.off[4]); /* windows are floats: any bits are valid */
     v.smpw = (float *)((char *)buf + L.off[5]);
-    size_t F = (size_t)h.p.grid_bins;
+    size_t F = (size_t)h.p.grid_bins, nt = 0, ns = 0;
     for (size_t j = 0; j < (size_t)h.n; j++) {
         const hot_t *x = &v.hot[j];
         if (x->ntop < 0 || x->ntop > h.p.top_n || (x->ex == NOEXP) != (x->nz == 0))
             return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", (size_t)h.j0 + j);
-        for (size_t b = 0; b < F; b++)
+        nt += (size_t)x->ntop;
+        for (size_t b = 0; b < F; b++) {
             if (v.bins[j * F + b].n > (uint32_t)h.p.interval_k)
                 return sv_fail(SV_EINTERNAL, "features: packed state corrupt at latent %zu", (size_t)h.j0 + j);
+            ns += v.bins[j * F + b].n;
+        }
     }
+    if (nt != (size_t)h.ntop || ns != (size_t)h.nsmp)
+        return sv_fail(SV_EINTERNAL, "features: packed state corrupt (entry counts)");
     dst->tokens += h.tokens;
     return merge_view(dst, &v, h.j0, h.n);
 }
@@ -650,12 +716,12 @@ static int recv_bytes(char *b, size_t n, int from, MPI_Comm comm)
 /* Latents per packed image in the reduction: about 64 MiB each. */
 static int64_t reduce_chunk(const sv_feat_params *p)
 {
-    size_t per = layout(p, 1).total;
+    size_t per = layout_max(p, 1).total;
     int64_t c = (int64_t)(((size_t)64 << 20) / (per ? per : 1));
     return c < 1 ? 1 : c > p->d_sae ? p->d_sae : c;
 }
 
-size_t sv_feat_reduce_mem(const sv_feat_params *p) { return layout(p, reduce_chunk(p)).total; }
+size_t sv_feat_reduce_mem(const sv_feat_params *p) { return layout_max(p, reduce_chunk(p)).total; }
 
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
 {
@@ -663,7 +729,7 @@ sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
     const int64_t d = f->p.d_sae, C = reduce_chunk(&f->p);
-    size_t cap = layout(&f->p, C).total;
+    size_t cap = layout_max(&f->p, C).total;
     char *buf = size > 1 ? sv_malloc(cap) : NULL;
     if (size > 1 && !buf) return SV_EINTERNAL; /* a rank that cannot take part: the caller aborts */
     sv_rc rc = SV_OK;
@@ -671,17 +737,19 @@ sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm)
         if (rank % (2 * step) == step) {
             for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += C) {
                 int64_t n = d - j0 < C ? d - j0 : C;
-                pack_range(f, j0, n, buf);
-                if (!send_bytes(buf, layout(&f->p, n).total, rank - step, comm))
+                uint64_t nb = pack_range(f, j0, n, buf); /* its size first: images vary */
+                if (MPI_Send(&nb, 1, MPI_UINT64_T, rank - step, 7411, comm) != MPI_SUCCESS ||
+                    !send_bytes(buf, nb, rank - step, comm))
                     rc = sv_fail(SV_EINTERNAL, "features: send to rank %d failed", rank - step);
             }
             break;
         }
         if (rank % (2 * step) == 0 && rank + step < size) {
             for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += C) {
-                int64_t n = d - j0 < C ? d - j0 : C;
-                size_t nb = layout(&f->p, n).total;
-                if (!recv_bytes(buf, nb, rank + step, comm)) rc = sv_fail(SV_EINTERNAL, "features: receive failed");
+                uint64_t nb = 0;
+                if (MPI_Recv(&nb, 1, MPI_UINT64_T, rank + step, 7411, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+                    nb > cap || !recv_bytes(buf, nb, rank + step, comm))
+                    rc = sv_fail(SV_EINTERNAL, "features: receive failed");
                 else rc = sv_feat_merge_packed(f, buf, nb);
             }
             if (rc != SV_OK) break;
@@ -695,7 +763,8 @@ sv_rc sv_feat_bcast(sv_feat *f, MPI_Comm comm)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
-    size_t n = sv_feat_pack_size(f);
+    uint64_t n = rank == 0 ? sv_feat_pack_size(f) : 0; /* rank 0's image size, then the image */
+    if (MPI_Bcast(&n, 1, MPI_UINT64_T, 0, comm) != MPI_SUCCESS) return sv_fail(SV_EINTERNAL, "features: broadcast failed");
     char *buf = sv_malloc(n);
     if (!buf) return SV_EINTERNAL;
     if (rank == 0) sv_feat_pack(f, buf);
@@ -725,11 +794,29 @@ static int cmp_best(const void *a, const void *b)
     return (x->token > y->token) - (x->token < y->token);
 }
 
+/* value descending, then token ascending: a total order, so any sort
+ * gives the same result; insertion sort for the short lists (no calls) */
+static int better(const sv_feat_ex *x, const sv_feat_ex *y)
+{
+    return x->value > y->value || (x->value == y->value && x->token < y->token);
+}
+
+static void sort_best(sv_feat_ex *a, int n)
+{
+    if (n > 64) { qsort(a, (size_t)n, sizeof *a, cmp_best); return; }
+    for (int i = 1; i < n; i++) {
+        sv_feat_ex x = a[i];
+        int k = i;
+        for (; k > 0 && better(&x, &a[k - 1]); k--) a[k] = a[k - 1];
+        a[k] = x;
+    }
+}
+
 int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out)
 {
     int n = f->hot[j].ntop;
     memcpy(out, f->top + (size_t)j * f->p.top_n, (size_t)n * sizeof *out);
-    qsort(out, (size_t)n, sizeof *out, cmp_best);
+    sort_best(out, n);
     return n;
 }
 
@@ -759,6 +846,10 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
     *lo = b0 * w;
     *hi = b1 * w;
     size_t F = (size_t)f->p.grid_bins;
+    if (!out) { /* the count alone */
+        for (int b = b0; b < b1; b++) *count += f->bins[j * F + b].cnt;
+        return 0;
+    }
     /* the K lowest keys among the bins' own lowest-K sets */
     sv_feat_ex best[255];
     int m = 0;
@@ -768,7 +859,7 @@ int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi,
         const sv_feat_ex *s = f->smp + ((size_t)j * F + b) * K;
         for (uint32_t k = 0; k < bn->n; k++) m = heap_offer(best, NULL, m, K, &s[k], NULL, worse_smp);
     }
-    qsort(best, (size_t)m, sizeof *best, cmp_best);
+    sort_best(best, m);
     memcpy(out, best, (size_t)m * sizeof *out);
     return m;
 }
@@ -857,13 +948,26 @@ sv_rc sv_feat_windows_new(sv_feat_windows *w, const sv_feat *f, int64_t j0, int6
     w->by_start = sv_malloc((size_t)(n ? n : 1) * sizeof *w->by_start);
     if (!w->values || !w->ids || !w->by_start) { sv_feat_windows_free(w); return SV_EINTERNAL; }
     for (int64_t i = 0; i < n * W; i++) w->ids[i] = -1;
-    /* window indices by (start, index), for the fill lookups */
-    int64_t *pairs = sv_malloc((size_t)(n ? n : 1) * 2 * sizeof *pairs);
-    if (!pairs) { sv_feat_windows_free(w); return SV_EINTERNAL; }
-    for (int64_t i = 0; i < n; i++) { pairs[2 * i] = w->win[i].start; pairs[2 * i + 1] = i; }
-    qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_pair);
-    for (int64_t i = 0; i < n; i++) w->by_start[i] = pairs[2 * i + 1];
-    free(pairs);
+    /* window indices by (start, index), for the fill lookups: a stable LSD
+     * radix sort of the indices by start (11-bit digits, only as many as the
+     * largest start needs) */
+    int64_t *tmp = sv_malloc((size_t)(n ? n : 1) * sizeof *tmp);
+    if (!tmp) { sv_feat_windows_free(w); return SV_EINTERNAL; }
+    int64_t smax = 0;
+    for (int64_t i = 0; i < n; i++) {
+        w->by_start[i] = i;
+        if (w->win[i].start > smax) smax = w->win[i].start;
+    }
+    int64_t *a = w->by_start, *b = tmp;
+    for (int sh = 0; sh < 64 && (smax >> sh) > 0; sh += 11) {
+        int64_t c[2049] = {0};
+        for (int64_t i = 0; i < n; i++) c[((w->win[a[i]].start >> sh) & 2047) + 1]++;
+        for (int k = 0; k < 2048; k++) c[k + 1] += c[k];
+        for (int64_t i = 0; i < n; i++) b[c[(w->win[a[i]].start >> sh) & 2047]++] = a[i];
+        int64_t *t = a; a = b; b = t;
+    }
+    if (a != w->by_start) memcpy(w->by_start, a, (size_t)n * sizeof *a);
+    free(tmp);
     return SV_OK;
 }
 

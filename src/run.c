@@ -124,7 +124,8 @@ static sv_rc feat_rows(sv_pass *ps, sv_feat *feat, const sv_fwd *f, int64_t *b0,
     if (end < ne) /* rows of the sequence that goes on into the next block stay */
         while (cut > *b0 && ps->seq_of[cut - 1] == ps->seq_of[end]) cut--;
     const sv_feat_rows R = {end - *b0, ps->tok_of + *b0, ps->seq_of + *b0, ps->st->seq_offsets, rp, ps->f_idx, ps->f_val};
-    sv_feat_observe_rows(feat, &R, 0, cut - *b0);
+    sv_rc rc = sv_feat_observe_rows(feat, &R, 0, cut - *b0);
+    if (rc != SV_OK) return rc;
     /* keep rows [cut, end) at the front */
     const int64_t k = cut - *b0, n = end - cut, e0 = rp[k];
     memmove(ps->f_idx, ps->f_idx + e0, (size_t)(rp[k + n] - e0) * sizeof *ps->f_idx);

@@ -80,8 +80,10 @@ typedef struct {
 /* Observe rows [r0, r1) of R (as sv_feat_observe), and when an example
  * enters a top list or a sample set, copy its context window's values from
  * R at that moment (window_width > 0): every row of the examples' sequences
- * must be in R. */
-void sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1);
+ * must be in R. Latent by latent (R's entries sorted by latent for the
+ * call: 4 d_sae + 8 bytes per entry of R, freed on return); fails only
+ * without that memory. */
+sv_rc sv_feat_observe_rows(sv_feat *f, const sv_feat_rows *R, int64_t r0, int64_t r1);
 /* Evaluated tokens seen (once per token, not per latent). */
 void sv_feat_add_tokens(sv_feat *f, int64_t n);
 
@@ -89,13 +91,15 @@ void sv_feat_add_tokens(sv_feat *f, int64_t n);
  * what both saw, so any merge tree gives the same state. */
 sv_rc sv_feat_merge(sv_feat *dst, const sv_feat *src);
 
-/* Flat byte image for MPI: pack, send, unpack-and-merge. */
+/* Flat byte image for MPI: pack, send, unpack-and-merge. It holds only the
+ * entries and windows in use, so its size depends on the state. */
 size_t sv_feat_pack_size(const sv_feat *f);
 void sv_feat_pack(const sv_feat *f, void *buf);
 sv_rc sv_feat_merge_packed(sv_feat *dst, const void *buf, size_t n);
 
 /* Collective: every rank's accumulator merged into rank 0's (a binomial
- * tree of packed images of latent ranges, about 64 MiB each; the result
+ * tree of packed images of latent ranges, at most about 64 MiB each, each
+ * preceded by its size; the result
  * does not depend on the tree). Other ranks' accumulators are left as they
  * were. Extra memory: sv_feat_reduce_mem on ranks with more than one rank. */
 sv_rc sv_feat_reduce(sv_feat *f, MPI_Comm comm);
@@ -115,7 +119,7 @@ int sv_feat_top(const sv_feat *f, int64_t j, sv_feat_ex *out);
 int sv_feat_hist(const sv_feat *f, int64_t j, double *width, int64_t *counts);
 /* Interval i (0 <= i < n_intervals) of latent j: [*lo, *hi), *count
  * nonzero activations in it; samples (value descending, token ascending)
- * written to out (<= interval_k), returns their number. Grid bins are split
+ * written to out (<= interval_k), returns their number (out NULL: none, 0). Grid bins are split
  * over intervals as evenly as possible: interval i holds bins
  * [floor(i c / n), floor((i+1) c / n)). */
 int sv_feat_interval(const sv_feat *f, int64_t j, int i, double *lo, double *hi, int64_t *count,
