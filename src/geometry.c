@@ -9,9 +9,6 @@
 #include "saeval/forward.h"
 #include "saeval/gemm.h"
 
-/* Gram columns per GEMM call. */
-#define SV_GRAM_PANEL 2048
-
 /* Per-thread accumulators: exact merges only (max, int counts, top list). */
 typedef struct {
     double *rowmax, *colmax; /* [m] */
@@ -21,6 +18,9 @@ typedef struct {
     sv_pair_cos top[SV_GEOM_TOP]; /* min-heap: top[0] is the worst kept */
     int n_top;
 } sv_gacc;
+
+/* One Gram row's state, carried across column panels. */
+typedef struct { double max; int64_t arg; double sum_abs, sum; } sv_grow;
 
 /* The layout of MPI_DOUBLE_INT, for MPI_MAXLOC. */
 typedef struct { double v; int i; } sv_maxloc;
@@ -92,53 +92,64 @@ static int cmp_pair_desc(const void *x, const void *y)
 
 /* One Gram pass over W (decoder rows or encoder columns). full: also the
  * pair statistics (decoder only). */
-static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Comm comm, double *maxcos,
-                       int64_t *argmax, sv_geometry *g)
+static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, int64_t panel, MPI_Comm comm,
+                       double *maxcos, int64_t *argmax, sv_geometry *g)
 {
     int rank, P;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
     /* Rows of W_dec are d_out wide (a transcoder's output space). */
     const int64_t m = s->cfg.d_sae, d = encoder ? s->cfg.d_in : sv_cfg_d_out(&s->cfg), nb = (m + B - 1) / B;
+    const int64_t Bm = B < m ? B : m, pw = panel < m ? panel : m;
     const int f64 = s->precision == 64;
     const size_t rs = f64 ? sizeof(double) : sizeof(float);
     const int T = sv_fwd_get_threads();
+    const void *W = encoder ? s->W_enc : s->W_dec;
     sv_rc rc = SV_OK;
-    void *U = sv_malloc((size_t)(m * d) * rs);
-    void *C = sv_malloc((size_t)(B * m) * rs);
+    double *inv = sv_malloc((size_t)m * sizeof(double));
+    void *Ub = sv_malloc((size_t)(Bm * d) * rs);
+    void **Up = sv_calloc((size_t)T, sizeof(void *)), **Cp = sv_calloc((size_t)T, sizeof(void *));
     sv_gacc *acc = sv_calloc((size_t)T, sizeof *acc);
     double *bsum = sv_calloc((size_t)nb * 2, sizeof(double));
-    double *rsa = sv_malloc((size_t)B * sizeof(double)), *rsum = sv_malloc((size_t)B * sizeof(double));
+    sv_grow *row = sv_malloc((size_t)Bm * sizeof *row);
     double *tot = rank == 0 ? sv_malloc((size_t)nb * 2 * sizeof(double)) : NULL;
     sv_pair_cos *mine = NULL, *all = NULL;
     sv_maxloc *mine_loc = sv_malloc((size_t)m * sizeof *mine_loc), *loc = rank == 0 ? sv_malloc((size_t)m * sizeof *loc) : NULL;
-    if (!U || !C || !acc || !bsum || !rsa || !rsum || (rank == 0 && !tot) || !mine_loc || (rank == 0 && !loc)) {
+    if (!inv || !Ub || !Up || !Cp || !acc || !bsum || !row || (rank == 0 && !tot) || !mine_loc || (rank == 0 && !loc)) {
         rc = SV_EINTERNAL;
         goto out;
     }
     for (int t = 0; t < T; t++) {
+        Up[t] = sv_malloc((size_t)(pw * d) * rs);
+        Cp[t] = sv_malloc((size_t)(Bm * panel) * rs);
         acc[t].rowmax = sv_malloc((size_t)m * sizeof(double));
         acc[t].colmax = sv_malloc((size_t)m * sizeof(double));
         acc[t].rowarg = sv_malloc((size_t)m * sizeof(int64_t));
         acc[t].colarg = sv_malloc((size_t)m * sizeof(int64_t));
-        if (!acc[t].rowmax || !acc[t].colmax || !acc[t].rowarg || !acc[t].colarg) { rc = SV_EINTERNAL; goto out; }
+        if (!Up[t] || !Cp[t] || !acc[t].rowmax || !acc[t].colmax || !acc[t].rowarg || !acc[t].colarg) {
+            rc = SV_EINTERNAL;
+            goto out;
+        }
         for (int64_t j = 0; j < m; j++) {
             acc[t].rowmax[j] = acc[t].colmax[j] = -INFINITY;
             acc[t].rowarg[j] = acc[t].colarg[j] = m;
         }
     }
-    if (f64) unit_rows_f64(encoder ? s->W_enc : s->W_dec, m, d, encoder, U);
-    else unit_rows_f32(encoder ? s->W_enc : s->W_dec, m, d, encoder, U);
+    if (f64) inv_norms_f64(W, m, d, encoder, inv);
+    else inv_norms_f32(W, m, d, encoder, inv);
 
     for (int64_t b = 0; b < nb; b++) {
         if (block_owner(b, P) != rank) continue;
         int64_t r0 = b * B, r1 = r0 + B < m ? r0 + B : m;
-        if (f64) scan_block_f64(U, m, d, r0, r1, C, full, acc, T, rsa, rsum);
-        else scan_block_f32(U, m, d, r0, r1, C, full, acc, T, rsa, rsum);
-        /* Row sums in row order: independent of the thread schedule. */
+        if (f64) scan_block_f64(W, m, d, encoder, inv, r0, r1, Ub, (double **)Up, (double **)Cp, panel, full, acc, T, row);
+        else scan_block_f32(W, m, d, encoder, inv, r0, r1, Ub, (float **)Up, (float **)Cp, panel, full, acc, T, row);
+        /* The block's rows go back to the accumulators (each row lives in
+         * one block); its sums are added in row order. */
         for (int64_t i = 0; i < r1 - r0; i++) {
-            bsum[2 * b] += rsa[i];
-            bsum[2 * b + 1] += rsum[i];
+            acc[0].rowmax[r0 + i] = row[i].max;
+            acc[0].rowarg[r0 + i] = row[i].arg;
+            bsum[2 * b] += row[i].sum_abs;
+            bsum[2 * b + 1] += row[i].sum;
         }
     }
     /* Merge threads: max of maxima, sums of counts, union of top lists. */
@@ -207,17 +218,26 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, MPI_Co
             if (all[k].j >= 0) g->top[g->n_top++] = all[k];
     }
 out:
-    if (acc)
-        for (int t = 0; t < T; t++) { free(acc[t].rowmax); free(acc[t].colmax); free(acc[t].rowarg); free(acc[t].colarg); }
-    free(acc); free(U); free(C); free(bsum); free(rsa); free(rsum); free(tot); free(mine); free(all);
+    for (int t = 0; t < T; t++) {
+        if (acc) { free(acc[t].rowmax); free(acc[t].colmax); free(acc[t].rowarg); free(acc[t].colarg); }
+        if (Up) free(Up[t]);
+        if (Cp) free(Cp[t]);
+    }
+    free(acc); free(Up); free(Cp); free(inv); free(Ub); free(bsum); free(row); free(tot); free(mine); free(all);
     free(mine_loc); free(loc);
     return rc;
 }
 
 sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv_geometry *g)
 {
+    return sv_geometry_compute_panels(s, block_rows, 0, comm, g);
+}
+
+sv_rc sv_geometry_compute_panels(const sv_sae *s, int64_t block_rows, int64_t panel_cols, MPI_Comm comm,
+                                 sv_geometry *g)
+{
     const int64_t m = s->cfg.d_sae;
-    const int64_t B = block_rows > 0 ? block_rows : 1024;
+    const int64_t B = block_rows > 0 ? block_rows : 1024, pc = panel_cols > 0 ? panel_cols : SV_GRAM_PANEL;
     memset(g, 0, sizeof *g);
     g->max_decoder_cos = sv_malloc((size_t)m * sizeof(double));
     g->max_encoder_cos = sv_malloc((size_t)m * sizeof(double));
@@ -225,8 +245,8 @@ sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv
     sv_rc rc = (g->max_decoder_cos && g->max_encoder_cos && g->nearest_decoder) ? SV_OK : SV_EINTERNAL;
     int rank;
     MPI_Comm_rank(comm, &rank);
-    if (rc == SV_OK) rc = gram_pass(s, 0, 1, B, comm, g->max_decoder_cos, g->nearest_decoder, g);
-    if (rc == SV_OK) rc = gram_pass(s, 1, 0, B, comm, g->max_encoder_cos, NULL, g);
+    if (rc == SV_OK) rc = gram_pass(s, 0, 1, B, pc, comm, g->max_decoder_cos, g->nearest_decoder, g);
+    if (rc == SV_OK) rc = gram_pass(s, 1, 0, B, pc, comm, g->max_encoder_cos, NULL, g);
     if (rc == SV_OK && rank == 0) {
         double a = 0, b = 0;
         for (int64_t j = 0; j < m; j++) {
@@ -245,34 +265,41 @@ double sv_geometry_gemm_seconds(const sv_sae *s, int64_t block_rows, MPI_Comm co
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
     const int64_t m = s->cfg.d_sae, d = s->cfg.d_in, B = block_rows > 0 ? block_rows : 1024, nb = (m + B - 1) / B;
+    const int64_t Bm = B < m ? B : m, panel = SV_GRAM_PANEL, pw = panel < m ? panel : m;
     const size_t rs = s->precision == 64 ? sizeof(double) : sizeof(float);
     const int T = sv_fwd_get_threads();
-    void *U = sv_calloc((size_t)(m * d), rs), *C = sv_malloc((size_t)(B * m) * rs);
+    /* The buffers of gram_pass (zeros: GEMM speed does not depend on values). */
+    void *Ub = sv_calloc((size_t)(Bm * d), rs), *Up = sv_calloc((size_t)(T * pw * d), rs);
+    void *Cp = sv_malloc((size_t)(T * Bm * panel) * rs);
     double mine = 0, all = -1, f = 0;
     for (int64_t b = 0; b < nb; b++) f += 2.0 * (double)((b + 1) * B < m ? B : m - b * B) * (double)(m - b * B) * d;
     if (flops) *flops = 2 * f; /* decoder and encoder passes */
     MPI_Barrier(comm);
     const double t0 = MPI_Wtime();
-    for (int pass = 0; pass < 2 && U && C; pass++)
+    for (int pass = 0; pass < 2 && Ub && Up && Cp; pass++)
         for (int64_t b = 0; b < nb; b++) {
             if (block_owner(b, P) != rank) continue;
             const int64_t r0 = b * B, nr = (r0 + B < m ? B : m - r0), nc = m - r0;
-            const int64_t np = (nc + SV_GRAM_PANEL - 1) / SV_GRAM_PANEL;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (np > 1)
-            for (int64_t p = 0; p < np; p++) {
-                const int64_t c0 = p * SV_GRAM_PANEL, w = nc - c0 < SV_GRAM_PANEL ? nc - c0 : SV_GRAM_PANEL;
-                if (rs == sizeof(double))
-                    sv_gemm_f64(1, nr, w, d, (const double *)U + r0 * d, d, (const double *)U + (r0 + c0) * d, d,
-                                (double *)C + c0, nc);
-                else
-                    sv_gemm_f32(1, nr, w, d, (const float *)U + r0 * d, d, (const float *)U + (r0 + c0) * d, d,
-                                (float *)C + c0, nc);
+            const int64_t np = (nc + panel - 1) / panel;
+            for (int64_t p0 = 0; p0 < np; p0 += T) {
+                const int64_t pn = np - p0 < T ? np - p0 : T;
+#pragma omp parallel for num_threads(T) schedule(static, 1) if (pn > 1)
+                for (int64_t q = 0; q < pn; q++) {
+                    const int64_t c0 = (p0 + q) * panel, w = nc - c0 < panel ? nc - c0 : panel;
+                    if (rs == sizeof(double))
+                        sv_gemm_f64(1, nr, w, d, Ub, d, (const double *)Up + q * pw * d, d,
+                                    (double *)Cp + q * Bm * panel, panel);
+                    else
+                        sv_gemm_f32(1, nr, w, d, Ub, d, (const float *)Up + q * pw * d, d,
+                                    (float *)Cp + q * Bm * panel, panel);
+                }
             }
         }
     mine = MPI_Wtime() - t0;
     MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_MAX, comm);
-    free(U);
-    free(C);
+    free(Ub);
+    free(Up);
+    free(Cp);
     return all;
 }
 

@@ -1,14 +1,14 @@
 /* Gram row-block scan, instantiated by geometry.c for REAL = float/double. */
 
-/* Unit-normalize the rows of W (rows x d, or the columns of a d x rows
- * matrix when transposed). A zero row stays zero. The transposed case
+/* Inverse norms of the rows of W (rows x d), or of the columns of a
+ * d x rows matrix when transposed; 0 for a zero row. The transposed case
  * walks W row by row, 64 columns at a time (a column walk misses the cache
  * on every element); each column's sum still runs over i in order. */
-static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed, REAL *U)
+static void FN(inv_norms)(const REAL *W, int64_t rows, int64_t d, int transposed, double *inv)
 {
     if (transposed) {
         enum { JB = 64 };
-        double ss[JB], inv[JB];
+        double ss[JB];
         for (int64_t j0 = 0; j0 < rows; j0 += JB) {
             const int64_t jn = rows - j0 < JB ? rows - j0 : JB;
             for (int64_t q = 0; q < jn; q++) ss[q] = 0;
@@ -17,9 +17,7 @@ static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed
                     double v = W[i * rows + j0 + q];
                     ss[q] += v * v;
                 }
-            for (int64_t q = 0; q < jn; q++) inv[q] = ss[q] > 0 ? 1.0 / sqrt(ss[q]) : 0.0;
-            for (int64_t i = 0; i < d; i++)
-                for (int64_t q = 0; q < jn; q++) U[(j0 + q) * d + i] = (REAL)((double)W[i * rows + j0 + q] * inv[q]);
+            for (int64_t q = 0; q < jn; q++) inv[j0 + q] = ss[q] > 0 ? 1.0 / sqrt(ss[q]) : 0.0;
         }
         return;
     }
@@ -29,50 +27,83 @@ static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed
             double v = W[j * d + i];
             ss += v * v;
         }
-        double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
-        for (int64_t i = 0; i < d; i++) U[j * d + i] = (REAL)(W[j * d + i] * inv);
+        inv[j] = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
     }
 }
 
-/* Row block [r0, r1) against latents [r0, m): C = U_rows U_cols^T in fixed
- * column panels, then fold every pair j < l into the accumulators. */
-static void FN(scan_block)(const REAL *U, int64_t m, int64_t d, int64_t r0, int64_t r1, REAL *C,
-                           int full, sv_gacc *acc, int nthreads, double *row_sum_abs, double *row_sum)
+/* U [n][d] = the unit rows j0 .. j0+n-1 of W (see inv_norms for the
+ * layouts). Rows are normalized where they are used, so W is never copied
+ * whole; every copy of a row has the same bits. */
+static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed, const double *inv, int64_t j0,
+                          int64_t n, REAL *U)
+{
+    if (transposed) {
+        enum { JB = 64 };
+        for (int64_t q0 = 0; q0 < n; q0 += JB) {
+            const int64_t qn = n - q0 < JB ? n - q0 : JB;
+            for (int64_t i = 0; i < d; i++) {
+                const REAL *w = W + i * rows + j0 + q0;
+                for (int64_t q = 0; q < qn; q++) U[(q0 + q) * d + i] = (REAL)((double)w[q] * inv[j0 + q0 + q]);
+            }
+        }
+        return;
+    }
+    for (int64_t q = 0; q < n; q++) {
+        const REAL *w = W + (j0 + q) * d;
+        const double s = inv[j0 + q];
+        for (int64_t i = 0; i < d; i++) U[q * d + i] = (REAL)(w[i] * s);
+    }
+}
+
+/* Row block [r0, r1) against latents [r0, m), SV_GRAM_PANEL columns per
+ * GEMM call. The threads fill one panel each (its unit rows, then C = the
+ * block's unit rows x the panel's), then share the block's rows to fold
+ * every pair j < l of those panels into the accumulators. A row's state
+ * (maximum, sums) is carried from panel to panel in column order, so it
+ * sees its columns in the same order whatever the thread count. */
+static void FN(scan_block)(const REAL *W, int64_t m, int64_t d, int transposed, const double *inv, int64_t r0,
+                           int64_t r1, REAL *Ub, REAL **Up, REAL **Cp, int64_t panel, int full, sv_gacc *acc,
+                           int nthreads, sv_grow *row)
 {
     const int64_t nr = r1 - r0, nc = m - r0;
-    const int64_t np = (nc + SV_GRAM_PANEL - 1) / SV_GRAM_PANEL;
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if (np > 1)
-    for (int64_t p = 0; p < np; p++) {
-        int64_t c0 = p * SV_GRAM_PANEL, w = nc - c0 < SV_GRAM_PANEL ? nc - c0 : SV_GRAM_PANEL;
-        GEMM(1, nr, w, d, U + r0 * d, d, U + (r0 + c0) * d, d, C + c0, nc);
-    }
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
-    for (int64_t i = 0; i < nr; i++) {
-        sv_gacc *a = &acc[omp_get_thread_num()];
-        const int64_t j = r0 + i;
-        const REAL *row = C + i * nc;
-        double rmax = a->rowmax[j], sabs = 0, s = 0;
-        int64_t rarg = a->rowarg[j];
-        /* Columns after the diagonal: the pairs j < l. Row j is scanned
-         * once, l ascending, so '>' keeps the lower l on ties; a column
-         * hears from many rows (threads, ranks) and says so explicitly. */
-        for (int64_t c = i + 1; c < nc; c++) {
-            const double v = row[c];
-            const int64_t l = r0 + c;
-            if (v > rmax) { rmax = v; rarg = l; }
-            if (arg_better(v, j, a->colmax[l], a->colarg[l])) { a->colmax[l] = v; a->colarg[l] = j; }
-            if (!full) continue;
-            sabs += fabs(v);
-            s += v;
-            int b = (int)floor((v + 1.0) * (SV_GEOM_BINS / 2.0));
-            a->hist[b < 0 ? 0 : b >= SV_GEOM_BINS ? SV_GEOM_BINS - 1 : b]++;
-            if (v > 0.9) a->over9++;
-            if (v > 0.99) a->over99++;
-            if (a->n_top < SV_GEOM_TOP || v >= a->top[0].cos) top_offer(a, j, l, v);
+    const int64_t np = (nc + panel - 1) / panel;
+    FN(unit_rows)(W, m, d, transposed, inv, r0, nr, Ub);
+    for (int64_t i = 0; i < nr; i++) row[i] = (sv_grow){-INFINITY, m, 0, 0};
+    for (int64_t p0 = 0; p0 < np; p0 += nthreads) {
+        const int64_t pn = np - p0 < nthreads ? np - p0 : nthreads;
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1) if (pn > 1)
+        for (int64_t q = 0; q < pn; q++) {
+            const int64_t c0 = (p0 + q) * panel, w = nc - c0 < panel ? nc - c0 : panel;
+            FN(unit_rows)(W, m, d, transposed, inv, r0 + c0, w, Up[q]);
+            GEMM(1, nr, w, d, Ub, d, Up[q], d, Cp[q], panel);
         }
-        a->rowmax[j] = rmax;
-        a->rowarg[j] = rarg;
-        row_sum_abs[i] = sabs;
-        row_sum[i] = s;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16)
+        for (int64_t i = 0; i < nr; i++) {
+            sv_gacc *a = &acc[omp_get_thread_num()];
+            const int64_t j = r0 + i;
+            sv_grow g = row[i];
+            /* Columns after the diagonal: the pairs j < l. Row j is scanned
+             * once, l ascending, so '>' keeps the lower l on ties; a column
+             * hears from many rows (threads, ranks) and says so explicitly. */
+            for (int64_t q = 0; q < pn; q++) {
+                const int64_t c0 = (p0 + q) * panel, w = nc - c0 < panel ? nc - c0 : panel;
+                const REAL *cr = Cp[q] + i * panel;
+                for (int64_t c = i + 1 > c0 ? i + 1 - c0 : 0; c < w; c++) {
+                    const double v = cr[c];
+                    const int64_t l = r0 + c0 + c;
+                    if (v > g.max) { g.max = v; g.arg = l; }
+                    if (arg_better(v, j, a->colmax[l], a->colarg[l])) { a->colmax[l] = v; a->colarg[l] = j; }
+                    if (!full) continue;
+                    g.sum_abs += fabs(v);
+                    g.sum += v;
+                    int b = (int)floor((v + 1.0) * (SV_GEOM_BINS / 2.0));
+                    a->hist[b < 0 ? 0 : b >= SV_GEOM_BINS ? SV_GEOM_BINS - 1 : b]++;
+                    if (v > 0.9) a->over9++;
+                    if (v > 0.99) a->over99++;
+                    if (a->n_top < SV_GEOM_TOP || v >= a->top[0].cos) top_offer(a, j, l, v);
+                }
+            }
+            row[i] = g;
+        }
     }
 }

@@ -1,5 +1,6 @@
 /* Sweep planning; see plan.h. */
 #include "saeval/plan.h"
+#include "saeval/geometry.h"
 #include "saeval/downstream.h"
 #include "saeval/featfile.h"
 #include "saeval/featpass.h"
@@ -182,17 +183,19 @@ uint64_t sv_plan_sae_bytes(const sv_plan *pl, int i, int precision, int64_t bloc
 
 uint64_t sv_geometry_mem_bytes(const sv_sae_cfg *c, int precision)
 {
-    /* gram_pass in geometry.c: a normalized copy of W [d_sae][d_in], one
-     * 1024-row block of the Gram matrix [1024][d_sae], per-thread row and
-     * column maxima with their arguments, the MAXLOC send and receive
-     * buffers ({double, int} each), block sums (three of them), row sums,
-     * and a few kilobytes of histograms and top pairs. (The per-latent
-     * results stay with the run: plan resident_bytes.) */
-    const uint64_t rs = precision == 64 ? 8 : 4, m = (uint64_t)c->d_sae, B = 1024;
+    /* gram_pass in geometry.c: inverse norms [d_sae]; the unit rows of one
+     * 1024-row block [1024][d]; per thread, the unit rows of one Gram panel
+     * [SV_GRAM_PANEL][d], its GEMM result [1024][SV_GRAM_PANEL] and row and
+     * column maxima with their arguments [d_sae]; the MAXLOC send and
+     * receive buffers ({double, int} each), the block rows' state, block
+     * sums (three of them), and a few kilobytes of histograms and top
+     * pairs. (The per-latent results stay with the run: plan resident_bytes.) */
+    const uint64_t rs = precision == 64 ? 8 : 4, m = (uint64_t)c->d_sae, B = 1024, P = SV_GRAM_PANEL;
     const uint64_t d = (uint64_t)(sv_cfg_d_out(c) > c->d_in ? sv_cfg_d_out(c) : c->d_in); /* W_enc or W_dec rows */
     const uint64_t T = (uint64_t)sv_fwd_get_threads();
-    return rs * m * d + rs * B * m + 4 * 8 * T * m + 2 * 16 * m + 3 * 8 * ((m + B - 1) / B) * 2 + 2 * 8 * B +
-           (64u << 10) * (T + 1);
+    const uint64_t Bm = B < m ? B : m, Pm = P < m ? P : m;
+    return 8 * m + rs * Bm * d + T * rs * (Pm * d + Bm * P) + 4 * 8 * T * m + 2 * 16 * m + 32 * Bm +
+           3 * 8 * ((m + B - 1) / B) * 2 + (64u << 10) * (T + 1);
 }
 
 static sv_rc pack_passes(sv_plan *pl, const sv_config *c, MPI_Comm comm);

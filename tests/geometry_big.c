@@ -1,7 +1,8 @@
 /* Scale check for the weight geometry (not a ctest): a random SAE of
  * d_sae x d_in built in memory, geometry computed over the MPI ranks;
  * prints time and each rank's peak RSS.
- *   mpirun -np 2 build/tests/geometry_big 65536 2304 */
+ *   mpirun -np 2 build/tests/geometry_big 65536 2304 [DUMP]
+ * DUMP: rank 0 writes every result there with %.17g (to compare builds). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,17 @@ int main(int argc, char **argv)
             printf("rank %d peak RSS %.0f MiB (before geometry %.0f MiB, of which weights %.0f MiB); "
                    "a d_sae^2 float matrix would be %.0f MiB\n", r, all[2 * r + 1] / 1024.0, all[2 * r] / 1024.0,
                    weights, (double)m * m * 4 / (1 << 20));
+    }
+    FILE *f = rank == 0 && argc > 3 && rc == SV_OK ? fopen(argv[3], "w") : NULL;
+    if (f) {
+        for (int64_t j = 0; j < m; j++)
+            fprintf(f, "%lld %.17g %.17g %lld\n", (long long)j, g.max_decoder_cos[j], g.max_encoder_cos[j],
+                    (long long)g.nearest_decoder[j]);
+        fprintf(f, "%.17g %.17g %.17g %.17g %lld %lld\n", g.average_max_decoder_cos, g.average_max_encoder_cos,
+                g.decoder_mean_abs_cos, g.decoder_mean_cos, (long long)g.pairs_over_0_9, (long long)g.pairs_over_0_99);
+        for (int b = 0; b < SV_GEOM_BINS; b++) fprintf(f, "%lld\n", (long long)g.hist[b]);
+        for (int k = 0; k < g.n_top; k++) fprintf(f, "%lld %lld %.17g\n", (long long)g.top[k].j, (long long)g.top[k].l, g.top[k].cos);
+        fclose(f);
     }
     sv_geometry_free(&g);
     free(We);

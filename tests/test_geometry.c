@@ -1,6 +1,8 @@
 /* Weight geometry vs a naive all-pairs double reference, on small SAEs
  * with a zero decoder row and exact duplicate rows. Small blocks force
- * many row blocks, so the distributed path is really exercised. */
+ * many row blocks, so the distributed path is really exercised; narrow
+ * Gram panels make rows cross many panel boundaries (and panel groups of
+ * the two threads), as 2048-column panels do on wide SAEs. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -27,7 +29,7 @@ static double cosine(const double *A, int64_t d, int64_t j, int64_t l)
     return (nj == 0 || nl == 0) ? 0.0 : dot / (sqrt(nj) * sqrt(nl));
 }
 
-static void run_case(int64_t m, int64_t d, int64_t block, int rank)
+static void run_case(int64_t m, int64_t d, int64_t block, int64_t panel, int rank)
 {
     double *dec = malloc(sizeof(double) * m * d), *enc = malloc(sizeof(double) * d * m);
     double *encT = malloc(sizeof(double) * m * d);
@@ -50,7 +52,7 @@ static void run_case(int64_t m, int64_t d, int64_t block, int rank)
     s.W_dec = dec;
     s.W_enc = enc;
     sv_geometry g;
-    if (sv_geometry_compute(&s, block, MPI_COMM_WORLD, &g) != SV_OK) { fails++; return; }
+    if (sv_geometry_compute_panels(&s, block, panel, MPI_COMM_WORLD, &g) != SV_OK) { fails++; return; }
     if (rank == 0) {
         int64_t hist[SV_GEOM_BINS] = {0}, o9 = 0, o99 = 0;
         double sa = 0, ss = 0, amd = 0, ame = 0;
@@ -127,9 +129,12 @@ int main(int argc, char **argv)
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     sv_fwd_set_threads(2);
-    run_case(40, 8, 7, rank);    /* many small row blocks, ragged last block */
-    run_case(300, 24, 64, rank);
-    run_case(33, 5, 1024, rank); /* a single block */
+    run_case(40, 8, 7, 0, rank);    /* many small row blocks, ragged last block */
+    run_case(300, 24, 64, 0, rank);
+    run_case(33, 5, 1024, 0, rank); /* a single block */
+    run_case(40, 8, 7, 5, rank);    /* panels narrower than a block, ragged */
+    run_case(300, 24, 64, 16, rank);
+    run_case(33, 5, 1024, 4, rank); /* one block, nine panels */
     int all;
     MPI_Allreduce(&fails, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0) printf("%s: geometry vs naive reference\n", all ? "FAIL" : "ok");

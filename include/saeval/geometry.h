@@ -1,8 +1,10 @@
 /* Weight geometry of one SAE from Gram blocks of unit-normalized decoder
  * rows (and encoder columns), spread over MPI ranks. The d_sae x d_sae
- * matrix is never held: a rank computes one row block of B latents against
- * the latents after it, folds it into its accumulators and drops it, so
- * memory per rank is O(B x d_sae).
+ * matrix is never held, nor a normalized copy of W: a rank takes one row
+ * block of B latents against the latents after it, SV_GRAM_PANEL at a time
+ * (one panel per thread), normalizing rows as it copies them into the GEMM
+ * buffers, and folds each panel into its accumulators. Memory per rank:
+ * O(d_sae) per thread for the accumulators plus the fixed GEMM buffers.
  *
  * Order invariance: maxima (MPI_MAX) and counts (int64 MPI_SUM) are exact;
  * each row block's double sums are kept per block index and added on rank 0
@@ -16,6 +18,11 @@
 #include "saeval/sae.h"
 
 #define SV_GEOM_BINS 200
+/* Gram columns per GEMM call: part of the numerical definition, like the
+ * encoder tiles (gemm.h). */
+#ifndef SV_GRAM_PANEL
+#define SV_GRAM_PANEL 2048
+#endif
 #define SV_GEOM_TOP 32
 
 typedef struct { int64_t j, l; double cos; } sv_pair_cos;
@@ -37,6 +44,10 @@ typedef struct {
 /* Collective. Results are complete on rank 0 (other ranks get partial
  * values). block_rows: latents per row block (0 = default 1024). */
 sv_rc sv_geometry_compute(const sv_sae *s, int64_t block_rows, MPI_Comm comm, sv_geometry *g);
+/* The same with panel_cols Gram columns per GEMM call (0 = SV_GRAM_PANEL):
+ * for tests, which use narrow panels to cross many panel boundaries. */
+sv_rc sv_geometry_compute_panels(const sv_sae *s, int64_t block_rows, int64_t panel_cols, MPI_Comm comm,
+                                 sv_geometry *g);
 void sv_geometry_free(sv_geometry *g);
 
 /* Collective benchmark limit: the Gram GEMMs of sv_geometry_compute alone
