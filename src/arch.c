@@ -5,13 +5,7 @@
 
 #include <string.h>
 
-/* An AVX2 clone chosen at load time, as forward.c's hot loops; FMA stays
- * out (-ffp-contract=off), so every clone computes the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SV_MULTIARCH __attribute__((target_clones("avx2", "default")))
-#else
-#define SV_MULTIARCH
-#endif
+#include "multiarch.h"
 
 #define KERNELS(T, SUF)                                                                                   \
     SV_MULTIARCH static int64_t standard_##SUF(const T *h, int64_t wdt, int64_t j0, const sv_act_args *a, int32_t *oi, \

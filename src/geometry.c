@@ -8,6 +8,7 @@
 
 #include "saeval/forward.h"
 #include "saeval/gemm.h"
+#include "multiarch.h"
 
 /* Per-thread accumulators: exact merges only (max, int counts, top list). */
 typedef struct {

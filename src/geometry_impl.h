@@ -34,16 +34,23 @@ static void FN(inv_norms)(const REAL *W, int64_t rows, int64_t d, int transposed
 /* U [n][d] = the unit rows j0 .. j0+n-1 of W (see inv_norms for the
  * layouts). Rows are normalized where they are used, so W is never copied
  * whole; every copy of a row has the same bits. */
-static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed, const double *inv, int64_t j0,
+SV_MULTIARCH static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, int transposed, const double *inv, int64_t j0,
                           int64_t n, REAL *U)
 {
     if (transposed) {
-        enum { JB = 64 };
-        for (int64_t q0 = 0; q0 < n; q0 += JB) {
-            const int64_t qn = n - q0 < JB ? n - q0 : JB;
-            for (int64_t i = 0; i < d; i++) {
-                const REAL *w = W + i * rows + j0 + q0;
-                for (int64_t q = 0; q < qn; q++) U[(q0 + q) * d + i] = (REAL)((double)w[q] * inv[j0 + q0 + q]);
+        /* 16 x 16 tiles through a local buffer: whole cache lines read
+         * from W's rows and written to U's. */
+        enum { TB = 16 };
+        REAL t[TB][TB];
+        for (int64_t i0 = 0; i0 < d; i0 += TB) {
+            const int64_t in = d - i0 < TB ? d - i0 : TB;
+            for (int64_t q0 = 0; q0 < n; q0 += TB) {
+                const int64_t qn = n - q0 < TB ? n - q0 : TB;
+                for (int64_t ii = 0; ii < in; ii++) {
+                    const REAL *w = W + (i0 + ii) * rows + j0 + q0;
+                    for (int64_t qq = 0; qq < qn; qq++) t[qq][ii] = (REAL)((double)w[qq] * inv[j0 + q0 + qq]);
+                }
+                for (int64_t qq = 0; qq < qn; qq++) memcpy(U + (q0 + qq) * d + i0, t[qq], (size_t)in * sizeof(REAL));
             }
         }
         return;
