@@ -14,14 +14,18 @@
 #include "saeval/gemm.h"
 
 static int sv_fwd_threads = 1;
-/* Hot element-wise loops get an AVX2 clone chosen at load time (the
- * default build targets baseline x86-64). -ffp-contract=off keeps FMA out,
- * so every clone computes the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SV_MULTIARCH __attribute__((target_clones("avx2", "default")))
-#else
-#define SV_MULTIARCH
-#endif
+static int sv_fwd_decode = SV_DEC_AUTO;
+
+void sv_fwd_set_decode(int mode) { sv_fwd_decode = mode; }
+
+/* Latent-major decode for this SAE (forward.h): speed only. */
+static int use_latent_major(const sv_sae_cfg *c, int precision)
+{
+    if (sv_fwd_decode != SV_DEC_AUTO) return sv_fwd_decode == SV_DEC_LATENTS;
+    const int64_t rs = precision == 64 ? 8 : 4;
+    return c->d_sae * sv_cfg_d_out(c) * rs >= SV_DEC_LATENT_MIN;
+}
+#include "multiarch.h"
 
 void sv_fwd_set_threads(int n)
 {
@@ -104,9 +108,12 @@ typedef struct {
     size_t lists, panel_cnt, run;                       /* non-topk: list headers, counts, cursors */
     size_t exp_r_mag, dec_scale, in16, wenc16;
     int64_t csr;                                        /* top-k: idx/val entries, reserved at init */
+    size_t dec_idx, dec_acc;                            /* latent-major decode: per-latent arrays, strips */
+    int64_t dec_ent;                                    /* top-k: its entries, reserved at init */
+    size_t dec_e;                                       /* bytes per entry: row and code */
 } fwd_sizes;
 
-static fwd_sizes sizes_of(const sv_sae_cfg *c, int precision, int64_t max_rows, int T)
+static fwd_sizes sizes_of(const sv_sae_cfg *c, int precision, int64_t max_rows, int T, int latent_major)
 {
     fwd_sizes z;
     memset(&z, 0, sizeof z);
@@ -135,6 +142,12 @@ static fwd_sizes sizes_of(const sv_sae_cfg *c, int precision, int64_t max_rows, 
         z.run = (size_t)(T * np) * sizeof(int64_t);
     }
     if (sv_arch_has(c->arch, SV_AF_GATED)) z.exp_r_mag = (size_t)m * rs;
+    if (latent_major) {
+        z.dec_idx = (size_t)(3 * m + 1) * sizeof(int32_t);
+        z.dec_acc = (size_t)T * SV_GEMM_ROWS * SV_DEC_STRIP * rs;
+        z.dec_e = sizeof(int32_t) + rs;
+        if (z.csr) z.dec_ent = SV_GEMM_ROWS * k;
+    }
     if (precision == 16) { /* rounded copies for the encoder GEMM */
         const size_t e = sv_gemm_bf16_elem();
         z.in16 = e == sizeof(float) ? 0 : R * (size_t)d * e; /* emulated: rounded in place */
@@ -147,13 +160,14 @@ static uint64_t sizes_sum(const fwd_sizes *z)
 {
     return (uint64_t)(z->in + z->hp + z->acc + z->tile_at + 4 * z->per_row + z->xhat + z->rowptr + z->heap_v +
                       z->heap_i + z->heap_n + z->heap_t + z->pairs + z->lists + z->panel_cnt + z->run +
-                      z->exp_r_mag + z->dec_scale + z->in16 + z->wenc16);
+                      z->exp_r_mag + z->dec_scale + z->in16 + z->wenc16 + z->dec_idx + z->dec_acc +
+                      z->dec_e * (size_t)z->dec_ent);
 }
 
 uint64_t sv_fwd_mem_bytes(const sv_sae_cfg *c, int precision, int64_t max_rows)
 {
     const int T = sv_fwd_threads;
-    const fwd_sizes z = sizes_of(c, precision, max_rows, T);
+    const fwd_sizes z = sizes_of(c, precision, max_rows, T, use_latent_major(c, precision));
     const uint64_t e = sizeof(int32_t) + sizeof(double); /* one code: latent and value */
     if (z.csr) return sizes_sum(&z) + e * (uint64_t)z.csr;
     /* Non-topk: the tasks' lists and the CSR, each up to the block's codes
@@ -162,16 +176,19 @@ uint64_t sv_fwd_mem_bytes(const sv_sae_cfg *c, int precision, int64_t max_rows)
     const int64_t m = c->d_sae, np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL, G = T < np ? T : np;
     const uint64_t tasks = (uint64_t)(max_rows / SV_GEMM_ROWS * G);
     const uint64_t l0 = (uint64_t)(m < SV_FWD_PLAN_L0 ? m : SV_FWD_PLAN_L0), codes = (uint64_t)max_rows * l0;
-    return sizes_sum(&z) + e * (2 * codes + tasks * (SV_GEMM_PANEL + SV_FWD_GRAIN) + SV_FWD_GRAIN);
+    /* latent-major decode: one row tile's codes, grown in grains */
+    const uint64_t dec = z.dec_e ? z.dec_e * ((uint64_t)SV_GEMM_ROWS * l0 + SV_FWD_GRAIN) : 0;
+    return sizes_sum(&z) + e * (2 * codes + tasks * (SV_GEMM_PANEL + SV_FWD_GRAIN) + SV_FWD_GRAIN) + dec;
 }
 
 uint64_t sv_fwd_bytes(const sv_fwd *w)
 {
     if (!w->sae) return 0;
     const int precision = w->sae->bf16_encoder ? 16 : w->sae->precision;
-    const fwd_sizes z = sizes_of(&w->sae->cfg, precision, w->max_rows, w->threads);
+    const fwd_sizes z = sizes_of(&w->sae->cfg, precision, w->max_rows, w->threads, w->latent_major);
     const uint64_t e = sizeof(int32_t) + sizeof(double);
     uint64_t b = sizes_sum(&z) + e * (uint64_t)w->cap;
+    if (!z.csr) b += z.dec_e * (uint64_t)w->dec_cap; /* top-k's entries are in sizes_sum */
     const int64_t tasks = w->max_rows / SV_GEMM_ROWS * w->groups;
     for (int64_t t = 0; w->lists && t < tasks; t++) b += e * (uint64_t)w->lists[t].cap;
     return b;
@@ -187,7 +204,8 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     const int64_t d = s->cfg.d_in, m = s->cfg.d_sae;
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
     const int T = sv_fwd_threads;
-    const fwd_sizes z = sizes_of(&s->cfg, s->bf16_encoder ? 16 : s->precision, max_rows, T);
+    const int prec = s->bf16_encoder ? 16 : s->precision;
+    const fwd_sizes z = sizes_of(&s->cfg, prec, max_rows, T, use_latent_major(&s->cfg, prec));
     w->threads = T;
     w->groups = T < np ? T : np;
     w->in = sv_malloc(z.in);
@@ -236,6 +254,18 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
         w->wenc16 = sv_malloc(z.wenc16);
         if (!w->in16 || !w->wenc16) return SV_EINTERNAL;
         sv_gemm_bf16_round(s->W_enc, w->wenc16, (size_t)(d * m));
+    }
+    if (z.dec_idx) {
+        w->latent_major = 1;
+        w->dec_pos = sv_malloc(z.dec_idx);
+        w->dec_lat = w->dec_pos + m;
+        w->dec_ptr = w->dec_lat + m;
+        w->dec_acc = sv_malloc(z.dec_acc);
+        w->dec_cap = z.dec_ent ? z.dec_ent : SV_FWD_GRAIN;
+        w->dec_row = sv_malloc((size_t)w->dec_cap * sizeof(int32_t));
+        w->dec_f = sv_malloc((size_t)w->dec_cap * (z.dec_e - sizeof(int32_t)));
+        if (!w->dec_pos || !w->dec_acc || !w->dec_row || !w->dec_f) return SV_EINTERNAL;
+        memset(w->dec_pos, 0, (size_t)m * sizeof(int32_t));
     }
     if (z.dec_scale) {
         w->dec_scale = sv_malloc(z.dec_scale);
@@ -287,5 +317,6 @@ void sv_fwd_free(sv_fwd *w)
     free(w->mu); free(w->inscale); free(w->outscale);
     free(w->heap_v); free(w->heap_i); free(w->heap_n); free(w->heap_t); free(w->pairs);
     free(w->xhat); free(w->rowptr); free(w->idx); free(w->val); free(w->rowcnt);
+    free(w->dec_pos); free(w->dec_acc); free(w->dec_row); free(w->dec_f);
     memset(w, 0, sizeof *w);
 }

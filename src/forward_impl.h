@@ -383,6 +383,103 @@ SV_MULTIARCH static void FN(decode_row)(REAL *acc, const REAL *W_dec, const REAL
         for (int64_t i = 0; i < d; i++) xr[i] = (double)(REAL)(acc[i] + b_dec[i]) * o + mu;
 }
 
+/* Latent-major decode (forward.h), step 1: the codes of the rows
+ * [r0, r0 + rows) sorted by latent (a counting sort; rows ascending within
+ * a latent), each at decoder scale as decode_row computes it. Returns the
+ * number of active latents; -1 when out of memory. */
+static int64_t FN(tile_by_latent)(sv_fwd *w, int64_t r0, int64_t rows)
+{
+    const int64_t m = w->sae->cfg.d_sae, e0 = w->rowptr[r0], ne = w->rowptr[r0 + rows] - e0;
+    const REAL *ds = w->dec_scale;
+    if (ne > w->dec_cap) { /* non-topk only: top-k's room is reserved at init */
+        const int64_t cap = (ne + SV_FWD_GRAIN - 1) / SV_FWD_GRAIN * SV_FWD_GRAIN;
+        free(w->dec_row);
+        free(w->dec_f);
+        w->dec_row = malloc((size_t)cap * sizeof *w->dec_row);
+        w->dec_f = malloc((size_t)cap * sizeof(REAL));
+        if (!w->dec_row || !w->dec_f) { w->dec_cap = 0; return -1; }
+        w->dec_cap = cap;
+    }
+    int32_t *pos = w->dec_pos, *lat = w->dec_lat, *ptr = w->dec_ptr, *er = w->dec_row;
+    REAL *ef = w->dec_f;
+    const int32_t *idx = w->idx + e0;
+    for (int64_t q = 0; q < ne; q++) pos[idx[q]]++;
+    int64_t nl = 0;
+    int32_t off = 0;
+    for (int64_t j = 0; j < m; j++) {
+        if (!pos[j]) continue;
+        lat[nl] = (int32_t)j;
+        ptr[nl++] = off;
+        const int32_t c = pos[j];
+        pos[j] = off;
+        off += c;
+    }
+    ptr[nl] = off;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t q = w->rowptr[r0 + r]; q < w->rowptr[r0 + r + 1]; q++) {
+            const int32_t j = w->idx[q];
+            const int32_t at = pos[j]++;
+            er[at] = (int32_t)r;
+            ef[at] = ds ? (REAL)w->val[q] / ds[j] : (REAL)w->val[q];
+        }
+    for (int64_t q = 0; q < nl; q++) pos[lat[q]] = 0; /* zero again for the next tile */
+    return nl;
+}
+
+/* Step 2: output columns [c0, c0 + sw) of the tile's rows, then b_dec and
+ * the normalization undone (as decode_row). */
+SV_MULTIARCH static void FN(decode_strip)(const sv_fwd *w, REAL *acc, int64_t r0, int64_t rows, int64_t nl,
+                                          const REAL *W_dec, const REAL *b_dec, int64_t d, int64_t c0, int64_t sw,
+                                          int norm)
+{
+    const int32_t *lat = w->dec_lat, *ptr = w->dec_ptr, *er = w->dec_row;
+    const REAL *ef = w->dec_f;
+    memset(acc, 0, (size_t)(rows * SV_DEC_STRIP) * sizeof *acc);
+    /* The segments lie d apart, a page or more on wide SAEs, where the
+     * hardware prefetchers stop: fetch a few latents ahead by hand. */
+    enum { AHEAD = 6 };
+    const int64_t seg_bytes = sw * (int64_t)sizeof(REAL);
+    for (int64_t q = 0; q < nl; q++) {
+        const REAL *seg = W_dec + (int64_t)lat[q] * d + c0;
+        if (q + AHEAD < nl) {
+            const char *pf = (const char *)(W_dec + (int64_t)lat[q + AHEAD] * d + c0);
+            for (int64_t b = 0; b < seg_bytes; b += 64) __builtin_prefetch(pf + b, 0, 0);
+        }
+        for (int32_t e = ptr[q]; e < ptr[q + 1]; e++) {
+            REAL *a = acc + (int64_t)er[e] * SV_DEC_STRIP;
+            const REAL f = ef[e];
+            for (int64_t i = 0; i < sw; i++) a[i] += f * seg[i];
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const REAL *a = acc + r * SV_DEC_STRIP;
+        double *xr = w->xhat + (r0 + r) * d + c0;
+        const double mu = w->mu[r0 + r], o = w->outscale[r0 + r];
+        if (!norm)
+            for (int64_t i = 0; i < sw; i++) xr[i] = (double)(REAL)(a[i] + b_dec[c0 + i]);
+        else
+            for (int64_t i = 0; i < sw; i++) xr[i] = (double)(REAL)(a[i] + b_dec[c0 + i]) * o + mu;
+    }
+}
+
+/* The latent-major decode of a block: tile by tile, strips over threads. */
+static int FN(decode_latents)(sv_fwd *w, int64_t n, const REAL *W_dec, const REAL *b_dec, int64_t dout, int norm)
+{
+    const int64_t ns = (dout + SV_DEC_STRIP - 1) / SV_DEC_STRIP;
+    for (int64_t r0 = 0; r0 < n; r0 += SV_GEMM_ROWS) {
+        const int64_t rows = n - r0 < SV_GEMM_ROWS ? n - r0 : SV_GEMM_ROWS;
+        const int64_t nl = FN(tile_by_latent)(w, r0, rows);
+        if (nl < 0) return -1;
+#pragma omp parallel for num_threads(sv_fwd_threads) schedule(dynamic, 1) if (ns > 1)
+        for (int64_t st = 0; st < ns; st++) {
+            const int64_t c0 = st * SV_DEC_STRIP, sw = dout - c0 < SV_DEC_STRIP ? dout - c0 : SV_DEC_STRIP;
+            REAL *acc = (REAL *)w->dec_acc + (int64_t)omp_get_thread_num() * SV_GEMM_ROWS * SV_DEC_STRIP;
+            FN(decode_strip)(w, acc, r0, rows, nl, W_dec, b_dec, dout, c0, sw, norm);
+        }
+    }
+    return 0;
+}
+
 /* Skip connection (sparsify, SAELens skip transcoders): x^ += x.W_skip^T
  * on the raw input x (no normalization: refused with a skip at load),
  * each output's dot product in input order in the working precision,
@@ -474,6 +571,14 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
     const int norm = s->cfg.normalize != SV_NORM_NONE;
     const int64_t dout = sv_cfg_d_out(&s->cfg);
     const REAL *W_skip = s->W_skip;
+    if (w->latent_major) {
+        if (FN(decode_latents)(w, n, W_dec, b_dec, dout, norm)) return sv_fail(SV_EINTERNAL, "out of memory in forward pass");
+        if (W_skip) {
+#pragma omp parallel for num_threads(T) schedule(static)
+            for (int64_t r = 0; r < n; r++) FN(skip_row)(W_skip, dout, d, x + r * d, w->xhat + r * dout);
+        }
+        return SV_OK;
+    }
 #pragma omp parallel for num_threads(T) schedule(static)
     for (int64_t r = 0; r < n; r++) {
         FN(decode_row)((REAL *)w->acc + (int64_t)omp_get_thread_num() * dout, W_dec, b_dec, (const REAL *)w->dec_scale,

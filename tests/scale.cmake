@@ -17,3 +17,6 @@ set_tests_properties(scale_weights_once PROPERTIES FIXTURES_REQUIRED demo_data)
 # The forward pass's buffers against the plan's count, measured by glibc.
 sv_test_exe(test_fwdmem test_fwdmem.c)
 add_test(NAME scale_fwd_mem COMMAND test_fwdmem)
+# The two decode orders: bit-identical, and against a double loop.
+sv_test_exe(test_decode test_decode.c)
+add_test(NAME forward_decode_orders COMMAND test_decode)

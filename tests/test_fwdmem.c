@@ -7,6 +7,7 @@
  *    chunks; worker threads would allocate in other arenas), is within
  *    sv_fwd_mem_bytes, and sv_fwd_bytes (the runner's check) agrees with it;
  *  - with any thread count, sv_fwd_bytes <= sv_fwd_mem_bytes;
+ *  - all of it for both decode orders (row by row, latent-major);
  *  - a non-topk SAE whose L0 is far above SV_FWD_PLAN_L0 is seen by
  *    sv_fwd_bytes as over the count (so the runner warns), and the heap
  *    agrees.
@@ -142,23 +143,32 @@ int main(void)
     run_blocks("warm-up", &s, x, 1, 0);
     run_blocks("warm-up", &s, x, 2, 0);
     free_sae(&s);
+    /* Both decode orders (forward.h): latent-major holds its own buffers. */
+    for (int lm = 0; lm < 2; lm++)
     for (int a = 0; a < 6; a++)
         for (int prec = 32; prec <= 64; prec += 32)
             for (int th = 1; th <= 2; th++) {
                 make(&s, archs[a], prec, 2.0); /* L0 about 2.3 % of 4100: ~94 */
-                snprintf(what, sizeof what, "%s float%d %d thread%s", names[a], prec, th, th > 1 ? "s" : "");
+                snprintf(what, sizeof what, "%s float%d %d thread%s%s", names[a], prec, th, th > 1 ? "s" : "",
+                         lm ? ", latent-major decode" : "");
+                sv_fwd_set_decode(lm ? SV_DEC_LATENTS : SV_DEC_ROWS);
                 const double l0 = run_blocks(what, &s, x, th, 0);
+                sv_fwd_set_decode(SV_DEC_AUTO);
                 CHECK(l0 > 10, "%s: L0 %.1f: the case tests nothing", what, l0);
                 free_sae(&s);
             }
     /* Non-topk at L0 ~ M/2: beyond the count, and seen so. */
     for (int a = 0; a < 4; a++) {
         if (archs[a] == SV_ARCH_TOPK) continue;
-        make(&s, archs[a], 32, 0.0);
-        snprintf(what, sizeof what, "%s float32 L0 ~ d_sae / 2", names[a]);
-        const double l0 = run_blocks(what, &s, x, 1, 1);
-        CHECK(l0 > 4 * SV_FWD_PLAN_L0, "%s: L0 %.1f", what, l0);
-        free_sae(&s);
+        for (int lm = 0; lm < 2; lm++) {
+            make(&s, archs[a], 32, 0.0);
+            snprintf(what, sizeof what, "%s float32 L0 ~ d_sae / 2%s", names[a], lm ? ", latent-major decode" : "");
+            sv_fwd_set_decode(lm ? SV_DEC_LATENTS : SV_DEC_ROWS);
+            const double l0 = run_blocks(what, &s, x, 1, 1);
+            sv_fwd_set_decode(SV_DEC_AUTO);
+            CHECK(l0 > 4 * SV_FWD_PLAN_L0, "%s: L0 %.1f", what, l0);
+            free_sae(&s);
+        }
     }
     free(x);
     printf(TEST_NAME ": %d cases ok%s\n", n_checked, glibc_heap ? ", heap measured by glibc" : "");

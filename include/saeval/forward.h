@@ -54,7 +54,32 @@ typedef struct {
     double *val;     /* their activations f_j */
     int64_t cap;     /* capacity of idx/val: max_rows x k with top-k (never grows), else grown as needed */
     int threads;     /* sv_fwd_threads at init: sizes the per-thread scratch */
+    /* Latent-major decode (see SV_DEC_STRIP), one row tile at a time: */
+    int latent_major;
+    int32_t *dec_pos;  /* [d_sae] per-latent counts, then cursors */
+    int32_t *dec_lat;  /* [d_sae] the tile's active latents, ascending */
+    int32_t *dec_ptr;  /* [d_sae + 1] where each one's entries start */
+    int32_t *dec_row;  /* [dec_cap] an entry's row within the tile */
+    void *dec_f;       /* [dec_cap] its code at decoder scale (working precision) */
+    int64_t dec_cap;   /* top-k: SV_GEMM_ROWS x k, reserved at init; else grown like the CSR */
+    void *dec_acc;     /* [threads][SV_GEMM_ROWS][SV_DEC_STRIP] strip accumulators */
 } sv_fwd;
+
+/* Sparse decode. Row by row, every active latent's row of W_dec is read
+ * once per token that uses it: from memory when W_dec is larger than the
+ * caches, where the decode is bound by memory bandwidth. Latent-major, a
+ * row tile's codes are sorted by latent and the output is made in column
+ * strips of SV_DEC_STRIP elements: each active latent's strip of W_dec is
+ * read once per tile and the tile's accumulators for the strip stay in
+ * cache. Every output element adds the same products in the same order
+ * (its row's latents ascending, from zero), so both give the same bits;
+ * the choice is speed only: latent-major for W_dec of SV_DEC_LATENT_MIN
+ * bytes or more, unless sv_fwd_set_decode says otherwise. */
+#define SV_DEC_STRIP 128
+#define SV_DEC_LATENT_MIN ((int64_t)16 << 20)
+enum { SV_DEC_AUTO, SV_DEC_ROWS, SV_DEC_LATENTS };
+/* For tests and the benchmark: force a decode order for later sv_fwd_init. */
+void sv_fwd_set_decode(int mode);
 
 sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows);
 /* The sparse codes of a block exist twice at most: the tasks' lists
