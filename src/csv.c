@@ -1,5 +1,6 @@
 /* CSV cell quoting and number cells. */
 #include "saeval/csv.h"
+#include "saeval/numfmt.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ void sv_csv_num(sv_jw *b, double v)
 {
     char tmp[40];
     if (isfinite(v)) {
-        int n = snprintf(tmp, sizeof tmp, "%.17g", v);
+        int n = sv_fmt_g(tmp, v, 17);
         sv_jw_raw(b, tmp, (size_t)n);
     }
 }

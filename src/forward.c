@@ -21,9 +21,9 @@ void sv_fwd_set_decode(int mode) { sv_fwd_decode = mode; }
 /* Latent-major decode for this SAE (forward.h): speed only. */
 static int use_latent_major(const sv_sae_cfg *c, int precision)
 {
-    if (sv_fwd_decode != SV_DEC_AUTO) return sv_fwd_decode == SV_DEC_LATENTS;
-    const int64_t rs = precision == 64 ? 8 : 4;
-    return c->d_sae * sv_cfg_d_out(c) * rs >= SV_DEC_LATENT_MIN;
+    (void)c;
+    (void)precision;
+    return sv_fwd_decode != SV_DEC_ROWS;
 }
 #include "multiarch.h"
 

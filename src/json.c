@@ -2,6 +2,7 @@
  * as null) and the one strict JSON reader used for configs, cfg.json and
  * safetensors headers. Depends on nothing above error.h. */
 #include "saeval/json.h"
+#include "saeval/numfmt.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -102,14 +103,16 @@ void sv_jw_end(sv_jw *w)
 void sv_jw_num(sv_jw *w, const char *key, double v)
 {
     element(w, key);
-    if (isfinite(v)) putf(w, "%.17g", v);
+    char t[32];
+    if (isfinite(v)) sv_jw_raw(w, t, (size_t)sv_fmt_g(t, v, 17)); /* "%.17g" without printf: numfmt.h */
     else sv_jw_raw(w, "null", 4);
 }
 
 void sv_jw_int(sv_jw *w, const char *key, int64_t v)
 {
+    char t[24];
     element(w, key);
-    putf(w, "%lld", (long long)v);
+    sv_jw_raw(w, t, (size_t)sv_fmt_i64(t, v));
 }
 
 void sv_jw_str(sv_jw *w, const char *key, const char *s)

@@ -23,6 +23,7 @@
 #include "saeval/fsutil.h"
 #include "saeval/report.h"
 #include "saeval/tokenizer.h"
+#include "saeval/numfmt.h"
 
 /* A pre-formatted number under key (see raw_value in report_pair.c). */
 static void raw_num(sv_jw *w, const char *key, const char *s, size_t n)
@@ -40,7 +41,7 @@ static void num_f32(sv_jw *w, float v)
     char s[48];
     int n = 0;
     for (int p = 6; p <= 9; p++) {
-        n = snprintf(s, sizeof s, "%.*g", p, (double)v);
+        n = sv_fmt_g(s, (double)v, p);
         if (strtof(s, NULL) == v) break;
     }
     raw_num(w, NULL, s, (size_t)n);
@@ -52,7 +53,7 @@ static void num_shade(sv_jw *w, float v)
 {
     if (!isfinite(v)) { sv_jw_null(w, NULL); return; }
     char s[48];
-    int n = snprintf(s, sizeof s, "%.3g", (double)v);
+    int n = sv_fmt_g(s, (double)v, 3);
     raw_num(w, NULL, s, (size_t)n);
 }
 

@@ -10,3 +10,6 @@ add_test(NAME csv_comma_sae_id
 set_tests_properties(csv_comma_sae_id PROPERTIES FIXTURES_REQUIRED demo_data TIMEOUT 300)
 sv_test_exe(test_metrics test_metrics.c)
 add_test(NAME metrics_table COMMAND test_metrics)
+# printf-free number formatting, byte for byte against snprintf.
+sv_test_exe(test_numfmt test_numfmt.c)
+add_test(NAME numfmt_vs_printf COMMAND test_numfmt)
