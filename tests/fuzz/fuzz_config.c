@@ -1,7 +1,7 @@
 /* libFuzzer target: the run-configuration reader (untrusted input).
  * "saes" entries with glob characters are expanded with glob(3) relative to
  * /tmp/fuzz (.ci/fuzz creates /tmp/fuzz/saes/{a,b}/cfg.json so that patterns
- * like "saes/*" match; elsewhere patterns simply match nothing). */
+ * like "saes/" followed by a star match; elsewhere patterns simply match nothing). */
 #include "saeval/config.h"
 
 #include <stdint.h>
