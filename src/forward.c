@@ -12,20 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "saeval/gemm.h"
+#include "multiarch.h"
 
 static int sv_fwd_threads = 1;
 static int sv_fwd_decode = SV_DEC_AUTO;
 
 void sv_fwd_set_decode(int mode) { sv_fwd_decode = mode; }
 
-/* Latent-major decode for this SAE (forward.h): speed only. */
-static int use_latent_major(const sv_sae_cfg *c, int precision)
-{
-    (void)c;
-    (void)precision;
-    return sv_fwd_decode != SV_DEC_ROWS;
-}
-#include "multiarch.h"
+/* Latent-major decode unless a test asked for rows (forward.h). */
+static int use_latent_major(void) { return sv_fwd_decode != SV_DEC_ROWS; }
 
 void sv_fwd_set_threads(int n)
 {
@@ -167,7 +162,7 @@ static uint64_t sizes_sum(const fwd_sizes *z)
 uint64_t sv_fwd_mem_bytes(const sv_sae_cfg *c, int precision, int64_t max_rows)
 {
     const int T = sv_fwd_threads;
-    const fwd_sizes z = sizes_of(c, precision, max_rows, T, use_latent_major(c, precision));
+    const fwd_sizes z = sizes_of(c, precision, max_rows, T, use_latent_major());
     const uint64_t e = sizeof(int32_t) + sizeof(double); /* one code: latent and value */
     if (z.csr) return sizes_sum(&z) + e * (uint64_t)z.csr;
     /* Non-topk: the tasks' lists and the CSR, each up to the block's codes
@@ -205,7 +200,7 @@ sv_rc sv_fwd_init(sv_fwd *w, const sv_sae *s, int64_t max_rows)
     const int64_t np = (m + SV_GEMM_PANEL - 1) / SV_GEMM_PANEL;
     const int T = sv_fwd_threads;
     const int prec = s->bf16_encoder ? 16 : s->precision;
-    const fwd_sizes z = sizes_of(&s->cfg, prec, max_rows, T, use_latent_major(&s->cfg, prec));
+    const fwd_sizes z = sizes_of(&s->cfg, prec, max_rows, T, use_latent_major());
     w->threads = T;
     w->groups = T < np ? T : np;
     w->in = sv_malloc(z.in);

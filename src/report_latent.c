@@ -353,7 +353,7 @@ sv_rc sv_rep_latents(const char *rdir, const char *base, const char *feat_path, 
             sv_jw_obj(&cw, "vocab");
             for (size_t u = 0; u < tc.n_used; u++) {
                 char key[24];
-                snprintf(key, sizeof key, "%lld", (long long)tc.used[u]);
+                sv_fmt_i64(key, tc.used[u]);
                 sv_jw_str(&cw, key, tc.text[tc.used[u]][0]);
             }
             sv_jw_end(&cw);

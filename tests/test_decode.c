@@ -12,29 +12,13 @@
 #define TEST_NAME "test_decode"
 #include "testutil.h"
 #include "saeval/forward.h"
+#include "fwd_rand.h"
 
 #include <math.h>
 #include <string.h>
 
 enum { D = 40, M = 2600, ROWS = 2 * SV_GEMM_ROWS, N_LAST = 1300, DOUT_X = 300 };
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static double unit(void) /* uniform [-1, 1) */
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng >> 11) / 4503599627370496.0 - 1.0;
-}
-
-static void *vec(int prec, size_t n, double scale, double shift)
-{
-    void *p = xcalloc(n, prec == 64 ? sizeof(double) : sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        double v = scale * unit() + shift;
-        if (prec == 64) ((double *)p)[i] = v;
-        else ((float *)p)[i] = (float)v;
-    }
-    return p;
-}
 static double at(const void *p, int prec, size_t i) { return prec == 64 ? ((const double *)p)[i] : ((const float *)p)[i]; }
 
 enum { V_PLAIN, V_RESCALE, V_LAYERNORM, V_TRANSCODER };
@@ -73,12 +57,6 @@ static void make(sv_sae *s, sv_arch a, int prec, int variant)
             s->dec_norm[j] = sqrt(q);
         }
     }
-}
-
-static void free_sae(sv_sae *s)
-{
-    free(s->W_enc); free(s->W_dec); free(s->b_dec); free(s->b_enc); free(s->threshold); free(s->W_skip);
-    free(s->b_gate); free(s->r_mag); free(s->b_mag); free(s->dec_norm);
 }
 
 /* Outputs of one block: reconstruction and CSR, copied. */
@@ -159,6 +137,7 @@ static void check_reference(const sv_sae *s, const float *x, const outs o[3], co
 
 int main(void)
 {
+    fwd_rng = 0x2545f4914f6cdd1dull;
     static const sv_arch archs[] = {SV_ARCH_STANDARD, SV_ARCH_TOPK, SV_ARCH_JUMPRELU, SV_ARCH_GATED,
                                     SV_ARCH_SIGNED_TOPK, SV_ARCH_GROUPMAX};
     static const char *names[] = {"standard", "topk", "jumprelu", "gated", "signed_topk", "groupmax"};

@@ -17,6 +17,7 @@
 #define TEST_NAME "test_fwdmem"
 #include "testutil.h"
 #include "saeval/forward.h"
+#include "fwd_rand.h"
 
 #include <malloc.h>
 #include <math.h>
@@ -24,23 +25,6 @@
 
 enum { D = 32, M = 4100, ROWS = 2 * SV_GEMM_ROWS, N_LAST = 1500 };
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double unit(void) /* uniform [-1, 1) */
-{
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng >> 11) / 4503599627370496.0 - 1.0;
-}
-
-static void *vec(int prec, size_t n, double scale, double shift)
-{
-    void *p = xcalloc(n, prec == 64 ? sizeof(double) : sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        double v = scale * unit() + shift;
-        if (prec == 64) ((double *)p)[i] = v;
-        else ((float *)p)[i] = (float)v;
-    }
-    return p;
-}
 
 /* An SAE whose pre-activations are about unit normal; a latent fires when
  * its pre-activation exceeds t (non-topk), so t sets the L0. */
@@ -114,14 +98,9 @@ static double run_blocks(const char *what, sv_sae *s, const float *x, int thread
     return l0max;
 }
 
-static void free_sae(sv_sae *s)
-{
-    free(s->W_enc); free(s->W_dec); free(s->b_dec); free(s->b_enc); free(s->threshold);
-    free(s->b_gate); free(s->r_mag); free(s->b_mag);
-}
-
 int main(void)
 {
+    fwd_rng = 0x9e3779b97f4a7c15ull;
     static const sv_arch archs[] = {SV_ARCH_STANDARD, SV_ARCH_TOPK, SV_ARCH_JUMPRELU, SV_ARCH_GATED,
                                     SV_ARCH_SIGNED_TOPK, SV_ARCH_GROUPMAX};
     static const char *names[] = {"standard", "topk", "jumprelu", "gated", "signed_topk", "groupmax"};
