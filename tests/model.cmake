@@ -17,6 +17,7 @@ add_test(NAME model_downstream COMMAND test_downstream ${SV_LM_DATA} ${CMAKE_CUR
 set_tests_properties(model_downstream PROPERTIES TIMEOUT 120)
 # saeval collect: 1, 3 and 4 ranks, then the stores compared byte for byte.
 sv_test_exe(test_collect test_collect.c)
+target_link_libraries(test_collect PRIVATE saevalapp) # sv_cli_prepare_env
 set(SV_COLLECT_OUT ${CMAKE_CURRENT_BINARY_DIR}/collect_out)
 foreach(np 1 3 4)
   add_test(NAME model_collect_np${np}

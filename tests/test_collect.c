@@ -4,7 +4,11 @@
  * them: the fixture sequence against transformers 4.48's hidden states,
  * the others against a serial sv_model_prefix, bf16 = rounded f32, the
  * metadata, bad token files refused with no store left, complete stores
- * kept. ctest compares the files of 1, 3 and 4 ranks byte for byte. */
+ * kept. ctest compares the files of 1, 3 and 4 ranks byte for byte, and
+ * with the store `saeval collect` writes: this program starts in the
+ * command's environment (sv_cli_prepare_env: the OpenBLAS kernel the
+ * command picks, whose last bits can differ from the one OpenBLAS picks
+ * by itself on an AVX-512 CPU). */
 #define TEST_NAME "test_collect"
 #define TU_CHECK 1
 #include <hdf5.h>
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "saeval/cli.h"
 #include "saeval/collect.h"
 #include "saeval/forward.h"
 #include "saeval/half.h"
@@ -100,6 +105,7 @@ static double rel(const float *a, const float *ref, size_t n)
 
 int main(int argc, char **argv)
 {
+    sv_cli_prepare_env(argv);
     MPI_Init(&argc, &argv);
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
