@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <mpi.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,17 +25,19 @@ enum {
     ND
 };
 
-static const struct { const char *name; int type, ext; } dsets[ND] = {
-    {"nonzero", T_I64, X_NONE},           {"max", T_F32, X_NONE},
-    {"hist_width", T_F64, X_NONE},        {"hist_counts", T_I64, X_F},
-    {"top_token", T_I64, X_N},            {"top_value", T_F32, X_N},
-    {"top_window_start", T_I64, X_N},     {"top_window_len", T_I32, X_N},
-    {"top_window_ids", T_I32, X_NW},      {"top_window_values", T_F32, X_NW},
-    {"interval_lo", T_F64, X_I},          {"interval_hi", T_F64, X_I},
-    {"interval_count", T_I64, X_I},
-    {"interval_token", T_I64, X_IK},      {"interval_value", T_F32, X_IK},
-    {"interval_window_start", T_I64, X_IK}, {"interval_window_len", T_I32, X_IK},
-    {"interval_window_ids", T_I32, X_IKW}, {"interval_window_values", T_F32, X_IKW},
+/* fill: the value of an empty slot (-1: no example, no token id) and the
+ * dataset's HDF5 fill value, so a chunk holding only that is not stored. */
+static const struct { const char *name; int type, ext, fill; } dsets[ND] = {
+    {"nonzero", T_I64, X_NONE, 0},               {"max", T_F32, X_NONE, 0},
+    {"hist_width", T_F64, X_NONE, 0},            {"hist_counts", T_I64, X_F, 0},
+    {"top_token", T_I64, X_N, -1},               {"top_value", T_F32, X_N, 0},
+    {"top_window_start", T_I64, X_N, -1},        {"top_window_len", T_I32, X_N, 0},
+    {"top_window_ids", T_I32, X_NW, -1},         {"top_window_values", T_F32, X_NW, 0},
+    {"interval_lo", T_F64, X_I, 0},              {"interval_hi", T_F64, X_I, 0},
+    {"interval_count", T_I64, X_I, 0},
+    {"interval_token", T_I64, X_IK, -1},         {"interval_value", T_F32, X_IK, 0},
+    {"interval_window_start", T_I64, X_IK, -1},  {"interval_window_len", T_I32, X_IK, 0},
+    {"interval_window_ids", T_I32, X_IKW, -1},   {"interval_window_values", T_F32, X_IKW, 0},
 };
 
 static size_t type_size(int t) { return (t == T_I64 || t == T_F64) ? 8 : 4; }
@@ -159,6 +164,8 @@ struct sv_featfile_writer {
     int64_t W;
     void *buf[ND];     /* each dataset's rows of a latent chunk, kept from one put to */
     int64_t buf_nl;    /* the next (fresh pages for every chunk cost more than the writing) */
+    int64_t cl[ND];    /* latents per HDF5 chunk (0: not chunked, nothing to write) */
+    int filtered;      /* chunks go through shuffle + deflate */
 };
 
 static void close_all(sv_featfile_writer *w)
@@ -179,17 +186,52 @@ void sv_featfile_abort(sv_featfile_writer *w)
     free(w);
 }
 
+#define FEAT_DEFLATE 1 /* deflate level: fast; the windows' padding is what compresses */
+
+/* Latents per HDF5 chunk of dataset i (0: an empty extent, not chunked):
+ * whole latents, about 1 MiB at most, a power of two so that the featpass's
+ * latent ranges (multiples of 64) hold whole chunks. */
+static int64_t chunk_latents(const sv_feat_params *p, int64_t W, int i)
+{
+    hsize_t dims[4];
+    int r = extents(p, W, dsets[i].ext, dims);
+    for (int k = 0; k < r; k++)
+        if (!dims[k]) return 0;
+    size_t per = per_latent_elems(p, W, dsets[i].ext) * type_size(dsets[i].type);
+    int64_t cl = 64;
+    while (cl > 1 && per * (size_t)cl > ((size_t)1 << 20)) cl /= 2;
+    return cl < p->d_sae ? cl : p->d_sae;
+}
+
+/* A writer without a file: its params and chunk layout, so a rank other
+ * than 0 can filter its share of the chunks (sv_featfile_put_coll). */
+static sv_featfile_writer *new_writer(const sv_feat_params *p, int64_t W)
+{
+    sv_featfile_writer *w = sv_calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->file = -1;
+    for (int i = 0; i < ND; i++) w->d[i] = -1;
+    w->p = *p;
+    w->W = W;
+    w->filtered = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0;
+    for (int i = 0; i < ND; i++) w->cl[i] = chunk_latents(p, W, i);
+    return w;
+}
+
+sv_rc sv_featfile_helper(sv_featfile_writer **out, const sv_feat_params *p, int64_t window_width)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    *out = new_writer(p, window_width);
+    return *out ? SV_OK : SV_EINTERNAL;
+}
+
 sv_rc sv_featfile_create(sv_featfile_writer **out, const char *path, const sv_feat *f, const sv_featfile_meta *m)
 {
     *out = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const sv_feat_params *p = sv_feat_params_of(f);
-    sv_featfile_writer *w = sv_calloc(1, sizeof *w);
+    sv_featfile_writer *w = new_writer(p, m->window_width);
     if (!w) return SV_EINTERNAL;
-    w->file = -1;
-    for (int i = 0; i < ND; i++) w->d[i] = -1;
-    w->p = *p;
-    w->W = m->window_width;
     w->path = sv_strdup(path);
     w->tmp = sv_malloc(strlen(path) + 5);
     if (!w->path || !w->tmp) { sv_featfile_abort(w); return SV_EINTERNAL; }
@@ -211,25 +253,21 @@ sv_rc sv_featfile_create(sv_featfile_writer **out, const char *path, const sv_fe
     int64_t vals[] = {p->d_sae, p->top_n, p->n_intervals, p->interval_k, p->grid_bins, p->ctx_before,
                       p->ctx_after, (int64_t)p->seed, sv_feat_tokens(f), m->n_sequences, m->window_width};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0] && e >= 0; i++) e = attr_i64(w->file, names[i], vals[i]);
-    int deflate = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0;
     for (int i = 0; i < ND && e >= 0; i++) {
-        hsize_t dims[4] = {(hsize_t)p->d_sae}, chunk[4];
+        hsize_t dims[4] = {(hsize_t)p->d_sae}, chunk[4] = {(hsize_t)w->cl[i]};
         int r = 1 + extents(p, w->W, dsets[i].ext, dims + 1);
-        /* chunks of whole latents, about 1 MiB at most */
-        size_t per = per_latent_elems(p, w->W, dsets[i].ext) * type_size(dsets[i].type);
-        hsize_t cl = per ? (hsize_t)((1u << 20) / per) : 64;
-        if (cl > 64) cl = 64;
-        if (cl < 1) cl = 1;
-        if (cl > dims[0]) cl = dims[0];
-        chunk[0] = cl;
-        int empty = 0;
-        for (int k = 1; k < r; k++) { chunk[k] = dims[k]; if (!dims[k]) empty = 1; }
+        for (int k = 1; k < r; k++) chunk[k] = dims[k];
         hid_t sp = H5Screate_simple(r, dims, NULL);
         hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
         e = (sp < 0 || pl < 0 || H5Pset_obj_track_times(pl, 0) < 0) ? -1 : 0;
-        if (e >= 0 && !empty) {
+        if (e >= 0 && w->cl[i] > 0) { /* the filters, in the order filter_chunk applies them */
             e = H5Pset_chunk(pl, r, chunk);
-            if (e >= 0 && deflate) e = H5Pset_shuffle(pl) < 0 || H5Pset_deflate(pl, 1) < 0 ? -1 : 0;
+            const int64_t f64 = dsets[i].fill;
+            const int32_t f32 = (int32_t)dsets[i].fill;
+            if (e >= 0 && f64 != 0) /* only integer datasets have a nonzero fill */
+                e = dsets[i].type == T_I64 ? H5Pset_fill_value(pl, H5T_NATIVE_INT64, &f64)
+                                           : H5Pset_fill_value(pl, H5T_NATIVE_INT32, &f32);
+            if (e >= 0 && w->filtered) e = H5Pset_shuffle(pl) < 0 || H5Pset_deflate(pl, FEAT_DEFLATE) < 0 ? -1 : 0;
         }
         if (e >= 0) {
             w->d[i] = H5Dcreate2(w->file, dsets[i].name, file_type(dsets[i].type), sp, H5P_DEFAULT, pl, H5P_DEFAULT);
@@ -263,7 +301,8 @@ static herr_t write_rows(sv_featfile_writer *w, int i, int64_t j0, int64_t nl, c
     return e;
 }
 
-sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_windows *win)
+/* Rank 0: the put's rows of every dataset into w->buf (empty slots -1). */
+static sv_rc fill_rows(sv_featfile_writer *w, const sv_feat *f, const sv_feat_windows *win)
 {
     const sv_feat_params *p = &w->p;
     int64_t j0 = win->j0, nl = win->j1 - win->j0, W = w->W;
@@ -328,14 +367,271 @@ sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_win
             memcpy(iids + slot * (size_t)W, id, (size_t)W * sizeof *id);
         }
     }
-    herr_t e = 0;
-    int bad = -1;
-    for (int i = 0; i < ND && e >= 0; i++) {
-        e = write_rows(w, i, j0, nl, buf[i]);
-        if (e < 0) bad = i;
-    }
-    if (e < 0) return sv_fail(SV_EINTERNAL, "%s: %s: write failed (HDF5 error)", w->tmp, dsets[bad].name);
     return SV_OK;
+}
+
+/* ---- chunks filtered on every rank ----
+ * Compressing is most of the writing, and rank 0 alone holds the file, so
+ * the put's whole chunks are shuffled and deflated in the formats of HDF5's
+ * shuffle and deflate filters (a zlib stream; any HDF5 reader decodes them)
+ * on the ranks in turn, and rank 0 stores them with H5Dwrite_chunk in chunk
+ * order: the file does not depend on the number of ranks. */
+typedef struct {
+    int i;         /* dataset */
+    int64_t c;     /* chunk index along the latents */
+} job_t;
+
+#define TAG_RAW 7301
+#define TAG_OUT 7302
+
+static size_t row_bytes(const sv_featfile_writer *w, int i)
+{
+    return per_latent_elems(&w->p, w->W, dsets[i].ext) * type_size(dsets[i].type);
+}
+
+/* Whole chunks of dataset i inside [j0, j1): [*c0, *c1); the last chunk
+ * of the dataset counts as whole when j1 is the end. */
+static void whole_chunks(const sv_featfile_writer *w, int i, int64_t j0, int64_t j1, int64_t *c0, int64_t *c1)
+{
+    const int64_t cl = w->cl[i], d = w->p.d_sae;
+    *c0 = *c1 = 0;
+    if (cl <= 0) return;
+    *c0 = (j0 + cl - 1) / cl;
+    *c1 = j1 == d ? (d + cl - 1) / cl : j1 / cl;
+    if (*c1 < *c0) *c1 = *c0;
+}
+
+/* HDF5's shuffle (bytes of each element position together) then deflate
+ * (a zlib stream, as its filter writes), into *out (allocated). 0 on success. */
+static int filter_chunk(const sv_featfile_writer *w, int i, const unsigned char *raw, size_t n, unsigned char **out,
+                        size_t *out_n)
+{
+    *out = NULL;
+    if (!w->filtered) { /* no filters in the pipeline: the bytes as they are */
+        if (!(*out = malloc(n ? n : 1))) return -1;
+        memcpy(*out, raw, n);
+        *out_n = n;
+        return 0;
+    }
+    const size_t es = type_size(dsets[i].type), ne = n / es;
+    unsigned char *sh = malloc(n ? n : 1);
+    uLongf len = compressBound((uLong)n);
+    unsigned char *z = malloc(len);
+    if (!sh || !z) { free(sh); free(z); return -1; }
+    if (es > 1 && ne > 1) {
+        for (size_t b = 0; b < es; b++)
+            for (size_t k = 0; k < ne; k++) sh[b * ne + k] = raw[k * es + b];
+        memcpy(sh + ne * es, raw + ne * es, n - ne * es); /* HDF5 leaves a partial element's bytes at the end */
+    } else {
+        memcpy(sh, raw, n);
+    }
+    /* run-length matches only (Z_RLE): the arrays are runs of 0 and -1
+     * bytes between incompressible float bytes, and it is several times
+     * faster than a full match search; any inflate reads it */
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    int zr = deflateInit2(&zs, FEAT_DEFLATE, Z_DEFLATED, 15, 8, Z_RLE);
+    if (zr == Z_OK) {
+        zs.next_in = sh;
+        zs.avail_in = (uInt)n;
+        zs.next_out = z;
+        zs.avail_out = (uInt)len;
+        zr = deflate(&zs, Z_FINISH) == Z_STREAM_END ? Z_OK : Z_BUF_ERROR;
+        len = (uLongf)zs.total_out;
+        deflateEnd(&zs);
+    }
+    free(sh);
+    if (zr != Z_OK) { free(z); return -1; }
+    *out = z;
+    *out_n = (size_t)len;
+    return 0;
+}
+
+sv_rc sv_featfile_put_coll(sv_featfile_writer *w, const sv_feat *f, const sv_feat_windows *win, int64_t j0,
+                           int64_t j1, MPI_Comm comm)
+{
+    int rank = 0, P = 1;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &rank);
+        MPI_Comm_size(comm, &P);
+    }
+    sv_rc rc = SV_OK;
+    int ok = 1;
+    if (rank == 0) {
+        if (!win) rc = SV_EINTERNAL; /* the caller could not make them: its message stands */
+        else if (win->j0 != j0 || win->j1 != j1) rc = sv_fail(SV_EINTERNAL, "%s: windows of latents %" PRId64 "..%" PRId64 ", not %" PRId64 "..%" PRId64, w->path, win->j0, win->j1, j0, j1);
+        else rc = fill_rows(w, f, win);
+        ok = rc == SV_OK;
+    }
+    if (P > 1) MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    if (!ok) return rank == 0 ? rc : sv_fail(SV_EINTERNAL, "feature file: rank 0 could not prepare its rows");
+    /* the jobs, the same list on every rank: dataset by dataset, chunk by chunk */
+    int64_t nj = 0;
+    for (int i = 0; i < ND; i++) {
+        int64_t c0, c1;
+        whole_chunks(w, i, j0, j1, &c0, &c1);
+        nj += c1 - c0;
+    }
+    job_t *jobs = sv_malloc((size_t)(nj ? nj : 1) * sizeof *jobs);
+    int jok = jobs != NULL;
+    if (P > 1) MPI_Allreduce(MPI_IN_PLACE, &jok, 1, MPI_INT, MPI_MIN, comm);
+    if (!jok) { free(jobs); return sv_fail(SV_EINTERNAL, "out of memory writing the feature file"); }
+    nj = 0;
+    size_t maxraw = 0;
+    for (int i = 0; i < ND; i++) {
+        int64_t c0, c1;
+        whole_chunks(w, i, j0, j1, &c0, &c1);
+        for (int64_t c = c0; c < c1; c++) jobs[nj++] = (job_t){i, c};
+        if (c1 > c0 && (size_t)w->cl[i] * row_bytes(w, i) > maxraw) maxraw = (size_t)w->cl[i] * row_bytes(w, i);
+    }
+    const int too_big = maxraw > (size_t)INT_MAX / 2; /* MPI counts; the same verdict on every rank */
+    /* the raw bytes of job t: rank 0 points into its rows, or a padded copy
+     * for the dataset's last chunk when it is short (HDF5 stores full chunks) */
+    unsigned char *pad[ND] = {0};
+    MPI_Request *sreq = NULL;
+    int nreq = 0;
+    const unsigned char **raw = NULL;
+    if (rank == 0 && !too_big) {
+        raw = sv_malloc((size_t)(nj ? nj : 1) * sizeof *raw);
+        sreq = sv_malloc((size_t)(nj ? nj : 1) * sizeof *sreq);
+        for (int64_t t = 0; raw && sreq && t < nj; t++) {
+            const int i = jobs[t].i;
+            const size_t rb = row_bytes(w, i), full = (size_t)w->cl[i] * rb;
+            const int64_t a = jobs[t].c * w->cl[i], e = a + w->cl[i] < j1 ? a + w->cl[i] : j1;
+            raw[t] = (const unsigned char *)w->buf[i] + (size_t)(a - j0) * rb;
+            if ((size_t)(e - a) * rb < full) {
+                if (!(pad[i] = calloc(1, full))) { rc = SV_EINTERNAL; break; }
+                memcpy(pad[i], raw[t], (size_t)(e - a) * rb);
+                raw[t] = pad[i];
+            }
+        }
+        if (!raw || !sreq) rc = SV_EINTERNAL;
+    }
+    if (P > 1) { /* every rank learns whether rank 0 can go on */
+        ok = rc == SV_OK && !too_big;
+        MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    } else {
+        ok = rc == SV_OK && !too_big;
+    }
+    if (!ok) {
+        for (int i = 0; i < ND; i++) free(pad[i]);
+        free(raw); free(sreq); free(jobs);
+        return sv_fail(SV_EINTERNAL, too_big ? "feature file: a chunk above 1 GiB" : "out of memory writing the feature file");
+    }
+    /* A chunk of nothing but the dataset's fill value (-1 or 0 in every
+     * byte) is not stored: HDF5 reads the fill value for it. Rank 0 tells
+     * which; the others are handed out in turn. */
+    int *own = sv_malloc((size_t)(nj ? nj : 1) * sizeof *own);
+    if (!own) { /* without the list, store every chunk: rank 0 decides alone, the others must agree */
+        ok = 0;
+    } else if (rank == 0) {
+        for (int64_t t = 0; t < nj; t++) {
+            const int i = jobs[t].i;
+            const size_t n = (size_t)w->cl[i] * row_bytes(w, i);
+            const unsigned char fb = dsets[i].fill ? 0xFF : 0x00;
+            size_t b = 0;
+            while (b < n && raw[t][b] == fb) b++;
+            own[t] = b == n ? -1 : 0;
+        }
+    }
+    if (P > 1) MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
+    if (ok && P > 1) MPI_Bcast(own, (int)nj, MPI_INT, 0, comm);
+    for (int64_t t = 0, k = 0; ok && t < nj; t++)
+        if (own[t] == 0) own[t] = (int)(k++ % P);
+    if (!ok) {
+        for (int i = 0; i < ND; i++) free(pad[i]);
+        free(own); free(raw); free(sreq); free(jobs);
+        return sv_fail(SV_EINTERNAL, "out of memory writing the feature file");
+    }
+    if (rank == 0) { /* hand out the other ranks' chunks */
+        for (int64_t t = 0; t < nj; t++) {
+            const int o = own[t];
+            if (o <= 0) continue;
+            const int i = jobs[t].i;
+            MPI_Isend(raw[t], (int)((size_t)w->cl[i] * row_bytes(w, i)), MPI_BYTE, o, TAG_RAW, comm, &sreq[nreq++]);
+        }
+        int bad = -1;
+        for (int64_t t = 0; t < nj; t++) {
+            const int o = own[t], i = jobs[t].i;
+            if (o < 0) continue; /* only the fill value */
+            unsigned char *z = NULL;
+            size_t zn = 0;
+            int got = 0;
+            if (o == 0) {
+                got = filter_chunk(w, i, raw[t], (size_t)w->cl[i] * row_bytes(w, i), &z, &zn) == 0;
+            } else { /* an empty message: that rank could not filter it */
+                MPI_Status stt;
+                int cnt = 0;
+                MPI_Probe(o, TAG_OUT, comm, &stt);
+                MPI_Get_count(&stt, MPI_BYTE, &cnt);
+                z = malloc(cnt > 0 ? (size_t)cnt : 1);
+                MPI_Recv(z, cnt, MPI_BYTE, o, TAG_OUT, comm, MPI_STATUS_IGNORE);
+                got = z && cnt > 0;
+                zn = (size_t)cnt;
+            }
+            if (got && bad < 0) {
+                hsize_t off[4] = {(hsize_t)(jobs[t].c * w->cl[i]), 0, 0, 0};
+                if (H5Dwrite_chunk(w->d[i], H5P_DEFAULT, 0, off, zn, z) < 0) bad = i;
+            } else if (!got && bad < 0) {
+                bad = i;
+                rc = SV_EINTERNAL;
+            }
+            free(z);
+        }
+        /* the rows of chunks this put only partly covers go through HDF5's pipeline */
+        for (int i = 0; i < ND && bad < 0; i++) {
+            int64_t c0, c1;
+            whole_chunks(w, i, j0, j1, &c0, &c1);
+            const int64_t a = c1 > c0 ? c0 * w->cl[i] : j1, e = c1 > c0 ? (c1 * w->cl[i] < j1 ? c1 * w->cl[i] : j1) : j1;
+            const size_t rb = row_bytes(w, i);
+            if (w->cl[i] <= 0) continue;
+            if (a > j0 && write_rows(w, i, j0, a - j0, w->buf[i]) < 0) bad = i;
+            if (bad < 0 && e < j1 && write_rows(w, i, e, j1 - e, (const unsigned char *)w->buf[i] + (size_t)(e - j0) * rb) < 0) bad = i;
+        }
+        if (nreq > 0) MPI_Waitall(nreq, sreq, MPI_STATUSES_IGNORE);
+        if (bad >= 0) rc = rc != SV_OK ? sv_fail(rc, "%s: %s: could not filter a chunk", w->tmp, dsets[bad].name)
+                                       : sv_fail(SV_EINTERNAL, "%s: %s: write failed (HDF5 error)", w->tmp, dsets[bad].name);
+    } else { /* filter this rank's share, in job order */
+        int64_t mine = 0;
+        for (int64_t t = 0; t < nj; t++) mine += own[t] == rank;
+        unsigned char **outs = sv_calloc((size_t)(mine ? mine : 1), sizeof *outs);
+        MPI_Request *oreq = sv_malloc((size_t)(mine ? mine : 1) * sizeof *oreq);
+        unsigned char *in = malloc(maxraw ? maxraw : 1);
+        int64_t k = 0;
+        for (int64_t t = 0; t < nj; t++) {
+            if (own[t] != rank) continue;
+            const int i = jobs[t].i;
+            const size_t n = (size_t)w->cl[i] * row_bytes(w, i);
+            size_t zn = 0;
+            unsigned char *dummy = NULL;
+            /* the raw chunk is received even when it cannot be filtered: rank 0 sent it */
+            MPI_Recv(in ? in : (unsigned char *)&dummy, in ? (int)n : 0, MPI_BYTE, 0, TAG_RAW, comm, MPI_STATUS_IGNORE);
+            unsigned char *z = NULL;
+            if (!in || !outs || !oreq || filter_chunk(w, i, in, n, &z, &zn) != 0) { free(z); z = NULL; zn = 0; }
+            if (outs) outs[k] = z;
+            MPI_Request rq;
+            MPI_Isend(z ? (void *)z : (void *)&dummy, (int)zn, MPI_BYTE, 0, TAG_OUT, comm, oreq ? &oreq[k] : &rq);
+            if (!oreq) MPI_Wait(&rq, MPI_STATUS_IGNORE);
+            k++;
+        }
+        if (oreq) MPI_Waitall((int)mine, oreq, MPI_STATUSES_IGNORE);
+        for (int64_t q = 0; outs && q < mine; q++) free(outs[q]);
+        free(outs); free(oreq); free(in);
+    }
+    for (int i = 0; i < ND; i++) free(pad[i]);
+    free(own); free(raw); free(sreq); free(jobs);
+    /* rank 0 speaks for the put: every rank returns the same */
+    if (P > 1) {
+        int r = (int)rc;
+        MPI_Bcast(&r, 1, MPI_INT, 0, comm);
+        if (rank != 0 && r != SV_OK) rc = sv_fail((sv_rc)r, "feature file: writing failed on rank 0");
+    }
+    return rc;
+}
+
+sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_windows *win)
+{
+    return sv_featfile_put_coll(w, f, win, win->j0, win->j1, MPI_COMM_NULL);
 }
 
 sv_rc sv_featfile_commit(sv_featfile_writer *w)

@@ -75,31 +75,43 @@ sv_rc sv_featpass_finish(sv_feat *f, const sv_featpass_ctx *c, MPI_Comm comm)
     MPI_Comm_rank(comm, &rank);
     sv_store *st = c->st;
     sv_rc rc = sv_agree(sv_feat_reduce(f, comm), comm);
-    if (rc != SV_OK || rank != 0) return sv_agree(rc, comm);
+    if (rc != SV_OK) return rc;
     /* Rank 0 holds every example with its window values (captured in the
      * pass); the token ids come from the store. Latents go to the file in
-     * chunks (multiples of the file's 64-latent chunks) so the windows and
-     * the writer's buffers stay small. */
+     * chunks (multiples of the file's chunks) so the windows and the
+     * writer's buffers stay small; every rank filters a share of each. */
     const sv_feat_params *p = sv_feat_params_of(f);
     const int64_t d = p->d_sae, maxT = sv_featpass_max_seq(st);
     const int64_t chunk = write_chunk(p, maxT);
-    char *path = sv_featfile_path(c->out_dir, c->sae_id, c->dataset);
-    sv_featfile_meta m = {c->sae_id, c->dataset, st->n_seq, p->window_width};
     sv_featfile_writer *fw = NULL;
-    int64_t *ids = NULL, cap = 0;
-    rc = path ? sv_featfile_create(&fw, path, f, &m) : SV_EINTERNAL;
-    for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += chunk) {
-        sv_feat_windows w;
-        rc = sv_feat_windows_new(&w, f, j0, j0 + chunk < d ? j0 + chunk : d, st->seq_offsets, st->n_seq);
-        if (rc != SV_OK) break;
-        rc = sv_feat_windows_fill_captured(&w, f);
-        if (rc == SV_OK && st->has_token_ids) rc = fill_ids(&w, st, &ids, &cap);
-        if (rc == SV_OK) rc = sv_featfile_put(fw, f, &w);
-        sv_feat_windows_free(&w);
+    if (rank == 0) {
+        char *path = sv_featfile_path(c->out_dir, c->sae_id, c->dataset);
+        sv_featfile_meta m = {c->sae_id, c->dataset, st->n_seq, p->window_width};
+        rc = path ? sv_featfile_create(&fw, path, f, &m) : SV_EINTERNAL;
+        free(path);
+    } else {
+        rc = sv_featfile_helper(&fw, p, p->window_width);
     }
-    if (rc == SV_OK) rc = sv_featfile_commit(fw);
-    else if (fw) sv_featfile_abort(fw);
+    if ((rc = sv_agree(rc, comm)) != SV_OK) {
+        sv_featfile_abort(fw);
+        return rc;
+    }
+    int64_t *ids = NULL, cap = 0;
+    for (int64_t j0 = 0; j0 < d && rc == SV_OK; j0 += chunk) {
+        const int64_t j1 = j0 + chunk < d ? j0 + chunk : d;
+        sv_feat_windows w, *wp = NULL;
+        if (rank == 0 && sv_feat_windows_new(&w, f, j0, j1, st->seq_offsets, st->n_seq) == SV_OK) {
+            wp = &w;
+            sv_rc r2 = sv_feat_windows_fill_captured(&w, f);
+            if (r2 == SV_OK && st->has_token_ids) r2 = fill_ids(&w, st, &ids, &cap);
+            if (r2 != SV_OK) { sv_feat_windows_free(&w); wp = NULL; }
+        }
+        /* collective; a NULL window on rank 0 fails it on every rank */
+        rc = sv_featfile_put_coll(fw, rank == 0 ? f : NULL, wp, j0, j1, comm);
+        if (wp) sv_feat_windows_free(wp);
+    }
+    if (rank == 0 && rc == SV_OK) rc = sv_featfile_commit(fw);
+    else sv_featfile_abort(fw);
     free(ids);
-    free(path);
     return sv_agree(rc, comm);
 }

@@ -96,6 +96,7 @@ typedef struct {
     int32_t *f_idx;
     float *f_val;
     int64_t f_cap;
+    double feat_seconds; /* in feat_rows */
 } sv_pass;
 
 /* Append the block's sparse rows (rows r0.. of the unit's evaluated rows)
@@ -310,7 +311,12 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                 hist[q1 - q0]++;
             }
             /* values already computed; order-free, so blocks and ranks may split it anywhere */
-            if (sl->feat && (rc = feat_rows(ps, sl->feat, f, &fb0, r0, nb, ne)) != SV_OK) break;
+            if (sl->feat) {
+                const double tf = sv_now();
+                rc = feat_rows(ps, sl->feat, f, &fb0, r0, nb, ne);
+                ps->feat_seconds += sv_now() - tf;
+                if (rc != SV_OK) break;
+            }
         }
         if (rc != SV_OK) break;
         p[SV_P_RRB] = (sxh2 / (double)ne) / (sdot / (double)ne);
@@ -524,11 +530,20 @@ agree:
         }
         /* Feature files, after the pair files (collective: agree first). */
         rc = sv_agree(rc, comm);
+        const double t_feat = sv_now();
         for (int k = 0; k < n_slots && rc == SV_OK; k++) {
             if (!slots[k].feat) continue;
             const sv_featpass_ctx fc = {st, out_dir, slots[k].id, ds->name};
             rc = sv_featpass_finish(slots[k].feat, &fc, comm);
         }
+        const double feat_finish = sv_now() - t_feat;
+        if (stats && cfg->top_examples > 0) {
+            stats->feat_observe_seconds += ps.feat_seconds;
+            stats->feat_finish_seconds += feat_finish;
+        }
+        if (rank == 0 && log && cfg->top_examples > 0)
+            fprintf(log, "dataset %s pass %d/%d: feature data: kept during the pass %.3f s, merged and written %.3f s (rank 0)\n",
+                    ds->name, pass, n_pass, ps.feat_seconds, feat_finish);
         pg->cost_done += pass_cost;
         if (stats) {
             stats->pass_seconds += sv_now() - t_start;

@@ -11,7 +11,7 @@ rc=$?
 echo "$out"
 [ $rc = 0 ] || { echo "bench exited $rc"; exit 1; }
 for row in "budget: d_sae 131072" "<- in use" "compute topk, float32 store" "compute topk, bfloat16 store" \
-           "compute topk, precision bfloat16" "sweep 8 SAEs + geometry, whole run" "sweep 8 SAEs, dataset passes" \
+           "compute topk, precision bfloat16" "compute topk, top_examples 20" "keeping examples during the pass" "sweep 8 SAEs + geometry, whole run" "sweep 8 SAEs, dataset passes" \
            "geometry alone, d_sae" "downstream suffix" \
            "downstream 8 SAEs vs 1" "collect, last layer" "BENCH ranks=2"; do
   echo "$out" | grep -q "$row" || { echo "missing row: $row"; exit 1; }

@@ -16,8 +16,9 @@
  *   /interval_lo, /interval_hi [d,I] float64, /interval_count [d,I] int64,
  *   /interval_token, _value, _window_start, _window_len [d,I,K],
  *   /interval_window_ids, _window_values [d,I,K,W]
- * Written by rank 0 after the merge, chunked by 64 latents and
- * deflate-compressed, to a temporary name then renamed. */
+ * Written by rank 0 after the merge, to a temporary name then renamed;
+ * chunked by up to 64 latents (a power of two, about 1 MiB at most), each
+ * chunk shuffled and deflated (level 1) by one of the ranks in turn. */
 #ifndef SAEVAL_FEATFILE_H
 #define SAEVAL_FEATFILE_H
 #include <stdint.h>
@@ -39,6 +40,13 @@ typedef struct sv_featfile_writer sv_featfile_writer;
 sv_rc sv_featfile_create(sv_featfile_writer **out, const char *path, const sv_feat *f, const sv_featfile_meta *m);
 /* The per-latent data of win's latent range [j0, j1), windows included. */
 sv_rc sv_featfile_put(sv_featfile_writer *w, const sv_feat *f, const sv_feat_windows *win);
+/* Collective sv_featfile_put: rank 0 passes its writer, the merged f and
+ * the windows of [j0, j1); the other ranks a helper (below) and NULLs, and
+ * filter a share of the chunks. Same return on every rank. */
+sv_rc sv_featfile_put_coll(sv_featfile_writer *w, const sv_feat *f, const sv_feat_windows *win, int64_t j0,
+                           int64_t j1, MPI_Comm comm);
+/* A writer without a file, for the ranks other than 0 (free: sv_featfile_abort). */
+sv_rc sv_featfile_helper(sv_featfile_writer **out, const sv_feat_params *p, int64_t window_width);
 /* Close and rename into place (frees w, also on error). */
 sv_rc sv_featfile_commit(sv_featfile_writer *w);
 void sv_featfile_abort(sv_featfile_writer *w);

@@ -22,6 +22,8 @@ typedef struct {
     int64_t tokens;        /* tokens in the stores, counted once per pass */
     int64_t block_rows;
     int inputs_changed;        /* rank 0: pairs refused because an input changed mid-run */
+    double feat_observe_seconds; /* rank 0: top_examples on: keeping the examples during the passes */
+    double feat_finish_seconds;  /* rank 0: merging them across ranks and writing the feature files */
 } sv_run_stats;
 
 /* Collective. Returns SV_OK or the error code; the message has already been

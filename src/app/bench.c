@@ -7,7 +7,8 @@
  * best kernel's limit scales that by the rates of OpenBLAS kernels measured
  * in child processes (gemm.h). Medians over --repeat runs. Cases: compute
  * (one big SAE, float32 and bfloat16 stores, bfloat16 precision; float32
- * again with top_examples 20: the feature analysis overhead), a sweep
+ * on a store 4x as long with and without top_examples 20: the feature
+ * analysis overhead), a sweep
  * of many mid-sized SAEs with geometry (whole run), geometry alone, and an
  * SAE under a memory budget below its weights. */
 #define _DEFAULT_SOURCE /* sync() */
@@ -417,7 +418,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
      * (the host is shared and its speed drifts); medians of both. */
     const int64_t mine = my_tokens(NT, CTX, comm);
     const double scale_big = kp[0].best > 0 ? kp[0].in_use / kp[0].best : NAN;
-    double compute_tps = 0, feat_with[16], feat_without = NAN;
+    double compute_tps = 0;
     const struct { const char *store, *precision, *name; } cc[3] = {
         {"f32", "float32", "compute topk, float32 store"},
         {"bf16", "float32", "compute topk, bfloat16 store"},
@@ -430,10 +431,6 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         snprintf(cfg, sizeof cfg, "%s/cfg_compute%d.json", dir, c);
         snprintf(out, sizeof out, "%s/out", dir);
         if (rank == 0) rc = write_config(cfg, out, saes, 1, p, 0, 0, cc[c].precision);
-        /* the float32 case again with top_examples 20: the feature analysis overhead */
-        char cfg_feat[4096];
-        snprintf(cfg_feat, sizeof cfg_feat, "%s/cfg_feat20.json", dir);
-        if (c == 0 && rank == 0 && rc == SV_OK) rc = write_config_feat(cfg_feat, out, saes, 1, p, 0, 0, "float32", 20);
         if ((rc = bench_barrier(rc, comm)) != SV_OK) break;
         double te[16], tl[16], tp = NAN;
         sv_run_stats st;
@@ -444,7 +441,6 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             time_gemm(q, prec, mine, 1024, 1, comm, prec == 16 || r > 0 ? NULL : &tp, &tt);
             tl[r] = prec == 16 || !(tp < tt) ? tt : tp;
             rc = time_eval(cfg, 1, comm, &te[r], &st);
-            if (c == 0 && rc == SV_OK) rc = time_eval(cfg_feat, 1, comm, &feat_with[r], &st);
         }
         if (rc != SV_OK) break;
         const double te_m = median(te, R), tl_m = median(tl, R);
@@ -453,16 +449,47 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
             print_row(cc[c].name, NT, te_m, tl_m, prec == 16 ? 1.0 : scale_big, (te_m - tl_m) / (double)NT * 1e6);
             if (c == 0) compute_tps = NT / te_m;
         }
-        if (c == 0) feat_without = te_m;
     }
-    /* Feature analysis overhead: each run with top_examples 20 right after
-     * the same case without (above); the pass time includes merging the
-     * feature data and writing its file. */
-    if (rc == SV_OK && rank == 0) {
-        const double w = median(feat_with, R);
-        printf("%-34s %8lld %9.3f %9.3f %7.3f   (eval s with, without top_examples; ratio with / without, "
-               "target <= 1.10)\n", "compute topk, top_examples 20", (long long)NT, w, feat_without, w / feat_without);
-        fflush(stdout);
+    /* Feature analysis overhead: the float32 compute case on a store 4x as
+     * long (the size of the compute case when the target was set; on 8192
+     * tokens each latent fires about 32 times, so nearly every firing
+     * enters a list and the fixed cost per latent, merging and writing
+     * 16384 latents' examples, weighs 4x more), each run with top_examples
+     * 20 right after the same run without; the pass time includes merging
+     * the feature data and writing its file. One pair (two from R = 5:
+     * a pair takes half a minute, and --repeat 3 must stay within 5). */
+    if (rc == SV_OK) {
+        const int64_t NF = 4 * NT;
+        char cfg_off[4096], cfg_on[4096];
+        snprintf(p, sizeof p, "%s/f32_long.h5", dir);
+        snprintf(q, sizeof q, "%s/topk", dir);
+        const char *saes[1] = {q};
+        snprintf(cfg_off, sizeof cfg_off, "%s/cfg_feat0.json", dir);
+        snprintf(cfg_on, sizeof cfg_on, "%s/cfg_feat20.json", dir);
+        if (rank == 0) {
+            rc = write_store(p, NF, D, SV_STORE_F32, CTX);
+            if (rc == SV_OK) rc = write_config(cfg_off, out, saes, 1, p, 0, 0, "float32");
+            if (rc == SV_OK) rc = write_config_feat(cfg_on, out, saes, 1, p, 0, 0, "float32", 20);
+        }
+        rc = bench_barrier(rc, comm);
+        const int RF = R >= 5 ? 2 : 1;
+        double on[16], off[16], obs[16], fin[16];
+        sv_run_stats st;
+        for (int r = 0; r < RF && rc == SV_OK; r++) {
+            rc = time_eval(cfg_off, 1, comm, &off[r], &st);
+            if (rc == SV_OK) rc = time_eval(cfg_on, 1, comm, &on[r], &st);
+            obs[r] = st.feat_observe_seconds;
+            fin[r] = st.feat_finish_seconds;
+        }
+        if (rc == SV_OK && rank == 0) {
+            const double w = median(on, RF), wo = median(off, RF);
+            printf("%-34s %8lld %9.3f %9.3f %7.3f   (eval s with, without; ratio with / without, target <= 1.10)\n",
+                   "compute topk, top_examples 20", (long long)NF, w, wo, w / wo);
+            printf("%-34s keeping examples during the pass %.3f s (%.2f us/token on rank 0), merging and writing\n"
+                   "%-34s the feature file of %lld latents %.3f s (per pair, whatever the tokens); %d pair(s)\n",
+                   "", median(obs, RF), median(obs, RF) / (double)my_tokens(NF, CTX, comm) * 1e6, "", (long long)M, median(fin, RF), RF);
+            fflush(stdout);
+        }
     }
 
     /* Sweep: many mid-sized SAEs on two stores (d_in 512 and 2304),
