@@ -26,7 +26,8 @@ int64_t sv_featpass_max_seq(const sv_store *st)
 
 #define WIN_BYTES ((size_t)64 << 20) /* windows of a latent chunk (before the file's own buffers) */
 
-/* Latents written to the file at a time: multiples of its 64-latent chunks. */
+/* Latents written to the file at a time: multiples of 64, so each put
+ * holds whole file chunks (powers of two up to 64 latents). */
 static int64_t write_chunk(const sv_feat_params *p, int64_t maxT)
 {
     int64_t chunk = 64;
@@ -42,7 +43,8 @@ uint64_t sv_featpass_mem(int top_examples, int ctx_before, int ctx_after, int64_
     sv_featpass_params(&p, d_sae, top_examples, ctx_before, ctx_after, max_seq_len);
     /* the state, a packed latent range in the reduction, and on rank 0 the
      * windows of a latent chunk plus the file writer's buffers for it (about
-     * the same size: ids and values of every window, per-latent arrays) */
+     * the same size: ids and values of every window, per-latent arrays); the
+     * other ranks hold less: their compressed share of those buffers */
     return sv_feat_mem(&p) + (n_ranks > 1 ? sv_feat_reduce_mem(&p) : 0) +
            2 * sv_feat_windows_mem(&p, write_chunk(&p, max_seq_len), max_seq_len);
 }
