@@ -166,6 +166,8 @@ struct sv_featfile_writer {
     int64_t buf_nl;    /* the next (fresh pages for every chunk cost more than the writing) */
     int64_t cl[ND];    /* latents per HDF5 chunk (0: not chunked, nothing to write) */
     int filtered;      /* chunks go through shuffle + deflate */
+    unsigned char *sh; /* filter_chunk's shuffled bytes, kept from one chunk to the next */
+    size_t sh_cap;
 };
 
 static void close_all(sv_featfile_writer *w)
@@ -181,6 +183,7 @@ void sv_featfile_abort(sv_featfile_writer *w)
     close_all(w);
     if (w->tmp) remove(w->tmp);
     for (int i = 0; i < ND; i++) free(w->buf[i]);
+    free(w->sh);
     free(w->path);
     free(w->tmp);
     free(w);
@@ -389,6 +392,9 @@ static size_t row_bytes(const sv_featfile_writer *w, int i)
     return per_latent_elems(&w->p, w->W, dsets[i].ext) * type_size(dsets[i].type);
 }
 
+/* Bytes of one whole chunk of dataset i (HDF5 stores the last one full too). */
+static size_t chunk_bytes(const sv_featfile_writer *w, int i) { return (size_t)w->cl[i] * row_bytes(w, i); }
+
 /* Whole chunks of dataset i inside [j0, j1): [*c0, *c1); the last chunk
  * of the dataset counts as whole when j1 is the end. */
 static void whole_chunks(const sv_featfile_writer *w, int i, int64_t j0, int64_t j1, int64_t *c0, int64_t *c1)
@@ -403,7 +409,7 @@ static void whole_chunks(const sv_featfile_writer *w, int i, int64_t j0, int64_t
 
 /* HDF5's shuffle (bytes of each element position together) then deflate
  * (a zlib stream, as its filter writes), into *out (allocated). 0 on success. */
-static int filter_chunk(const sv_featfile_writer *w, int i, const unsigned char *raw, size_t n, unsigned char **out,
+static int filter_chunk(sv_featfile_writer *w, int i, const unsigned char *raw, size_t n, unsigned char **out,
                         size_t *out_n)
 {
     *out = NULL;
@@ -413,11 +419,17 @@ static int filter_chunk(const sv_featfile_writer *w, int i, const unsigned char 
         *out_n = n;
         return 0;
     }
+    if (n > w->sh_cap) {
+        free(w->sh);
+        w->sh_cap = 0;
+        if (!(w->sh = malloc(n))) return -1;
+        w->sh_cap = n;
+    }
     const size_t es = type_size(dsets[i].type), ne = n / es;
-    unsigned char *sh = malloc(n ? n : 1);
+    unsigned char *sh = w->sh;
     uLongf len = compressBound((uLong)n);
     unsigned char *z = malloc(len);
-    if (!sh || !z) { free(sh); free(z); return -1; }
+    if (!z) return -1;
     if (es > 1 && ne > 1) {
         for (size_t b = 0; b < es; b++)
             for (size_t k = 0; k < ne; k++) sh[b * ne + k] = raw[k * es + b];
@@ -440,7 +452,6 @@ static int filter_chunk(const sv_featfile_writer *w, int i, const unsigned char 
         len = (uLongf)zs.total_out;
         deflateEnd(&zs);
     }
-    free(sh);
     if (zr != Z_OK) { free(z); return -1; }
     *out = z;
     *out_n = (size_t)len;
@@ -456,99 +467,71 @@ sv_rc sv_featfile_put_coll(sv_featfile_writer *w, const sv_feat *f, const sv_fea
         MPI_Comm_size(comm, &P);
     }
     sv_rc rc = SV_OK;
-    int ok = 1;
     if (rank == 0) {
         if (!win) rc = SV_EINTERNAL; /* the caller could not make them: its message stands */
         else if (win->j0 != j0 || win->j1 != j1) rc = sv_fail(SV_EINTERNAL, "%s: windows of latents %" PRId64 "..%" PRId64 ", not %" PRId64 "..%" PRId64, w->path, win->j0, win->j1, j0, j1);
         else rc = fill_rows(w, f, win);
-        ok = rc == SV_OK;
     }
-    if (P > 1) MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
-    if (!ok) return rank == 0 ? rc : sv_fail(SV_EINTERNAL, "feature file: rank 0 could not prepare its rows");
     /* the jobs, the same list on every rank: dataset by dataset, chunk by chunk */
-    int64_t nj = 0;
-    for (int i = 0; i < ND; i++) {
-        int64_t c0, c1;
-        whole_chunks(w, i, j0, j1, &c0, &c1);
-        nj += c1 - c0;
-    }
-    job_t *jobs = sv_malloc((size_t)(nj ? nj : 1) * sizeof *jobs);
-    int jok = jobs != NULL;
-    if (P > 1) MPI_Allreduce(MPI_IN_PLACE, &jok, 1, MPI_INT, MPI_MIN, comm);
-    if (!jok) { free(jobs); return sv_fail(SV_EINTERNAL, "out of memory writing the feature file"); }
-    nj = 0;
+    int64_t c0[ND], c1[ND], nj = 0;
     size_t maxraw = 0;
     for (int i = 0; i < ND; i++) {
-        int64_t c0, c1;
-        whole_chunks(w, i, j0, j1, &c0, &c1);
-        for (int64_t c = c0; c < c1; c++) jobs[nj++] = (job_t){i, c};
-        if (c1 > c0 && (size_t)w->cl[i] * row_bytes(w, i) > maxraw) maxraw = (size_t)w->cl[i] * row_bytes(w, i);
+        whole_chunks(w, i, j0, j1, &c0[i], &c1[i]);
+        nj += c1[i] - c0[i];
+        if (c1[i] > c0[i] && chunk_bytes(w, i) > maxraw) maxraw = chunk_bytes(w, i);
     }
     const int too_big = maxraw > (size_t)INT_MAX / 2; /* MPI counts; the same verdict on every rank */
-    /* the raw bytes of job t: rank 0 points into its rows, or a padded copy
-     * for the dataset's last chunk when it is short (HDF5 stores full chunks) */
+    job_t *jobs = sv_malloc((size_t)(nj ? nj : 1) * sizeof *jobs);
+    int *own = sv_malloc((size_t)(nj ? nj : 1) * sizeof *own);
+    for (int64_t i = 0, t = 0; jobs && i < ND; i++)
+        for (int64_t c = c0[i]; c < c1[i]; c++) jobs[t++] = (job_t){(int)i, c};
+    /* Rank 0: the raw bytes of each job (into its rows, or a padded copy of
+     * the dataset's last chunk when it is short: HDF5 stores full chunks),
+     * and which jobs hold nothing but the dataset's fill value (-1 or 0 in
+     * every byte): those are not stored, HDF5 reads the fill value for them. */
     unsigned char *pad[ND] = {0};
     MPI_Request *sreq = NULL;
     int nreq = 0;
     const unsigned char **raw = NULL;
-    if (rank == 0 && !too_big) {
+    if (rank == 0 && rc == SV_OK && !too_big && jobs && own) {
         raw = sv_malloc((size_t)(nj ? nj : 1) * sizeof *raw);
         sreq = sv_malloc((size_t)(nj ? nj : 1) * sizeof *sreq);
         for (int64_t t = 0; raw && sreq && t < nj; t++) {
             const int i = jobs[t].i;
-            const size_t rb = row_bytes(w, i), full = (size_t)w->cl[i] * rb;
+            const size_t rb = row_bytes(w, i), n = chunk_bytes(w, i);
             const int64_t a = jobs[t].c * w->cl[i], e = a + w->cl[i] < j1 ? a + w->cl[i] : j1;
             raw[t] = (const unsigned char *)w->buf[i] + (size_t)(a - j0) * rb;
-            if ((size_t)(e - a) * rb < full) {
-                if (!(pad[i] = calloc(1, full))) { rc = SV_EINTERNAL; break; }
+            if ((size_t)(e - a) * rb < n) {
+                if (!(pad[i] = calloc(1, n))) { rc = SV_EINTERNAL; break; }
                 memcpy(pad[i], raw[t], (size_t)(e - a) * rb);
                 raw[t] = pad[i];
             }
+            const unsigned char fb = dsets[i].fill ? 0xFF : 0x00;
+            size_t q = 0;
+            while (q < n && raw[t][q] == fb) q++;
+            own[t] = q == n ? -1 : 0;
         }
         if (!raw || !sreq) rc = SV_EINTERNAL;
     }
-    if (P > 1) { /* every rank learns whether rank 0 can go on */
-        ok = rc == SV_OK && !too_big;
-        MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
-    } else {
-        ok = rc == SV_OK && !too_big;
-    }
-    if (!ok) {
-        for (int i = 0; i < ND; i++) free(pad[i]);
-        free(raw); free(sreq); free(jobs);
-        return sv_fail(SV_EINTERNAL, too_big ? "feature file: a chunk above 1 GiB" : "out of memory writing the feature file");
-    }
-    /* A chunk of nothing but the dataset's fill value (-1 or 0 in every
-     * byte) is not stored: HDF5 reads the fill value for it. Rank 0 tells
-     * which; the others are handed out in turn. */
-    int *own = sv_malloc((size_t)(nj ? nj : 1) * sizeof *own);
-    if (!own) { /* without the list, store every chunk: rank 0 decides alone, the others must agree */
-        ok = 0;
-    } else if (rank == 0) {
-        for (int64_t t = 0; t < nj; t++) {
-            const int i = jobs[t].i;
-            const size_t n = (size_t)w->cl[i] * row_bytes(w, i);
-            const unsigned char fb = dsets[i].fill ? 0xFF : 0x00;
-            size_t b = 0;
-            while (b < n && raw[t][b] == fb) b++;
-            own[t] = b == n ? -1 : 0;
-        }
-    }
+    /* one agreement: rank 0's rows and buffers, every rank's lists */
+    int ok = rc == SV_OK && !too_big && jobs && own;
     if (P > 1) MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
-    if (ok && P > 1) MPI_Bcast(own, (int)nj, MPI_INT, 0, comm);
-    for (int64_t t = 0, k = 0; ok && t < nj; t++)
-        if (own[t] == 0) own[t] = (int)(k++ % P);
     if (!ok) {
         for (int i = 0; i < ND; i++) free(pad[i]);
         free(own); free(raw); free(sreq); free(jobs);
-        return sv_fail(SV_EINTERNAL, "out of memory writing the feature file");
+        if (rank == 0 && rc != SV_OK) return rc; /* its message stands */
+        return sv_fail(SV_EINTERNAL, too_big ? "feature file: a chunk above 1 GiB"
+                                             : "feature file: out of memory, here or on rank 0, preparing its chunks");
     }
+    if (P > 1) MPI_Bcast(own, (int)nj, MPI_INT, 0, comm);
+    for (int64_t t = 0, k = 0; t < nj; t++) /* the stored chunks go to the ranks in turn */
+        if (own[t] == 0) own[t] = (int)(k++ % P);
     if (rank == 0) { /* hand out the other ranks' chunks */
         for (int64_t t = 0; t < nj; t++) {
             const int o = own[t];
             if (o <= 0) continue;
             const int i = jobs[t].i;
-            MPI_Isend(raw[t], (int)((size_t)w->cl[i] * row_bytes(w, i)), MPI_BYTE, o, TAG_RAW, comm, &sreq[nreq++]);
+            MPI_Isend(raw[t], (int)chunk_bytes(w, i), MPI_BYTE, o, TAG_RAW, comm, &sreq[nreq++]);
         }
         int bad = -1;
         for (int64_t t = 0; t < nj; t++) {
@@ -558,7 +541,7 @@ sv_rc sv_featfile_put_coll(sv_featfile_writer *w, const sv_feat *f, const sv_fea
             size_t zn = 0;
             int got = 0;
             if (o == 0) {
-                got = filter_chunk(w, i, raw[t], (size_t)w->cl[i] * row_bytes(w, i), &z, &zn) == 0;
+                got = filter_chunk(w, i, raw[t], chunk_bytes(w, i), &z, &zn) == 0;
             } else { /* an empty message: that rank could not filter it */
                 MPI_Status stt;
                 int cnt = 0;
@@ -580,11 +563,10 @@ sv_rc sv_featfile_put_coll(sv_featfile_writer *w, const sv_feat *f, const sv_fea
         }
         /* the rows of chunks this put only partly covers go through HDF5's pipeline */
         for (int i = 0; i < ND && bad < 0; i++) {
-            int64_t c0, c1;
-            whole_chunks(w, i, j0, j1, &c0, &c1);
-            const int64_t a = c1 > c0 ? c0 * w->cl[i] : j1, e = c1 > c0 ? (c1 * w->cl[i] < j1 ? c1 * w->cl[i] : j1) : j1;
-            const size_t rb = row_bytes(w, i);
             if (w->cl[i] <= 0) continue;
+            const int64_t cl = w->cl[i], a = c1[i] > c0[i] ? c0[i] * cl : j1,
+                          e = c1[i] > c0[i] ? (c1[i] * cl < j1 ? c1[i] * cl : j1) : j1;
+            const size_t rb = row_bytes(w, i);
             if (a > j0 && write_rows(w, i, j0, a - j0, w->buf[i]) < 0) bad = i;
             if (bad < 0 && e < j1 && write_rows(w, i, e, j1 - e, (const unsigned char *)w->buf[i] + (size_t)(e - j0) * rb) < 0) bad = i;
         }
@@ -601,7 +583,7 @@ sv_rc sv_featfile_put_coll(sv_featfile_writer *w, const sv_feat *f, const sv_fea
         for (int64_t t = 0; t < nj; t++) {
             if (own[t] != rank) continue;
             const int i = jobs[t].i;
-            const size_t n = (size_t)w->cl[i] * row_bytes(w, i);
+            const size_t n = chunk_bytes(w, i);
             size_t zn = 0;
             unsigned char *dummy = NULL;
             /* the raw chunk is received even when it cannot be filtered: rank 0 sent it */
