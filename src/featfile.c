@@ -407,8 +407,9 @@ static void whole_chunks(const sv_featfile_writer *w, int i, int64_t j0, int64_t
     if (*c1 < *c0) *c1 = *c0;
 }
 
-/* HDF5's shuffle (bytes of each element position together) then deflate
- * (a zlib stream, as its filter writes), into *out (allocated). 0 on success. */
+/* HDF5's shuffle (as H5Zshuffle.c: the bytes of each byte position
+ * together, a partial element's bytes last) then deflate (a zlib stream,
+ * what H5Zdeflate.c stores and inflates), into *out (allocated). 0 on success. */
 static int filter_chunk(sv_featfile_writer *w, int i, const unsigned char *raw, size_t n, unsigned char **out,
                         size_t *out_n)
 {
