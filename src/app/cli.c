@@ -172,12 +172,15 @@ static const char *best_coretype(void)
 void sv_cli_prepare_env(char **argv)
 {
     /* glibc raises its mmap threshold (up to 32 MiB) each time a large
-     * block is freed, after which blocks of a pass come from the heap and
-     * stay there when freed: the budget would then not bound the RSS
-     * (measured on bench --scale --quick: peak 144 MiB against 129 MiB with
-     * a fixed threshold, and 108 against 38 MiB for the no-op rerun). A fixed
-     * threshold returns every buffer of 1 MiB or more to the system on free. */
-    if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 1 << 20);
+     * block is freed; a fixed threshold keeps it from moving. At 1 MiB (the
+     * earlier choice) every tile, panel and read buffer was a fresh mapping,
+     * and its pages were faulted in and zeroed again on every allocation:
+     * a fifth of rank 0's time in the bench sweep (40k page faults, 3.8 s).
+     * At 32 MiB (glibc's largest) they come from the heap and are reused:
+     * 3k faults, 2.8 s. What a pass frees goes back to the system when the
+     * pass ends (malloc_trim in run.c), so the budget still bounds the RSS
+     * (bench --scale --quick: peak 156 -> 160 MiB, budget 153 + runtime 34). */
+    if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);
     if (getenv("SAEVAL_ENV_READY")) return;
     setenv("SAEVAL_ENV_READY", "1", 1);
     int changed = 0;
