@@ -179,7 +179,7 @@ void sv_cli_prepare_env(char **argv)
      * At 32 MiB (glibc's largest) they come from the heap and are reused:
      * 3k faults, 2.8 s. What a pass frees goes back to the system when the
      * pass ends (malloc_trim in run.c), so the budget still bounds the RSS
-     * (bench --scale --quick: peak 156 -> 160 MiB, budget 153 + runtime 34). */
+     * (bench --scale --quick: peak 156 -> 158 MiB, budget 153 + runtime 32). */
     if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);
     if (getenv("SAEVAL_ENV_READY")) return;
     setenv("SAEVAL_ENV_READY", "1", 1);
