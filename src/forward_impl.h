@@ -52,7 +52,7 @@ static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
 /* topk order: larger value first, ties broken by the lower index. */
 static int FN(better)(REAL va, int32_t ja, REAL vb, int32_t jb)
 {
-    return va > vb || (va == vb && ja < jb);
+    return (va > vb) | ((va == vb) & (ja < jb)); /* bitwise: no branch */
 }
 
 #define SV_ABS(v) ((v) < 0 ? -(v) : (v))
@@ -62,57 +62,90 @@ static int FN(better_abs)(REAL va, int32_t ja, REAL vb, int32_t jb)
     return FN(better)(SV_ABS(va), ja, SV_ABS(vb), jb);
 }
 
-/* Reorder v/j[0, n) so that [0, k) holds the k best by "better" and
- * position k-1 the worst of them (quickselect; latents are distinct, so
- * the order is strict and the kept set unique). */
-static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk)
+/* Reorder v/j[0, n) so that [0, k) holds the k best by "better" (by
+ * better_abs when absk) and position k-1 the worst of them (quickselect;
+ * latents are distinct, so the order is strict and the kept set unique).
+ * Always inlined into the two wrappers below with absk a constant, so
+ * the comparisons are inlined too (a call per comparison cost more than
+ * the rest of the selection). */
+static inline __attribute__((always_inline)) void FN(select_k_body)(REAL *v, int32_t *j, int64_t n, int64_t k,
+                                                                     const int absk)
 {
-    int (*better)(REAL, int32_t, REAL, int32_t) = absk ? FN(better_abs) : FN(better);
+#define SV_BETTER_V(va, ja, vb, jb) (absk ? FN(better_abs)(va, ja, vb, jb) : FN(better)(va, ja, vb, jb))
+#define SV_BETTER(a, b) SV_BETTER_V(v[a], j[a], v[b], j[b])
 #define SV_SWAP(a, b) do { REAL tv_ = v[a]; v[a] = v[b]; v[b] = tv_; int32_t tj_ = j[a]; j[a] = j[b]; j[b] = tj_; } while (0)
     int64_t lo = 0, hi = n - 1;
     while (lo < hi) {
         const int64_t mid = lo + (hi - lo) / 2; /* median of three as the pivot, moved to hi */
-        if (better(v[mid], j[mid], v[lo], j[lo])) SV_SWAP(mid, lo);
-        if (better(v[hi], j[hi], v[lo], j[lo])) SV_SWAP(hi, lo);
-        if (better(v[mid], j[mid], v[hi], j[hi])) SV_SWAP(mid, hi);
+        if (SV_BETTER(mid, lo)) SV_SWAP(mid, lo);
+        if (SV_BETTER(hi, lo)) SV_SWAP(hi, lo);
+        if (SV_BETTER(mid, hi)) SV_SWAP(mid, hi);
         const REAL pv = v[hi];
         const int32_t pj = j[hi];
+        /* Lomuto without a branch: [lo, st) better than the pivot, [st, i)
+         * not; element i swapped to st either way, st advanced when it is
+         * better (the comparisons are unpredictable: a branch mispredicted
+         * half the time cost more than the stores). */
         int64_t st = lo;
-        for (int64_t i = lo; i < hi; i++)
-            if (better(v[i], j[i], pv, pj)) { SV_SWAP(i, st); st++; }
+        for (int64_t i = lo; i < hi; i++) {
+            const REAL tv = v[i];
+            const int32_t tj = j[i];
+            v[i] = v[st];
+            j[i] = j[st];
+            v[st] = tv;
+            j[st] = tj;
+            st += SV_BETTER_V(tv, tj, pv, pj);
+        }
         SV_SWAP(st, hi);
         if (st == k - 1) break;
         if (st > k - 1) hi = st - 1;
         else lo = st + 1;
     }
 #undef SV_SWAP
+#undef SV_BETTER
+#undef SV_BETTER_V
+}
+
+static void FN(select_k_plain)(REAL *v, int32_t *j, int64_t n, int64_t k) { FN(select_k_body)(v, j, n, k, 0); }
+static void FN(select_k_abs)(REAL *v, int32_t *j, int64_t n, int64_t k) { FN(select_k_body)(v, j, n, k, 1); }
+
+static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk)
+{
+    if (absk) FN(select_k_abs)(v, j, n, k);
+    else FN(select_k_plain)(v, j, n, k);
 }
 
 /* Offer latents j0.. of one row's panel (hr: x'W_enc, biased and scaled
- * here in place) to the row's top-k candidates: a buffer of up to 2k
- * entries, all better than thr, the k-th best value at the last compaction
- * (-inf before the first). Latents arrive in ascending order, so a
- * newcomer never wins a tie against a kept latent: it is a candidate
- * exactly when its value is > thr, and most of a row is skipped by a
- * branch-free scan of 16 values against thr. */
-SV_MULTIARCH static void FN(topk_offer)(REAL *hr, const REAL *b_enc, const REAL *ds, int64_t wdt, int64_t j0, int64_t k,
-                                        REAL *hv, int32_t *hi, int64_t *hn, REAL *ht)
+ * on the fly, the panel left as it is) to the row's top-k candidates: a
+ * buffer of up to 2k entries, all better than thr, the k-th best value at
+ * the last compaction (-inf before the first). Latents arrive in
+ * ascending order, so a newcomer never wins a tie against a kept latent:
+ * it is a candidate exactly when its value is > thr, and most of a row is
+ * skipped by a branch-free pass over 16 values against thr. The value is
+ * (h + b_enc) * ds, each operation rounded as when it was done in place. */
+static inline __attribute__((always_inline)) void FN(topk_offer_body)(const REAL *hr, const REAL *b_enc, const REAL *ds,
+                                                                       int64_t wdt, int64_t j0, int64_t k, REAL *hv,
+                                                                       int32_t *hi, int64_t *hn, REAL *ht)
 {
-    for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j];
-    if (ds) for (int64_t j = 0; j < wdt; j++) hr[j] *= ds[j];
     int64_t n = *hn;
     REAL thr = *ht;
     for (int64_t jj = 0; jj < wdt; jj += 16) {
         const int64_t e = jj + 16 < wdt ? jj + 16 : wdt;
+        REAL x[16];
         int any = 0;
-        for (int64_t q = jj; q < e; q++) any |= hr[q] > thr;
+        for (int64_t q = jj; q < e; q++) {
+            REAL v = hr[q] + b_enc[q];
+            if (ds) v *= ds[q];
+            x[q - jj] = v;
+            any |= v > thr;
+        }
         if (!any) continue;
         for (int64_t q = jj; q < e; q++)
-            if (hr[q] > thr) {
-                hv[n] = hr[q];
+            if (x[q - jj] > thr) {
+                hv[n] = x[q - jj];
                 hi[n] = (int32_t)(j0 + q);
                 if (++n == 2 * k) {
-                    FN(select_k)(hv, hi, n, k, 0);
+                    FN(select_k_plain)(hv, hi, n, k);
                     n = k;
                     thr = hv[k - 1];
                 }
@@ -120,6 +153,13 @@ SV_MULTIARCH static void FN(topk_offer)(REAL *hr, const REAL *b_enc, const REAL 
     }
     *hn = n;
     *ht = thr;
+}
+
+SV_MULTIARCH static void FN(topk_offer)(const REAL *hr, const REAL *b_enc, const REAL *ds, int64_t wdt, int64_t j0,
+                                        int64_t k, REAL *hv, int32_t *hi, int64_t *hn, REAL *ht)
+{
+    if (ds) FN(topk_offer_body)(hr, b_enc, ds, wdt, j0, k, hv, hi, hn, ht);
+    else FN(topk_offer_body)(hr, b_enc, NULL, wdt, j0, k, hv, hi, hn, ht);
 }
 
 /* signed top-k: as topk_offer with |h| as the key (thr is a |h|), the
