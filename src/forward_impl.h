@@ -65,7 +65,7 @@ static int FN(better_abs)(REAL va, int32_t ja, REAL vb, int32_t jb)
 /* Reorder v/j[0, n) so that [0, k) holds the k best by "better" (by
  * better_abs when absk) and position k-1 the worst of them (quickselect;
  * latents are distinct, so the order is strict and the kept set unique).
- * Always inlined into the two wrappers below with absk a constant, so
+ * Always inlined into select_k below with absk a constant, so
  * the comparisons are inlined too (a call per comparison cost more than
  * the rest of the selection). */
 static inline __attribute__((always_inline)) void FN(select_k_body)(REAL *v, int32_t *j, int64_t n, int64_t k,
@@ -106,13 +106,10 @@ static inline __attribute__((always_inline)) void FN(select_k_body)(REAL *v, int
 #undef SV_BETTER_V
 }
 
-static void FN(select_k_plain)(REAL *v, int32_t *j, int64_t n, int64_t k) { FN(select_k_body)(v, j, n, k, 0); }
-static void FN(select_k_abs)(REAL *v, int32_t *j, int64_t n, int64_t k) { FN(select_k_body)(v, j, n, k, 1); }
-
 static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk)
 {
-    if (absk) FN(select_k_abs)(v, j, n, k);
-    else FN(select_k_plain)(v, j, n, k);
+    if (absk) FN(select_k_body)(v, j, n, k, 1);
+    else FN(select_k_body)(v, j, n, k, 0);
 }
 
 /* Offer latents j0.. of one row's panel (hr: x'W_enc, biased and scaled
@@ -145,7 +142,7 @@ static inline __attribute__((always_inline)) void FN(topk_offer_body)(const REAL
                 hv[n] = x[q - jj];
                 hi[n] = (int32_t)(j0 + q);
                 if (++n == 2 * k) {
-                    FN(select_k_plain)(hv, hi, n, k);
+                    FN(select_k)(hv, hi, n, k, 0);
                     n = k;
                     thr = hv[k - 1];
                 }
