@@ -59,7 +59,7 @@ static int tile_f32(const sv_fwd *w, int64_t r0, int64_t rows, int64_t j0, int64
         return sv_gemm_bf16(0, rows, wdt, d, (const char *)w->in16 + (size_t)(r0 * d) * e, d,
                             (const char *)w->wenc16 + (size_t)j0 * e, m, hp, SV_GEMM_PANEL) != SV_OK;
     }
-    sv_gemm_f32(0, rows, wdt, d, (const float *)w->in + r0 * d, d, (const float *)w->sae->W_enc + j0, m, hp,
+    sv_gemm_f32(0, rows, wdt, d, (const float *)w->ein + r0 * d, d, (const float *)w->sae->W_enc + j0, m, hp,
                 SV_GEMM_PANEL);
     return 0;
 }
@@ -67,20 +67,26 @@ static int tile_f32(const sv_fwd *w, int64_t r0, int64_t rows, int64_t j0, int64
 static int tile_f64(const sv_fwd *w, int64_t r0, int64_t rows, int64_t j0, int64_t wdt, double *hp)
 {
     const int64_t d = w->sae->cfg.d_in, m = w->sae->cfg.d_sae;
-    sv_gemm_f64(0, rows, wdt, d, (const double *)w->in + r0 * d, d, (const double *)w->sae->W_enc + j0, m, hp,
+    sv_gemm_f64(0, rows, wdt, d, (const double *)w->ein + r0 * d, d, (const double *)w->sae->W_enc + j0, m, hp,
                 SV_GEMM_PANEL);
     return 0;
 }
 
-/* bfloat16 mode: the block's encoder input rounded, rows in parallel. */
+/* bfloat16 mode: the block's encoder input rounded, rows in parallel (into
+ * in16; emulated, that is in itself, and ein may be the caller's rows). */
 static void round_input(sv_fwd *w, int64_t n)
 {
     const int64_t d = w->sae->cfg.d_in;
     const size_t e = sv_gemm_bf16_elem();
 #pragma omp parallel for num_threads(sv_fwd_threads) schedule(static)
     for (int64_t r = 0; r < n; r++)
-        sv_gemm_bf16_round((const float *)w->in + r * d, (char *)w->in16 + (size_t)(r * d) * e, (size_t)d);
+        sv_gemm_bf16_round((const float *)w->ein + r * d, (char *)w->in16 + (size_t)(r * d) * e, (size_t)d);
 }
+
+/* Per thread, w->pairs holds the gather's G x k candidates of a row and,
+ * in the tasks before the gather, the top-k selection's scratch (2k
+ * values and latents: at most the room of 2k pairs). */
+static int64_t pair_slots(int64_t G, int64_t k) { return (G > 2 ? G : 2) * k; }
 
 #define REAL float
 #define FN(name) name##_f32
@@ -128,7 +134,7 @@ static fwd_sizes sizes_of(const sv_sae_cfg *c, int precision, int64_t max_rows, 
         z.heap_i = (size_t)(tasks * SV_GEMM_ROWS * 2 * k) * sizeof(int32_t);
         z.heap_n = (size_t)(tasks * SV_GEMM_ROWS) * sizeof(int64_t);
         z.heap_t = (size_t)(tasks * SV_GEMM_ROWS) * rs;
-        z.pairs = (size_t)(T * G * k) * 2 * rs; /* {int32, REAL}: at most 2 REALs wide */
+        z.pairs = (size_t)(T * pair_slots(G, k)) * 2 * rs; /* {int32, REAL}: at most 2 REALs wide */
         z.csr = max_rows * k;                   /* at most k codes per row (groupmax: k groups) */
         if (c->rescale_acts_by_decoder_norm) z.dec_scale = (size_t)m * rs;
     } else {
@@ -289,6 +295,7 @@ double sv_fwd_gemm_seconds(const sv_sae *s, int64_t n, int64_t block)
         if (s->precision == 64) ((double *)w.in)[i] = (double)(i % 7) * 0.25;
         else ((float *)w.in)[i] = (float)(i % 7) * 0.25f;
     }
+    w.ein = w.in;
     if (w.bf16) round_input(&w, block);
     double t0 = omp_get_wtime();
     for (int64_t r0 = 0; r0 < n; r0 += block) {

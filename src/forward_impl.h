@@ -1,7 +1,10 @@
 /* Forward-pass body, instantiated twice by forward.c: REAL = float / double.
  * Kept as one text so both precisions cannot drift apart. */
 
-static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
+/* The encoder input of rows x (w->ein) and each row's scales. With keep
+ * (float32 rows that need no change) the rows are used where they are:
+ * a copy would cost a pass over them and fresh pages for w->in. */
+static void FN(normalize)(sv_fwd *w, const float *x, int64_t n, int keep)
 {
     const sv_sae *s = w->sae;
     const int64_t d = s->cfg.d_in;
@@ -39,7 +42,8 @@ static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
             for (int64_t i = 0; i < d; i++) ir[i] = (REAL)(a * xr[i]);
             break;
         default:
-            for (int64_t i = 0; i < d; i++) ir[i] = (REAL)xr[i];
+            if (!keep)
+                for (int64_t i = 0; i < d; i++) ir[i] = (REAL)xr[i];
         }
         if (s->cfg.apply_b_dec_to_input)
             for (int64_t i = 0; i < d; i++) ir[i] -= b_dec[i];
@@ -47,6 +51,7 @@ static void FN(normalize)(sv_fwd *w, const float *x, int64_t n)
         w->inscale[r] = a;
         w->outscale[r] = o;
     }
+    w->ein = keep ? (const void *)x : (const void *)in;
 }
 
 /* topk order: larger value first, ties broken by the lower index. */
@@ -65,11 +70,11 @@ static int FN(better_abs)(REAL va, int32_t ja, REAL vb, int32_t jb)
 /* Reorder v/j[0, n) so that [0, k) holds the k best by "better" (by
  * better_abs when absk) and position k-1 the worst of them (quickselect;
  * latents are distinct, so the order is strict and the kept set unique).
- * Always inlined into select_k below with absk a constant, so
- * the comparisons are inlined too (a call per comparison cost more than
- * the rest of the selection). */
+ * sv/sj: scratch for n entries. Always inlined into select_k below with
+ * absk a constant, so the comparisons are inlined too (a call per
+ * comparison cost more than the rest of the selection). */
 static inline __attribute__((always_inline)) void FN(select_k_body)(REAL *v, int32_t *j, int64_t n, int64_t k,
-                                                                     const int absk)
+                                                                     const int absk, REAL *sv, int32_t *sj)
 {
 #define SV_BETTER_V(va, ja, vb, jb) (absk ? FN(better_abs)(va, ja, vb, jb) : FN(better)(va, ja, vb, jb))
 #define SV_BETTER(a, b) SV_BETTER_V(v[a], j[a], v[b], j[b])
@@ -82,21 +87,30 @@ static inline __attribute__((always_inline)) void FN(select_k_body)(REAL *v, int
         if (SV_BETTER(mid, hi)) SV_SWAP(mid, hi);
         const REAL pv = v[hi];
         const int32_t pj = j[hi];
-        /* Lomuto without a branch: [lo, st) better than the pivot, [st, i)
-         * not; element i swapped to st either way, st advanced when it is
-         * better (the comparisons are unpredictable: a branch mispredicted
-         * half the time cost more than the stores). */
-        int64_t st = lo;
+        /* Partition [lo, hi) into the scratch without a branch (the
+         * comparisons are unpredictable): each entry is written at both
+         * ends, and the end it belongs to advances. Nothing read depends on
+         * a store just made, unlike an in-place partition. */
+        int64_t f = 0, r = hi - lo - 1;
         for (int64_t i = lo; i < hi; i++) {
             const REAL tv = v[i];
             const int32_t tj = j[i];
-            v[i] = v[st];
-            j[i] = j[st];
-            v[st] = tv;
-            j[st] = tj;
-            st += SV_BETTER_V(tv, tj, pv, pj);
+            const int b = SV_BETTER_V(tv, tj, pv, pj);
+            sv[f] = tv;
+            sj[f] = tj;
+            sv[r] = tv;
+            sj[r] = tj;
+            f += b;
+            r -= 1 - b;
         }
-        SV_SWAP(st, hi);
+        /* [lo, st) better than the pivot, st the pivot, (st, hi] the rest */
+        const int64_t st = lo + f, rest = hi - st;
+        memcpy(v + lo, sv, (size_t)f * sizeof *v);
+        memcpy(j + lo, sj, (size_t)f * sizeof *j);
+        memcpy(v + st + 1, sv + f, (size_t)rest * sizeof *v);
+        memcpy(j + st + 1, sj + f, (size_t)rest * sizeof *j);
+        v[st] = pv;
+        j[st] = pj;
         if (st == k - 1) break;
         if (st > k - 1) hi = st - 1;
         else lo = st + 1;
@@ -106,10 +120,10 @@ static inline __attribute__((always_inline)) void FN(select_k_body)(REAL *v, int
 #undef SV_BETTER_V
 }
 
-static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk)
+static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk, REAL *sv, int32_t *sj)
 {
-    if (absk) FN(select_k_body)(v, j, n, k, 1);
-    else FN(select_k_body)(v, j, n, k, 0);
+    if (absk) FN(select_k_body)(v, j, n, k, 1, sv, sj);
+    else FN(select_k_body)(v, j, n, k, 0, sv, sj);
 }
 
 /* Offer latents j0.. of one row's panel (hr: x'W_enc, biased and scaled
@@ -118,51 +132,66 @@ static void FN(select_k)(REAL *v, int32_t *j, int64_t n, int64_t k, int absk)
  * the last compaction (-inf before the first). Latents arrive in
  * ascending order, so a newcomer never wins a tie against a kept latent:
  * it is a candidate exactly when its value is > thr, and most of a row is
- * skipped by a branch-free pass over 16 values against thr. The value is
- * (h + b_enc) * ds, each operation rounded as when it was done in place. */
+ * skipped by a branch-free test of 16 values against thr. The value is
+ * (h + b_enc) * ds, each operation rounded as when it was done in place;
+ * in a group of 16 that passes, the values above thr are found from a bit
+ * mask and computed again (keeping the 16 in a stack array and testing
+ * them one by one measured slower). sv/sj: the selection's scratch, 2k
+ * entries. */
 static inline __attribute__((always_inline)) void FN(topk_offer_body)(const REAL *hr, const REAL *b_enc, const REAL *ds,
                                                                        int64_t wdt, int64_t j0, int64_t k, REAL *hv,
-                                                                       int32_t *hi, int64_t *hn, REAL *ht)
+                                                                       int32_t *hi, int64_t *hn, REAL *ht, REAL *sv,
+                                                                       int32_t *sj)
 {
     int64_t n = *hn;
     REAL thr = *ht;
     for (int64_t jj = 0; jj < wdt; jj += 16) {
-        const int64_t e = jj + 16 < wdt ? jj + 16 : wdt;
-        REAL x[16];
+        const int64_t e = wdt - jj < 16 ? wdt - jj : 16;
         int any = 0;
-        for (int64_t q = jj; q < e; q++) {
+        if (e == 16) /* a constant trip count: one vector compare */
+            for (int q = 0; q < 16; q++) {
+                REAL v = hr[jj + q] + b_enc[jj + q];
+                if (ds) v *= ds[jj + q];
+                any |= v > thr;
+            }
+        else any = 1;
+        if (!any) continue;
+        unsigned mask = 0; /* the ones above thr, visited lowest first */
+        for (int q = 0; q < e; q++) {
+            REAL v = hr[jj + q] + b_enc[jj + q];
+            if (ds) v *= ds[jj + q];
+            mask |= (unsigned)(v > thr) << q;
+        }
+        while (mask) {
+            const int64_t q = jj + __builtin_ctz(mask);
+            mask &= mask - 1;
             REAL v = hr[q] + b_enc[q];
             if (ds) v *= ds[q];
-            x[q - jj] = v;
-            any |= v > thr;
-        }
-        if (!any) continue;
-        for (int64_t q = jj; q < e; q++)
-            if (x[q - jj] > thr) {
-                hv[n] = x[q - jj];
-                hi[n] = (int32_t)(j0 + q);
-                if (++n == 2 * k) {
-                    FN(select_k)(hv, hi, n, k, 0);
-                    n = k;
-                    thr = hv[k - 1];
-                }
+            if (!(v > thr)) continue; /* thr rose at a compaction */
+            hv[n] = v;
+            hi[n] = (int32_t)(j0 + q);
+            if (++n == 2 * k) {
+                FN(select_k)(hv, hi, n, k, 0, sv, sj);
+                n = k;
+                thr = hv[k - 1];
             }
+        }
     }
     *hn = n;
     *ht = thr;
 }
 
 SV_MULTIARCH static void FN(topk_offer)(const REAL *hr, const REAL *b_enc, const REAL *ds, int64_t wdt, int64_t j0,
-                                        int64_t k, REAL *hv, int32_t *hi, int64_t *hn, REAL *ht)
+                                        int64_t k, REAL *hv, int32_t *hi, int64_t *hn, REAL *ht, REAL *sv, int32_t *sj)
 {
-    if (ds) FN(topk_offer_body)(hr, b_enc, ds, wdt, j0, k, hv, hi, hn, ht);
-    else FN(topk_offer_body)(hr, b_enc, NULL, wdt, j0, k, hv, hi, hn, ht);
+    if (ds) FN(topk_offer_body)(hr, b_enc, ds, wdt, j0, k, hv, hi, hn, ht, sv, sj);
+    else FN(topk_offer_body)(hr, b_enc, NULL, wdt, j0, k, hv, hi, hn, ht, sv, sj);
 }
 
 /* signed top-k: as topk_offer with |h| as the key (thr is a |h|), the
  * signed value kept; no ReLU. */
 static void FN(topk_offer_abs)(REAL *hr, const REAL *b_enc, int64_t wdt, int64_t j0, int64_t k, REAL *hv, int32_t *hi,
-                               int64_t *hn, REAL *ht)
+                               int64_t *hn, REAL *ht, REAL *sv, int32_t *sj)
 {
     for (int64_t j = 0; j < wdt; j++) hr[j] += b_enc[j];
     int64_t n = *hn;
@@ -172,7 +201,7 @@ static void FN(topk_offer_abs)(REAL *hr, const REAL *b_enc, int64_t wdt, int64_t
             hv[n] = hr[q];
             hi[n] = (int32_t)(j0 + q);
             if (++n == 2 * k) {
-                FN(select_k)(hv, hi, n, k, 1);
+                FN(select_k)(hv, hi, n, k, 1, sv, sj);
                 n = k;
                 thr = SV_ABS(hv[k - 1]);
             }
@@ -275,6 +304,9 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
     int64_t *hn = topk ? w->heap_n + tg * SV_GEMM_ROWS : NULL;
     REAL *ht = topk ? (REAL *)w->heap_t + tg * SV_GEMM_ROWS : NULL;
     sv_fwd_list *sc = topk ? NULL : &w->lists[tg];
+    /* the selection's scratch: this thread's pairs, free until the gather */
+    REAL *sv = topk ? (REAL *)((FN(pair) *)w->pairs + (int64_t)tid * pair_slots(G, k)) : NULL;
+    int32_t *sj = topk ? (int32_t *)(sv + 2 * k) : NULL;
     int64_t *cnt = topk ? NULL : w->panel_cnt + tg * SV_GEMM_ROWS * np;
     if (gmax)
         for (int64_t i = 0; i < rows; i++)
@@ -293,16 +325,16 @@ static int FN(task)(sv_fwd *w, int64_t t, int64_t g, int64_t rows, int tid)
                 FN(groupmax_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, wdt, j0, m / k, hv + i * 2 * k, hi + i * 2 * k);
             else if (absk)
                 FN(topk_offer_abs)(hp + i * SV_GEMM_PANEL, b_enc + j0, wdt, j0, k, hv + i * 2 * k, hi + i * 2 * k,
-                                   &hn[i], &ht[i]);
+                                   &hn[i], &ht[i], sv, sj);
             else
                 FN(topk_offer)(hp + i * SV_GEMM_PANEL, b_enc + j0, ds ? ds + j0 : NULL, wdt, j0, k, hv + i * 2 * k,
-                               hi + i * 2 * k, &hn[i], &ht[i]);
+                               hi + i * 2 * k, &hn[i], &ht[i], sv, sj);
         }
     }
     if (topk && !gmax)
         for (int64_t i = 0; i < rows; i++)
             if (hn[i] > k) {
-                FN(select_k)(hv + i * 2 * k, hi + i * 2 * k, hn[i], k, absk);
+                FN(select_k)(hv + i * 2 * k, hi + i * 2 * k, hn[i], k, absk, sv, sj);
                 hn[i] = k;
             }
     return 0;
@@ -341,7 +373,7 @@ static void FN(gather)(sv_fwd *w, int64_t t, int64_t rows, int tid)
     }
     if (sv_arch_has(s->cfg.arch, SV_AF_TOPK)) {
         const int absk = sv_arch_has(s->cfg.arch, SV_AF_SIGNED);
-        FN(pair) *c = (FN(pair) *)w->pairs + (int64_t)tid * G * k;
+        FN(pair) *c = (FN(pair) *)w->pairs + (int64_t)tid * pair_slots(G, k);
         for (int64_t i = 0; i < rows; i++) {
             int64_t n = 0;
             for (int64_t g = 0; g < G; g++) {
@@ -463,6 +495,14 @@ static int64_t FN(tile_by_latent)(sv_fwd *w, int64_t r0, int64_t rows)
     return nl;
 }
 
+/* One entry into a full strip: a constant trip count and no aliasing, so
+ * the compiler emits the strip's vectors straight, without the checks and
+ * remainder loop a runtime width costs per entry. */
+static inline __attribute__((always_inline)) void FN(axpy_strip)(REAL *restrict a, const REAL *restrict seg, REAL f)
+{
+    for (int i = 0; i < SV_DEC_STRIP; i++) a[i] += f * seg[i];
+}
+
 /* Step 2: output columns [c0, c0 + sw) of the tile's rows, then b_dec and
  * the normalization undone (as decode_row). */
 SV_MULTIARCH static void FN(decode_strip)(const sv_fwd *w, REAL *acc, int64_t r0, int64_t rows, int64_t nl,
@@ -472,6 +512,7 @@ SV_MULTIARCH static void FN(decode_strip)(const sv_fwd *w, REAL *acc, int64_t r0
     const int32_t *lat = w->dec_lat, *ptr = w->dec_ptr, *er = w->dec_row;
     const REAL *ef = w->dec_f;
     memset(acc, 0, (size_t)(rows * SV_DEC_STRIP) * sizeof *acc);
+    const int full = sw == SV_DEC_STRIP;
     /* The segments lie d apart, a page or more on wide SAEs, where the
      * hardware prefetchers stop: fetch a few latents ahead by hand. */
     enum { AHEAD = 6 };
@@ -482,11 +523,14 @@ SV_MULTIARCH static void FN(decode_strip)(const sv_fwd *w, REAL *acc, int64_t r0
             const char *pf = (const char *)(W_dec + (int64_t)lat[q + AHEAD] * d + c0);
             for (int64_t b = 0; b < seg_bytes; b += 64) __builtin_prefetch(pf + b, 0, 0);
         }
-        for (int32_t e = ptr[q]; e < ptr[q + 1]; e++) {
-            REAL *a = acc + (int64_t)er[e] * SV_DEC_STRIP;
-            const REAL f = ef[e];
-            for (int64_t i = 0; i < sw; i++) a[i] += f * seg[i];
-        }
+        if (full)
+            for (int32_t e = ptr[q]; e < ptr[q + 1]; e++) FN(axpy_strip)(acc + (int64_t)er[e] * SV_DEC_STRIP, seg, ef[e]);
+        else
+            for (int32_t e = ptr[q]; e < ptr[q + 1]; e++) {
+                REAL *a = acc + (int64_t)er[e] * SV_DEC_STRIP;
+                const REAL f = ef[e];
+                for (int64_t i = 0; i < sw; i++) a[i] += f * seg[i];
+            }
     }
     for (int64_t r = 0; r < rows; r++) {
         const REAL *a = acc + r * SV_DEC_STRIP;
@@ -556,7 +600,8 @@ static sv_rc FN(run)(sv_fwd *w, const float *x, int64_t n)
     const int64_t d = s->cfg.d_in, G = w->groups;
     const REAL *W_dec = s->W_dec, *b_dec = s->b_dec;
     const int T = sv_fwd_threads;
-    FN(normalize)(w, x, n);
+    const int keep = sizeof(REAL) == sizeof(float) && s->cfg.normalize == SV_NORM_NONE && !s->cfg.apply_b_dec_to_input;
+    FN(normalize)(w, x, n, keep);
     if (w->bf16) round_input(w, n);
     /* The encoder is cut into fixed tiles of SV_GEMM_ROWS rows (counted
      * from the block start; blocks are multiples of SV_GEMM_ROWS and units

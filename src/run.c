@@ -175,6 +175,17 @@ static sv_rc eval_downstream(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     return rc;
 }
 
+/* The first token left out of a unit: its ne evaluated rows so far move
+ * to the gathered buffers (xe, ye), where the later ones follow. */
+static int undense(sv_pass *ps, int dense, int64_t ne)
+{
+    if (!dense) return 0;
+    const int64_t d = ps->st->d_in;
+    memcpy(ps->xe, ps->x, (size_t)(ne * d) * sizeof(float));
+    if (ps->dt > 0) memcpy(ps->ye, ps->y, (size_t)(ne * ps->dt) * sizeof(float));
+    return 0;
+}
+
 /* Evaluate one unit: sequences [s0, s1). */
 static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
 {
@@ -192,13 +203,17 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     int use_mask = ps->n_mask > 0 && st->has_token_ids;
     if ((use_mask || ps->ds_model) && (rc = sv_store_read_token_ids(st, t0, nt, ps->tok)) != SV_OK) return rc;
 
-    /* Gather evaluated tokens; accumulate the dataset's sums in token order. */
+    /* Gather evaluated tokens; accumulate the dataset's sums in token order.
+     * While no token is left out the evaluated rows are the rows read, used
+     * where they are (dense); the first one left out starts the copy. */
     double *sum_x = leaf, *sum_sq = leaf + d;
     int64_t ne = 0, s = s0;
+    int dense = 1;
     for (int64_t t = 0; t < nt; t++) {
         while (t0 + t >= st->seq_offsets[s + 1]) s++;
         if (use_mask && bsearch(&ps->tok[t], ps->mask_ids, (size_t)ps->n_mask, sizeof(int64_t), cmp_i64)) {
             ps->ds_ints[SV_D_MASKED]++;
+            dense = undense(ps, dense, ne);
             continue;
         }
         const float *xr = ps->x + t * d, *yr = dt > 0 ? ps->y + t * dt : NULL;
@@ -215,9 +230,10 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                                bad >= 0 ? (double)xr[bad] : (double)yr[bady], (long long)(t0 + t),
                                (long long)(bad >= 0 ? bad : bady));
             ps->ds_ints[SV_D_NONFINITE]++;
+            dense = undense(ps, dense, ne);
             continue;
         }
-        memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
+        if (!dense) memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
         ps->seq_of[ne] = s;
         ps->tok_of[ne] = t0 + t;
         double ss = 0;
@@ -228,7 +244,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         *sum_sq += ss;
         if (dt > 0) { /* the targets' own sums, for a transcoder's explained variance */
             double *sum_y = leaf + d + 1, *sum_sq_y = sum_y + dt, sy = 0;
-            memcpy(ps->ye + ne * dt, yr, (size_t)dt * sizeof(float));
+            if (!dense) memcpy(ps->ye + ne * dt, yr, (size_t)dt * sizeof(float));
             for (int64_t i = 0; i < dt; i++) {
                 sum_y[i] += yr[i];
                 sy += (double)yr[i] * yr[i];
@@ -243,6 +259,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     if (!mu_b) return sv_fail(SV_EINTERNAL, "out of memory");
     for (int64_t i = 0; i < d; i++) mu_b[i] = sum_x[i] / (double)ne;
     for (int64_t i = 0; i < dt; i++) mu_y[i] = leaf[d + 1 + i] / (double)ne;
+    const float *xe = dense ? ps->x : ps->xe, *ye = dense ? ps->y : ps->ye;
 
     const int64_t R = ps->slots[0].fwd.max_rows; /* block rows (may be lowered by the memory budget) */
     for (int k = 0; k < ps->n_slots; k++) {
@@ -253,7 +270,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
          * transcoder's targets (every reconstruction metric). */
         const int tc = sl->sae.cfg.transcoder;
         const int64_t dr = tc ? dt : d;
-        const float *ref = tc ? ps->ye : ps->xe;
+        const float *ref = tc ? ye : xe;
         const double *mu_r = tc ? mu_y : mu_b;
         int64_t *firing = sl->ints + sv_ints_firing(m), *fired_seq = sl->ints + sv_ints_fired_seq(m);
         int64_t *hist = sl->ints + sv_ints_hist(m);
@@ -262,7 +279,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         if (sl->feat) ps->f_rowptr[0] = 0;
         for (int64_t r0 = 0; r0 < ne; r0 += R) {
             int64_t nb = ne - r0 < R ? ne - r0 : R;
-            if ((rc = sv_fwd_run(&sl->fwd, ps->xe + r0 * d, nb)) != SV_OK) break;
+            if ((rc = sv_fwd_run(&sl->fwd, xe + r0 * d, nb)) != SV_OK) break;
             const sv_fwd *f = &sl->fwd;
             double *rq = ps->rowq; /* [nb][RQ_N] per-row quantities */
             /* Rows are independent: threads compute them in any order... */

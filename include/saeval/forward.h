@@ -25,6 +25,8 @@ typedef struct {
     const sv_sae *sae;
     int64_t max_rows;
     void *in;        /* [max_rows][d_in] working-precision encoder input */
+    const void *ein; /* the block's encoder input: in, or the caller's rows themselves when
+                      * they need no change (float32, no normalization, no b_dec subtracted) */
     int bf16;        /* precision 16: the encoder GEMM on bfloat16 operands (gemm.h) */
     void *in16;      /* bf16: the input rounded (== in when emulated: rounded in place) */
     void *wenc16;    /* bf16: W_enc rounded, [d_in][d_sae] */
