@@ -14,7 +14,10 @@
 typedef struct {
     double *rowmax, *colmax; /* [m] */
     int64_t *rowarg, *colarg; /* [m]: where each maximum was found (m: nowhere yet) */
-    int64_t hist[SV_GEOM_BINS];
+    /* Counts per bin in 4 lanes (column c counts in lane c % 4), added up at
+     * the end: neighbouring pairs mostly fall in the same bin, and one
+     * counter made every increment wait for the one before. */
+    int64_t hist[4][SV_GEOM_BINS];
     int64_t over9, over99;
     sv_pair_cos top[SV_GEOM_TOP]; /* min-heap: top[0] is the worst kept */
     int n_top;
@@ -153,7 +156,10 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, int64_
             bsum[2 * b + 1] += row[i].sum;
         }
     }
-    /* Merge threads: max of maxima, sums of counts, union of top lists. */
+    /* Merge lanes, then threads: max of maxima, sums of counts, union of top lists. */
+    for (int t = 0; t < T; t++)
+        for (int q = 1; q < 4; q++)
+            for (int k = 0; k < SV_GEOM_BINS; k++) acc[t].hist[0][k] += acc[t].hist[q][k];
     for (int t = 1; t < T; t++) {
         for (int64_t j = 0; j < m; j++) {
             if (arg_better(acc[t].rowmax[j], acc[t].rowarg[j], acc[0].rowmax[j], acc[0].rowarg[j])) {
@@ -165,7 +171,7 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, int64_
                 acc[0].colarg[j] = acc[t].colarg[j];
             }
         }
-        for (int k = 0; k < SV_GEOM_BINS; k++) acc[0].hist[k] += acc[t].hist[k];
+        for (int k = 0; k < SV_GEOM_BINS; k++) acc[0].hist[0][k] += acc[t].hist[0][k];
         acc[0].over9 += acc[t].over9;
         acc[0].over99 += acc[t].over99;
         for (int k = 0; k < acc[t].n_top; k++) top_offer(&acc[0], acc[t].top[k].j, acc[t].top[k].l, acc[t].top[k].cos);
@@ -195,7 +201,7 @@ static sv_rc gram_pass(const sv_sae *s, int encoder, int full, int64_t B, int64_
     /* Each block's sums live on exactly one rank; adding zeros is exact, so
      * this MPI_SUM returns every block's value unchanged. */
     MPI_Reduce(bsum, tot, (int)(2 * nb), MPI_DOUBLE, MPI_SUM, 0, comm);
-    MPI_Reduce(acc[0].hist, g->hist, SV_GEOM_BINS, MPI_INT64_T, MPI_SUM, 0, comm);
+    MPI_Reduce(acc[0].hist[0], g->hist, SV_GEOM_BINS, MPI_INT64_T, MPI_SUM, 0, comm);
     MPI_Reduce(&acc[0].over9, &g->pairs_over_0_9, 1, MPI_INT64_T, MPI_SUM, 0, comm);
     MPI_Reduce(&acc[0].over99, &g->pairs_over_0_99, 1, MPI_INT64_T, MPI_SUM, 0, comm);
     mine = sv_calloc(SV_GEOM_TOP, sizeof *mine);

@@ -104,7 +104,7 @@ static void FN(scan_block)(const REAL *W, int64_t m, int64_t d, int transposed, 
                     g.sum_abs += fabs(v);
                     g.sum += v;
                     int b = (int)floor((v + 1.0) * (SV_GEOM_BINS / 2.0));
-                    a->hist[b < 0 ? 0 : b >= SV_GEOM_BINS ? SV_GEOM_BINS - 1 : b]++;
+                    a->hist[c & 3][b < 0 ? 0 : b >= SV_GEOM_BINS ? SV_GEOM_BINS - 1 : b]++;
                     if (v > 0.9) a->over9++;
                     if (v > 0.99) a->over99++;
                     if (a->n_top < SV_GEOM_TOP || v >= a->top[0].cos) top_offer(a, j, l, v);
