@@ -175,15 +175,14 @@ static sv_rc eval_downstream(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     return rc;
 }
 
-/* The first token left out of a unit: its ne evaluated rows so far move
- * to the gathered buffers (xe, ye), where the later ones follow. */
-static int undense(sv_pass *ps, int dense, int64_t ne)
+/* The first token left out of a unit (ne == t: every row before it was
+ * kept): those ne rows move to the gathered buffers (xe, ye), where the
+ * later ones follow. */
+static void gather_prefix(sv_pass *ps, int64_t ne)
 {
-    if (!dense) return 0;
     const int64_t d = ps->st->d_in;
     memcpy(ps->xe, ps->x, (size_t)(ne * d) * sizeof(float));
     if (ps->dt > 0) memcpy(ps->ye, ps->y, (size_t)(ne * ps->dt) * sizeof(float));
-    return 0;
 }
 
 /* Evaluate one unit: sequences [s0, s1). */
@@ -204,16 +203,15 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     if ((use_mask || ps->ds_model) && (rc = sv_store_read_token_ids(st, t0, nt, ps->tok)) != SV_OK) return rc;
 
     /* Gather evaluated tokens; accumulate the dataset's sums in token order.
-     * While no token is left out the evaluated rows are the rows read, used
-     * where they are (dense); the first one left out starts the copy. */
+     * While no token is left out (ne == t) the evaluated rows are the rows
+     * read, used where they are; the first one left out starts the copy. */
     double *sum_x = leaf, *sum_sq = leaf + d;
     int64_t ne = 0, s = s0;
-    int dense = 1;
     for (int64_t t = 0; t < nt; t++) {
         while (t0 + t >= st->seq_offsets[s + 1]) s++;
         if (use_mask && bsearch(&ps->tok[t], ps->mask_ids, (size_t)ps->n_mask, sizeof(int64_t), cmp_i64)) {
             ps->ds_ints[SV_D_MASKED]++;
-            dense = undense(ps, dense, ne);
+            if (ne == t) gather_prefix(ps, ne);
             continue;
         }
         const float *xr = ps->x + t * d, *yr = dt > 0 ? ps->y + t * dt : NULL;
@@ -230,10 +228,10 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
                                bad >= 0 ? (double)xr[bad] : (double)yr[bady], (long long)(t0 + t),
                                (long long)(bad >= 0 ? bad : bady));
             ps->ds_ints[SV_D_NONFINITE]++;
-            dense = undense(ps, dense, ne);
+            if (ne == t) gather_prefix(ps, ne);
             continue;
         }
-        if (!dense) memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
+        if (ne != t) memcpy(ps->xe + ne * d, xr, (size_t)d * sizeof(float));
         ps->seq_of[ne] = s;
         ps->tok_of[ne] = t0 + t;
         double ss = 0;
@@ -244,7 +242,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
         *sum_sq += ss;
         if (dt > 0) { /* the targets' own sums, for a transcoder's explained variance */
             double *sum_y = leaf + d + 1, *sum_sq_y = sum_y + dt, sy = 0;
-            if (!dense) memcpy(ps->ye + ne * dt, yr, (size_t)dt * sizeof(float));
+            if (ne != t) memcpy(ps->ye + ne * dt, yr, (size_t)dt * sizeof(float));
             for (int64_t i = 0; i < dt; i++) {
                 sum_y[i] += yr[i];
                 sy += (double)yr[i] * yr[i];
@@ -259,7 +257,7 @@ static sv_rc eval_unit(sv_pass *ps, int64_t s0, int64_t s1, double *leaf)
     if (!mu_b) return sv_fail(SV_EINTERNAL, "out of memory");
     for (int64_t i = 0; i < d; i++) mu_b[i] = sum_x[i] / (double)ne;
     for (int64_t i = 0; i < dt; i++) mu_y[i] = leaf[d + 1 + i] / (double)ne;
-    const float *xe = dense ? ps->x : ps->xe, *ye = dense ? ps->y : ps->ye;
+    const float *xe = ne == nt ? ps->x : ps->xe, *ye = ne == nt ? ps->y : ps->ye;
 
     const int64_t R = ps->slots[0].fwd.max_rows; /* block rows (may be lowered by the memory budget) */
     for (int k = 0; k < ps->n_slots; k++) {
