@@ -62,6 +62,57 @@ SV_MULTIARCH static void FN(unit_rows)(const REAL *W, int64_t rows, int64_t d, i
     }
 }
 
+/* Column maxima of one Gram row's segment: column l keeps the best (v, j)
+ * (arg_better) whatever order the rows come in. Branch-free, so that the
+ * clones vectorize it. */
+SV_MULTIARCH static void FN(col_update)(const REAL *cr, int64_t n, int64_t j, double *cm, int64_t *ca)
+{
+    for (int64_t c = 0; c < n; c++) {
+        const double v = cr[c];
+        const int t = (v > cm[c]) | ((v == cm[c]) & (j < ca[c]));
+        cm[c] = t ? v : cm[c];
+        ca[c] = t ? j : ca[c];
+    }
+}
+
+/* The row's own state over the segment (columns l0, l0 + 1, ...): its
+ * maximum (the first on ties: l ascends), and with full the sums (added in
+ * column order), the histogram, the counts over 0.9 and 0.99 and the top
+ * pairs. */
+static void FN(row_update)(const REAL *cr, int64_t n, int64_t j, int64_t l0, int full, sv_grow *g, sv_gacc *a)
+{
+    double mx = g->max;
+    int64_t am = g->arg;
+    if (!full) {
+        for (int64_t c = 0; c < n; c++)
+            if (cr[c] > mx) { mx = cr[c]; am = l0 + c; }
+        g->max = mx;
+        g->arg = am;
+        return;
+    }
+    double sa = g->sum_abs, su = g->sum;
+    int64_t o9 = 0, o99 = 0;
+    for (int64_t c = 0; c < n; c++) {
+        const double v = cr[c];
+        if (v > mx) { mx = v; am = l0 + c; }
+        sa += fabs(v);
+        su += v;
+        /* floor for x >= 0 is the truncation; below 0 (and NaN) it is bin 0 */
+        const double x = (v + 1.0) * (SV_GEOM_BINS / 2.0);
+        const int b = !(x >= 0) ? 0 : x >= SV_GEOM_BINS ? SV_GEOM_BINS - 1 : (int)x;
+        a->hist[(l0 + c) & 3][b]++;
+        o9 += v > 0.9;
+        o99 += v > 0.99;
+        if (a->n_top < SV_GEOM_TOP || v >= a->top[0].cos) top_offer(a, j, l0 + c, v);
+    }
+    a->over9 += o9;
+    a->over99 += o99;
+    g->max = mx;
+    g->arg = am;
+    g->sum_abs = sa;
+    g->sum = su;
+}
+
 /* Row block [r0, r1) against latents [r0, m), SV_GRAM_PANEL columns per
  * GEMM call. The threads fill one panel each (its unit rows, then C = the
  * block's unit rows x the panel's), then share the block's rows to fold
@@ -88,29 +139,15 @@ static void FN(scan_block)(const REAL *W, int64_t m, int64_t d, int transposed, 
         for (int64_t i = 0; i < nr; i++) {
             sv_gacc *a = &acc[omp_get_thread_num()];
             const int64_t j = r0 + i;
-            sv_grow g = row[i];
-            /* Columns after the diagonal: the pairs j < l. Row j is scanned
-             * once, l ascending, so '>' keeps the lower l on ties; a column
-             * hears from many rows (threads, ranks) and says so explicitly. */
+            /* Columns after the diagonal: the pairs j < l, l ascending. */
             for (int64_t q = 0; q < pn; q++) {
                 const int64_t c0 = (p0 + q) * panel, w = nc - c0 < panel ? nc - c0 : panel;
-                const REAL *cr = Cp[q] + i * panel;
-                for (int64_t c = i + 1 > c0 ? i + 1 - c0 : 0; c < w; c++) {
-                    const double v = cr[c];
-                    const int64_t l = r0 + c0 + c;
-                    if (v > g.max) { g.max = v; g.arg = l; }
-                    if (arg_better(v, j, a->colmax[l], a->colarg[l])) { a->colmax[l] = v; a->colarg[l] = j; }
-                    if (!full) continue;
-                    g.sum_abs += fabs(v);
-                    g.sum += v;
-                    int b = (int)floor((v + 1.0) * (SV_GEOM_BINS / 2.0));
-                    a->hist[c & 3][b < 0 ? 0 : b >= SV_GEOM_BINS ? SV_GEOM_BINS - 1 : b]++;
-                    if (v > 0.9) a->over9++;
-                    if (v > 0.99) a->over99++;
-                    if (a->n_top < SV_GEOM_TOP || v >= a->top[0].cos) top_offer(a, j, l, v);
-                }
+                const int64_t cs = i + 1 > c0 ? i + 1 - c0 : 0, l0 = r0 + c0 + cs;
+                if (cs >= w) continue;
+                const REAL *cr = Cp[q] + i * panel + cs;
+                FN(col_update)(cr, w - cs, j, a->colmax + l0, a->colarg + l0);
+                FN(row_update)(cr, w - cs, j, l0, full, &row[i], a);
             }
-            row[i] = g;
         }
     }
 }
