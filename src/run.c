@@ -606,6 +606,8 @@ typedef struct {
     sv_run_stats *stats;
     uint64_t weight_bytes;  /* SAE file bytes loaded by this rank */
     int weight_loads;
+    /* Seconds of the run's steps on this rank, for run.log's breakdown. */
+    double t_setup, t_load, t_geom, t_init, t_pass, t_free, t_summary;
     /* Pair claims (rank 0): which pairs this run holds, and how many it left
      * to another run working on the same output directory. */
     char *claim_dir;
@@ -803,6 +805,7 @@ static void check_fwd_bytes(sv_runner *r, int n)
 
 static void free_slots(sv_runner *r, int n)
 {
+    const double t = sv_now();
     check_fwd_bytes(r, n);
     for (int k = 0; k < n; k++) {
         sv_fwd_free(&r->slots[k].fwd);
@@ -817,6 +820,7 @@ static void free_slots(sv_runner *r, int n)
      * without page faults; a pass's memory goes back to the system here,
      * and the next pass starts within its own budget. */
     malloc_trim(0);
+    r->t_free += sv_now() - t;
 }
 
 /* Bytes of an SAE's files as its format lists them (what a load reads). */
@@ -847,10 +851,12 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
         }
         sv_slot *sl = &r->slots[*n];
         memset(sl, 0, sizeof *sl);
+        double t = sv_now();
         sv_rc e = sv_sae_load(&sl->sae, cfg->saes[i].path, cfg->precision, cfg->saes[i].has_scale,
                               cfg->saes[i].scaling_factor);
         if (e == SV_OK && cfg->saes[i].transcoder) e = sv_sae_declare_transcoder(&sl->sae.cfg, cfg->saes[i].path);
         e = sv_agree(e, r->comm);
+        r->t_load += sv_now() - t;
         if (e == SV_EINPUT) {
             sv_sae_free(&sl->sae);
             r->failed_sae[i] = 1;
@@ -864,12 +870,15 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
         sv_format_for(cfg->saes[i].path)->identity(cfg->saes[i].path, add_file_size, &r->weight_bytes);
         r->weight_loads++;
         if (!r->geom[i] && cfg->geometry) { /* once per SAE, whatever the number of datasets */
+            t = sv_now();
             r->geom[i] = sv_calloc(1, sizeof **r->geom);
             rc = r->geom[i] ? sv_geometry_compute(&sl->sae, 0, r->comm, r->geom[i]) : SV_EINTERNAL;
+            r->t_geom += sv_now() - t;
             if ((rc = sv_agree(rc, r->comm)) != SV_OK) { (*n)++; break; }
         }
         sl->geom = r->geom[i];
         sl->id = pl->ids[i];
+        t = sv_now();
         rc = sv_fwd_init(&sl->fwd, &sl->sae, pl->block_rows);
         if (rc == SV_OK) {
             int64_t m = sl->sae.cfg.d_sae;
@@ -878,6 +887,7 @@ static sv_rc load_pass(sv_runner *r, int j, int pass, int *n)
             if (!sl->ints || !sl->last_seq) rc = SV_EINTERNAL;
         }
         r->sae_of[(*n)++] = i;
+        r->t_init += sv_now() - t;
         rc = sv_agree(rc, r->comm);
     }
     return rc;
@@ -931,7 +941,9 @@ static sv_rc evaluate_resident(sv_runner *r)
             pos[m++] = k;
         }
         if (m > 0) {
+            const double t = sv_now();
             rc = run_pass(&r->cfg, pl, j, sub, m, sub_of, r->out_dir, r->comm, r->log, &r->pg, 1, 1, r->opts, r->stats);
+            r->t_pass += sv_now() - t;
             for (int q = 0; q < m; q++) r->slots[pos[q]] = sub[q]; /* buffers may have grown */
             if (rc == SV_EINPUT) {
                 r->any_failed = 1;
@@ -963,8 +975,10 @@ static sv_rc evaluate(sv_runner *r)
             int n = 0;
             rc = load_pass(r, j, pass, &n);
             if (rc == SV_OK && n > 0) {
+                const double t = sv_now();
                 rc = run_pass(&r->cfg, pl, j, r->slots, n, r->sae_of, r->out_dir, r->comm, r->log, &r->pg, pass,
                               pl->n_pass[j], r->opts, r->stats);
+                r->t_pass += sv_now() - t;
                 if (rc == SV_EINPUT) {
                     /* Bad data in this store (non-finite values, all masked):
                      * its pairs fail, the other datasets go on. */
@@ -1040,10 +1054,13 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
     const double t0 = sv_now();
 
     rc = setup(&r);
+    r.t_setup = sv_now() - t0;
     if (rc == SV_OK) {
         announce(&r);
         rc = evaluate(&r);
+        const double t = sv_now();
         if (rc == SV_OK) rc = summarize(&r);
+        r.t_summary = sv_now() - t;
     }
 
     if (r.claim_dir) { /* rank 0: whatever is still claimed goes, then the heartbeat */
@@ -1055,6 +1072,10 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
         /* Per rank, next to the store bytes of the pass lines (those are all ranks'). */
         fprintf(r.log, "SAE weights: %d loads, %llu bytes read per rank\n", r.weight_loads,
                 (unsigned long long)r.weight_bytes);
+        /* Where rank 0's time went: the dataset passes against the rest. */
+        fprintf(r.log, "rank 0 seconds: setup %.3f, SAE loads %.3f, geometry %.3f, forward buffers %.3f, dataset passes "
+                "%.3f, releasing passes %.3f, summaries %.3f\n", r.t_setup, r.t_load, r.t_geom, r.t_init, r.t_pass,
+                r.t_free, r.t_summary);
         fprintf(r.log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", sv_now() - t0);
         fclose(r.log);
     }

@@ -14,6 +14,15 @@ bytes=$(cat "$saes"/*/* | wc -c)
 line=$(grep 'SAE weights:' "$work/out/run.log" | tail -1)
 echo "run.log: $line; expected $n loads, $bytes bytes"
 [ "$line" = "SAE weights: $n loads, $bytes bytes read per rank" ] || { echo "FAIL"; exit 1; }
+# Rank 0's time by step: the steps add up to no more than the whole run, and
+# the dataset passes take at least what the pass lines report for themselves.
+awk '/^rank 0 seconds:/ { n++; gsub(/,/, ""); for (i = 4; i <= NF; i++) if ($i ~ /^[0-9.]+$/) { sum += $i; k++ }
+                          for (i = 4; i <= NF; i++) if ($i == "passes" && $(i-1) == "dataset") passes = $(i+1) }
+     / bytes read, [0-9.]+ s$/ { lines += $(NF-1) }
+     /^finished after/ { total = $3 }
+     END { printf "steps %d numbers, sum %.3f, passes %.3f, pass lines %.3f, run %.3f\n", k, sum, passes, lines, total;
+           exit !(n == 1 && k == 7 && sum <= total + 0.01 && passes + 0.01 >= lines && lines > 0) }' "$work/out/run.log" \
+    || { echo "FAIL: run.log's step breakdown"; grep -E '^rank 0 seconds|bytes read,|^finished' "$work/out/run.log"; exit 1; }
 # A rerun with nothing to do loads nothing.
 $mpiexec $flags -np 2 "$saeval" run "$cfg" --output-dir "$work/out" --quiet --no-table || { echo "rerun failed"; exit 1; }
 line=$(grep 'SAE weights:' "$work/out/run.log" | tail -1)
