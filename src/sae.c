@@ -1,8 +1,10 @@
 /* The in-memory SAE: architecture/normalization names, derived per-latent
  * values, freeing. Reading SAEs from disk is the formats' job (format.h). */
 #include "saeval/sae.h"
+#include "multiarch.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +42,7 @@ const char *sv_norm_name(sv_norm n) { return (unsigned)n < 4 ? norm_names[n] : "
         }                                                                      \
     } while (0)
 
-static void compute_norms(sv_sae *s, double *dot)
+SV_MULTIARCH static void compute_norms(sv_sae *s, double *dot)
 {
     size_t ni = (size_t)s->cfg.d_in, ns = (size_t)s->cfg.d_sae, no = (size_t)sv_cfg_d_out(&s->cfg);
     double *en = s->enc_norm, *dn = s->dec_norm;
@@ -51,6 +53,43 @@ static void compute_norms(sv_sae *s, double *dot)
         dn[j] = sqrt(dn[j]);
         s->enc_dec_cos[j] = (en[j] > 0 && dn[j] > 0) ? dot[j] / (en[j] * dn[j]) : 0.0;
     }
+}
+
+/* Whether any of n values is NaN or infinite: all exponent bits set. An OR
+ * over bit tests, so that the clones vectorize it. */
+SV_MULTIARCH static int any_nonfinite_f32(const float *p, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, p + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad != 0;
+}
+
+SV_MULTIARCH static int any_nonfinite_f64(const double *p, size_t n)
+{
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, p + i, sizeof u);
+        bad |= (u & 0x7ff0000000000000u) == 0x7ff0000000000000u;
+    }
+    return bad != 0;
+}
+
+size_t sv_first_nonfinite(const void *p, size_t n, int precision)
+{
+    enum { BLOCK = 1 << 16 };
+    for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
+        const size_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+        if (precision == 32 ? !any_nonfinite_f32((const float *)p + i0, m) : !any_nonfinite_f64((const double *)p + i0, m))
+            continue;
+        for (size_t i = i0; i < i0 + m; i++) /* the block that has one: where */
+            if (!isfinite(precision == 32 ? (double)((const float *)p)[i] : ((const double *)p)[i])) return i;
+    }
+    return n;
 }
 
 sv_rc sv_sae_derive(sv_sae *s)

@@ -522,6 +522,54 @@ static void flat_topk_load(void)
     free_weights(&w);
 }
 
+/* sv_first_nonfinite against a plain scan that uses no isfinite: NaN is
+ * the value unequal to itself, the infinities compare equal to INFINITY.
+ * Sizes around its 65536-value blocks; finite extremes (the largest,
+ * subnormals, -0) must pass, and NaN, +inf and -inf be found wherever they are. */
+static size_t plain_first_bad(const void *p, size_t n, int precision)
+{
+    for (size_t i = 0; i < n; i++) {
+        const double v = precision == 32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+        if (v != v || v == INFINITY || v == -INFINITY) return i;
+    }
+    return n;
+}
+
+static void first_nonfinite(void)
+{
+    const size_t sizes[] = {0, 1, 7, 65535, 65536, 65537, 200001};
+    const double specials[] = {NAN, INFINITY, -INFINITY};
+    const double extremes[] = {3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, -0.0, 1.7976931348623157e308};
+    for (int prec = 32; prec <= 64; prec += 32) {
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            const size_t n = sizes[si], es = prec == 32 ? sizeof(float) : sizeof(double);
+            void *p = malloc((n ? n : 1) * es);
+            for (size_t i = 0; i < n; i++) {
+                double v = urand() * 2 - 1;
+                if (i % 977 == 0) v = extremes[(i / 977) % (prec == 32 ? 5 : 6)];
+                if (prec == 32) ((float *)p)[i] = (float)v;
+                else ((double *)p)[i] = v;
+            }
+            size_t got = sv_first_nonfinite(p, n, prec), want = plain_first_bad(p, n, prec);
+            CHECK(got == n && want == n, "first_nonfinite p%d n %zu, all finite: %zu (plain scan %zu)", prec, n, got, want);
+            for (int t = 0; n > 0 && t < 12; t++) {
+                const size_t a = (size_t)(urand() * (double)n) % n, b = t % 3 == 0 ? a : (size_t)(urand() * (double)n) % n;
+                const double sa = specials[t % 3], sb = specials[(t + 1) % 3];
+                double ka, kb; /* the values they replace */
+                if (prec == 32) { ka = ((float *)p)[a]; kb = ((float *)p)[b]; ((float *)p)[a] = (float)sa; ((float *)p)[b] = (float)sb; }
+                else { ka = ((double *)p)[a]; kb = ((double *)p)[b]; ((double *)p)[a] = sa; ((double *)p)[b] = sb; }
+                got = sv_first_nonfinite(p, n, prec);
+                want = plain_first_bad(p, n, prec);
+                CHECK(got == want && want == (a < b ? a : b), "first_nonfinite p%d n %zu, bad at %zu and %zu: %zu (plain scan %zu)",
+                      prec, n, a, b, got, want);
+                if (prec == 32) { ((float *)p)[b] = (float)kb; ((float *)p)[a] = (float)ka; }
+                else { ((double *)p)[b] = kb; ((double *)p)[a] = ka; }
+            }
+            free(p);
+        }
+    }
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "/tmp/sv_sae_XXXXXX");
@@ -530,6 +578,7 @@ int main(void)
     memset(&zero, 0, sizeof zero);
     sv_sae_free(&zero); /* safe on a zeroed struct */
 
+    first_nonfinite();
     cfg_ok();
     cfg_errors();
     load_all();

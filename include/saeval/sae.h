@@ -54,6 +54,9 @@ typedef struct {
     uint64_t weights_bytes; /* size of the weights file */
 } sv_sae;
 
+/* Index of the first NaN or infinite value among n floats (precision 32)
+ * or doubles (64), n when there is none. */
+size_t sv_first_nonfinite(const void *p, size_t n, int precision);
 /* Fill dec_norm, enc_norm and enc_dec_cos from the loaded weights. */
 sv_rc sv_sae_derive(sv_sae *s);
 void sv_sae_free(sv_sae *s);
