@@ -57,27 +57,20 @@ SV_MULTIARCH static void compute_norms(sv_sae *s, double *dot)
 
 /* Whether any of n values is NaN or infinite: all exponent bits set. An OR
  * over bit tests, so that the clones vectorize it. */
-SV_MULTIARCH static int any_nonfinite_f32(const float *p, size_t n)
-{
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, p + i, sizeof u);
-        bad |= (u & 0x7f800000u) == 0x7f800000u;
+#define ANY_NONFINITE(name, T, U, EXP)                 \
+    SV_MULTIARCH static int name(const T *p, size_t n) \
+    {                                                  \
+        U bad = 0;                                     \
+        for (size_t i = 0; i < n; i++) {               \
+            U u;                                       \
+            memcpy(&u, p + i, sizeof u);               \
+            bad |= (u & (EXP)) == (EXP);               \
+        }                                              \
+        return bad != 0;                               \
     }
-    return bad != 0;
-}
-
-SV_MULTIARCH static int any_nonfinite_f64(const double *p, size_t n)
-{
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t u;
-        memcpy(&u, p + i, sizeof u);
-        bad |= (u & 0x7ff0000000000000u) == 0x7ff0000000000000u;
-    }
-    return bad != 0;
-}
+ANY_NONFINITE(any_nonfinite_f32, float, uint32_t, 0x7f800000u)
+ANY_NONFINITE(any_nonfinite_f64, double, uint64_t, 0x7ff0000000000000u)
+#undef ANY_NONFINITE
 
 size_t sv_first_nonfinite(const void *p, size_t n, int precision)
 {
