@@ -239,11 +239,11 @@ static sv_rc load_tensor(const sv_st_file *f, const char *name, int ndim, int64_
     if (rc != SV_OK) { free(p); return rc; }
     /* A NaN or Inf weight would poison every token's metrics silently
      * (and a float64 value can overflow float32). */
-    const size_t i = sv_first_nonfinite(p, numel, precision);
-    if (i < numel) {
-        const double v = precision == 32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+    const size_t bad = sv_first_nonfinite(p, numel, precision);
+    if (bad < numel) {
+        const double v = precision == 32 ? (double)((const float *)p)[bad] : ((const double *)p)[bad];
         free(p);
-        return sv_fail(SV_EINPUT, "%s: tensor %s: non-finite value (%g) at flat index %zu%s", f->path, name, v, i,
+        return sv_fail(SV_EINPUT, "%s: tensor %s: non-finite value (%g) at flat index %zu%s", f->path, name, v, bad,
                        precision == 32 && t->dtype == SV_DT_F64 ? " (after conversion to float32)" : "");
     }
     for (size_t i = 1; scalar && i < full; i++) {

@@ -100,10 +100,10 @@ static sv_rc need(src_t *s, const char *name, int ndim, int64_t *d0, int64_t *d1
     if (!v) return SV_EINTERNAL;
     sv_rc rc = src_read(s, name, v);
     if (rc != SV_OK) { free(v); return rc; }
-    const size_t i = sv_first_nonfinite(v, n, 64);
-    if (i < n) {
+    const size_t bad = sv_first_nonfinite(v, n, 64);
+    if (bad < n) {
         free(v);
-        return sv_fail(SV_EINPUT, "%s: tensor '%s': value %zu is not finite", s->path, name, i);
+        return sv_fail(SV_EINPUT, "%s: tensor '%s': value %zu is not finite", s->path, name, bad);
     }
     *out = v;
     return SV_OK;
@@ -727,9 +727,9 @@ sv_rc sv_native_fill_sae(sv_native *n, const char *path, sv_sae *s)
         void *arrs[] = {s->W_enc, s->b_enc, s->W_dec, s->b_dec, s->threshold, s->b_gate, s->r_mag, s->b_mag, s->W_skip};
         size_t lens[] = {di * ds, ds, ds * dout, dout, ds, ds, ds, ds, dout * di};
         for (size_t a = 0; a < 9; a++) {
-            const size_t i = arrs[a] ? sv_first_nonfinite(arrs[a], lens[a], 32) : lens[a];
-            if (i < lens[a])
-                return sv_fail(SV_EINPUT, "%s: a weight overflows float32 (array %zu, index %zu)", path, a, i);
+            const size_t bad = arrs[a] ? sv_first_nonfinite(arrs[a], lens[a], 32) : lens[a];
+            if (bad < lens[a])
+                return sv_fail(SV_EINPUT, "%s: a weight overflows float32 (array %zu, index %zu)", path, a, bad);
         }
     }
     return SV_OK;
