@@ -23,6 +23,12 @@ awk '/^rank 0 seconds:/ { n++; gsub(/,/, ""); for (i = 4; i <= NF; i++) if ($i ~
      END { printf "steps %d numbers, sum %.3f, passes %.3f, pass lines %.3f, run %.3f\n", k, sum, passes, lines, total;
            exit !(n == 1 && k == 7 && sum <= total + 0.01 && passes + 0.01 >= lines && lines > 0) }' "$work/out/run.log" \
     || { echo "FAIL: run.log's step breakdown"; grep -E '^rank 0 seconds|bytes read,|^finished' "$work/out/run.log"; exit 1; }
+# Rank 0's memory: its peak RSS holds at least the weights it read (every SAE
+# is resident at once here), and a run takes page faults.
+awk -v bytes="$bytes" '/^rank 0 memory: peak RSS [0-9.]+ MiB, page faults [0-9]+ minor, [0-9]+ major$/ { n++; rss = $6; minor = $10 }
+     END { printf "peak RSS %.1f MiB against weights %.1f MiB, %d minor faults\n", rss, bytes / 1048576, minor;
+           exit !(n == 1 && rss * 1048576 >= bytes && minor > 0) }' "$work/out/run.log" \
+    || { echo "FAIL: run.log's memory line"; grep -E '^rank 0 memory|^SAE weights' "$work/out/run.log"; exit 1; }
 # A rerun with nothing to do loads nothing.
 $mpiexec $flags -np 2 "$saeval" run "$cfg" --output-dir "$work/out" --quiet --no-table || { echo "rerun failed"; exit 1; }
 line=$(grep 'SAE weights:' "$work/out/run.log" | tail -1)
