@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "saeval/config.h"
@@ -71,4 +72,24 @@ void sv_env_log_gemm(FILE *log, int precision, double encoder_flops, int64_t k)
         sv_clear_error();
     }
     fflush(log);
+}
+
+long sv_env_peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
+void sv_env_log_memory(FILE *log)
+{
+    struct rusage ru;
+    const long kib = sv_env_peak_rss_kib();
+    if (kib < 0 || getrusage(RUSAGE_SELF, &ru) != 0) return;
+    fprintf(log, "rank 0 memory: peak RSS %.1f MiB, page faults %ld minor, %ld major\n", (double)kib / 1024.0,
+            ru.ru_minflt, ru.ru_majflt);
 }

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "saeval/agree.h"
@@ -1077,13 +1076,7 @@ sv_rc sv_run(const char *config_path, const sv_run_opts *opts, MPI_Comm comm, sv
         fprintf(r.log, "rank 0 seconds: setup %.3f, SAE loads %.3f, geometry %.3f, forward buffers %.3f, dataset passes "
                 "%.3f, releasing passes %.3f, summaries %.3f\n", r.t_setup, r.t_load, r.t_geom, r.t_init, r.t_pass,
                 r.t_free, r.t_summary);
-        /* Memory a run touches first costs page faults and zeroing, which
-         * on some VMs (the host backing each page again) weighs like a
-         * step of its own: the peak footprint and the faults say how much. */
-        struct rusage ru;
-        if (getrusage(RUSAGE_SELF, &ru) == 0)
-            fprintf(r.log, "rank 0 memory: peak RSS %.1f MiB, page faults %ld minor, %ld major\n",
-                    (double)ru.ru_maxrss / 1024.0, ru.ru_minflt, ru.ru_majflt);
+        sv_env_log_memory(r.log);
         fprintf(r.log, "%s after %.3f s\n", rc == SV_OK ? "finished" : "failed", sv_now() - t0);
         fclose(r.log);
     }

@@ -24,4 +24,12 @@ void sv_env_log_header(FILE *log, const char *config_path, int shard, int n_shar
  * each OpenBLAS kernel's rate on k-deep tiles and the fastest. */
 void sv_env_log_gemm(FILE *log, int precision, double encoder_flops, int64_t k);
 
+/* This process's peak RSS in KiB (VmHWM, which writing 5 to
+ * /proc/self/clear_refs resets), -1 when unknown. */
+long sv_env_peak_rss_kib(void);
+/* run.log: this rank's peak RSS and page faults. Memory touched for the
+ * first time costs faults and zeroing, which on some VMs (the host backing
+ * each page again) weighs like a step of its own. */
+void sv_env_log_memory(FILE *log);
+
 #endif

@@ -39,6 +39,7 @@
 #include "saeval/sae.h"
 #include "saeval/store.h"
 #include "benchutil.h"
+#include "saeval/env.h"
 #include "synthwrite.h"
 
 static double now_s(void) { return MPI_Wtime(); }
@@ -353,7 +354,7 @@ int sv_bench(const sv_bench_opts *opt, MPI_Comm comm)
         sv_run_stats st;
         memset(&st, 0, sizeof st);
         rc = time_eval(cfg, 1, comm, &te, &st);
-        long peak = sv_bench_hwm_kib(), peak_max = 0;
+        long peak = sv_env_peak_rss_kib(), peak_max = 0;
         MPI_Reduce(&peak, &peak_max, 1, MPI_LONG, MPI_MAX, 0, comm);
         if (rc == SV_OK && rank == 0) {
             const double mib = 1 << 20, weights = 2.0 * DB * MB * 4 / mib, block = 1024.0 * MB * 4 / mib;

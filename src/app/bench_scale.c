@@ -27,6 +27,7 @@
 #include "saeval/run.h"
 #include "saeval/store.h"
 #include "benchutil.h"
+#include "saeval/env.h"
 #include "synthwrite.h"
 
 static uint64_t rs = 0x2545f4914f6cdd1dull;
@@ -41,7 +42,7 @@ static void hwm_reset(void)
 /* Largest peak RSS over the ranks, MiB. */
 static double hwm_max_mib(MPI_Comm comm)
 {
-    long mine = sv_bench_hwm_kib(), mx = 0;
+    long mine = sv_env_peak_rss_kib(), mx = 0;
     MPI_Allreduce(&mine, &mx, 1, MPI_LONG, MPI_MAX, comm);
     return (double)mx / 1024.0;
 }
@@ -217,12 +218,12 @@ int sv_bench_scale(const char *tmpdir, int quick, int keep, int n_saes, MPI_Comm
         const int gm = 1024, gn = 2048, gk = (int)D;
         float *a = calloc((size_t)gm * gk, sizeof(float)), *b = calloc((size_t)gk * gn, sizeof(float));
         float *cc = calloc((size_t)gm * gn, sizeof(float));
-        long before = sv_bench_hwm_kib();
+        long before = sv_env_peak_rss_kib();
         if (a && b && cc) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, gm, gn, gk, 1, a, gk, b, gn, 0, cc, gn);
         free(a); free(b); free(cc);
         /* The operands are the evaluator's (budgeted) tiles: count only what
          * the GEMM added beyond them. */
-        double extra = (double)(sv_bench_hwm_kib() - before) / 1024.0 - 4.0 * ((double)gm * gk + (double)gk * gn + (double)gm * gn) / (1 << 20);
+        double extra = (double)(sv_env_peak_rss_kib() - before) / 1024.0 - 4.0 * ((double)gm * gk + (double)gk * gn + (double)gm * gn) / (1 << 20);
         double ex_max = 0;
         if (extra < 0) extra = 0;
         MPI_Allreduce(&extra, &ex_max, 1, MPI_DOUBLE, MPI_MAX, comm);

@@ -1,19 +1,6 @@
 /* Helpers shared by the benchmarks; see benchutil.h. */
 #include "benchutil.h"
 
-#include <stdio.h>
-
-long sv_bench_hwm_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld", &v) == 1) break;
-    if (f) fclose(f);
-    return v;
-}
-
 double sv_bench_urand(uint64_t *state)
 {
     uint64_t x = *state;

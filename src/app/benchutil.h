@@ -3,8 +3,6 @@
 #define SAEVAL_BENCHUTIL_H
 #include <stdint.h>
 
-/* VmHWM of this process (KiB), -1 when unknown: the benchmarks' peak RSS. */
-long sv_bench_hwm_kib(void);
 /* Uniform [0, 1) from a xorshift64 state: benchmark data only has to be
  * realistic in scale, not in structure. */
 double sv_bench_urand(uint64_t *state);
